@@ -1,0 +1,10 @@
+# -DPROXY_SANITIZE=address,undefined or -DPROXY_SANITIZE=thread applies to every target, protobuf
+# code included, so reports cover the whole binary we ship.
+if(PROXY_SANITIZE)
+  if(PROXY_SANITIZE MATCHES "thread" AND PROXY_SANITIZE MATCHES "address")
+    message(FATAL_ERROR "thread and address sanitizers cannot be combined")
+  endif()
+  add_compile_options(-fsanitize=${PROXY_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=${PROXY_SANITIZE})
+  add_compile_definitions(PROXY_SANITIZED=1)
+endif()

@@ -1,0 +1,35 @@
+// Builds a Config from, lowest precedence first: built-in defaults, MLflow's own environment
+// variables (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_ID, MLFLOW_EXPERIMENT_NAME, credentials),
+// the YAML file (--config or OTLP_MLFLOW_PROXY_CONFIG), OTLP_MLFLOW_PROXY_* variables, flags.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace proxy::config {
+
+using Environment = std::map<std::string, std::string>;
+
+enum class Action { run, check_config, print_version, print_help };
+
+struct LoadedConfig {
+  Action action = Action::run;
+  Config config;
+  std::string config_file;  // empty when no YAML file was read
+};
+
+// Throws ConfigError naming the flag, variable or YAML path (with line and column).
+LoadedConfig load(const std::vector<std::string>& args, const Environment& env);
+
+// The process environment as an Environment.
+Environment process_environment();
+
+// The effective configuration as YAML that load() accepts back, secrets shown as "<hidden>".
+std::string render_effective(const Config& config);
+
+std::string usage();
+
+}  // namespace proxy::config
