@@ -1,6 +1,10 @@
 # Warnings as errors for our own code only; generated protobuf code and system headers are exempt.
+# Three GCC 12 middle-end warnings fire inside system headers after inlining, where the
+# system-header exemption no longer applies, and are false positives there:
+#  -Wnull-dereference and -Wmismatched-new-delete on Asio's coroutine frames (GCC PR 105111),
+#  -Wdangling-pointer on yaml-cpp's node implementation.
 function(proxy_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
-    -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual -Wnull-dereference
-    -Wformat=2 -Werror)
+    -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual -Wformat=2 -Werror
+    -Wno-mismatched-new-delete -Wno-dangling-pointer)
 endfunction()

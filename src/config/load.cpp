@@ -1,0 +1,654 @@
+#include "config/load.hpp"
+
+#include <unistd.h>  // environ
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/values.hpp"
+
+namespace proxy::config {
+
+namespace {
+
+using namespace std::string_view_literals;
+
+// Durations above this are surely mistakes, and keep deadline arithmetic far from overflow.
+constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24);
+constexpr std::size_t kMaxBodyBytes = kGiB;
+constexpr std::size_t kMaxHeaderBytes = kMiB;
+constexpr std::size_t kMaxBatchBytes = kGiB;
+constexpr std::uint64_t kMaxThreads = 64;
+constexpr std::uint64_t kMaxCount = 1'000'000;
+constexpr std::uint64_t kMaxTransient422Retries = 1000;
+
+constexpr std::string_view kConfigFileVariable = "OTLP_MLFLOW_PROXY_CONFIG";
+constexpr std::string_view kTrackingUri = "MLFLOW_TRACKING_URI";
+constexpr std::string_view kExperimentId = "MLFLOW_EXPERIMENT_ID";
+constexpr std::string_view kExperimentName = "MLFLOW_EXPERIMENT_NAME";
+constexpr std::string_view kTrackingUsername = "MLFLOW_TRACKING_USERNAME";
+constexpr std::string_view kTrackingPassword = "MLFLOW_TRACKING_PASSWORD";
+constexpr std::string_view kTrackingToken = "MLFLOW_TRACKING_TOKEN";
+constexpr std::array kMlflowVariables{kTrackingUri,      kExperimentId,     kExperimentName,
+                                      kTrackingUsername, kTrackingPassword, kTrackingToken};
+
+// The settings that both OTLP_MLFLOW_PROXY_* variables and flags can override.
+enum class Setting { listen, mlflow_url, experiment_id, experiment_name, log_level, log_format };
+
+struct Overrides {
+  std::optional<Endpoint> listen;
+  std::optional<std::string> mlflow_url;
+  std::optional<std::string> experiment_id;
+  std::optional<std::string> experiment_name;
+  std::optional<std::string> log_level;
+  std::optional<LogFormat> log_format;
+};
+
+struct OverrideSource {
+  std::string_view name;  // flag or variable
+  Setting setting;
+};
+
+constexpr std::array kOverrideVariables{
+    OverrideSource{"OTLP_MLFLOW_PROXY_LISTEN", Setting::listen},
+    OverrideSource{"OTLP_MLFLOW_PROXY_MLFLOW_URL", Setting::mlflow_url},
+    OverrideSource{"OTLP_MLFLOW_PROXY_EXPERIMENT_ID", Setting::experiment_id},
+    OverrideSource{"OTLP_MLFLOW_PROXY_EXPERIMENT_NAME", Setting::experiment_name},
+    OverrideSource{"OTLP_MLFLOW_PROXY_LOG_LEVEL", Setting::log_level},
+    OverrideSource{"OTLP_MLFLOW_PROXY_LOG_FORMAT", Setting::log_format},
+};
+
+enum class FlagKind { value, config_file, check_config, version, help };
+
+struct FlagSpec {
+  std::string_view name;
+  FlagKind kind;
+  Setting setting;               // for FlagKind::value
+  std::string_view placeholder;  // empty: the flag takes no value
+  std::string_view help;
+};
+
+// One table for parsing and for usage(), so --help cannot miss a flag.
+constexpr std::array kFlags{
+    FlagSpec{"--config", FlagKind::config_file, {}, "FILE",
+             "YAML config file (default $OTLP_MLFLOW_PROXY_CONFIG)"},
+    FlagSpec{"--listen", FlagKind::value, Setting::listen, "HOST:PORT",
+             "OTLP/HTTP address (default 127.0.0.1:4318; IPv6: [::1]:4318)"},
+    FlagSpec{"--mlflow-url", FlagKind::value, Setting::mlflow_url, "URL",
+             "MLflow server (default $MLFLOW_TRACKING_URI, else local :5000)"},
+    FlagSpec{"--experiment-id", FlagKind::value, Setting::experiment_id, "ID",
+             "MLflow experiment id (digits)"},
+    FlagSpec{"--experiment-name", FlagKind::value, Setting::experiment_name, "NAME",
+             "MLflow experiment name (created when missing)"},
+    FlagSpec{"--log-level", FlagKind::value, Setting::log_level, "LEVEL",
+             "trace|debug|info|warn|error|critical|off (default info)"},
+    FlagSpec{"--log-format", FlagKind::value, Setting::log_format, "FORMAT",
+             "text|json (default text)"},
+    FlagSpec{"--check-config", FlagKind::check_config, {}, {},
+             "validate, print the effective config (secrets hidden), exit"},
+    FlagSpec{"--version", FlagKind::version, {}, {}, "print the version and exit"},
+    FlagSpec{"--help", FlagKind::help, {}, {}, "print this help and exit (also -h)"},
+};
+
+struct ParsedFlags {
+  Overrides overrides;
+  std::optional<std::string> config_file;
+  bool check_config = false;
+  bool version = false;
+  bool help = false;
+};
+
+// Settings from a lower layer whose problems only matter if no higher layer replaces them:
+// MLflow's variables are shared with other MLflow tools and may hold values the proxy cannot
+// use (MLFLOW_TRACKING_URI=databricks) while the proxy's own config says otherwise.
+struct Deferred {
+  std::optional<std::string> url_error;
+  std::optional<std::string> experiment_error;
+};
+
+std::string_view lookup(const Environment& env, std::string_view name) {
+  auto it = env.find(std::string(name));
+  return it == env.end() ? std::string_view{} : std::string_view(it->second);
+}
+
+// Experiment selection is one setting: a layer that names an id or a name replaces both.
+void set_experiment(MlflowConfig& mlflow, Deferred& deferred,
+                    const std::optional<std::string>& id,
+                    const std::optional<std::string>& name) {
+  if (!id && !name) return;
+  mlflow.experiment_id = id.value_or("");
+  mlflow.experiment_name = name.value_or("");
+  deferred.experiment_error.reset();
+}
+
+void set_url(MlflowConfig& mlflow, Deferred& deferred, std::string url) {
+  mlflow.url = std::move(url);
+  deferred.url_error.reset();
+}
+
+void apply_override(Overrides& overrides, Setting setting, std::string_view text) {
+  switch (setting) {
+    case Setting::listen:
+      overrides.listen = parse_endpoint(text);
+      break;
+    case Setting::mlflow_url:
+      overrides.mlflow_url = parse_url(text);
+      break;
+    case Setting::experiment_id:
+      overrides.experiment_id = parse_experiment_id(text);
+      break;
+    case Setting::experiment_name:
+      overrides.experiment_name = parse_experiment_name(text);
+      break;
+    case Setting::log_level:
+      overrides.log_level = parse_log_level(text);
+      break;
+    case Setting::log_format:
+      overrides.log_format = parse_log_format(text);
+      break;
+  }
+}
+
+void apply_overrides(const Overrides& overrides, Config& config, Deferred& deferred) {
+  if (overrides.listen) config.receiver.listen = *overrides.listen;
+  if (overrides.mlflow_url) set_url(config.mlflow, deferred, *overrides.mlflow_url);
+  set_experiment(config.mlflow, deferred, overrides.experiment_id, overrides.experiment_name);
+  if (overrides.log_level) config.log.level = *overrides.log_level;
+  if (overrides.log_format) config.log.format = *overrides.log_format;
+}
+
+// ---- flags -------------------------------------------------------------------------------------
+
+const FlagSpec* find_flag(std::string_view name) {
+  if (name == "-h") name = "--help";
+  for (const FlagSpec& flag : kFlags) {
+    if (flag.name == name) return &flag;
+  }
+  return nullptr;
+}
+
+ParsedFlags parse_flags(const std::vector<std::string>& args) {
+  ParsedFlags parsed;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (arg.size() < 2 || arg.front() != '-') {
+      throw ConfigError("unexpected argument " + quoted(arg) + " (see --help)");
+    }
+    std::string_view name = arg;
+    std::optional<std::string_view> value;
+    if (auto eq = arg.find('='); eq != std::string_view::npos && arg.starts_with("--")) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    }
+    const FlagSpec* flag = find_flag(name);
+    if (flag == nullptr) throw ConfigError(std::string(name) + ": unknown flag (see --help)");
+    std::string label(flag->name);
+
+    if (flag->placeholder.empty()) {
+      if (value) throw ConfigError(label + ": takes no value, got " + quoted(*value));
+      if (flag->kind == FlagKind::check_config) parsed.check_config = true;
+      if (flag->kind == FlagKind::version) parsed.version = true;
+      if (flag->kind == FlagKind::help) parsed.help = true;
+      continue;
+    }
+    // "--config --check-config" is a forgotten value, not a file named "--check-config".
+    if (!value && i + 1 < args.size() && !args[i + 1].starts_with("--")) value = args[++i];
+    if (!value || value->empty()) {
+      throw ConfigError(label + ": missing value (expected " + std::string(flag->placeholder) +
+                        ")");
+    }
+    if (flag->kind == FlagKind::config_file) {
+      parsed.config_file = std::string(*value);
+      continue;
+    }
+    try {
+      apply_override(parsed.overrides, flag->setting, *value);
+    } catch (const ValueError& e) {
+      throw ConfigError(label + ": " + e.what());
+    }
+  }
+  return parsed;
+}
+
+// ---- environment -------------------------------------------------------------------------------
+
+// Unknown OTLP_MLFLOW_PROXY_* variables are deliberately not errors: Kubernetes injects
+// <SERVICE>_PORT and similar for a Service named otlp-mlflow-proxy.
+Overrides parse_proxy_environment(const Environment& env) {
+  Overrides overrides;
+  for (const OverrideSource& variable : kOverrideVariables) {
+    std::string_view text = lookup(env, variable.name);
+    if (text.empty()) continue;  // set but empty counts as unset, as in most tools
+    try {
+      apply_override(overrides, variable.setting, text);
+    } catch (const ValueError& e) {
+      throw ConfigError(std::string(variable.name) + ": " + e.what());
+    }
+  }
+  return overrides;
+}
+
+void apply_mlflow_environment(const Environment& env, Config& config, Deferred& deferred) {
+  constexpr std::string_view kHint =
+      " (set mlflow.url, OTLP_MLFLOW_PROXY_MLFLOW_URL or --mlflow-url)";
+  if (std::string_view uri = lookup(env, kTrackingUri); !uri.empty()) {
+    try {
+      set_url(config.mlflow, deferred, parse_url(uri));
+    } catch (const ValueError& e) {
+      deferred.url_error = std::string(kTrackingUri) + ": " + e.what() +
+                           "; the proxy needs an MLflow tracking server" + std::string(kHint);
+    }
+  }
+  std::optional<std::string> id;
+  std::optional<std::string> name;
+  std::optional<std::string> id_error;
+  if (std::string_view text = lookup(env, kExperimentId); !text.empty()) {
+    id = std::string(text);
+    try {
+      parse_experiment_id(text);
+    } catch (const ValueError& e) {
+      id_error = std::string(kExperimentId) + ": " + e.what();
+    }
+  }
+  if (std::string_view text = lookup(env, kExperimentName); !text.empty()) {
+    name = std::string(text);
+  }
+  set_experiment(config.mlflow, deferred, id, name);
+  deferred.experiment_error = id_error;
+
+  if (std::string_view text = lookup(env, kTrackingUsername); !text.empty()) {
+    config.mlflow.username = std::string(text);
+  }
+  if (std::string_view text = lookup(env, kTrackingPassword); !text.empty()) {
+    config.mlflow.password = std::string(text);
+  }
+  if (std::string_view text = lookup(env, kTrackingToken); !text.empty()) {
+    config.mlflow.token = std::string(text);
+  }
+}
+
+// ---- YAML --------------------------------------------------------------------------------------
+
+std::string read_file(const std::string& path) {
+  auto fail = [&](int error) {
+    return ConfigError("cannot read config file " + quoted(path) + ": " + std::strerror(error));
+  };
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                        &std::fclose);
+  if (!file) throw fail(errno);
+  std::string text;
+  std::array<char, 8192> buf{};
+  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), file.get())) {
+    text.append(buf.data(), n);
+  }
+  if (std::ferror(file.get())) throw fail(errno);  // EISDIR for a directory, EIO...
+  return text;
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar:
+      return quoted(node.Scalar());
+    default:
+      return "nothing";
+  }
+}
+
+// A key and its value, with where to point at when the value is wrong.
+struct Field {
+  std::string path;  // receiver.listen
+  YAML::Mark key_mark;
+  YAML::Node value;
+
+  // An empty value has no position of its own (yaml-cpp gives the next token's): use the key's.
+  YAML::Mark mark() const {
+    if (value.IsNull() || value.Mark().line < 0) return key_mark;
+    return value.Mark();
+  }
+};
+
+using Handler = std::function<void(const Field&)>;
+using Handlers = std::initializer_list<std::pair<std::string_view, Handler>>;
+
+class YamlLoader {
+ public:
+  YamlLoader(std::string file, Config& config, Deferred& deferred)
+      : file_(std::move(file)), config_(config), deferred_(deferred) {}
+
+  void load(const std::string& text) {
+    std::vector<YAML::Node> documents;
+    try {
+      documents = YAML::LoadAll(text);
+    } catch (const YAML::Exception& e) {
+      throw ConfigError(location(e.mark) + "invalid YAML: " + e.msg);
+    }
+    if (documents.size() > 1) {
+      throw ConfigError(location(documents[1].Mark()) +
+                        "expected one YAML document, found a second one");
+    }
+    if (documents.empty()) return;  // an empty file: all defaults
+    YAML::Mark start;
+    start.line = 0;
+    start.column = 0;
+    root(Field{"top level", start, documents.front()});
+  }
+
+ private:
+  std::string location(const YAML::Mark& mark) const {
+    // yaml-cpp counts from 0; editors and compilers from 1.
+    int line = mark.line < 0 ? 1 : mark.line + 1;
+    int column = mark.column < 0 ? 1 : mark.column + 1;
+    return file_ + ":" + std::to_string(line) + ":" + std::to_string(column) + ": ";
+  }
+
+  [[noreturn]] void fail(const YAML::Mark& mark, std::string_view path,
+                         std::string_view what) const {
+    throw ConfigError(location(mark) + std::string(path) + ": " + std::string(what));
+  }
+
+  // Calls the handler of each key of a mapping; unknown and repeated keys are errors.
+  void for_each_field(const Field& section, bool top_level, Handlers handlers) const {
+    if (section.value.IsNull()) return;  // "receiver:" with every key commented out
+    if (!section.value.IsMap()) {
+      fail(section.mark(), section.path, "expected a mapping, got " + describe(section.value));
+    }
+    std::set<std::string> seen;
+    for (auto it = section.value.begin(); it != section.value.end(); ++it) {
+      // Copies: the iterator hands out a temporary pair, references into it would dangle.
+      YAML::Node key = it->first;
+      YAML::Node value = it->second;
+      if (!key.IsScalar()) {
+        fail(key.Mark(), section.path, "expected a key name, got " + describe(key));
+      }
+      std::string name = key.Scalar();
+      std::string path = top_level ? name : section.path + "." + name;
+      const Handler* handler = nullptr;
+      std::string expected;
+      for (const auto& [known, known_handler] : handlers) {
+        if (known == name) handler = &known_handler;
+        expected += (expected.empty() ? "" : ", ") + std::string(known);
+      }
+      if (handler == nullptr) {
+        fail(key.Mark(), path, "unknown key (expected one of: " + expected + ")");
+      }
+      if (!seen.insert(name).second) fail(key.Mark(), path, "duplicate key");
+      (*handler)(Field{path, key.Mark(), value});
+    }
+  }
+
+  template <class Parse>
+  auto read(const Field& field, std::string_view shape, Parse&& parse) const {
+    if (!field.value.IsScalar()) {
+      fail(field.mark(), field.path,
+           "expected " + std::string(shape) + ", got " + describe(field.value));
+    }
+    try {
+      return parse(std::string_view(field.value.Scalar()));
+    } catch (const ValueError& e) {
+      fail(field.mark(), field.path, e.what());
+    }
+  }
+
+  // Free-form strings where empty (or no value at all) means "not set".
+  std::string read_optional_string(const Field& field) const {
+    if (field.value.IsNull()) return {};
+    return read(field, kStringShape, [](std::string_view text) { return std::string(text); });
+  }
+
+  std::size_t read_size(const Field& field, std::size_t max = SIZE_MAX) const {
+    return read(field, kSizeShape, [max](std::string_view text) { return parse_size(text, max); });
+  }
+
+  std::chrono::milliseconds read_duration(const Field& field, std::chrono::milliseconds min) const {
+    return read(field, kDurationShape,
+                [min](std::string_view text) { return parse_duration(text, min, kMaxDuration); });
+  }
+
+  std::chrono::seconds read_seconds(const Field& field, std::chrono::seconds min) const {
+    return read(field, kDurationShape, [min](std::string_view text) {
+      return parse_seconds(text, min,
+                           std::chrono::duration_cast<std::chrono::seconds>(kMaxDuration));
+    });
+  }
+
+  template <class T>
+  T read_integer(const Field& field, std::uint64_t min, std::uint64_t max) const {
+    return static_cast<T>(read(field, kIntegerShape, [min, max](std::string_view text) {
+      return parse_integer(text, min, max);
+    }));
+  }
+
+  void root(const Field& field) {
+    auto& c = config_;
+    for_each_field(field, true,
+                   {
+                       {"receiver", [this](const Field& f) { receiver(f); }},
+                       {"mlflow", [this](const Field& f) { mlflow(f); }},
+                       {"queue", [this](const Field& f) { queue(f); }},
+                       {"exporter", [this](const Field& f) { exporter(f); }},
+                       {"log", [this](const Field& f) { log(f); }},
+                       {"shutdown_timeout",
+                        [&](const Field& f) { c.shutdown_timeout = read_duration(f, 0ms); }},
+                   });
+  }
+
+  void receiver(const Field& field) {
+    auto& r = config_.receiver;
+    for_each_field(
+        field, false,
+        {
+            {"listen", [&](const Field& f) { r.listen = read(f, kEndpointShape, parse_endpoint); }},
+            {"io_threads",
+             [&](const Field& f) { r.io_threads = read_integer<unsigned>(f, 1, kMaxThreads); }},
+            {"max_body_bytes",
+             [&](const Field& f) { r.max_body_bytes = read_size(f, kMaxBodyBytes); }},
+            {"max_header_bytes",
+             [&](const Field& f) { r.max_header_bytes = read_size(f, kMaxHeaderBytes); }},
+            {"read_timeout", [&](const Field& f) { r.read_timeout = read_duration(f, 1ms); }},
+            {"idle_timeout", [&](const Field& f) { r.idle_timeout = read_duration(f, 1ms); }},
+            {"max_connections",
+             [&](const Field& f) {
+               r.max_connections = read_integer<std::size_t>(f, 1, kMaxCount);
+             }},
+        });
+  }
+
+  void mlflow(const Field& field) {
+    auto& m = config_.mlflow;
+    std::optional<std::string> id;
+    std::optional<std::string> name;
+    for_each_field(
+        field, false,
+        {
+            {"url",
+             [&](const Field& f) { set_url(m, deferred_, read(f, kUrlShape, parse_url)); }},
+            {"experiment_id",
+             [&](const Field& f) {
+               std::string text = read_optional_string(f);
+               id = text.empty() ? text : read(f, kExperimentIdShape, parse_experiment_id);
+             }},
+            {"experiment_name", [&](const Field& f) { name = read_optional_string(f); }},
+            {"create_experiments",
+             [&](const Field& f) { m.create_experiments = read(f, kBoolShape, parse_bool); }},
+            {"request_timeout", [&](const Field& f) { m.request_timeout = read_duration(f, 1ms); }},
+            {"connect_timeout", [&](const Field& f) { m.connect_timeout = read_duration(f, 1ms); }},
+            {"experiment_cache_ttl",
+             [&](const Field& f) { m.experiment_cache_ttl = read_seconds(f, 1s); }},
+            {"username", [&](const Field& f) { m.username = read_optional_string(f); }},
+            {"password", [&](const Field& f) { m.password = read_optional_string(f); }},
+            {"token", [&](const Field& f) { m.token = read_optional_string(f); }},
+        });
+    set_experiment(m, deferred_, id, name);
+  }
+
+  void queue(const Field& field) {
+    auto& q = config_.queue;
+    for_each_field(field, false,
+                   {
+                       {"max_bytes", [&](const Field& f) { q.max_bytes = read_size(f); }},
+                       {"retry_after",
+                        [&](const Field& f) { q.retry_after = read_seconds(f, 1s); }},
+                   });
+  }
+
+  void exporter(const Field& field) {
+    auto& e = config_.exporter;
+    for_each_field(
+        field, false,
+        {
+            {"concurrency",
+             [&](const Field& f) { e.concurrency = read_integer<unsigned>(f, 1, kMaxThreads); }},
+            {"max_batch_bytes",
+             [&](const Field& f) { e.max_batch_bytes = read_size(f, kMaxBatchBytes); }},
+            {"max_batch_spans",
+             [&](const Field& f) {
+               e.max_batch_spans = read_integer<std::size_t>(f, 1, kMaxCount);
+             }},
+            {"retry", [this](const Field& f) { retry(f); }},
+        });
+  }
+
+  void retry(const Field& field) {
+    auto& r = config_.exporter.retry;
+    for_each_field(
+        field, false,
+        {
+            {"initial_backoff", [&](const Field& f) { r.initial_backoff = read_duration(f, 1ms); }},
+            {"max_backoff", [&](const Field& f) { r.max_backoff = read_duration(f, 1ms); }},
+            {"multiplier",
+             [&](const Field& f) {
+               r.multiplier = read(f, kNumberShape, [](std::string_view text) {
+                 return parse_number(text, 1.0);
+               });
+             }},
+            {"max_transient_422_retries",
+             [&](const Field& f) {
+               r.max_transient_422_retries =
+                   read_integer<unsigned>(f, 0, kMaxTransient422Retries);
+             }},
+        });
+    if (r.initial_backoff > r.max_backoff) {
+      fail(field.mark(), field.path,
+           "initial_backoff (" + format_duration(r.initial_backoff) + ") exceeds max_backoff (" +
+               format_duration(r.max_backoff) + ")");
+    }
+  }
+
+  void log(const Field& field) {
+    auto& l = config_.log;
+    for_each_field(
+        field, false,
+        {
+            {"level", [&](const Field& f) { l.level = read(f, kLogLevelShape, parse_log_level); }},
+            {"format",
+             [&](const Field& f) { l.format = read(f, kLogFormatShape, parse_log_format); }},
+        });
+  }
+
+  std::string file_;
+  Config& config_;
+  Deferred& deferred_;
+};
+
+// "  A, B, C,\n  D\n" kept under 90 columns.
+std::string wrap_names(const std::vector<std::string_view>& names) {
+  std::string text;
+  std::string line = " ";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    std::string item = " " + std::string(names[i]) + (i + 1 < names.size() ? "," : "");
+    if (line.size() + item.size() > 90) {
+      text += line + "\n";
+      line = " ";
+    }
+    line += item;
+  }
+  return text + line + "\n";
+}
+
+}  // namespace
+
+LoadedConfig load(const std::vector<std::string>& args, const Environment& env) {
+  ParsedFlags flags = parse_flags(args);
+  LoadedConfig loaded;
+  // Help and version must work even where the configuration is broken.
+  if (flags.help) {
+    loaded.action = Action::print_help;
+    return loaded;
+  }
+  if (flags.version) {
+    loaded.action = Action::print_version;
+    return loaded;
+  }
+  if (flags.check_config) loaded.action = Action::check_config;
+
+  Overrides env_overrides = parse_proxy_environment(env);
+  Config& config = loaded.config;
+  Deferred deferred;
+  apply_mlflow_environment(env, config, deferred);
+  loaded.config_file =
+      flags.config_file ? *flags.config_file : std::string(lookup(env, kConfigFileVariable));
+  if (!loaded.config_file.empty()) {
+    YamlLoader(loaded.config_file, config, deferred).load(read_file(loaded.config_file));
+  }
+  apply_overrides(env_overrides, config, deferred);
+  apply_overrides(flags.overrides, config, deferred);
+  if (deferred.url_error) throw ConfigError(*deferred.url_error);
+  if (deferred.experiment_error) throw ConfigError(*deferred.experiment_error);
+  return loaded;
+}
+
+Environment process_environment() {
+  Environment env;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    std::string_view text(*entry);
+    auto eq = text.find('=');
+    if (eq == std::string_view::npos) continue;
+    env.emplace(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
+  }
+  return env;
+}
+
+std::string usage() {
+  std::string text =
+      "Usage: otlp-mlflow-proxy [options]\n"
+      "Accepts OTLP trace exports (POST /v1/traces) and forwards them to an MLflow server.\n"
+      "\n"
+      "Options (--flag VALUE or --flag=VALUE):\n";
+  for (const FlagSpec& flag : kFlags) {
+    std::string left = "  " + std::string(flag.name);
+    if (!flag.placeholder.empty()) left += " " + std::string(flag.placeholder);
+    if (left.size() < 28) left.resize(28, ' ');
+    else left += "  ";
+    text += left + std::string(flag.help) + "\n";
+  }
+  std::vector<std::string_view> proxy_variables{kConfigFileVariable};
+  for (const OverrideSource& variable : kOverrideVariables) {
+    proxy_variables.push_back(variable.name);
+  }
+  text += "\nEnvironment (flags override these, these override the file):\n";
+  text += wrap_names(proxy_variables);
+  text += "MLflow's own variables, used as defaults (the file overrides them):\n";
+  text += wrap_names({kMlflowVariables.begin(), kMlflowVariables.end()});
+  text +=
+      "\n"
+      "Precedence, lowest first: defaults, MLFLOW_* variables, the YAML file,\n"
+      "OTLP_MLFLOW_PROXY_* variables, flags. Setting an experiment id or name in one place\n"
+      "replaces both from lower ones.\n";
+  return text;
+}
+
+}  // namespace proxy::config

@@ -1,0 +1,89 @@
+// Parsing and printing of single configuration values (sizes, durations, addresses, URLs...),
+// shared by the YAML, environment and flag layers so each accepts exactly the same spellings.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+
+namespace proxy::config {
+
+// A value that does not parse or is out of range. The message says what is wrong
+// ("expected ..., got ..."); the caller prefixes where (YAML path, variable or flag).
+class ValueError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// What each kind of value looks like, for "expected <shape>, got <something else>" messages.
+inline constexpr std::string_view kSizeShape = "a size such as 64MiB";
+inline constexpr std::string_view kDurationShape = "a duration such as 30s or 500ms";
+inline constexpr std::string_view kEndpointShape = "HOST:PORT";
+inline constexpr std::string_view kUrlShape = "an http:// or https:// URL with a host";
+inline constexpr std::string_view kBoolShape = "true or false";
+inline constexpr std::string_view kNumberShape = "a number";
+inline constexpr std::string_view kIntegerShape = "a whole number";
+inline constexpr std::string_view kStringShape = "a string";
+inline constexpr std::string_view kLogLevelShape =
+    "one of trace, debug, info, warn, error, critical, off";
+inline constexpr std::string_view kLogFormatShape = "text or json";
+inline constexpr std::string_view kExperimentIdShape =
+    "a numeric experiment id (MLflow experiment ids are digits, such as 123)";
+
+inline constexpr std::size_t kKiB = 1024;
+inline constexpr std::size_t kGiB = 1024 * kMiB;
+
+// Bytes, with an optional unit: B, KiB, MiB, GiB (binary) or KB, MB, GB (decimal). Rejects 0
+// and values above max_bytes.
+std::size_t parse_size(std::string_view text, std::size_t max_bytes = SIZE_MAX);
+
+// An integer with a unit: ms, s, m or h. A bare number is rejected: its unit would be a guess.
+std::chrono::milliseconds parse_duration(std::string_view text, std::chrono::milliseconds min,
+                                         std::chrono::milliseconds max);
+// The same, for settings kept in whole seconds (a sub-second remainder is an error).
+std::chrono::seconds parse_seconds(std::string_view text, std::chrono::seconds min,
+                                   std::chrono::seconds max);
+
+// A plain non-negative integer within [min, max], no unit.
+std::uint64_t parse_integer(std::string_view text, std::uint64_t min, std::uint64_t max);
+
+// A finite decimal number of at least min.
+double parse_number(std::string_view text, double min);
+
+bool parse_bool(std::string_view text);
+
+// "host:port" or "[v6 address]:port"; the brackets are not kept in Endpoint::host.
+Endpoint parse_endpoint(std::string_view text);
+
+// http(s)://[userinfo@]host[:port][/path]; returns it with the scheme lower-cased and trailing
+// slashes removed, so "{url}/v1/traces" is always well-formed.
+std::string parse_url(std::string_view text);
+
+// Returns the level lower-cased ("INFO" is accepted as "info").
+std::string parse_log_level(std::string_view text);
+LogFormat parse_log_format(std::string_view text);
+
+// MLflow experiment ids are decimal digits.
+std::string parse_experiment_id(std::string_view text);
+// A non-empty experiment name.
+std::string parse_experiment_name(std::string_view text);
+
+// Exact unit when there is one ("64MiB", "16KiB"), otherwise plain bytes ("1000").
+std::string format_size(std::size_t bytes);
+// The largest exact unit: "2m", "30s", "200ms".
+std::string format_duration(std::chrono::milliseconds duration);
+std::string format_number(double value);
+std::string_view format_log_format(LogFormat format);
+
+// The URL with the password of its userinfo replaced by "<hidden>" (http://u:<hidden>@host).
+std::string hide_url_password(std::string_view url);
+
+// `"text"` with quotes, for messages that echo a bad value.
+std::string quoted(std::string_view text);
+
+}  // namespace proxy::config

@@ -1,0 +1,145 @@
+#include "exporter/experiment_resolver.hpp"
+
+#include <cctype>
+
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace proxy::exporter {
+
+namespace net = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+std::string percent_encode(const std::string& text) {
+  std::string out;
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0x0f]);
+    }
+  }
+  return out;
+}
+
+// MLflow's REST errors are {"error_code": "...", "message": "..."}.
+std::string error_code_of(const std::string& body) {
+  boost::system::error_code ec;
+  const json::value parsed = json::parse(body, ec);
+  if (ec || !parsed.is_object()) return {};
+  const auto* code = parsed.as_object().if_contains("error_code");
+  return code && code->is_string() ? std::string(code->as_string()) : std::string();
+}
+
+std::string summarize(const HttpResult& result) {
+  if (result.error) return result.failed_step + " failed: " + result.error.message();
+  return "HTTP " + std::to_string(result.response.result_int()) + " " +
+         result.response.body().substr(0, 300);
+}
+
+}  // namespace
+
+ExperimentResolver::ExperimentResolver(net::any_io_executor executor, UpstreamUrl upstream,
+                                       HttpClientOptions options, bool create_missing,
+                                       std::chrono::seconds cache_ttl)
+    : client_(std::move(executor), std::move(upstream), std::move(options)),
+      create_missing_(create_missing),
+      cache_ttl_(cache_ttl) {}
+
+net::awaitable<Resolution> ExperimentResolver::resolve(const std::string& name) {
+  const auto now = std::chrono::steady_clock::now();
+  if (auto it = cache_.find(name); it != cache_.end() && it->second.expires > now) {
+    co_return Resolution{it->second.id, {}, true, 0};
+  }
+  Resolution found = co_await lookup(name);
+  if (found.experiment_id.empty() && found.http_status == 404) {
+    if (!create_missing_) {
+      co_return Resolution{{}, "experiment \"" + name + "\" does not exist and mlflow.create_experiments is false", false, 404};
+    }
+    found = co_await create(name);
+    if (found.experiment_id.empty() && found.http_status == 400 &&
+        found.error.find("RESOURCE_ALREADY_EXISTS") != std::string::npos) {
+      found = co_await lookup(name);  // created concurrently by another client
+    }
+  }
+  if (!found.experiment_id.empty()) {
+    cache_[name] = {found.experiment_id, std::chrono::steady_clock::now() + cache_ttl_};
+  }
+  co_return found;
+}
+
+net::awaitable<Resolution> ExperimentResolver::lookup(const std::string& name) {
+  http::request<http::string_body> request{
+      http::verb::get,
+      client_.upstream().target("/api/2.0/mlflow/experiments/get-by-name?experiment_name=" +
+                                percent_encode(name)),
+      11};
+  const HttpResult result = co_await client_.send(std::move(request));
+  Resolution resolution;
+  if (result.error) {
+    resolution.error = "looking up experiment \"" + name + "\": " + summarize(result);
+    co_return resolution;
+  }
+  resolution.http_status = result.response.result_int();
+  if (resolution.http_status == 200) {
+    boost::system::error_code ec;
+    const json::value parsed = json::parse(result.response.body(), ec);
+    const json::value* id = nullptr;
+    if (!ec && parsed.is_object()) {
+      if (const auto* experiment = parsed.as_object().if_contains("experiment");
+          experiment && experiment->is_object()) {
+        id = experiment->as_object().if_contains("experiment_id");
+        if (const auto* stage = experiment->as_object().if_contains("lifecycle_stage");
+            stage && stage->is_string() && stage->as_string() == "deleted") {
+          spdlog::warn("experiment \"{}\" is deleted in MLflow; traces sent to it will be hidden "
+                       "until it is restored", name);
+        }
+      }
+    }
+    if (id && id->is_string()) {
+      resolution.experiment_id = std::string(id->as_string());
+    } else {
+      resolution.error = "looking up experiment \"" + name + "\": unexpected answer " + summarize(result);
+    }
+    co_return resolution;
+  }
+  if (error_code_of(result.response.body()) == "RESOURCE_DOES_NOT_EXIST") resolution.http_status = 404;
+  resolution.error = "looking up experiment \"" + name + "\": " + summarize(result);
+  co_return resolution;
+}
+
+net::awaitable<Resolution> ExperimentResolver::create(const std::string& name) {
+  http::request<http::string_body> request{
+      http::verb::post, client_.upstream().target("/api/2.0/mlflow/experiments/create"), 11};
+  request.set(http::field::content_type, "application/json");
+  request.body() = json::serialize(json::object{{"name", name}});
+  const HttpResult result = co_await client_.send(std::move(request));
+  Resolution resolution;
+  if (result.error) {
+    resolution.error = "creating experiment \"" + name + "\": " + summarize(result);
+    co_return resolution;
+  }
+  resolution.http_status = result.response.result_int();
+  if (resolution.http_status == 200) {
+    boost::system::error_code ec;
+    const json::value parsed = json::parse(result.response.body(), ec);
+    const json::value* id = !ec && parsed.is_object() ? parsed.as_object().if_contains("experiment_id") : nullptr;
+    if (id && id->is_string()) {
+      resolution.experiment_id = std::string(id->as_string());
+      spdlog::info("created MLflow experiment \"{}\" with id {}", name, resolution.experiment_id);
+      co_return resolution;
+    }
+  }
+  resolution.error = "creating experiment \"" + name + "\": " + summarize(result) +
+                     (error_code_of(result.response.body()) == "RESOURCE_ALREADY_EXISTS"
+                          ? " RESOURCE_ALREADY_EXISTS"
+                          : "");
+  co_return resolution;
+}
+
+}  // namespace proxy::exporter

@@ -1,0 +1,49 @@
+// Experiment name -> id through MLflow's REST API, created on first use when allowed, cached
+// with a TTL. A concurrent create by someone else (400 RESOURCE_ALREADY_EXISTS) is followed by
+// another lookup.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "exporter/http_client.hpp"
+
+namespace proxy::exporter {
+
+struct Resolution {
+  std::string experiment_id;  // empty on failure
+  std::string error;          // what went wrong, for the log
+  bool retryable = true;      // false when retrying cannot help (creation disabled)
+  int http_status = 0;        // MLflow's status when it answered with an error
+};
+
+class ExperimentResolver {
+ public:
+  ExperimentResolver(boost::asio::any_io_executor executor, UpstreamUrl upstream,
+                     HttpClientOptions options, bool create_missing,
+                     std::chrono::seconds cache_ttl);
+
+  boost::asio::awaitable<Resolution> resolve(const std::string& name);
+
+  // Forgets a cached id, after MLflow reported it unknown (experiment deleted and recreated).
+  void invalidate(const std::string& name) { cache_.erase(name); }
+
+ private:
+  boost::asio::awaitable<Resolution> lookup(const std::string& name);
+  boost::asio::awaitable<Resolution> create(const std::string& name);
+
+  struct CachedId {
+    std::string id;
+    std::chrono::steady_clock::time_point expires;
+  };
+
+  HttpClient client_;
+  bool create_missing_;
+  std::chrono::seconds cache_ttl_;
+  std::map<std::string, CachedId> cache_;
+};
+
+}  // namespace proxy::exporter

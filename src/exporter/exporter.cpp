@@ -1,0 +1,264 @@
+#include "exporter/exporter.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/rate_limited_log.hpp"
+#include "exporter/response_classifier.hpp"
+#include "exporter/retry_policy.hpp"
+
+namespace proxy::exporter {
+
+namespace net = boost::asio;
+constexpr auto kNoThrow = net::experimental::as_tuple(net::use_awaitable);
+
+namespace {
+
+// An idle worker looks at the queue at least this often, in case a wake-up was missed.
+constexpr std::chrono::milliseconds kIdlePoll{250};
+
+RateLimitedLog& retry_log() {
+  static RateLimitedLog log{5};
+  return log;
+}
+
+std::size_t spans_in(const std::vector<queue::QueueItem>& batch) {
+  std::size_t spans = 0;
+  for (const auto& item : batch) spans += item.span_count;
+  return spans;
+}
+
+UpstreamUrl parse_or_throw(const std::string& url) {
+  std::string error;
+  auto parsed = parse_upstream_url(url, error);
+  if (!parsed) throw config::ConfigError("mlflow.url: " + error);
+  if (parsed->tls) {
+    throw config::ConfigError("mlflow.url: https:// upstreams are not supported by this build yet; "
+                              "use http:// or a local TLS-terminating proxy");
+  }
+  return *parsed;
+}
+
+}  // namespace
+
+Exporter::Exporter(const config::Config& config, queue::SpanQueue& queue)
+    : config_(config),
+      queue_(queue),
+      upstream_(parse_or_throw(config.mlflow.url)),
+      client_options_{config.mlflow.connect_timeout, config.mlflow.request_timeout,
+                      authorization_header(config.mlflow.username, config.mlflow.password,
+                                           config.mlflow.token)} {
+  resolver_ = std::make_unique<ExperimentResolver>(io_.get_executor(), upstream_, client_options_,
+                                                   config.mlflow.create_experiments,
+                                                   config.mlflow.experiment_cache_ttl);
+  for (unsigned i = 0; i < config.exporter.concurrency; ++i) {
+    wake_timers_.push_back(std::make_unique<net::steady_timer>(io_));
+  }
+}
+
+Exporter::~Exporter() {
+  if (thread_.joinable()) {
+    io_.stop();
+    thread_.join();
+  }
+}
+
+void Exporter::start() {
+  queue_.set_on_items_available([this] {
+    if (idle_workers_.load(std::memory_order_acquire) > 0) wake_workers();
+  });
+  for (unsigned i = 0; i < config_.exporter.concurrency; ++i) {
+    net::co_spawn(io_, worker(i), [](std::exception_ptr error) {
+      if (!error) return;
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        spdlog::critical("exporter worker failed: {}", e.what());
+      }
+    });
+  }
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+void Exporter::wake_workers() {
+  net::post(io_, [this] {
+    for (auto& timer : wake_timers_) timer->cancel();
+  });
+}
+
+std::uint64_t Exporter::drain_and_stop(std::chrono::steady_clock::time_point deadline) {
+  stopping_.store(true);
+  wake_workers();
+  while (std::chrono::steady_clock::now() < deadline &&
+         (!queue_.empty() || in_flight_spans_.load() > 0)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  io_.stop();
+  if (thread_.joinable()) thread_.join();
+  const std::uint64_t left = queue_.stats().queued_spans + in_flight_spans_.load();
+  stats_.spans_abandoned_at_shutdown.fetch_add(left);
+  return left;
+}
+
+net::awaitable<void> Exporter::pause(std::chrono::milliseconds delay) {
+  net::steady_timer timer(io_, delay);
+  co_await timer.async_wait(kNoThrow);
+}
+
+std::chrono::milliseconds Exporter::backoff(unsigned attempt,
+                                            std::optional<std::chrono::milliseconds> retry_after) {
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  return next_retry_delay(config_.exporter.retry, attempt, unit(random_), retry_after);
+}
+
+void Exporter::release(const std::vector<queue::QueueItem>& batch) {
+  std::size_t bytes = 0;
+  for (const auto& item : batch) bytes += item.payload.size();
+  queue_.release(bytes);
+}
+
+net::awaitable<void> Exporter::worker(unsigned index) {
+  HttpClient client(io_.get_executor(), upstream_, client_options_);
+  auto& wake = *wake_timers_[index];
+  for (;;) {
+    // Idle before looking, so a push that lands after the look still wakes this worker.
+    idle_workers_.fetch_add(1, std::memory_order_acq_rel);
+    auto batch = queue_.pop_batch(config_.exporter.max_batch_bytes, config_.exporter.max_batch_spans);
+    if (batch.empty()) {
+      if (stopping_.load()) {
+        idle_workers_.fetch_sub(1, std::memory_order_acq_rel);
+        co_return;
+      }
+      wake.expires_after(kIdlePoll);
+      co_await wake.async_wait(kNoThrow);
+      idle_workers_.fetch_sub(1, std::memory_order_acq_rel);
+      continue;
+    }
+    idle_workers_.fetch_sub(1, std::memory_order_acq_rel);
+    const std::size_t spans = spans_in(batch);
+    in_flight_spans_.fetch_add(spans);
+    co_await deliver(client, batch);
+    in_flight_spans_.fetch_sub(spans);
+  }
+}
+
+net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::QueueItem>& batch) {
+  const ExperimentRef experiment = batch.front().experiment;
+  const std::size_t spans = spans_in(batch);
+  std::string body;
+  {
+    std::size_t bytes = 0;
+    for (const auto& item : batch) bytes += item.payload.size();
+    body.reserve(bytes);
+    // Serialized requests concatenate into one request holding all their resource spans.
+    for (const auto& item : batch) body += item.payload;
+  }
+  const auto dead_letter = [&](const std::string& reason) {
+    spdlog::error("dead-lettered {} spans for experiment {}: {}", spans, experiment.describe(), reason);
+    stats_.spans_dead_lettered.fetch_add(spans);
+    release(batch);
+  };
+
+  unsigned attempt = 0;
+  unsigned transient_failures = 0;
+  bool reresolved = false;
+  for (;;) {
+    std::string experiment_id = experiment.value;
+    if (experiment.kind == ExperimentRef::Kind::name) {
+      const Resolution resolution = co_await resolver_->resolve(experiment.value);
+      if (resolution.experiment_id.empty()) {
+        if (!resolution.retryable) {
+          dead_letter(resolution.error);
+          co_return;
+        }
+        const auto delay = backoff(++attempt, std::nullopt);
+        std::uint64_t suppressed = 0;
+        if (retry_log().allow(suppressed)) {
+          spdlog::warn("cannot resolve experiment {} for {} spans: {}; retrying in {} ms",
+                       experiment.describe(), spans, resolution.error, delay.count());
+        }
+        stats_.retries.fetch_add(1);
+        co_await pause(delay);
+        continue;
+      }
+      experiment_id = resolution.experiment_id;
+    }
+
+    http::request<http::string_body> request{http::verb::post, upstream_.target("/v1/traces"), 11};
+    request.set(http::field::content_type, "application/x-protobuf");
+    request.set("x-mlflow-experiment-id", experiment_id);
+    request.body() = body;
+    const HttpResult result = co_await client.send(std::move(request));
+
+    if (result.error) {
+      stats_.transport_errors.fetch_add(1);
+      stats_.retries.fetch_add(1);
+      const auto delay = backoff(++attempt, std::nullopt);
+      std::uint64_t suppressed = 0;
+      if (retry_log().allow(suppressed)) {
+        spdlog::warn("sending {} spans to MLflow at {} (experiment {}) failed at {}: {}; retrying "
+                     "in {} ms",
+                     spans, config_.mlflow.url, experiment_id, result.failed_step,
+                     result.error.message(), delay.count());
+      }
+      co_await pause(delay);
+      continue;
+    }
+
+    const int status = result.response.result_int();
+    const ExportVerdict verdict = classify_export_response(status, result.response.body());
+    switch (verdict.action) {
+      case ExportAction::delivered:
+        if (stats_.upstream_not_ready.exchange(false)) {
+          spdlog::info("MLflow at {} accepts spans again", config_.mlflow.url);
+        }
+        stats_.requests_delivered.fetch_add(1);
+        stats_.spans_delivered.fetch_add(spans);
+        spdlog::debug("delivered {} spans to experiment {}", spans, experiment_id);
+        release(batch);
+        co_return;
+      case ExportAction::retry_transient:
+        if (++transient_failures > config_.exporter.retry.max_transient_422_retries) {
+          dead_letter(verdict.reason + " (still failing after " +
+                      std::to_string(transient_failures) + " attempts)");
+          co_return;
+        }
+        [[fallthrough]];
+      case ExportAction::retry:
+      case ExportAction::hold_not_ready: {
+        if (verdict.action == ExportAction::hold_not_ready) stats_.upstream_not_ready.store(true);
+        const auto delay =
+            backoff(++attempt, parse_retry_after(result.response[http::field::retry_after]));
+        stats_.retries.fetch_add(1);
+        std::uint64_t suppressed = 0;
+        if (retry_log().allow(suppressed)) {
+          const auto level = verdict.action == ExportAction::hold_not_ready ? spdlog::level::err
+                                                                           : spdlog::level::warn;
+          spdlog::log(level, "{} spans for experiment {} not accepted: {}; retrying in {} ms",
+                      spans, experiment_id, verdict.reason, delay.count());
+        }
+        co_await pause(delay);
+        continue;
+      }
+      case ExportAction::reresolve_experiment:
+        if (experiment.kind == ExperimentRef::Kind::name && !reresolved) {
+          spdlog::warn("MLflow does not know experiment id {} for name \"{}\"; resolving again",
+                       experiment_id, experiment.value);
+          resolver_->invalidate(experiment.value);
+          reresolved = true;
+          continue;
+        }
+        dead_letter(verdict.reason);
+        co_return;
+      case ExportAction::dead_letter:
+        dead_letter(verdict.reason);
+        co_return;
+    }
+  }
+}
+
+}  // namespace proxy::exporter

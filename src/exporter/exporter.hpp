@@ -1,0 +1,71 @@
+// Delivers queued spans to MLflow: a few worker coroutines on the exporter's own thread, each with
+// a keep-alive connection, taking one experiment's batch at a time and retrying per the status
+// table until the batch is delivered or dead-lettered.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "config/config.hpp"
+#include "exporter/experiment_resolver.hpp"
+#include "exporter/http_client.hpp"
+#include "queue/span_queue.hpp"
+
+namespace proxy::exporter {
+
+struct ExporterStats {
+  using Counter = std::atomic<std::uint64_t>;
+  Counter requests_delivered{0};
+  Counter spans_delivered{0};
+  Counter retries{0};
+  Counter transport_errors{0};
+  Counter spans_dead_lettered{0};
+  Counter spans_abandoned_at_shutdown{0};
+  std::atomic<bool> upstream_not_ready{false};
+};
+
+class Exporter {
+ public:
+  // Throws config::ConfigError when the MLflow URL is unusable.
+  Exporter(const config::Config& config, queue::SpanQueue& queue);
+  ~Exporter();
+
+  void start();
+
+  // Waits until everything queued is delivered or `deadline` passes, then stops the workers.
+  // Returns the number of spans left undelivered (logged and counted, never silent).
+  std::uint64_t drain_and_stop(std::chrono::steady_clock::time_point deadline);
+
+  const ExporterStats& stats() const { return stats_; }
+
+ private:
+  boost::asio::awaitable<void> worker(unsigned index);
+  boost::asio::awaitable<void> deliver(HttpClient& client, std::vector<queue::QueueItem>& batch);
+  boost::asio::awaitable<void> pause(std::chrono::milliseconds delay);
+  std::chrono::milliseconds backoff(unsigned attempt, std::optional<std::chrono::milliseconds> retry_after);
+  void wake_workers();
+  void release(const std::vector<queue::QueueItem>& batch);
+
+  const config::Config& config_;
+  queue::SpanQueue& queue_;
+  UpstreamUrl upstream_;
+  HttpClientOptions client_options_;
+  boost::asio::io_context io_;
+  std::unique_ptr<ExperimentResolver> resolver_;
+  std::vector<std::unique_ptr<boost::asio::steady_timer>> wake_timers_;
+  std::atomic<int> idle_workers_{0};
+  std::atomic<std::size_t> in_flight_spans_{0};
+  std::atomic<bool> stopping_{false};
+  std::mt19937_64 random_{std::random_device{}()};
+  std::thread thread_;
+  ExporterStats stats_;
+};
+
+}  // namespace proxy::exporter

@@ -1,0 +1,96 @@
+#include "otlp/protobuf.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include <google/protobuf/io/coded_stream.h>
+
+#include "common/hex.hpp"
+
+namespace proxy::otlp {
+namespace {
+
+bool all_zero(std::string_view bytes) {
+  return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
+}
+
+// Empty when the span's ids are usable, else what is wrong.
+std::string id_problem(const Span& span) {
+  if (span.trace_id().size() != 16) {
+    return "traceId must be 16 bytes, got " + std::to_string(span.trace_id().size());
+  }
+  if (all_zero(span.trace_id())) return "traceId must not be all zero";
+  if (span.span_id().size() != 8) {
+    return "spanId must be 8 bytes, got " + std::to_string(span.span_id().size());
+  }
+  if (all_zero(span.span_id())) return "spanId must not be all zero";
+  if (!span.parent_span_id().empty() && span.parent_span_id().size() != 8) {
+    return "parentSpanId must be empty or 8 bytes, got " +
+           std::to_string(span.parent_span_id().size());
+  }
+  return {};
+}
+
+}  // namespace
+
+DecodeResult decode_protobuf(std::string_view body, ExportRequest& out) {
+  if (body.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+    return DecodeResult::failure("protobuf body is larger than 2 GiB");
+  }
+  google::protobuf::io::CodedInputStream input(reinterpret_cast<const std::uint8_t*>(body.data()),
+                                               static_cast<int>(body.size()));
+  if (!out.MergePartialFromCodedStream(&input) || !input.ConsumedEntireMessage()) {
+    return DecodeResult::failure(
+        "body is not a valid protobuf ExportTraceServiceRequest (malformed, truncated or nested "
+        "deeper than 100 levels)");
+  }
+  return DecodeResult::success();
+}
+
+std::size_t count_spans(const ExportRequest& request) {
+  std::size_t spans = 0;
+  for (const auto& resource_spans : request.resource_spans()) {
+    for (const auto& scope_spans : resource_spans.scope_spans()) {
+      spans += static_cast<std::size_t>(scope_spans.spans_size());
+    }
+  }
+  return spans;
+}
+
+InvalidSpans remove_invalid_spans(ExportRequest& request) {
+  InvalidSpans invalid;
+  auto& all_resources = *request.mutable_resource_spans();
+  for (int r = 0; r < all_resources.size(); ++r) {
+    auto& scopes = *all_resources[r].mutable_scope_spans();
+    for (int s = 0; s < scopes.size(); ++s) {
+      auto& spans = *scopes[s].mutable_spans();
+      int kept = 0;
+      for (int i = 0; i < spans.size(); ++i) {
+        std::string problem = id_problem(spans[i]);
+        if (problem.empty()) {
+          if (kept != i) spans.SwapElements(kept, i);
+          ++kept;
+          continue;
+        }
+        if (invalid.rejected++ == 0) {
+          invalid.first_problem = "resourceSpans[" + std::to_string(r) + "].scopeSpans[" +
+                                  std::to_string(s) + "].spans[" + std::to_string(i) +
+                                  "] (name \"" + spans[i].name() + "\", spanId " +
+                                  to_hex(spans[i].span_id()) + "): " + problem;
+        }
+      }
+      spans.DeleteSubrange(kept, spans.size() - kept);
+    }
+    scopes.erase(std::remove_if(scopes.begin(), scopes.end(),
+                                [](const ScopeSpans& scope) { return scope.spans_size() == 0; }),
+                 scopes.end());
+  }
+  // MLflow answers 400 to a request without spans, so empty containers never travel on.
+  all_resources.erase(
+      std::remove_if(all_resources.begin(), all_resources.end(),
+                     [](const ResourceSpans& resource) { return resource.scope_spans_size() == 0; }),
+      all_resources.end());
+  return invalid;
+}
+
+}  // namespace proxy::otlp

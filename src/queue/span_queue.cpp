@@ -1,0 +1,77 @@
+#include "queue/span_queue.hpp"
+
+namespace proxy::queue {
+
+SpanQueue::SpanQueue(std::size_t max_bytes) : max_bytes_(max_bytes) {}
+
+PushResult SpanQueue::push(std::vector<QueueItem>&& items) {
+  std::size_t incoming = 0;
+  std::size_t spans = 0;
+  for (const auto& item : items) {
+    incoming += item.payload.size();
+    spans += item.span_count;
+  }
+  std::function<void()> notify;
+  {
+    std::lock_guard lock(mutex_);
+    if (closed_) return PushResult::closed;
+    if (bytes_ + incoming > max_bytes_) return PushResult::full;
+    bytes_ += incoming;
+    queued_spans_ += spans;
+    for (auto& item : items) items_.push_back(std::move(item));
+    notify = on_items_available_;
+  }
+  if (notify) notify();
+  return PushResult::accepted;
+}
+
+std::vector<QueueItem> SpanQueue::pop_batch(std::size_t max_bytes, std::size_t max_spans) {
+  std::vector<QueueItem> batch;
+  std::lock_guard lock(mutex_);
+  if (items_.empty()) return batch;
+  const ExperimentRef experiment = items_.front().experiment;
+  std::size_t batch_bytes = 0;
+  std::size_t batch_spans = 0;
+  for (auto it = items_.begin(); it != items_.end();) {
+    if (!(it->experiment == experiment)) {
+      ++it;
+      continue;
+    }
+    const bool fits = batch_bytes + it->payload.size() <= max_bytes &&
+                      batch_spans + it->span_count <= max_spans;
+    if (!batch.empty() && !fits) break;
+    batch_bytes += it->payload.size();
+    batch_spans += it->span_count;
+    queued_spans_ -= it->span_count;
+    batch.push_back(std::move(*it));
+    it = items_.erase(it);
+  }
+  return batch;
+}
+
+void SpanQueue::release(std::size_t bytes) {
+  std::lock_guard lock(mutex_);
+  bytes_ -= std::min(bytes, bytes_);
+}
+
+void SpanQueue::set_on_items_available(std::function<void()> callback) {
+  std::lock_guard lock(mutex_);
+  on_items_available_ = std::move(callback);
+}
+
+void SpanQueue::close() {
+  std::lock_guard lock(mutex_);
+  closed_ = true;
+}
+
+bool SpanQueue::empty() const {
+  std::lock_guard lock(mutex_);
+  return items_.empty();
+}
+
+QueueStats SpanQueue::stats() const {
+  std::lock_guard lock(mutex_);
+  return {bytes_, items_.size(), queued_spans_, max_bytes_};
+}
+
+}  // namespace proxy::queue

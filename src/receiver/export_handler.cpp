@@ -1,0 +1,289 @@
+#include "receiver/export_handler.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+
+#include <google/protobuf/arena.h>
+#include <spdlog/spdlog.h>
+
+#include "otlp/json.hpp"
+#include "otlp/protobuf.hpp"
+#include "otlp/response.hpp"
+#include "receiver/decompress.hpp"
+
+namespace proxy::receiver {
+namespace {
+
+using otlp::BodyEncoding;
+
+// Arena first block, reused per I/O thread: a typical agent request decodes without malloc.
+constexpr std::size_t kArenaBlockBytes = 256 * 1024;
+// A decompression buffer that grew past this for one large request is given back afterwards.
+constexpr std::size_t kKeptBufferBytes = 8 * 1024 * 1024;
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  return text;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// The media type without parameters (charset and the like are allowed).
+std::optional<BodyEncoding> parse_content_type(std::string_view header) {
+  const std::string_view media = trim(header.substr(0, header.find(';')));
+  if (iequals(media, "application/x-protobuf") || iequals(media, "application/protobuf")) {
+    return BodyEncoding::protobuf;
+  }
+  if (iequals(media, "application/json")) return BodyEncoding::json;
+  return std::nullopt;
+}
+
+// Errors are answered in the request's encoding when it is one we speak, else protobuf.
+BodyEncoding answer_encoding(const http::request_header<>& header) {
+  return parse_content_type(header[http::field::content_type]).value_or(BodyEncoding::protobuf);
+}
+
+std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
+
+// google.rpc.Code for an HTTP status, as OTLP/HTTP error bodies carry.
+int grpc_code_for(http::status status) {
+  switch (status) {
+    case http::status::bad_request:
+    case http::status::unsupported_media_type:
+      return 3;  // INVALID_ARGUMENT
+    case http::status::not_found:
+      return 5;  // NOT_FOUND
+    case http::status::method_not_allowed:
+      return 12;  // UNIMPLEMENTED
+    case http::status::payload_too_large:
+    case http::status::request_header_fields_too_large:
+    case http::status::too_many_requests:
+      return 8;  // RESOURCE_EXHAUSTED
+    case http::status::unauthorized:
+      return 16;  // UNAUTHENTICATED
+    case http::status::service_unavailable:
+      return 14;  // UNAVAILABLE
+    default:
+      return 2;  // UNKNOWN
+  }
+}
+
+Response make_response(http::status status, BodyEncoding encoding, std::string body,
+                       unsigned version, bool keep_alive) {
+  Response response{status, version};
+  response.set(http::field::server, "otlp-mlflow-proxy");
+  response.set(http::field::content_type, otlp::content_type_of(encoding));
+  response.body() = std::move(body);
+  response.keep_alive(keep_alive);
+  response.prepare_payload();
+  return response;
+}
+
+// Message::keep_alive() for a bare header: HTTP/1.1 unless "Connection: close", HTTP/1.0 only
+// with "Connection: keep-alive".
+bool wants_keep_alive(const http::request_header<>& header) {
+  http::token_list connection{header[http::field::connection]};
+  if (header.version() >= 11) return !connection.exists("close");
+  return connection.exists("keep-alive");
+}
+
+struct ArenaBlock {
+  std::unique_ptr<char[]> bytes{new char[kArenaBlockBytes]};
+};
+
+}  // namespace
+
+ExportHandler::ExportHandler(const config::ReceiverConfig& receiver,
+                             const config::QueueConfig& queue_config,
+                             routing::ExperimentSelector selector, queue::SpanQueue& queue,
+                             ReceiverStats& stats)
+    : receiver_(receiver),
+      queue_config_(queue_config),
+      selector_(std::move(selector)),
+      queue_(queue),
+      stats_(stats) {}
+
+Response ExportHandler::error(const http::request_header<>& header, http::status status,
+                              std::string message, std::string_view peer) {
+  std::uint64_t suppressed = 0;
+  if (reject_log_.allow(suppressed)) {
+    spdlog::warn("rejected {} {} from {}: {} {} ({} similar rejections not logged)",
+                 std::string(header.method_string()), std::string(header.target()), peer,
+                 static_cast<unsigned>(status), message, suppressed);
+  }
+  const BodyEncoding encoding = answer_encoding(header);
+  // Answers to a request whose body was not (fully) read close the connection: the rest of
+  // the body would otherwise be taken for the next request.
+  const bool keep_alive = wants_keep_alive(header) && status != http::status::payload_too_large &&
+                          status != http::status::request_header_fields_too_large;
+  Response response = make_response(status, encoding,
+                                    otlp::encode_error_status(encoding, grpc_code_for(status), message),
+                                    header.version(), keep_alive);
+  if (status == http::status::method_not_allowed) response.set(http::field::allow, "POST");
+  if (status == http::status::too_many_requests || status == http::status::service_unavailable) {
+    response.set(http::field::retry_after, std::to_string(queue_config_.retry_after.count()));
+  }
+  return response;
+}
+
+std::optional<Response> ExportHandler::check_header(const http::request_header<>& header,
+                                                    std::string_view peer) {
+  if (path_of(header.target()) != kTracesPath) {
+    bump(stats_.rejected_not_found);
+    return error(header, http::status::not_found,
+                 "no such path " + std::string(path_of(header.target()).substr(0, 256)) +
+                     "; OTLP traces are accepted at POST /v1/traces",
+                 peer);
+  }
+  if (header.method() != http::verb::post) {
+    bump(stats_.rejected_method);
+    return error(header, http::status::method_not_allowed,
+                 "method " + std::string(header.method_string()) +
+                     " not allowed on /v1/traces; use POST",
+                 peer);
+  }
+  if (!parse_content_type(header[http::field::content_type])) {
+    bump(stats_.rejected_content_type);
+    return error(header, http::status::unsupported_media_type,
+                 "unsupported Content-Type \"" +
+                     std::string(header[http::field::content_type].substr(0, 128)) +
+                     "\"; use application/x-protobuf or application/json",
+                 peer);
+  }
+  if (!parse_content_encoding(header[http::field::content_encoding])) {
+    bump(stats_.rejected_encoding);
+    return error(header, http::status::unsupported_media_type,
+                 "unsupported Content-Encoding \"" +
+                     std::string(header[http::field::content_encoding].substr(0, 128)) +
+                     "\"; use gzip, deflate, zstd or none",
+                 peer);
+  }
+  if (draining()) {
+    bump(stats_.rejected_draining);
+    return error(header, http::status::service_unavailable,
+                 "the proxy is shutting down; retry against its replacement", peer);
+  }
+  return std::nullopt;
+}
+
+Response ExportHandler::handle(const Request& request, std::string_view peer) {
+  if (auto refused = check_header(request.base(), peer)) return std::move(*refused);
+  const BodyEncoding encoding = *parse_content_type(request[http::field::content_type]);
+  const ContentEncoding content_encoding =
+      *parse_content_encoding(request[http::field::content_encoding]);
+
+  // 1. Decompress (bounded).
+  thread_local std::string decompressed;
+  std::string_view body = request.body();
+  if (content_encoding != ContentEncoding::identity) {
+    bump(stats_.requests_compressed);
+    decompressed.clear();
+    const DecompressResult result =
+        decompress(content_encoding, body, decompressed, receiver_.max_body_bytes);
+    if (result.status != DecompressResult::Status::ok) {
+      const bool too_large = result.status == DecompressResult::Status::too_large;
+      bump(too_large ? stats_.rejected_too_large : stats_.rejected_bad_body);
+      if (decompressed.capacity() > kKeptBufferBytes) std::string().swap(decompressed);
+      return error(request.base(),
+                   too_large ? http::status::payload_too_large : http::status::bad_request,
+                   result.message, peer);
+    }
+    body = decompressed;
+  } else if (body.size() > receiver_.max_body_bytes) {
+    bump(stats_.rejected_too_large);
+    return error(request.base(), http::status::payload_too_large,
+                 "body of " + std::to_string(body.size()) + " bytes exceeds the limit of " +
+                     std::to_string(receiver_.max_body_bytes) + " bytes",
+                 peer);
+  }
+
+  // 2. Decode into an arena whose first block is reused by this thread.
+  thread_local ArenaBlock arena_block;
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = arena_block.bytes.get();
+  arena_options.initial_block_size = kArenaBlockBytes;
+  google::protobuf::Arena arena(arena_options);
+  auto* export_request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
+  const otlp::DecodeResult decoded = encoding == BodyEncoding::json
+                                         ? otlp::decode_json(body, *export_request)
+                                         : otlp::decode_protobuf(body, *export_request);
+  bump(encoding == BodyEncoding::json ? stats_.requests_json : stats_.requests_protobuf);
+  if (decompressed.capacity() > kKeptBufferBytes) std::string().swap(decompressed);
+  if (!decoded.ok) {
+    bump(stats_.rejected_bad_body);
+    return error(request.base(), http::status::bad_request, decoded.message, peer);
+  }
+
+  // 3. Validate: spans MLflow cannot store are rejected, the rest go on.
+  const otlp::InvalidSpans invalid = otlp::remove_invalid_spans(*export_request);
+  const std::size_t span_count = otlp::count_spans(*export_request);
+  if (span_count == 0 && invalid.rejected > 0) {
+    bump(stats_.rejected_invalid_spans);
+    bump(stats_.spans_rejected_invalid, invalid.rejected);
+    return error(request.base(), http::status::bad_request,
+                 "all " + std::to_string(invalid.rejected) +
+                     " spans are invalid; first: " + invalid.first_problem,
+                 peer);
+  }
+
+  // 4. Route.
+  const auto header_value = request.find(routing::kExperimentHeader);
+  const auto routed = selector_.select(
+      header_value == request.end() ? std::nullopt
+                                    : std::optional<std::string_view>(header_value->value()));
+  if (const auto* routing_error = std::get_if<routing::RoutingError>(&routed)) {
+    bump(stats_.rejected_routing);
+    return error(request.base(), http::status::bad_request, routing_error->message, peer);
+  }
+
+  // 5. Enqueue: once this succeeds the spans are acknowledged and the proxy owns them.
+  if (span_count > 0) {
+    std::vector<queue::QueueItem> items;
+    items.push_back({std::get<ExperimentRef>(routed), export_request->SerializeAsString(),
+                     static_cast<std::uint32_t>(span_count)});
+    switch (queue_.push(std::move(items))) {
+      case queue::PushResult::accepted:
+        break;
+      case queue::PushResult::full:
+        bump(stats_.rejected_queue_full);
+        return error(request.base(), http::status::too_many_requests,
+                     "the proxy's queue is full (MLflow is slower than the incoming spans or "
+                     "unreachable); retry after the delay in Retry-After",
+                     peer);
+      case queue::PushResult::closed:
+        bump(stats_.rejected_draining);
+        return error(request.base(), http::status::service_unavailable,
+                     "the proxy is shutting down; retry against its replacement", peer);
+    }
+  }
+  bump(stats_.requests_accepted);
+  bump(stats_.spans_accepted, span_count);
+
+  // 6. Answer in the request's encoding; partial_success tells the client what was dropped.
+  std::string warning;
+  if (invalid.rejected > 0) {
+    bump(stats_.spans_rejected_invalid, invalid.rejected);
+    warning = std::to_string(invalid.rejected) + " invalid spans rejected; first: " +
+              invalid.first_problem;
+    std::uint64_t suppressed = 0;
+    if (reject_log_.allow(suppressed)) {
+      spdlog::warn("partially accepted request from {}: {}", peer, warning);
+    }
+  } else if (span_count == 0) {
+    warning = "request contained no spans";
+  }
+  return make_response(http::status::ok, encoding,
+                       otlp::encode_export_response(encoding,
+                                                    static_cast<std::int64_t>(invalid.rejected),
+                                                    warning),
+                       request.version(), request.keep_alive());
+}
+
+}  // namespace proxy::receiver

@@ -1,0 +1,57 @@
+// OTLP/HTTP trace ingestion without sockets: request in, response out. Runs the pipeline from
+// decompression to the queue: decompress, decode, validate, route, enqueue, answer.
+#pragma once
+
+#include <atomic>
+#include <optional>
+#include <string_view>
+
+#include <boost/beast/http.hpp>
+
+#include "common/rate_limited_log.hpp"
+#include "config/config.hpp"
+#include "queue/span_queue.hpp"
+#include "receiver/stats.hpp"
+#include "routing/experiment_selector.hpp"
+
+namespace proxy::receiver {
+
+namespace http = boost::beast::http;
+
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+inline constexpr std::string_view kTracesPath = "/v1/traces";
+
+class ExportHandler {
+ public:
+  ExportHandler(const config::ReceiverConfig& receiver, const config::QueueConfig& queue_config,
+                routing::ExperimentSelector selector, queue::SpanQueue& queue, ReceiverStats& stats);
+
+  // Checks what can be checked from the header alone, so a request that will be refused is
+  // answered before its body is read. nullopt: read the body and call handle().
+  std::optional<Response> check_header(const http::request_header<>& header,
+                                       std::string_view peer);
+
+  Response handle(const Request& request, std::string_view peer);
+
+  // An error response for a request that could not be read (header too large, body over the
+  // limit): HTTP status and a message, encoded as the request asked where known.
+  Response error(const http::request_header<>& header, http::status status, std::string message,
+                 std::string_view peer);
+
+  // While draining, every new request gets 503 with Retry-After.
+  void set_draining() { draining_.store(true, std::memory_order_relaxed); }
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
+
+ private:
+  const config::ReceiverConfig& receiver_;
+  const config::QueueConfig& queue_config_;
+  routing::ExperimentSelector selector_;
+  queue::SpanQueue& queue_;
+  ReceiverStats& stats_;
+  std::atomic<bool> draining_{false};
+  RateLimitedLog reject_log_;
+};
+
+}  // namespace proxy::receiver

@@ -1,0 +1,269 @@
+#include "receiver/http_server.hpp"
+
+#include <array>
+#include <string>
+#include <system_error>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/as_tuple.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+namespace proxy::receiver {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+using tcp = net::ip::tcp;
+constexpr auto kNoThrow = net::experimental::as_tuple(net::use_awaitable);
+
+struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
+  State(net::io_context& io_context, const config::ReceiverConfig& receiver_config,
+        ExportHandler& export_handler, ReceiverStats& receiver_stats)
+      : io(io_context),
+        config(receiver_config),
+        handler(export_handler),
+        stats(receiver_stats),
+        acceptor(net::make_strand(io_context)) {}
+
+  net::io_context& io;
+  const config::ReceiverConfig& config;
+  ExportHandler& handler;
+  ReceiverStats& stats;
+  tcp::acceptor acceptor;
+  std::atomic<std::size_t> open_connections{0};
+
+  net::awaitable<void> accept_loop();
+  net::awaitable<void> serve(beast::tcp_stream stream, std::string peer);
+  net::awaitable<void> refuse(beast::tcp_stream stream, std::string peer);
+  net::awaitable<void> linger_close(beast::tcp_stream& stream);
+};
+
+namespace {
+
+template <typename Socket>
+std::string describe(const Socket& socket) {
+  boost::system::error_code ec;
+  const auto endpoint = socket.remote_endpoint(ec);
+  if (ec) return "unknown peer";
+  return endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
+// A request whose header could not be parsed: answered with a plain 400 and closed.
+Response bad_request_response(std::string message) {
+  Response response{http::status::bad_request, 11};
+  response.set(http::field::content_type, "text/plain");
+  response.set(http::field::server, "otlp-mlflow-proxy");
+  response.body() = std::move(message);
+  response.keep_alive(false);
+  response.prepare_payload();
+  return response;
+}
+
+}  // namespace
+
+HttpServer::HttpServer(net::io_context& io, const config::ReceiverConfig& config,
+                       ExportHandler& handler, ReceiverStats& stats)
+    : state_(std::make_shared<State>(io, config, handler, stats)) {}
+
+HttpServer::~HttpServer() { stop_accepting(); }
+
+void HttpServer::start() {
+  boost::system::error_code ec;
+  const auto address = net::ip::make_address(state_->config.listen.host, ec);
+  if (ec) {
+    throw std::system_error(ec, "invalid listen address " + state_->config.listen.to_string());
+  }
+  const tcp::endpoint endpoint{address, state_->config.listen.port};
+  auto& acceptor = state_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::system_error(ec, "cannot listen on " + state_->config.listen.to_string());
+  }
+  net::co_spawn(acceptor.get_executor(), state_->accept_loop(), net::detached);
+}
+
+void HttpServer::stop_accepting() {
+  net::post(state_->acceptor.get_executor(), [state = state_] {
+    boost::system::error_code ignored;
+    state->acceptor.close(ignored);
+  });
+}
+
+tcp::endpoint HttpServer::local_endpoint() const {
+  boost::system::error_code ec;
+  return state_->acceptor.local_endpoint(ec);
+}
+
+net::awaitable<void> HttpServer::State::accept_loop() {
+  auto self = shared_from_this();
+  while (acceptor.is_open()) {
+    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(io), kNoThrow);
+    if (ec) {
+      if (ec == net::error::operation_aborted || !acceptor.is_open()) break;
+      // Out of descriptors and similar: log, pause briefly, keep accepting.
+      spdlog::error("accept on {} failed: {}", config.listen.to_string(), ec.message());
+      net::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
+      co_await pause.async_wait(kNoThrow);
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    std::string peer = describe(socket);
+    auto executor = socket.get_executor();
+    if (open_connections.load(std::memory_order_relaxed) >= config.max_connections) {
+      bump(stats.rejected_connection_limit);
+      net::co_spawn(executor, refuse(beast::tcp_stream(std::move(socket)), std::move(peer)),
+                    net::detached);
+      continue;
+    }
+    open_connections.fetch_add(1, std::memory_order_relaxed);
+    net::co_spawn(executor, serve(beast::tcp_stream(std::move(socket)), std::move(peer)),
+                  [self](std::exception_ptr error) {
+                    self->open_connections.fetch_sub(1, std::memory_order_relaxed);
+                    if (!error) return;
+                    try {
+                      std::rethrow_exception(error);
+                    } catch (const std::exception& e) {
+                      spdlog::error("connection handler failed: {}", e.what());
+                    }
+                  });
+  }
+}
+
+net::awaitable<void> HttpServer::State::refuse(beast::tcp_stream stream, std::string peer) {
+  spdlog::warn("refusing connection from {}: {} connections open (receiver.max_connections)", peer,
+               config.max_connections);
+  http::request_header<> header;
+  header.version(11);
+  Response response = handler.error(header, http::status::service_unavailable,
+                                    "too many connections; retry later", peer);
+  response.keep_alive(false);
+  stream.expires_after(std::chrono::seconds(1));
+  co_await http::async_write(stream, response, kNoThrow);
+  co_await linger_close(stream);
+}
+
+// After answering a request whose body was not read, the client is often still sending it;
+// closing at once would reset the connection and destroy the answer in the client's receive
+// buffer. So: stop sending, read and discard for a bounded time and volume, then close.
+net::awaitable<void> HttpServer::State::linger_close(beast::tcp_stream& stream) {
+  constexpr std::size_t kMaxDiscardBytes = 256 * 1024 * 1024;
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.expires_after(std::chrono::seconds(2));
+  std::array<char, 64 * 1024> sink{};
+  std::size_t discarded = 0;
+  while (discarded < kMaxDiscardBytes) {
+    auto [ec, bytes] = co_await stream.async_read_some(net::buffer(sink), kNoThrow);
+    if (ec) break;
+    discarded += bytes;
+  }
+}
+
+net::awaitable<void> HttpServer::State::serve(beast::tcp_stream stream, std::string peer) {
+  bump(stats.connections_open);
+  beast::flat_buffer buffer;
+  for (;;) {
+    // Idle keep-alive wait: for the first byte of the next request.
+    if (buffer.size() == 0) {
+      stream.expires_after(config.idle_timeout);
+      auto [ec, bytes] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kNoThrow);
+      if (ec) break;  // closed by the client or idle too long
+      buffer.commit(bytes);
+    }
+
+    // From the first byte on, the whole request must arrive within read_timeout.
+    stream.expires_after(config.read_timeout);
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
+    parser.body_limit(config.max_body_bytes);
+
+    auto [header_ec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
+    if (header_ec) {
+      Response response;
+      if (header_ec == http::error::header_limit) {
+        bump(stats.rejected_header_too_large);
+        response = handler.error(parser.get().base(), http::status::request_header_fields_too_large,
+                                 "request header exceeds the limit of " +
+                                     std::to_string(config.max_header_bytes) + " bytes",
+                                 peer);
+      } else if (header_ec == http::error::body_limit) {
+        // Content-Length alone already says the body is over the limit.
+        bump(stats.rejected_too_large);
+        response = handler.error(parser.get().base(), http::status::payload_too_large,
+                                 "body of " + std::string(parser.get()[http::field::content_length]) +
+                                     " bytes exceeds the limit of " +
+                                     std::to_string(config.max_body_bytes) + " bytes",
+                                 peer);
+      } else if (header_ec == beast::error::timeout) {
+        bump(stats.read_timeouts);
+        spdlog::debug("closing connection from {}: request header not received within {} ms",
+                      peer, config.read_timeout.count());
+        break;
+      } else if (header_ec == http::error::end_of_stream || header_ec == net::error::eof ||
+                 header_ec == net::error::connection_reset) {
+        break;
+      } else {
+        bump(stats.rejected_bad_body);
+        response = bad_request_response("malformed HTTP request: " + header_ec.message());
+      }
+      response.keep_alive(false);
+      stream.expires_after(config.read_timeout);
+      co_await http::async_write(stream, response, kNoThrow);
+      co_await linger_close(stream);
+      break;
+    }
+
+    if (auto refused = handler.check_header(parser.get().base(), peer)) {
+      // The body is not read, so the connection cannot carry another request.
+      refused->keep_alive(false);
+      co_await http::async_write(stream, *refused, kNoThrow);
+      co_await linger_close(stream);
+      break;
+    }
+    if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> proceed{http::status::continue_, 11};
+      auto [continue_ec, continue_bytes] = co_await http::async_write(stream, proceed, kNoThrow);
+      if (continue_ec) break;
+    }
+
+    auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, parser, kNoThrow);
+    if (body_ec) {
+      if (body_ec == http::error::body_limit) {
+        bump(stats.rejected_too_large);
+        Response response = handler.error(parser.get().base(), http::status::payload_too_large,
+                                          "body exceeds the limit of " +
+                                              std::to_string(config.max_body_bytes) + " bytes",
+                                          peer);
+        response.keep_alive(false);
+        co_await http::async_write(stream, response, kNoThrow);
+        co_await linger_close(stream);
+      } else if (body_ec == beast::error::timeout) {
+        bump(stats.read_timeouts);
+        spdlog::warn("closing connection from {}: request body not received within {} ms", peer,
+                     config.read_timeout.count());
+      } else {
+        spdlog::debug("connection from {} failed while reading the body: {}", peer,
+                      body_ec.message());
+      }
+      break;
+    }
+
+    Response response = handler.handle(parser.get(), peer);
+    if (handler.draining()) response.keep_alive(false);
+    const bool keep_alive = response.keep_alive();
+    auto [write_ec, written] = co_await http::async_write(stream, response, kNoThrow);
+    if (write_ec || !keep_alive) break;
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stats.connections_open.fetch_sub(1, std::memory_order_relaxed);
+}
+
+}  // namespace proxy::receiver

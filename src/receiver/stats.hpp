@@ -1,0 +1,40 @@
+// What the receiver did, as plain relaxed atomics: cheap to bump on the hot path, read for logs
+// and (later) metrics. Every reject has its own counter.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace proxy::receiver {
+
+struct ReceiverStats {
+  using Counter = std::atomic<std::uint64_t>;
+
+  Counter requests_accepted{0};
+  Counter spans_accepted{0};
+  Counter spans_rejected_invalid{0};  // dropped from an otherwise accepted request (partial success)
+  Counter requests_json{0};
+  Counter requests_protobuf{0};
+  Counter requests_compressed{0};
+
+  Counter rejected_not_found{0};
+  Counter rejected_method{0};
+  Counter rejected_content_type{0};
+  Counter rejected_encoding{0};
+  Counter rejected_too_large{0};
+  Counter rejected_header_too_large{0};
+  Counter rejected_bad_body{0};       // undecodable: corrupt compression, protobuf or JSON
+  Counter rejected_invalid_spans{0};  // every span invalid
+  Counter rejected_routing{0};
+  Counter rejected_queue_full{0};
+  Counter rejected_draining{0};
+  Counter rejected_connection_limit{0};
+  Counter read_timeouts{0};
+  Counter connections_open{0};
+};
+
+inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) {
+  counter.fetch_add(by, std::memory_order_relaxed);
+}
+
+}  // namespace proxy::receiver

@@ -1,0 +1,888 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "config/config.hpp"
+#include "config/load.hpp"
+#include "config/values.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using proxy::config::Action;
+using proxy::config::Config;
+using proxy::config::ConfigError;
+using proxy::config::Endpoint;
+using proxy::config::Environment;
+using proxy::config::LoadedConfig;
+using proxy::config::LogFormat;
+using proxy::config::ValueError;
+
+const std::string kExampleConfig = PROXY_TEST_DATA_DIR "/../../config/otlp-mlflow-proxy.yaml";
+const std::string kEveryKeyConfig = PROXY_TEST_DATA_DIR "/config/every-key.yaml";
+
+// A fresh directory per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() /
+            ("proxy-config-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string write(const std::string& name, const std::string& text) const {
+    fs::path file = path_ / name;
+    std::ofstream(file, std::ios::binary) << text;
+    return file.string();
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+LoadedConfig load_yaml(const std::string& yaml, const Environment& env = {},
+                       std::vector<std::string> args = {}) {
+  TempDir dir;
+  args.insert(args.begin(), {"--config", dir.write("proxy.yaml", yaml)});
+  return proxy::config::load(args, env);
+}
+
+std::string error_of(const std::vector<std::string>& args, const Environment& env = {}) {
+  try {
+    proxy::config::load(args, env);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  FAIL("expected a ConfigError");
+  return {};
+}
+
+// The error for a YAML text, with the temporary file's path shortened to "proxy.yaml".
+std::string yaml_error(const std::string& yaml, const Environment& env = {}) {
+  TempDir dir;
+  std::string file = dir.write("proxy.yaml", yaml);
+  std::string message = error_of({"--config", file}, env);
+  if (message.starts_with(file)) message = "proxy.yaml" + message.substr(file.size());
+  return message;
+}
+
+template <class Parse>
+std::string value_error(Parse parse) {
+  try {
+    parse();
+  } catch (const ValueError& e) {
+    return e.what();
+  }
+  FAIL("expected a ValueError");
+  return {};
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+void require_same(const Config& a, const Config& b) {
+  CHECK(a.receiver.listen.host == b.receiver.listen.host);
+  CHECK(a.receiver.listen.port == b.receiver.listen.port);
+  CHECK(a.receiver.io_threads == b.receiver.io_threads);
+  CHECK(a.receiver.max_body_bytes == b.receiver.max_body_bytes);
+  CHECK(a.receiver.max_header_bytes == b.receiver.max_header_bytes);
+  CHECK(a.receiver.read_timeout == b.receiver.read_timeout);
+  CHECK(a.receiver.idle_timeout == b.receiver.idle_timeout);
+  CHECK(a.receiver.max_connections == b.receiver.max_connections);
+  CHECK(a.mlflow.url == b.mlflow.url);
+  CHECK(a.mlflow.experiment_id == b.mlflow.experiment_id);
+  CHECK(a.mlflow.experiment_name == b.mlflow.experiment_name);
+  CHECK(a.mlflow.create_experiments == b.mlflow.create_experiments);
+  CHECK(a.mlflow.request_timeout == b.mlflow.request_timeout);
+  CHECK(a.mlflow.connect_timeout == b.mlflow.connect_timeout);
+  CHECK(a.mlflow.experiment_cache_ttl == b.mlflow.experiment_cache_ttl);
+  CHECK(a.mlflow.username == b.mlflow.username);
+  CHECK(a.queue.max_bytes == b.queue.max_bytes);
+  CHECK(a.queue.retry_after == b.queue.retry_after);
+  CHECK(a.exporter.concurrency == b.exporter.concurrency);
+  CHECK(a.exporter.max_batch_bytes == b.exporter.max_batch_bytes);
+  CHECK(a.exporter.max_batch_spans == b.exporter.max_batch_spans);
+  CHECK(a.exporter.retry.initial_backoff == b.exporter.retry.initial_backoff);
+  CHECK(a.exporter.retry.max_backoff == b.exporter.retry.max_backoff);
+  CHECK(a.exporter.retry.multiplier == b.exporter.retry.multiplier);
+  CHECK(a.exporter.retry.max_transient_422_retries == b.exporter.retry.max_transient_422_retries);
+  CHECK(a.log.level == b.log.level);
+  CHECK(a.log.format == b.log.format);
+  CHECK(a.shutdown_timeout == b.shutdown_timeout);
+}
+
+}  // namespace
+
+// ---- single values -----------------------------------------------------------------------------
+
+TEST_CASE("Endpoint::to_string brackets IPv6 hosts only", "[config]") {
+  CHECK(Endpoint{"127.0.0.1", 4318}.to_string() == "127.0.0.1:4318");
+  CHECK(Endpoint{"localhost", 1}.to_string() == "localhost:1");
+  CHECK(Endpoint{"::1", 4318}.to_string() == "[::1]:4318");
+}
+
+TEST_CASE("sizes accept binary and decimal units", "[config][values]") {
+  using proxy::config::parse_size;
+  CHECK(parse_size("64MiB") == 64 * proxy::config::kMiB);
+  CHECK(parse_size("64 MiB") == 64 * proxy::config::kMiB);
+  CHECK(parse_size("16KiB") == 16 * 1024);
+  CHECK(parse_size("1GiB") == 1024 * 1024 * 1024);
+  CHECK(parse_size("512KB") == 512'000);
+  CHECK(parse_size("3MB") == 3'000'000);
+  CHECK(parse_size("2GB") == 2'000'000'000);
+  CHECK(parse_size("100B") == 100);
+  CHECK(parse_size("1024") == 1024);
+}
+
+TEST_CASE("bad sizes say what a size looks like", "[config][values]") {
+  using proxy::config::parse_size;
+  const std::string units = " (units: B, KiB, MiB, GiB, or KB, MB, GB)";
+  for (std::string text : {"lots", "", "64XB", "64mib", "-1", "1.5GiB", "MiB", "64MiB "}) {
+    INFO(text);
+    CHECK(value_error([&] { parse_size(text); }) ==
+          "expected a size such as 64MiB, got \"" + text + "\"" + units);
+  }
+  CHECK(value_error([] { parse_size("0"); }) == "must be greater than 0, got \"0\"");
+  CHECK(value_error([] { parse_size("0MiB"); }) == "must be greater than 0, got \"0MiB\"");
+  CHECK(value_error([] { parse_size("2GiB", 1024 * proxy::config::kMiB); }) ==
+        "must be at most 1GiB, got \"2GiB\"");
+  CHECK(value_error([] { parse_size("99999999999999999999999"); }) ==
+        "must be at most 18446744073709551615, got \"99999999999999999999999\"");
+  CHECK(value_error([] { parse_size("99999999999GiB"); }) ==
+        "must be at most 18446744073709551615, got \"99999999999GiB\"");
+}
+
+TEST_CASE("durations need a unit", "[config][values]") {
+  using proxy::config::parse_duration;
+  CHECK(parse_duration("500ms", 0ms, 24h) == 500ms);
+  CHECK(parse_duration("30s", 0ms, 24h) == 30s);
+  CHECK(parse_duration("2m", 0ms, 24h) == 2min);
+  CHECK(parse_duration("1h", 0ms, 24h) == 1h);
+  CHECK(parse_duration("0s", 0ms, 24h) == 0ms);
+  CHECK(value_error([] { parse_duration("30", 0ms, 24h); }) ==
+        "expected a duration such as 30s or 500ms, got \"30\" (a bare number is ambiguous: "
+        "add a unit, ms, s, m or h)");
+  for (std::string text : {"", "s", "1d", "1.5s", "-1s", "30 sec", "1h30m"}) {
+    INFO(text);
+    CHECK(value_error([&] { parse_duration(text, 0ms, 24h); }) ==
+          "expected a duration such as 30s or 500ms, got \"" + text + "\" (units: ms, s, m, h)");
+  }
+  CHECK(value_error([] { parse_duration("25h", 0ms, 24h); }) == "must be at most 24h, got \"25h\"");
+  CHECK(value_error([] { parse_duration("99999999999999999999h", 0ms, 24h); }) ==
+        "must be at most 24h, got \"99999999999999999999h\"");
+  CHECK(value_error([] { parse_duration("0s", 1ms, 24h); }) == "must be at least 1ms, got \"0s\"");
+  CHECK(proxy::config::parse_seconds("2m", 1s, 24h) == 120s);
+  CHECK(value_error([] { proxy::config::parse_seconds("1500ms", 1s, 24h); }) ==
+        "must be a whole number of seconds, got \"1500ms\"");
+}
+
+TEST_CASE("sizes and durations print in the largest exact unit", "[config][values]") {
+  using proxy::config::format_duration;
+  using proxy::config::format_size;
+  CHECK(format_size(64 * proxy::config::kMiB) == "64MiB");
+  CHECK(format_size(16 * 1024) == "16KiB");
+  CHECK(format_size(proxy::config::kGiB) == "1GiB");
+  CHECK(format_size(1000) == "1000");
+  CHECK(format_size(1536 * 1024) == "1536KiB");
+  CHECK(format_duration(30s) == "30s");
+  CHECK(format_duration(200ms) == "200ms");
+  CHECK(format_duration(1500ms) == "1500ms");
+  CHECK(format_duration(120s) == "2m");
+  CHECK(format_duration(2h) == "2h");
+  CHECK(format_duration(0ms) == "0s");
+}
+
+TEST_CASE("endpoints are HOST:PORT or [IPv6]:PORT", "[config][values]") {
+  using proxy::config::parse_endpoint;
+  auto v4 = parse_endpoint("0.0.0.0:4318");
+  CHECK(v4.host == "0.0.0.0");
+  CHECK(v4.port == 4318);
+  auto v6 = parse_endpoint("[::1]:4318");
+  CHECK(v6.host == "::1");
+  CHECK(v6.port == 4318);
+  CHECK(parse_endpoint("localhost:65535").port == 65535);
+  for (std::string text : {"4318x", "4318", "localhost", ":4318", "", "[::1]", "[::1]4318",
+                           "[zz zz]:1", "[::1:4318", "a b:1"}) {
+    INFO(text);
+    CHECK(value_error([&] { parse_endpoint(text); }) == "expected HOST:PORT, got \"" + text + "\"");
+  }
+  for (std::string text :
+       {"host:0", "host:65536", "host:", "host:99999999", "host:port", "host:-1"}) {
+    INFO(text);
+    CHECK(value_error([&] { parse_endpoint(text); }) ==
+          "expected HOST:PORT, got \"" + text + "\" (the port must be from 1 to 65535)");
+  }
+  CHECK(value_error([] { parse_endpoint("::1:4318"); }) ==
+        "expected HOST:PORT, got \"::1:4318\" (write an IPv6 address in brackets, such as "
+        "[::1]:4318)");
+}
+
+TEST_CASE("MLflow URLs are http or https with a host", "[config][values]") {
+  using proxy::config::parse_url;
+  CHECK(parse_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000");
+  CHECK(parse_url("HTTPS://mlflow.example.com/") == "https://mlflow.example.com");
+  CHECK(parse_url("http://mlflow/prefix//") == "http://mlflow/prefix");
+  CHECK(parse_url("http://[::1]:5000") == "http://[::1]:5000");
+  CHECK(parse_url("http://u:p@host") == "http://u:p@host");
+  const std::string shape = "expected an http:// or https:// URL with a host, got ";
+  for (std::string text : {"ftp://host", "databricks", "sqlite:///mlflow.db", "http://",
+                           "http:///x", "http://:5000", "host:5000", "", "http//host"}) {
+    INFO(text);
+    CHECK(value_error([&] { parse_url(text); }) == shape + "\"" + text + "\"");
+  }
+  CHECK(value_error([] { parse_url("http://host:0"); }) ==
+        shape + "\"http://host:0\" (the port must be from 1 to 65535)");
+  CHECK(value_error([] { parse_url("http://host:x"); }) ==
+        shape + "\"http://host:x\" (the port must be from 1 to 65535)");
+  CHECK(value_error([] { parse_url("http://host/?a=1"); }) ==
+        shape + "\"http://host/?a=1\" (no query or fragment)");
+  CHECK(value_error([] { parse_url("http://host/#x"); }) ==
+        shape + "\"http://host/#x\" (no query or fragment)");
+  CHECK(value_error([] { parse_url("http://ho st"); }) ==
+        shape + "\"http://ho st\" (no spaces or control characters)");
+  // A bad URL is echoed without its password.
+  CHECK(value_error([] { parse_url("http://u:secret@:1"); }) ==
+        shape + "\"http://u:<hidden>@:1\"");
+}
+
+TEST_CASE("URL passwords are hidden, user names kept", "[config][values]") {
+  using proxy::config::hide_url_password;
+  CHECK(hide_url_password("http://u:p@host") == "http://u:<hidden>@host");
+  CHECK(hide_url_password("https://u:p@ss@host:1/x@y") == "https://u:<hidden>@host:1/x@y");
+  CHECK(hide_url_password("http://u@host") == "http://u@host");
+  CHECK(hide_url_password("http://host:5000/a:b@c") == "http://host:5000/a:b@c");
+  CHECK(hide_url_password("databricks") == "databricks");
+}
+
+TEST_CASE("integers, numbers, booleans, levels and formats", "[config][values]") {
+  using namespace proxy::config;
+  CHECK(parse_integer("64", 1, 64) == 64);
+  CHECK(value_error([] { parse_integer("65", 1, 64); }) ==
+        "expected a whole number from 1 to 64, got \"65\"");
+  CHECK(value_error([] { parse_integer("2.5", 1, 64); }) ==
+        "expected a whole number from 1 to 64, got \"2.5\"");
+  CHECK(value_error([] { parse_integer("99999999999999999999999", 0, 10); }) ==
+        "expected a whole number from 0 to 10, got \"99999999999999999999999\"");
+  CHECK(parse_number("1.5", 1.0) == 1.5);
+  CHECK(parse_number("2", 1.0) == 2.0);
+  for (std::string text : {"0.5", "fast", "nan", "inf", "", "1.5x"}) {
+    INFO(text);
+    CHECK(value_error([&] { parse_number(text, 1.0); }) ==
+          "expected a number of at least 1, got \"" + text + "\"");
+  }
+  CHECK(parse_bool("true"));
+  CHECK_FALSE(parse_bool("False"));
+  CHECK(value_error([] { parse_bool("yes"); }) == "expected true or false, got \"yes\"");
+  CHECK(parse_log_level("WARN") == "warn");
+  CHECK(value_error([] { parse_log_level("loud"); }) ==
+        "expected one of trace, debug, info, warn, error, critical, off, got \"loud\"");
+  CHECK(parse_log_format("json") == LogFormat::json);
+  CHECK(value_error([] { parse_log_format("xml"); }) == "expected text or json, got \"xml\"");
+  CHECK(value_error([] { parse_experiment_id("12a"); }) ==
+        "expected a numeric experiment id (MLflow experiment ids are digits, such as 123), got "
+        "\"12a\" (to select by name, use the experiment name)");
+  CHECK(quoted("a\"b\n") == "\"a\\\"b\\x0a\"");
+}
+
+// ---- flags -------------------------------------------------------------------------------------
+
+TEST_CASE("no arguments: run with the defaults", "[config][flags]") {
+  LoadedConfig loaded = proxy::config::load({}, {});
+  CHECK(loaded.action == Action::run);
+  CHECK(loaded.config_file.empty());
+  require_same(loaded.config, Config{});
+}
+
+TEST_CASE("flags take --flag value and --flag=value", "[config][flags]") {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--listen", "[::1]:9000", "--mlflow-url", "https://m:1/", "--experiment-id", "7",
+            "--experiment-name", "x", "--log-level", "debug", "--log-format", "json"},
+           {"--listen=[::1]:9000", "--mlflow-url=https://m:1/", "--experiment-id=7",
+            "--experiment-name=x", "--log-level=debug", "--log-format=json"},
+       }) {
+    Config c = proxy::config::load(args, {}).config;
+    CHECK(c.receiver.listen.host == "::1");
+    CHECK(c.receiver.listen.port == 9000);
+    CHECK(c.mlflow.url == "https://m:1");
+    CHECK(c.mlflow.experiment_id == "7");
+    CHECK(c.mlflow.experiment_name == "x");
+    CHECK(c.log.level == "debug");
+    CHECK(c.log.format == LogFormat::json);
+  }
+  // An experiment name may contain '='; only the first one splits.
+  CHECK(proxy::config::load({"--experiment-name=a=b"}, {}).config.mlflow.experiment_name == "a=b");
+}
+
+TEST_CASE("actions", "[config][flags]") {
+  using proxy::config::load;
+  CHECK(load({"--check-config"}, {}).action == Action::check_config);
+  CHECK(load({"--version"}, {}).action == Action::print_version);
+  CHECK(load({"--help"}, {}).action == Action::print_help);
+  CHECK(load({"-h"}, {}).action == Action::print_help);
+  CHECK(load({"--version", "--help"}, {}).action == Action::print_help);
+  // Help and version work even when the configuration is broken.
+  CHECK(load({"--help", "--config", "/nonexistent/proxy.yaml"}, {}).action == Action::print_help);
+  CHECK(load({"--version"}, {{"OTLP_MLFLOW_PROXY_LISTEN", "bad"}}).action ==
+        Action::print_version);
+  // --check-config still validates.
+  CHECK(error_of({"--check-config"}, {{"OTLP_MLFLOW_PROXY_LISTEN", "bad"}}) ==
+        "OTLP_MLFLOW_PROXY_LISTEN: expected HOST:PORT, got \"bad\"");
+}
+
+TEST_CASE("flag errors name the flag", "[config][flags]") {
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  const std::vector<Case> cases{
+      {{"--bogus"}, "--bogus: unknown flag (see --help)"},
+      {{"--bogus=1"}, "--bogus: unknown flag (see --help)"},
+      {{"-x"}, "-x: unknown flag (see --help)"},
+      {{"--LISTEN", "a:1"}, "--LISTEN: unknown flag (see --help)"},
+      {{"config.yaml"}, "unexpected argument \"config.yaml\" (see --help)"},
+      {{"-"}, "unexpected argument \"-\" (see --help)"},
+      {{"--listen"}, "--listen: missing value (expected HOST:PORT)"},
+      {{"--listen="}, "--listen: missing value (expected HOST:PORT)"},
+      {{"--listen", ""}, "--listen: missing value (expected HOST:PORT)"},
+      {{"--config"}, "--config: missing value (expected FILE)"},
+      {{"--config", "--check-config"}, "--config: missing value (expected FILE)"},
+      {{"--mlflow-url"}, "--mlflow-url: missing value (expected URL)"},
+      {{"--experiment-id"}, "--experiment-id: missing value (expected ID)"},
+      {{"--experiment-name="}, "--experiment-name: missing value (expected NAME)"},
+      {{"--log-level"}, "--log-level: missing value (expected LEVEL)"},
+      {{"--log-format"}, "--log-format: missing value (expected FORMAT)"},
+      {{"--listen", "4318x"}, "--listen: expected HOST:PORT, got \"4318x\""},
+      {{"--listen=localhost:0"},
+       "--listen: expected HOST:PORT, got \"localhost:0\" (the port must be from 1 to 65535)"},
+      {{"--mlflow-url", "localhost:5000"},
+       "--mlflow-url: expected an http:// or https:// URL with a host, got \"localhost:5000\""},
+      {{"--experiment-id", "abc"},
+       "--experiment-id: expected a numeric experiment id (MLflow experiment ids are digits, such "
+       "as 123), got \"abc\" (to select by name, use the experiment name)"},
+      {{"--log-level", "verbose"},
+       "--log-level: expected one of trace, debug, info, warn, error, critical, off, got "
+       "\"verbose\""},
+      {{"--log-format=xml"}, "--log-format: expected text or json, got \"xml\""},
+      {{"--check-config=yes"}, "--check-config: takes no value, got \"yes\""},
+      {{"--version=1"}, "--version: takes no value, got \"1\""},
+      {{"--help=me"}, "--help: takes no value, got \"me\""},
+  };
+  for (const Case& c : cases) {
+    INFO(c.args.front());
+    CHECK(error_of(c.args) == c.error);
+  }
+}
+
+// ---- environment -------------------------------------------------------------------------------
+
+TEST_CASE("environment errors name the variable", "[config][env]") {
+  struct Case {
+    std::string variable;
+    std::string value;
+    std::string error;
+  };
+  const std::vector<Case> cases{
+      {"OTLP_MLFLOW_PROXY_LISTEN", "4318", "expected HOST:PORT, got \"4318\""},
+      {"OTLP_MLFLOW_PROXY_MLFLOW_URL", "mlflow:5000",
+       "expected an http:// or https:// URL with a host, got \"mlflow:5000\""},
+      {"OTLP_MLFLOW_PROXY_EXPERIMENT_ID", "Default",
+       "expected a numeric experiment id (MLflow experiment ids are digits, such as 123), got "
+       "\"Default\" (to select by name, use the experiment name)"},
+      {"OTLP_MLFLOW_PROXY_LOG_LEVEL", "chatty",
+       "expected one of trace, debug, info, warn, error, critical, off, got \"chatty\""},
+      {"OTLP_MLFLOW_PROXY_LOG_FORMAT", "logfmt", "expected text or json, got \"logfmt\""},
+  };
+  for (const Case& c : cases) {
+    INFO(c.variable);
+    CHECK(error_of({}, {{c.variable, c.value}}) == c.variable + ": " + c.error);
+  }
+}
+
+TEST_CASE("MLflow's variables are checked only when they are used", "[config][env]") {
+  const Environment bad_uri{{"MLFLOW_TRACKING_URI", "databricks"}};
+  CHECK(error_of({}, bad_uri) ==
+        "MLFLOW_TRACKING_URI: expected an http:// or https:// URL with a host, got "
+        "\"databricks\"; the proxy needs an MLflow tracking server (set mlflow.url, "
+        "OTLP_MLFLOW_PROXY_MLFLOW_URL or --mlflow-url)");
+  CHECK(proxy::config::load({"--mlflow-url", "http://m"}, bad_uri).config.mlflow.url == "http://m");
+  CHECK(load_yaml("mlflow:\n  url: http://y\n", bad_uri).config.mlflow.url == "http://y");
+  Environment overridden = bad_uri;
+  overridden["OTLP_MLFLOW_PROXY_MLFLOW_URL"] = "http://e";
+  CHECK(proxy::config::load({}, overridden).config.mlflow.url == "http://e");
+
+  // A password in a bad tracking URI is not echoed.
+  CHECK_FALSE(contains(error_of({}, {{"MLFLOW_TRACKING_URI", "ftp://u:secret@h"}}), "secret"));
+
+  const Environment bad_id{{"MLFLOW_EXPERIMENT_ID", "my-experiment"}};
+  CHECK(error_of({}, bad_id) ==
+        "MLFLOW_EXPERIMENT_ID: expected a numeric experiment id (MLflow experiment ids are "
+        "digits, such as 123), got \"my-experiment\" (to select by name, use the experiment "
+        "name)");
+  Config c = proxy::config::load({"--experiment-name", "x"}, bad_id).config;
+  CHECK(c.mlflow.experiment_id.empty());
+  CHECK(c.mlflow.experiment_name == "x");
+  CHECK(load_yaml("mlflow:\n  experiment_id: \"3\"\n", bad_id).config.mlflow.experiment_id == "3");
+}
+
+TEST_CASE("empty and unrelated variables are ignored", "[config][env]") {
+  Environment env{
+      {"OTLP_MLFLOW_PROXY_LISTEN", ""},
+      {"OTLP_MLFLOW_PROXY_CONFIG", ""},
+      {"MLFLOW_TRACKING_URI", ""},
+      {"MLFLOW_EXPERIMENT_ID", ""},
+      // What Kubernetes injects for a Service named otlp-mlflow-proxy.
+      {"OTLP_MLFLOW_PROXY_PORT", "tcp://10.0.0.1:4318"},
+      {"OTLP_MLFLOW_PROXY_SERVICE_HOST", "10.0.0.1"},
+  };
+  LoadedConfig loaded = proxy::config::load({}, env);
+  CHECK(loaded.config_file.empty());
+  require_same(loaded.config, Config{});
+}
+
+TEST_CASE("process_environment reads environ", "[config][env]") {
+  REQUIRE(::setenv("PROXY_CONFIG_TEST_VARIABLE", "a=b", 1) == 0);
+  Environment env = proxy::config::process_environment();
+  ::unsetenv("PROXY_CONFIG_TEST_VARIABLE");
+  REQUIRE(env.count("PROXY_CONFIG_TEST_VARIABLE") == 1);
+  CHECK(env.at("PROXY_CONFIG_TEST_VARIABLE") == "a=b");
+}
+
+// ---- precedence --------------------------------------------------------------------------------
+
+TEST_CASE("precedence: defaults < MLFLOW_* < YAML < OTLP_MLFLOW_PROXY_* < flags", "[config]") {
+  struct Case {
+    std::string name;
+    Environment env;
+    std::optional<std::string> yaml;
+    std::vector<std::string> args;
+    std::string url;
+    std::string experiment_id;
+    std::string experiment_name;
+    std::string listen = "127.0.0.1:4318";
+    std::string level = "info";
+  };
+  const std::string url = "http://127.0.0.1:5000";
+  const std::vector<Case> cases{
+      {"defaults", {}, std::nullopt, {}, url, "", ""},
+      {"MLFLOW_TRACKING_URI", {{"MLFLOW_TRACKING_URI", "http://env:5000/"}}, std::nullopt, {},
+       "http://env:5000", "", ""},
+      {"YAML beats MLFLOW_TRACKING_URI", {{"MLFLOW_TRACKING_URI", "http://env"}},
+       "mlflow: {url: 'http://yaml'}", {}, "http://yaml", "", ""},
+      {"proxy variable beats YAML",
+       {{"MLFLOW_TRACKING_URI", "http://env"}, {"OTLP_MLFLOW_PROXY_MLFLOW_URL", "http://proxy"}},
+       "mlflow: {url: 'http://yaml'}", {}, "http://proxy", "", ""},
+      {"flag beats everything",
+       {{"MLFLOW_TRACKING_URI", "http://env"}, {"OTLP_MLFLOW_PROXY_MLFLOW_URL", "http://proxy"}},
+       "mlflow: {url: 'http://yaml'}", {"--mlflow-url", "http://flag"}, "http://flag", "", ""},
+      {"MLFLOW_EXPERIMENT_ID", {{"MLFLOW_EXPERIMENT_ID", "1"}}, std::nullopt, {}, url, "1", ""},
+      {"MLflow id and name together are kept",
+       {{"MLFLOW_EXPERIMENT_ID", "1"}, {"MLFLOW_EXPERIMENT_NAME", "n"}}, std::nullopt, {}, url,
+       "1", "n"},
+      {"YAML id replaces MLFLOW_EXPERIMENT_NAME", {{"MLFLOW_EXPERIMENT_NAME", "n"}},
+       "mlflow: {experiment_id: '5'}", {}, url, "5", ""},
+      {"YAML name replaces MLFLOW_EXPERIMENT_ID", {{"MLFLOW_EXPERIMENT_ID", "1"}},
+       "mlflow: {experiment_name: y}", {}, url, "", "y"},
+      {"YAML without experiment keys keeps MLflow's",
+       {{"MLFLOW_EXPERIMENT_ID", "1"}, {"MLFLOW_EXPERIMENT_NAME", "n"}},
+       "mlflow: {create_experiments: false}", {}, url, "1", "n"},
+      {"YAML empty id clears MLflow's", {{"MLFLOW_EXPERIMENT_ID", "1"}},
+       "mlflow: {experiment_id: ''}", {}, url, "", ""},
+      {"YAML id and name together are kept", {}, "mlflow: {experiment_id: '5', experiment_name: y}",
+       {}, url, "5", "y"},
+      {"--experiment-name beats MLFLOW_EXPERIMENT_ID", {{"MLFLOW_EXPERIMENT_ID", "1"}},
+       std::nullopt, {"--experiment-name", "X"}, url, "", "X"},
+      {"proxy id variable replaces YAML name", {{"OTLP_MLFLOW_PROXY_EXPERIMENT_ID", "7"}},
+       "mlflow: {experiment_name: y}", {}, url, "7", ""},
+      {"proxy name variable replaces YAML id", {{"OTLP_MLFLOW_PROXY_EXPERIMENT_NAME", "z"}},
+       "mlflow: {experiment_id: '5'}", {}, url, "", "z"},
+      {"--experiment-id replaces the proxy name variable",
+       {{"OTLP_MLFLOW_PROXY_EXPERIMENT_NAME", "z"}}, std::nullopt, {"--experiment-id", "9"}, url,
+       "9", ""},
+      {"flag id and name together are kept", {{"MLFLOW_EXPERIMENT_ID", "1"}}, std::nullopt,
+       {"--experiment-id", "9", "--experiment-name", "w"}, url, "9", "w"},
+      {"listen and level from YAML", {}, "receiver: {listen: '0.0.0.0:1'}\nlog: {level: warn}",
+       {}, url, "", "", "0.0.0.0:1", "warn"},
+      {"listen and level from proxy variables",
+       {{"OTLP_MLFLOW_PROXY_LISTEN", "0.0.0.0:2"}, {"OTLP_MLFLOW_PROXY_LOG_LEVEL", "error"}},
+       "receiver: {listen: '0.0.0.0:1'}\nlog: {level: warn}", {}, url, "", "", "0.0.0.0:2",
+       "error"},
+      {"listen and level from flags",
+       {{"OTLP_MLFLOW_PROXY_LISTEN", "0.0.0.0:2"}, {"OTLP_MLFLOW_PROXY_LOG_LEVEL", "error"}},
+       "receiver: {listen: '0.0.0.0:1'}\nlog: {level: warn}",
+       {"--listen", "[::]:3", "--log-level", "trace"}, url, "", "", "[::]:3", "trace"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    Config config = c.yaml ? load_yaml(*c.yaml, c.env, c.args).config
+                           : proxy::config::load(c.args, c.env).config;
+    CHECK(config.mlflow.url == c.url);
+    CHECK(config.mlflow.experiment_id == c.experiment_id);
+    CHECK(config.mlflow.experiment_name == c.experiment_name);
+    CHECK(config.receiver.listen.to_string() == c.listen);
+    CHECK(config.log.level == c.level);
+  }
+}
+
+TEST_CASE("precedence of log format and credentials", "[config]") {
+  CHECK(load_yaml("log: {format: json}").config.log.format == LogFormat::json);
+  CHECK(load_yaml("log: {format: json}", {{"OTLP_MLFLOW_PROXY_LOG_FORMAT", "text"}})
+            .config.log.format == LogFormat::text);
+  CHECK(load_yaml("log: {format: text}", {{"OTLP_MLFLOW_PROXY_LOG_FORMAT", "text"}},
+                  {"--log-format", "json"})
+            .config.log.format == LogFormat::json);
+
+  const Environment credentials{{"MLFLOW_TRACKING_USERNAME", "env-user"},
+                                {"MLFLOW_TRACKING_PASSWORD", "env-pass"},
+                                {"MLFLOW_TRACKING_TOKEN", "env-token"}};
+  Config from_env = proxy::config::load({}, credentials).config;
+  CHECK(from_env.mlflow.username == "env-user");
+  CHECK(from_env.mlflow.password == "env-pass");
+  CHECK(from_env.mlflow.token == "env-token");
+  Config from_yaml =
+      load_yaml("mlflow:\n  username: u\n  password: p\n  token: ''\n", credentials).config;
+  CHECK(from_yaml.mlflow.username == "u");
+  CHECK(from_yaml.mlflow.password == "p");
+  CHECK(from_yaml.mlflow.token.empty());
+}
+
+TEST_CASE("the config file comes from --config, else OTLP_MLFLOW_PROXY_CONFIG", "[config]") {
+  TempDir dir;
+  std::string a = dir.write("a.yaml", "log: {level: debug}\n");
+  std::string b = dir.write("b.yaml", "log: {level: error}\n");
+  LoadedConfig from_env = proxy::config::load({}, {{"OTLP_MLFLOW_PROXY_CONFIG", a}});
+  CHECK(from_env.config_file == a);
+  CHECK(from_env.config.log.level == "debug");
+  LoadedConfig from_flag = proxy::config::load({"--config", b}, {{"OTLP_MLFLOW_PROXY_CONFIG", a}});
+  CHECK(from_flag.config_file == b);
+  CHECK(from_flag.config.log.level == "error");
+  // The variable's file is not read at all when the flag names another.
+  CHECK(proxy::config::load({"--config=" + b}, {{"OTLP_MLFLOW_PROXY_CONFIG", "/nonexistent"}})
+            .config.log.level == "error");
+}
+
+// ---- YAML --------------------------------------------------------------------------------------
+
+TEST_CASE("a config file that cannot be read", "[config][yaml]") {
+  CHECK(error_of({"--config", "/nonexistent/proxy.yaml"}) ==
+        "cannot read config file \"/nonexistent/proxy.yaml\": No such file or directory");
+  CHECK(error_of({}, {{"OTLP_MLFLOW_PROXY_CONFIG", "x"}}) ==
+        "cannot read config file \"x\": No such file or directory");
+  TempDir dir;
+  CHECK(error_of({"--config", dir.path().string()}) ==
+        "cannot read config file \"" + dir.path().string() + "\": Is a directory");
+}
+
+TEST_CASE("empty files and empty sections mean defaults", "[config][yaml]") {
+  for (std::string text :
+       {"", "\n", "# only a comment\n", "---\n", "receiver:\nmlflow:\n  # x\n"}) {
+    INFO(text);
+    require_same(load_yaml(text).config, Config{});
+  }
+}
+
+TEST_CASE("every key is read", "[config][yaml]") {
+  Config c = proxy::config::load({"--config", kEveryKeyConfig}, {}).config;
+  CHECK(c.receiver.listen.host == "::1");
+  CHECK(c.receiver.listen.port == 14318);
+  CHECK(c.receiver.io_threads == 4);
+  CHECK(c.receiver.max_body_bytes == 1'000'000);
+  CHECK(c.receiver.max_header_bytes == 32 * 1024);
+  CHECK(c.receiver.read_timeout == 1500ms);
+  CHECK(c.receiver.idle_timeout == 1h);
+  CHECK(c.receiver.max_connections == 77);
+  CHECK(c.mlflow.url == "https://mlflow.example.com:8443/prefix");
+  CHECK(c.mlflow.experiment_id == "42");
+  CHECK(c.mlflow.experiment_name == "agents");
+  CHECK_FALSE(c.mlflow.create_experiments);
+  CHECK(c.mlflow.request_timeout == 45s);
+  CHECK(c.mlflow.connect_timeout == 250ms);
+  CHECK(c.mlflow.experiment_cache_ttl == 600s);
+  CHECK(c.mlflow.username == "alice");
+  CHECK(c.mlflow.password == "pa55word");
+  CHECK(c.mlflow.token == "tkn-1234");
+  CHECK(c.queue.max_bytes == 1'000'000'000);
+  CHECK(c.queue.retry_after == 7s);
+  CHECK(c.exporter.concurrency == 3);
+  CHECK(c.exporter.max_batch_bytes == 2 * proxy::config::kMiB);
+  CHECK(c.exporter.max_batch_spans == 500);
+  CHECK(c.exporter.retry.initial_backoff == 50ms);
+  CHECK(c.exporter.retry.max_backoff == 60s);
+  CHECK(c.exporter.retry.multiplier == 1.5);
+  CHECK(c.exporter.retry.max_transient_422_retries == 0);
+  CHECK(c.log.level == "debug");
+  CHECK(c.log.format == LogFormat::json);
+  CHECK(c.shutdown_timeout == 0ms);
+}
+
+TEST_CASE("the example config loads and holds exactly the defaults", "[config][yaml]") {
+  LoadedConfig loaded = proxy::config::load({"--config", kExampleConfig}, {});
+  require_same(loaded.config, Config{});
+  CHECK(proxy::config::render_effective(loaded.config) ==
+        proxy::config::render_effective(Config{}));
+}
+
+TEST_CASE("YAML structure errors give file:line:col and the path", "[config][yaml]") {
+  struct Case {
+    std::string yaml;
+    std::string error;
+  };
+  const std::vector<Case> cases{
+      {"- a\n- b\n", "proxy.yaml:1:1: top level: expected a mapping, got a list"},
+      {"just text\n", "proxy.yaml:1:1: top level: expected a mapping, got \"just text\""},
+      {"log: {level: info}\n---\nlog: {level: warn}\n",
+       "proxy.yaml:3:1: expected one YAML document, found a second one"},
+      {"recever:\n  listen: a:1\n",
+       "proxy.yaml:1:1: recever: unknown key (expected one of: receiver, mlflow, queue, exporter, "
+       "log, shutdown_timeout)"},
+      {"exporter:\n  concurrency: 2\n  retry:\n    initial_backoff: 1s\n    multiplyer: 3\n",
+       "proxy.yaml:5:5: exporter.retry.multiplyer: unknown key (expected one of: initial_backoff, "
+       "max_backoff, multiplier, max_transient_422_retries)"},
+      {"receiver:\n  listen: a:1\n  port: 4318\n",
+       "proxy.yaml:3:3: receiver.port: unknown key (expected one of: listen, io_threads, "
+       "max_body_bytes, max_header_bytes, read_timeout, idle_timeout, max_connections)"},
+      {"mlflow:\n  uri: http://x\n",
+       "proxy.yaml:2:3: mlflow.uri: unknown key (expected one of: url, experiment_id, "
+       "experiment_name, create_experiments, request_timeout, connect_timeout, "
+       "experiment_cache_ttl, username, password, token)"},
+      {"queue: {max_bytez: 1}\n",
+       "proxy.yaml:1:9: queue.max_bytez: unknown key (expected one of: max_bytes, retry_after)"},
+      {"log:\n  levle: info\n",
+       "proxy.yaml:2:3: log.levle: unknown key (expected one of: level, format)"},
+      {"log:\n  level: info\n  level: warn\n", "proxy.yaml:3:3: log.level: duplicate key"},
+      {"receiver: [1, 2]\n", "proxy.yaml:1:11: receiver: expected a mapping, got a list"},
+      {"exporter:\n  retry:\n    - 1s\n",
+       "proxy.yaml:3:5: exporter.retry: expected a mapping, got a list"},
+      {"mlflow: http://x\n", "proxy.yaml:1:9: mlflow: expected a mapping, got \"http://x\""},
+      {"log:\n  ? [a]\n  : b\n", "proxy.yaml:2:5: log: expected a key name, got a list"},
+      {"receiver:\n  listen: {host: a, port: 1}\n",
+       "proxy.yaml:2:11: receiver.listen: expected HOST:PORT, got a mapping"},
+      {"receiver:\n  io_threads:\n  listen: a:1\n",
+       "proxy.yaml:2:3: receiver.io_threads: expected a whole number, got nothing"},
+      {"mlflow:\n  password: [a]\n",
+       "proxy.yaml:2:13: mlflow.password: expected a string, got a list"},
+      {"shutdown_timeout: [1s]\n",
+       "proxy.yaml:1:19: shutdown_timeout: expected a duration such as 30s or 500ms, got a list"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.yaml);
+    CHECK(yaml_error(c.yaml) == c.error);
+  }
+}
+
+TEST_CASE("YAML syntax errors give file:line:col", "[config][yaml]") {
+  CHECK(yaml_error("receiver:\n  listen: [a:1\nlog: {}\n") ==
+        "proxy.yaml:3:4: invalid YAML: end of sequence flow not found");
+  CHECK(yaml_error("log:\n  level: info\n    format: json\n") ==
+        "proxy.yaml:3:11: invalid YAML: illegal map value");
+  CHECK(yaml_error("log: {level: info\n") ==
+        "proxy.yaml:2:1: invalid YAML: end of map flow not found");
+}
+
+TEST_CASE("YAML value errors give file:line:col and the path", "[config][yaml]") {
+  struct Case {
+    std::string yaml;
+    std::string error;
+  };
+  const std::string integer = "expected a whole number from ";
+  const std::string duration = "expected a duration such as 30s or 500ms, got ";
+  const std::string bare = " (a bare number is ambiguous: add a unit, ms, s, m or h)";
+  const std::vector<Case> cases{
+      // receiver
+      {"receiver:\n  listen: 4318x\n",
+       "proxy.yaml:2:11: receiver.listen: expected HOST:PORT, got \"4318x\""},
+      {"receiver:\n  listen: \"h:70000\"\n",
+       "proxy.yaml:2:11: receiver.listen: expected HOST:PORT, got \"h:70000\" (the port must be "
+       "from 1 to 65535)"},
+      {"receiver:\n  io_threads: 0\n",
+       "proxy.yaml:2:15: receiver.io_threads: " + integer + "1 to 64, got \"0\""},
+      {"receiver:\n  io_threads: 65\n",
+       "proxy.yaml:2:15: receiver.io_threads: " + integer + "1 to 64, got \"65\""},
+      {"receiver:\n  io_threads: two\n",
+       "proxy.yaml:2:15: receiver.io_threads: " + integer + "1 to 64, got \"two\""},
+      {"receiver:\n  listen: a:1\n  max_body_bytes: lots\n",
+       "proxy.yaml:3:19: receiver.max_body_bytes: expected a size such as 64MiB, got \"lots\" "
+       "(units: B, KiB, MiB, GiB, or KB, MB, GB)"},
+      {"receiver:\n  max_body_bytes: 2GiB\n",
+       "proxy.yaml:2:19: receiver.max_body_bytes: must be at most 1GiB, got \"2GiB\""},
+      {"receiver:\n  max_body_bytes: 0\n",
+       "proxy.yaml:2:19: receiver.max_body_bytes: must be greater than 0, got \"0\""},
+      {"receiver:\n  max_header_bytes: 0KiB\n",
+       "proxy.yaml:2:21: receiver.max_header_bytes: must be greater than 0, got \"0KiB\""},
+      {"receiver:\n  max_header_bytes: 2MiB\n",
+       "proxy.yaml:2:21: receiver.max_header_bytes: must be at most 1MiB, got \"2MiB\""},
+      {"receiver:\n  read_timeout: 30\n",
+       "proxy.yaml:2:17: receiver.read_timeout: " + duration + "\"30\"" + bare},
+      {"receiver:\n  read_timeout: 0s\n",
+       "proxy.yaml:2:17: receiver.read_timeout: must be at least 1ms, got \"0s\""},
+      {"receiver:\n  idle_timeout: 5x\n",
+       "proxy.yaml:2:17: receiver.idle_timeout: " + duration + "\"5x\" (units: ms, s, m, h)"},
+      {"receiver:\n  idle_timeout: 25h\n",
+       "proxy.yaml:2:17: receiver.idle_timeout: must be at most 24h, got \"25h\""},
+      {"receiver:\n  max_connections: 0\n",
+       "proxy.yaml:2:20: receiver.max_connections: " + integer + "1 to 1000000, got \"0\""},
+      // mlflow
+      {"mlflow:\n  url: ftp://x\n",
+       "proxy.yaml:2:8: mlflow.url: expected an http:// or https:// URL with a host, "
+       "got \"ftp://x\""},
+      {"mlflow:\n  url: http://\n",
+       "proxy.yaml:2:8: mlflow.url: expected an http:// or https:// URL with a host, "
+       "got \"http://\""},
+      {"mlflow:\n  url: http://u:pw@:5000\n",
+       "proxy.yaml:2:8: mlflow.url: expected an http:// or https:// URL with a host, got "
+       "\"http://u:<hidden>@:5000\""},
+      {"mlflow:\n  experiment_id: abc\n",
+       "proxy.yaml:2:18: mlflow.experiment_id: expected a numeric experiment id (MLflow "
+       "experiment ids are digits, such as 123), got \"abc\" (to select by name, use the "
+       "experiment name)"},
+      {"mlflow:\n  create_experiments: yes\n",
+       "proxy.yaml:2:23: mlflow.create_experiments: expected true or false, got \"yes\""},
+      {"mlflow:\n  request_timeout: 1.5s\n",
+       "proxy.yaml:2:20: mlflow.request_timeout: " + duration + "\"1.5s\" (units: ms, s, m, h)"},
+      {"mlflow:\n  connect_timeout: 5\n",
+       "proxy.yaml:2:20: mlflow.connect_timeout: " + duration + "\"5\"" + bare},
+      {"mlflow:\n  experiment_cache_ttl: 1500ms\n",
+       "proxy.yaml:2:25: mlflow.experiment_cache_ttl: must be a whole number of seconds, got "
+       "\"1500ms\""},
+      {"mlflow:\n  experiment_cache_ttl: 0s\n",
+       "proxy.yaml:2:25: mlflow.experiment_cache_ttl: must be at least 1s, got \"0s\""},
+      // queue
+      {"queue:\n  max_bytes: 0\n",
+       "proxy.yaml:2:14: queue.max_bytes: must be greater than 0, got \"0\""},
+      {"queue:\n  retry_after: 500ms\n",
+       "proxy.yaml:2:16: queue.retry_after: must be at least 1s, got \"500ms\""},
+      {"queue:\n  retry_after: 2500ms\n",
+       "proxy.yaml:2:16: queue.retry_after: must be a whole number of seconds, got \"2500ms\""},
+      // exporter
+      {"exporter:\n  concurrency: 0\n",
+       "proxy.yaml:2:16: exporter.concurrency: " + integer + "1 to 64, got \"0\""},
+      {"exporter:\n  concurrency: 100\n",
+       "proxy.yaml:2:16: exporter.concurrency: " + integer + "1 to 64, got \"100\""},
+      {"exporter:\n  max_batch_bytes: 2GiB\n",
+       "proxy.yaml:2:20: exporter.max_batch_bytes: must be at most 1GiB, got \"2GiB\""},
+      {"exporter:\n  max_batch_spans: 0\n",
+       "proxy.yaml:2:20: exporter.max_batch_spans: " + integer + "1 to 1000000, got \"0\""},
+      {"exporter:\n  retry:\n    initial_backoff: 0ms\n",
+       "proxy.yaml:3:22: exporter.retry.initial_backoff: must be at least 1ms, got \"0ms\""},
+      {"exporter:\n  retry:\n    max_backoff: 10\n",
+       "proxy.yaml:3:18: exporter.retry.max_backoff: " + duration + "\"10\"" + bare},
+      {"exporter:\n  retry:\n    initial_backoff: 1m\n",
+       "proxy.yaml:3:5: exporter.retry: initial_backoff (1m) exceeds max_backoff (30s)"},
+      {"exporter:\n  retry:\n    multiplier: 0.5\n",
+       "proxy.yaml:3:17: exporter.retry.multiplier: expected a number of at least 1, got \"0.5\""},
+      {"exporter:\n  retry:\n    multiplier: .nan\n",
+       "proxy.yaml:3:17: exporter.retry.multiplier: expected a number of at least 1, got \".nan\""},
+      {"exporter:\n  retry:\n    max_transient_422_retries: -1\n",
+       "proxy.yaml:3:32: exporter.retry.max_transient_422_retries: " + integer +
+           "0 to 1000, got \"-1\""},
+      // log and top level
+      {"log:\n  level: loud\n",
+       "proxy.yaml:2:10: log.level: expected one of trace, debug, info, warn, error, critical, "
+       "off, got \"loud\""},
+      {"log:\n  format: xml\n", "proxy.yaml:2:11: log.format: expected text or json, got \"xml\""},
+      {"shutdown_timeout: 10\n",
+       "proxy.yaml:1:19: shutdown_timeout: " + duration + "\"10\"" + bare},
+  };
+  for (const Case& c : cases) {
+    INFO(c.yaml);
+    CHECK(yaml_error(c.yaml) == c.error);
+  }
+}
+
+TEST_CASE("YAML accepts integer sizes, numeric ids, empty strings, any-case booleans",
+          "[config][yaml]") {
+  Config c = load_yaml(
+                 "receiver:\n  max_body_bytes: 1048576\n  max_header_bytes: '8KiB'\n"
+                 "mlflow:\n  experiment_id: 12\n  username:\n  create_experiments: TRUE\n")
+                 .config;
+  CHECK(c.receiver.max_body_bytes == proxy::config::kMiB);
+  CHECK(c.receiver.max_header_bytes == 8 * 1024);
+  CHECK(c.mlflow.experiment_id == "12");
+  CHECK(c.mlflow.username.empty());
+  CHECK(c.mlflow.create_experiments);
+}
+
+// ---- render_effective --------------------------------------------------------------------------
+
+TEST_CASE("render_effective writes units and hides secrets", "[config][render]") {
+  Config config;
+  config.mlflow.url = "http://bob:hunter2@mlflow:5000";
+  config.mlflow.username = "alice";
+  config.mlflow.password = "s3cret-pass";
+  config.mlflow.token = "tkn-abcdef";
+  std::string text = proxy::config::render_effective(config);
+  INFO(text);
+  CHECK_FALSE(contains(text, "hunter2"));
+  CHECK_FALSE(contains(text, "s3cret-pass"));
+  CHECK_FALSE(contains(text, "tkn-abcdef"));
+  CHECK(contains(text, "url: \"http://bob:<hidden>@mlflow:5000\""));
+  CHECK(contains(text, "username: \"alice\""));
+  CHECK(contains(text, "password: \"<hidden>\""));
+  CHECK(contains(text, "token: \"<hidden>\""));
+  CHECK(contains(text, "listen: \"127.0.0.1:4318\""));
+  CHECK(contains(text, "max_body_bytes: 64MiB"));
+  CHECK(contains(text, "max_header_bytes: 16KiB"));
+  CHECK(contains(text, "read_timeout: 30s"));
+  CHECK(contains(text, "initial_backoff: 200ms"));
+  CHECK(contains(text, "multiplier: 2\n"));
+  CHECK(contains(text, "shutdown_timeout: 15s"));
+
+  // Unset secrets stay visibly unset.
+  std::string defaults = proxy::config::render_effective(Config{});
+  CHECK(contains(defaults, "password: \"\""));
+  CHECK(contains(defaults, "token: \"\""));
+}
+
+TEST_CASE("render_effective round-trips through load", "[config][render]") {
+  for (const std::string& source : {kEveryKeyConfig, kExampleConfig}) {
+    INFO(source);
+    Config original = proxy::config::load({"--config", source}, {}).config;
+    std::string rendered = proxy::config::render_effective(original);
+    INFO(rendered);
+    TempDir dir;
+    std::string file = dir.write("effective.yaml", rendered);
+    // The rendered file is complete: MLflow's variables no longer show through.
+    Config reloaded =
+        proxy::config::load({"--config", file}, {{"MLFLOW_EXPERIMENT_ID", "999"},
+                                                 {"MLFLOW_TRACKING_URI", "http://other"}})
+            .config;
+    require_same(reloaded, original);
+    CHECK(proxy::config::render_effective(reloaded) == rendered);
+  }
+}
+
+// ---- usage -------------------------------------------------------------------------------------
+
+TEST_CASE("usage lists every flag and variable", "[config]") {
+  std::string text = proxy::config::usage();
+  for (std::string item :
+       {"--config FILE", "--listen HOST:PORT", "--mlflow-url URL", "--experiment-id ID",
+        "--experiment-name NAME", "--log-level LEVEL", "--log-format FORMAT", "--check-config",
+        "--version", "--help", "-h", "OTLP_MLFLOW_PROXY_CONFIG", "OTLP_MLFLOW_PROXY_LISTEN",
+        "OTLP_MLFLOW_PROXY_MLFLOW_URL", "OTLP_MLFLOW_PROXY_EXPERIMENT_ID",
+        "OTLP_MLFLOW_PROXY_EXPERIMENT_NAME", "OTLP_MLFLOW_PROXY_LOG_LEVEL",
+        "OTLP_MLFLOW_PROXY_LOG_FORMAT", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID",
+        "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_TOKEN"}) {
+    INFO(item);
+    CHECK(contains(text, item));
+  }
+}

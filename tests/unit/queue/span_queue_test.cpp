@@ -1,0 +1,109 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "queue/span_queue.hpp"
+
+using proxy::ExperimentRef;
+using namespace proxy::queue;
+
+namespace {
+
+std::vector<QueueItem> items(const ExperimentRef& experiment, std::size_t bytes, std::uint32_t spans = 1) {
+  std::vector<QueueItem> out;
+  out.push_back({experiment, std::string(bytes, 'x'), spans});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the queue refuses a push that would pass its byte budget", "[queue]") {
+  SpanQueue queue(100);
+  CHECK(queue.push(items(ExperimentRef::by_id("1"), 60)) == PushResult::accepted);
+  CHECK(queue.push(items(ExperimentRef::by_id("1"), 41)) == PushResult::full);
+  CHECK(queue.push(items(ExperimentRef::by_id("1"), 40)) == PushResult::accepted);
+  CHECK(queue.stats().bytes == 100);
+}
+
+TEST_CASE("popped items keep their budget until released", "[queue]") {
+  SpanQueue queue(100);
+  REQUIRE(queue.push(items(ExperimentRef::by_id("1"), 100)) == PushResult::accepted);
+  const auto batch = queue.pop_batch(1000, 1000);
+  REQUIRE(batch.size() == 1);
+  CHECK(queue.push(items(ExperimentRef::by_id("1"), 1)) == PushResult::full);
+  queue.release(100);
+  CHECK(queue.push(items(ExperimentRef::by_id("1"), 1)) == PushResult::accepted);
+}
+
+TEST_CASE("a batch holds one experiment, oldest first, within the limits", "[queue]") {
+  SpanQueue queue(1000);
+  const auto a = ExperimentRef::by_id("1");
+  const auto b = ExperimentRef::by_name("other");
+  queue.push(items(a, 10, 2));
+  queue.push(items(b, 10, 1));
+  queue.push(items(a, 10, 3));
+  queue.push(items(a, 10, 4));
+  auto batch = queue.pop_batch(1000, 5);
+  REQUIRE(batch.size() == 2);
+  CHECK(batch[0].span_count == 2);
+  CHECK(batch[1].span_count == 3);
+  batch = queue.pop_batch(1000, 100);
+  REQUIRE(batch.size() == 1);
+  CHECK(batch[0].experiment == b);
+  batch = queue.pop_batch(1000, 100);
+  REQUIRE(batch.size() == 1);
+  CHECK(batch[0].span_count == 4);
+  CHECK(queue.pop_batch(1000, 100).empty());
+}
+
+TEST_CASE("an item larger than the batch limit still travels, alone", "[queue]") {
+  SpanQueue queue(1000);
+  queue.push(items(ExperimentRef::by_id("1"), 500));
+  queue.push(items(ExperimentRef::by_id("1"), 5));
+  CHECK(queue.pop_batch(100, 100).size() == 1);
+  CHECK(queue.pop_batch(100, 100).size() == 1);
+}
+
+TEST_CASE("a request's items are accepted together or not at all", "[queue]") {
+  SpanQueue queue(100);
+  std::vector<QueueItem> request;
+  request.push_back({ExperimentRef::by_id("1"), std::string(60, 'x'), 1});
+  request.push_back({ExperimentRef::by_id("2"), std::string(60, 'x'), 1});
+  CHECK(queue.push(std::move(request)) == PushResult::full);
+  CHECK(queue.empty());
+}
+
+TEST_CASE("a closed queue refuses pushes but keeps what it holds", "[queue]") {
+  SpanQueue queue(100);
+  queue.push(items(ExperimentRef::by_id("1"), 10));
+  queue.close();
+  CHECK(queue.push(items(ExperimentRef::by_id("1"), 10)) == PushResult::closed);
+  CHECK(queue.pop_batch(100, 100).size() == 1);
+}
+
+TEST_CASE("pushes notify the consumer and concurrent producers lose nothing", "[queue]") {
+  SpanQueue queue(1 << 30);
+  std::atomic<int> notified{0};
+  queue.set_on_items_available([&] { notified.fetch_add(1); });
+  constexpr int kProducers = 4;
+  constexpr int kPerProducer = 2000;
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&] {
+      for (int i = 0; i < kPerProducer; ++i) {
+        REQUIRE(queue.push(items(ExperimentRef::by_id("1"), 8)) == PushResult::accepted);
+      }
+    });
+  }
+  std::size_t spans = 0;
+  while (spans < kProducers * kPerProducer) {
+    for (auto& item : queue.pop_batch(1 << 20, 1 << 20)) {
+      spans += item.span_count;
+      queue.release(item.payload.size());
+    }
+  }
+  for (auto& producer : producers) producer.join();
+  CHECK(notified.load() == kProducers * kPerProducer);
+  CHECK(queue.stats().bytes == 0);
+}

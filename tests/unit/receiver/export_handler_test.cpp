@@ -1,0 +1,236 @@
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include <zlib.h>
+
+#include "otlp/types.hpp"
+#include "receiver/export_handler.hpp"
+
+using namespace proxy;
+namespace http = boost::beast::http;
+
+namespace {
+
+struct Fixture {
+  config::ReceiverConfig receiver_config;
+  config::QueueConfig queue_config;
+  config::MlflowConfig mlflow_config;
+  queue::SpanQueue span_queue{1 << 20};
+  receiver::ReceiverStats stats;
+  receiver::ExportHandler handler;
+
+  explicit Fixture(std::size_t max_body = 1 << 20)
+      : receiver_config(make_receiver_config(max_body)),
+        mlflow_config(make_mlflow_config()),
+        handler(receiver_config, queue_config, routing::ExperimentSelector(mlflow_config),
+                span_queue, stats) {}
+
+  static config::ReceiverConfig make_receiver_config(std::size_t max_body) {
+    config::ReceiverConfig c;
+    c.max_body_bytes = max_body;
+    return c;
+  }
+  static config::MlflowConfig make_mlflow_config() {
+    config::MlflowConfig c;
+    c.experiment_name = "agents";
+    return c;
+  }
+};
+
+otlp::ExportRequest one_span_request(std::string trace_id = std::string(16, '\x01'),
+                                     std::string span_id = std::string(8, '\x02')) {
+  otlp::ExportRequest request;
+  auto* span = request.add_resource_spans()->add_scope_spans()->add_spans();
+  span->set_trace_id(std::move(trace_id));
+  span->set_span_id(std::move(span_id));
+  span->set_name("chat gpt-4o");
+  return request;
+}
+
+receiver::Request post(std::string body, std::string content_type = "application/x-protobuf") {
+  receiver::Request request{http::verb::post, "/v1/traces", 11};
+  request.set(http::field::content_type, content_type);
+  request.body() = std::move(body);
+  request.prepare_payload();
+  return request;
+}
+
+otlp::RpcStatus status_of(const receiver::Response& response) {
+  otlp::RpcStatus status;
+  REQUIRE(status.ParseFromString(response.body()));
+  return status;
+}
+
+std::string gzip(const std::string& input) {
+  z_stream stream{};
+  REQUIRE(deflateInit2(&stream, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string out(deflateBound(&stream, input.size()) + 64, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data()));
+  stream.avail_in = static_cast<uInt>(input.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&stream, Z_FINISH) == Z_STREAM_END);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a valid protobuf export is queued and answered 200 with an empty response", "[handler]") {
+  Fixture f;
+  const auto response = f.handler.handle(post(one_span_request().SerializeAsString()), "test");
+  CHECK(response.result() == http::status::ok);
+  CHECK(response[http::field::content_type] == "application/x-protobuf");
+  otlp::ExportResponse parsed;
+  REQUIRE(parsed.ParseFromString(response.body()));
+  CHECK_FALSE(parsed.has_partial_success());
+  const auto batch = f.span_queue.pop_batch(1 << 20, 1000);
+  REQUIRE(batch.size() == 1);
+  CHECK(batch[0].span_count == 1);
+  CHECK(batch[0].experiment == ExperimentRef::by_name("agents"));
+  otlp::ExportRequest queued;
+  REQUIRE(queued.ParseFromString(batch[0].payload));
+  CHECK(queued.resource_spans(0).scope_spans(0).spans(0).name() == "chat gpt-4o");
+}
+
+TEST_CASE("the client's experiment header routes the spans", "[handler]") {
+  Fixture f;
+  auto request = post(one_span_request().SerializeAsString());
+  request.set("x-mlflow-experiment-id", "42");
+  CHECK(f.handler.handle(request, "test").result() == http::status::ok);
+  CHECK(f.span_queue.pop_batch(1 << 20, 1000).at(0).experiment == ExperimentRef::by_id("42"));
+}
+
+TEST_CASE("a non-numeric experiment header is a 400 that says why", "[handler]") {
+  Fixture f;
+  auto request = post(one_span_request().SerializeAsString());
+  request.set("x-mlflow-experiment-id", "my-experiment");
+  const auto response = f.handler.handle(request, "test");
+  CHECK(response.result() == http::status::bad_request);
+  CHECK_THAT(status_of(response).message(), Catch::Contains("numeric MLflow experiment id"));
+  CHECK(f.span_queue.empty());
+}
+
+TEST_CASE("wrong path, method, content type and encoding get 404, 405, 415, 415", "[handler]") {
+  Fixture f;
+  auto wrong_path = post("");
+  wrong_path.target("/v1/metrics");
+  auto r = f.handler.handle(wrong_path, "test");
+  CHECK(r.result() == http::status::not_found);
+  CHECK(status_of(r).code() == 5);
+  CHECK_THAT(status_of(r).message(), Catch::Contains("/v1/metrics"));
+
+  auto wrong_method = post("");
+  wrong_method.method(http::verb::get);
+  r = f.handler.handle(wrong_method, "test");
+  CHECK(r.result() == http::status::method_not_allowed);
+  CHECK(r[http::field::allow] == "POST");
+
+  r = f.handler.handle(post("x", "text/plain"), "test");
+  CHECK(r.result() == http::status::unsupported_media_type);
+  CHECK_THAT(status_of(r).message(), Catch::Contains("text/plain"));
+
+  auto brotli = post("x");
+  brotli.set(http::field::content_encoding, "br");
+  r = f.handler.handle(brotli, "test");
+  CHECK(r.result() == http::status::unsupported_media_type);
+  CHECK_THAT(status_of(r).message(), Catch::Contains("Content-Encoding \"br\""));
+}
+
+TEST_CASE("a query string and content-type parameters are accepted", "[handler]") {
+  Fixture f;
+  auto request = post(one_span_request().SerializeAsString(), "application/x-protobuf; charset=binary");
+  request.target("/v1/traces?source=test");
+  CHECK(f.handler.handle(request, "test").result() == http::status::ok);
+}
+
+TEST_CASE("garbage protobuf is a 400 with a protobuf Status body", "[handler]") {
+  Fixture f;
+  const auto response = f.handler.handle(post("\xff\xff\xff\xff garbage"), "test");
+  CHECK(response.result() == http::status::bad_request);
+  const auto status = status_of(response);
+  CHECK(status.code() == 3);
+  CHECK_THAT(status.message(), Catch::Contains("not a valid protobuf ExportTraceServiceRequest"));
+}
+
+TEST_CASE("errors to a JSON request come back as JSON", "[handler]") {
+  Fixture f;
+  const auto response = f.handler.handle(post("{not json", "application/json"), "test");
+  CHECK(response.result() == http::status::bad_request);
+  CHECK(response[http::field::content_type] == "application/json");
+  CHECK_THAT(response.body(), Catch::Contains("\"code\":3"));
+}
+
+TEST_CASE("gzip bodies are decoded; a truncated one is a 400", "[handler]") {
+  Fixture f;
+  const std::string compressed = gzip(one_span_request().SerializeAsString());
+  auto request = post(compressed);
+  request.set(http::field::content_encoding, "gzip");
+  CHECK(f.handler.handle(request, "test").result() == http::status::ok);
+
+  auto truncated = post(compressed.substr(0, compressed.size() - 5));
+  truncated.set(http::field::content_encoding, "gzip");
+  const auto response = f.handler.handle(truncated, "test");
+  CHECK(response.result() == http::status::bad_request);
+  CHECK_THAT(status_of(response).message(), Catch::Contains("truncated"));
+}
+
+TEST_CASE("a body over the limit after decompression is a 413", "[handler]") {
+  Fixture f(4096);
+  auto request = post(gzip(std::string(100000, '\0')));
+  request.set(http::field::content_encoding, "gzip");
+  const auto response = f.handler.handle(request, "test");
+  CHECK(response.result() == http::status::payload_too_large);
+  CHECK_FALSE(response.keep_alive());
+  CHECK(f.stats.rejected_too_large == 1);
+}
+
+TEST_CASE("invalid spans are dropped with partial_success; all invalid is a 400", "[handler]") {
+  Fixture f;
+  auto request = one_span_request();
+  auto* bad = request.mutable_resource_spans(0)->mutable_scope_spans(0)->add_spans();
+  bad->set_trace_id("short");
+  bad->set_span_id(std::string(8, '\x03'));
+  auto response = f.handler.handle(post(request.SerializeAsString()), "test");
+  CHECK(response.result() == http::status::ok);
+  otlp::ExportResponse parsed;
+  REQUIRE(parsed.ParseFromString(response.body()));
+  CHECK(parsed.partial_success().rejected_spans() == 1);
+  CHECK_THAT(parsed.partial_success().error_message(), Catch::Contains("traceId must be 16 bytes, got 5"));
+  CHECK(f.span_queue.pop_batch(1 << 20, 100).at(0).span_count == 1);
+
+  response = f.handler.handle(post(one_span_request(std::string(16, '\0')).SerializeAsString()), "test");
+  CHECK(response.result() == http::status::bad_request);
+  CHECK_THAT(status_of(response).message(), Catch::Contains("all zero"));
+}
+
+TEST_CASE("an empty request is acknowledged with a warning and queues nothing", "[handler]") {
+  Fixture f;
+  const auto response = f.handler.handle(post(""), "test");
+  CHECK(response.result() == http::status::ok);
+  otlp::ExportResponse parsed;
+  REQUIRE(parsed.ParseFromString(response.body()));
+  CHECK(parsed.partial_success().rejected_spans() == 0);
+  CHECK(parsed.partial_success().error_message() == "request contained no spans");
+  CHECK(f.span_queue.empty());
+}
+
+TEST_CASE("a full queue answers 429 with Retry-After; draining answers 503", "[handler]") {
+  Fixture f;
+  const std::string body = one_span_request().SerializeAsString();
+  queue::SpanQueue tiny(body.size() / 2);
+  receiver::ExportHandler handler(f.receiver_config, f.queue_config,
+                                  routing::ExperimentSelector(f.mlflow_config), tiny, f.stats);
+  auto response = handler.handle(post(body), "test");
+  CHECK(response.result() == http::status::too_many_requests);
+  CHECK(response[http::field::retry_after] == "2");
+  CHECK(status_of(response).code() == 8);
+
+  handler.set_draining();
+  response = handler.handle(post(body), "test");
+  CHECK(response.result() == http::status::service_unavailable);
+  CHECK(response[http::field::retry_after] == "2");
+  CHECK(status_of(response).code() == 14);
+}
