@@ -1,0 +1,60 @@
+# Shared by the scripts: paths, package lists, idempotent installs. Source it; do not run it.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE_DIR="${OTLP_MLFLOW_PROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otlp-mlflow-proxy}"
+VENV_DIR="${OTLP_MLFLOW_PROXY_VENV:-$CACHE_DIR/venv}"
+# ccache keys on paths relative to the checkout, so a fresh clone (CI) reuses earlier builds.
+export CCACHE_BASEDIR="$REPO_ROOT"
+
+# Debian 12 packages that building the proxy needs.
+BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config ccache
+  libboost1.81-dev libboost-json1.81-dev libprotobuf-dev protobuf-compiler
+  libspdlog-dev libyaml-cpp-dev zlib1g-dev libzstd-dev libssl-dev)
+# And what the tests need on top.
+TEST_PACKAGES=(catch2 python3 python3-venv curl)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs the Debian packages that are missing; does nothing (and needs no network) otherwise.
+install_packages() {
+  local missing=()
+  for package in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$package")
+    fi
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then return 0; fi
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The Python virtualenv with MLflow and the OpenTelemetry SDK, rebuilt only when
+# tests/requirements.txt changes.
+ensure_venv() {
+  local requirements="$REPO_ROOT/tests/requirements.txt"
+  local stamp="$VENV_DIR/.requirements.sha256"
+  local wanted
+  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [ -x "$VENV_DIR/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then return 0; fi
+  log "preparing the Python virtualenv in $VENV_DIR (MLflow, OpenTelemetry SDK)"
+  mkdir -p "$CACHE_DIR"
+  [ -x "$VENV_DIR/bin/python" ] || python3 -m venv "$VENV_DIR"
+  "$VENV_DIR/bin/pip" install -q --disable-pip-version-check --upgrade pip
+  "$VENV_DIR/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  echo "$wanted" >"$stamp"
+}
+
+# Configures and builds into $1 with extra CMake arguments after it.
+build_proxy() {
+  local dir="$1"; shift
+  local launcher=()
+  if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+  cmake -S "$REPO_ROOT" -B "$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
+  cmake --build "$dir" --parallel "$(nproc)"
+}

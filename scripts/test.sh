@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds, and runs every test: unit tests (CTest), integration
+# tests against the real binary, end-to-end tests against a real MLflow server, then the unit and
+# integration tests again under AddressSanitizer+UBSan and ThreadSanitizer.
+# PROXY_TEST_SANITIZERS=0 skips the sanitizer builds (for a quick local run).
+source "$(dirname "$0")/lib.sh"
+
+install_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+ensure_venv
+export E2E_REQUIRE_PROXY=1  # a missing binary fails the run instead of skipping tests
+pytest=("$VENV_DIR/bin/python" -m pytest -p no:cacheprovider)
+
+log "building (build/)"
+build_proxy "$REPO_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+log "unit tests"
+ctest --test-dir "$REPO_ROOT/build" --output-on-failure --parallel "$(nproc)"
+
+log "integration tests"
+PROXY_BIN="$REPO_ROOT/build/src/otlp-mlflow-proxy" "${pytest[@]}" "$REPO_ROOT/tests/integration"
+
+log "end-to-end tests (real MLflow, real OpenTelemetry SDK)"
+PROXY_BIN="$REPO_ROOT/build/src/otlp-mlflow-proxy" "${pytest[@]}" "$REPO_ROOT/tests/e2e"
+
+if [ "${PROXY_TEST_SANITIZERS:-1}" != "0" ]; then
+  log "AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/): unit and integration tests"
+  build_proxy "$REPO_ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DPROXY_SANITIZE=address,undefined
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$REPO_ROOT/build-asan" --output-on-failure --parallel "$(nproc)"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    PROXY_BIN="$REPO_ROOT/build-asan/src/otlp-mlflow-proxy" PROXY_SANITIZED=1 \
+    "${pytest[@]}" "$REPO_ROOT/tests/integration"
+
+  log "ThreadSanitizer build (build-tsan/): integration tests (concurrent connections, queue, exporter)"
+  build_proxy "$REPO_ROOT/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DPROXY_SANITIZE=thread -DPROXY_BUILD_TESTS=OFF
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    PROXY_BIN="$REPO_ROOT/build-tsan/src/otlp-mlflow-proxy" PROXY_SANITIZED=1 \
+    "${pytest[@]}" "$REPO_ROOT/tests/integration"
+fi
+log "all tests passed"

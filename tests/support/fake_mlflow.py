@@ -1,0 +1,141 @@
+"""A fake MLflow for integration tests and fault injection: it speaks the parts of MLflow the
+proxy uses (POST /v1/traces, experiments get-by-name/create, /version, /health), records every
+export decoded, and answers with scripted statuses. Never the only proof that MLflow receives
+what we send: the e2e tests use the real server."""
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from .net import wait_until
+
+
+@dataclass
+class Export:
+    experiment_id: str | None
+    headers: dict
+    request: ExportTraceServiceRequest
+    status: int
+
+    def span_ids(self) -> list[str]:
+        return [s.span_id.hex() for rs in self.request.resource_spans
+                for ss in rs.scope_spans for s in ss.spans]
+
+
+@dataclass
+class ScriptedAnswer:
+    status: int
+    body: str = "{}"
+    headers: dict = field(default_factory=dict)
+
+
+class FakeMlflow:
+    def __init__(self, version: str = "3.7.0"):
+        self.version = version
+        self.exports: list[Export] = []          # every POST /v1/traces, accepted or not
+        self.experiments: dict[str, str] = {}    # name -> id
+        self.script: list[ScriptedAnswer] = []   # answers for the next exports, then 200
+        self.lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> "FakeMlflow":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def delivered(self) -> list[Export]:
+        with self.lock:
+            return [e for e in self.exports if 200 <= e.status < 300]
+
+    def delivered_span_ids(self) -> list[str]:
+        return [sid for e in self.delivered() for sid in e.span_ids()]
+
+    def wait_for_spans(self, count: int, timeout: float = 20.0) -> list[str]:
+        return wait_until(lambda: (ids := self.delivered_span_ids()) and len(ids) >= count and ids,
+                          timeout, what=f"{count} spans at the fake MLflow")
+
+    def _handler_class(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _answer(self, status: int, body: str = "{}", headers: dict | None = None):
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self) -> bytes:
+                data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    data = gzip.decompress(data)
+                return data
+
+            def do_GET(self):
+                url = urlparse(self.path)
+                if url.path == "/health":
+                    return self._answer(200, "OK")
+                if url.path == "/version":
+                    return self._answer(200, fake.version)
+                if url.path == "/api/2.0/mlflow/experiments/get-by-name":
+                    name = parse_qs(url.query).get("experiment_name", [""])[0]
+                    with fake.lock:
+                        experiment_id = fake.experiments.get(name)
+                    if experiment_id is None:
+                        return self._answer(404, json.dumps({
+                            "error_code": "RESOURCE_DOES_NOT_EXIST",
+                            "message": f"Could not find experiment with name '{name}'"}))
+                    return self._answer(200, json.dumps({"experiment": {
+                        "experiment_id": experiment_id, "name": name, "lifecycle_stage": "active"}}))
+                return self._answer(404, '{"detail":"Not Found"}')
+
+            def do_POST(self):
+                url = urlparse(self.path)
+                body = self._body()
+                if url.path == "/api/2.0/mlflow/experiments/create":
+                    name = json.loads(body)["name"]
+                    with fake.lock:
+                        if name in fake.experiments:
+                            return self._answer(400, json.dumps({
+                                "error_code": "RESOURCE_ALREADY_EXISTS",
+                                "message": f"Experiment '{name}' already exists."}))
+                        experiment_id = str(100 + len(fake.experiments))
+                        fake.experiments[name] = experiment_id
+                    return self._answer(200, json.dumps({"experiment_id": experiment_id}))
+                if url.path != "/v1/traces":
+                    return self._answer(404, '{"detail":"Not Found"}')
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                with fake.lock:
+                    answer = fake.script.pop(0) if fake.script else ScriptedAnswer(200, '{"partialSuccess":null}')
+                    fake.exports.append(Export(self.headers.get("x-mlflow-experiment-id"),
+                                               dict(self.headers), request, answer.status))
+                if not request.resource_spans:
+                    return self._answer(400, '{"detail":"empty request"}')
+                return self._answer(answer.status, answer.body, answer.headers)
+
+        return Handler
