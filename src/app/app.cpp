@@ -35,6 +35,18 @@ int run_proxy(const config::Config& config) {
   receiver::ExportHandler handler(config.receiver, config.queue, selector, span_queue, receiver_stats);
   net::io_context io(static_cast<int>(config.receiver.io_threads));
   receiver::HttpServer server(io, config.receiver, handler, receiver_stats);
+  // Before the port opens: a SIGTERM right after start must drain, not kill.
+  net::signal_set signals(io, SIGTERM, SIGINT);
+  std::promise<int> stop_signal;
+  signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
+    if (ec) return;
+    // Stop taking work before draining: new requests get 503 with Retry-After, never a reset.
+    handler.set_draining();
+    server.stop_accepting();
+    span_queue.close();
+    stop_signal.set_value(signal_number);
+  });
+
   try {
     server.start();
   } catch (const std::system_error& e) {
@@ -46,17 +58,6 @@ int run_proxy(const config::Config& config) {
                "at {}, experiment {} unless the client sends x-mlflow-experiment-id",
                PROXY_VERSION, config.receiver.listen.to_string(), config.mlflow.url,
                selector.configured().describe());
-
-  net::signal_set signals(io, SIGTERM, SIGINT);
-  std::promise<int> stop_signal;
-  signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
-    if (ec) return;
-    // Stop taking work before draining: new requests get 503 with Retry-After, never a reset.
-    handler.set_draining();
-    server.stop_accepting();
-    span_queue.close();
-    stop_signal.set_value(signal_number);
-  });
 
   std::vector<std::thread> io_threads;
   for (unsigned i = 0; i < config.receiver.io_threads; ++i) io_threads.emplace_back([&io] { io.run(); });
