@@ -1,6 +1,6 @@
 # Every dependency is a Debian 12 package; README.md lists them and scripts/install-deps.sh installs them.
 find_package(Threads REQUIRED)
-find_package(Boost 1.81 EXACT REQUIRED CONFIG COMPONENTS json)
+find_package(Boost 1.81.0 REQUIRED CONFIG COMPONENTS json)
 find_package(Protobuf 3.21 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(yaml-cpp REQUIRED)

@@ -50,8 +50,10 @@ Exporter::Exporter(const config::Config& config, queue::SpanQueue& queue)
       queue_(queue),
       upstream_(parse_or_throw(config.mlflow.url)),
       client_options_{config.mlflow.connect_timeout, config.mlflow.request_timeout,
-                      authorization_header(config.mlflow.username, config.mlflow.password,
-                                           config.mlflow.token)} {
+                      config.mlflow.username.empty() && config.mlflow.token.empty()
+                          ? authorization_header(upstream_.username, upstream_.password, {})
+                          : authorization_header(config.mlflow.username, config.mlflow.password,
+                                                 config.mlflow.token)} {
   resolver_ = std::make_unique<ExperimentResolver>(io_.get_executor(), upstream_, client_options_,
                                                    config.mlflow.create_experiments,
                                                    config.mlflow.experiment_cache_ttl);

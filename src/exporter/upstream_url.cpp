@@ -4,6 +4,25 @@
 #include <charconv>
 
 namespace proxy::exporter {
+namespace {
+
+std::string percent_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    unsigned value = 0;
+    if (text[i] == '%' && i + 2 < text.size() &&
+        std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16).ptr == text.data() + i + 3) {
+      out.push_back(static_cast<char>(value));
+      i += 2;
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string UpstreamUrl::host_header() const {
   const bool default_port = (tls && port == "443") || (!tls && port == "80");
@@ -28,7 +47,12 @@ std::optional<UpstreamUrl> parse_upstream_url(std::string_view url, std::string&
   std::string_view authority = rest.substr(0, path_start);
   std::string_view path = path_start == std::string_view::npos ? "" : rest.substr(path_start);
   if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
-    authority = authority.substr(at + 1);  // credentials travel in Authorization, not the URL
+    // Credentials in the URL travel as Basic auth, as Python's requests (MLflow's client) does.
+    const std::string_view userinfo = authority.substr(0, at);
+    const auto colon = userinfo.find(':');
+    result.username = percent_decode(userinfo.substr(0, colon));
+    if (colon != std::string_view::npos) result.password = percent_decode(userinfo.substr(colon + 1));
+    authority = authority.substr(at + 1);
   }
   std::string_view port;
   if (authority.starts_with("[")) {

@@ -12,6 +12,8 @@ struct UpstreamUrl {
   std::string host;
   std::string port;       // always set: 80/443 when the URL has none
   std::string base_path;  // without trailing slash, "" for the root ("/mlflow" behind a router)
+  std::string username;   // from http://user:password@host, percent-decoded; sent as Basic auth
+  std::string password;
 
   // Host header value: host, plus :port when not the scheme's default.
   std::string host_header() const;

@@ -92,3 +92,13 @@ TEST_CASE("credentials become Basic or Bearer, the token winning", "[exporter][a
   CHECK(authorization_header("alice", "s3cret", "") == "Basic YWxpY2U6czNjcmV0");
   CHECK(authorization_header("alice", "s3cret", "tok") == "Bearer tok");
 }
+
+TEST_CASE("credentials in the MLflow URL are taken out of the host and percent-decoded", "[exporter][url]") {
+  std::string error;
+  const auto url = parse_upstream_url("http://alice:p%40ss@mlflow:5000/", error);
+  REQUIRE(url);
+  CHECK(url->host == "mlflow");
+  CHECK(url->username == "alice");
+  CHECK(url->password == "p@ss");
+  CHECK(authorization_header(url->username, url->password, "") == "Basic YWxpY2U6cEBzcw==");
+}
