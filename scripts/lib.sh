@@ -12,7 +12,8 @@ BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config ccache
   libboost1.81-dev libboost-json1.81-dev libprotobuf-dev protobuf-compiler
   libspdlog-dev libyaml-cpp-dev zlib1g-dev libzstd-dev libssl-dev)
 # And what the tests need on top.
-TEST_PACKAGES=(catch2 python3 python3-venv curl)
+TEST_PACKAGES=(catch2 python3 python3-venv curl
+  openjdk-17-jdk-headless maven)  # the real Koog agent in tests/e2e/koog/
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -48,6 +49,19 @@ ensure_venv() {
   "$VENV_DIR/bin/pip" install -q --disable-pip-version-check --upgrade pip
   "$VENV_DIR/bin/pip" install -q --disable-pip-version-check -r "$requirements"
   echo "$wanted" >"$stamp"
+}
+
+# The real Koog agent of the end-to-end tests (tests/e2e/koog/, Kotlin, Maven): builds
+# target/koog-agent.jar unless it is newer than pom.xml and src/. The first build downloads Koog and
+# the Kotlin compiler into ~/.m2; later ones work offline.
+ensure_koog_agent() {
+  local dir="$REPO_ROOT/tests/e2e/koog" jar="$REPO_ROOT/tests/e2e/koog/target/koog-agent.jar"
+  if [ -f "$jar" ] && [ -z "$(find "$dir/pom.xml" "$dir/src" -newer "$jar" -print -quit)" ]; then
+    return 0
+  fi
+  log "building the Koog test agent (tests/e2e/koog/, mvn package)"
+  (cd "$dir" && mvn -q -B package)
+  touch "$jar"
 }
 
 # Configures and builds into $1 with extra CMake arguments after it.

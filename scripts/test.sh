@@ -19,7 +19,8 @@ ctest --test-dir "$REPO_ROOT/build" --output-on-failure --parallel "$(nproc)"
 log "integration tests"
 PROXY_BIN="$REPO_ROOT/build/src/otlp-mlflow-proxy" "${pytest[@]}" "$REPO_ROOT/tests/integration"
 
-log "end-to-end tests (real MLflow, real OpenTelemetry SDK)"
+ensure_koog_agent  # tests/e2e/test_koog_agent.py runs it
+log "end-to-end tests (real MLflow, real OpenTelemetry SDK, a real Koog agent)"
 PROXY_BIN="$REPO_ROOT/build/src/otlp-mlflow-proxy" "${pytest[@]}" "$REPO_ROOT/tests/e2e"
 
 if [ "${PROXY_TEST_SANITIZERS:-1}" != "0" ]; then

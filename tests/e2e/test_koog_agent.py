@@ -1,0 +1,190 @@
+"""End to end with a real Koog agent: tests/e2e/koog/ (Kotlin, Koog 1.0.0 from Maven Central, Koog's
+mock LLM executor, so no network or API key) runs once with setVerbose(true) and once without,
+exporting through Koog's OpenTelemetry feature (OtlpHttpSpanExporter) to the proxy, which forwards
+to a real MLflow server; the trace is then read back through MLflow's REST API.
+
+What Koog emits is described in koog_runner.py. These tests assert what holds whatever the proxy's
+content policy: the span tree, the tool call, and Koog's own masking ("HIDDEN:non-empty") when not
+verbose. The verbose assertions need a proxy route that keeps content: PASS_THROUGH below is the
+proxy configuration for that (none needed while the proxy passes content through by default).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from koog_runner import (AGENT_ID, CONTENT_KEYS, DEFAULT_PROMPT, DEFAULT_SYSTEM_PROMPT,
+                         FINAL_ANSWER, HIDDEN, KOOG_VERSION, MODEL, PARENTS, PARENTS_OF_CHAT,
+                         SPAN_NAMES, STRATEGY, TOOL, TOOL_RESULT, KoogBuildError,
+                         build_koog_agent, java_and_maven, run_koog_agent)
+
+WAIT = 60.0  # seconds for the trace to reach MLflow through the proxy
+# start_proxy kwargs for a route that keeps prompts and responses (verbose policy). Empty while the
+# proxy's default passes content through; set a verbose policy here once the default masks.
+PASS_THROUGH: dict = {}
+
+
+@pytest.fixture(scope="session")
+def koog_jar():
+    """The agent's runnable jar, built once per session (a no-op when it is up to date)."""
+    java, mvn = java_and_maven()
+    if java is None or mvn is None:
+        pytest.skip("the Koog agent needs Java 17 and Maven (Debian: openjdk-17-jdk-headless, "
+                    f"maven; scripts/test.sh installs them): java={java}, mvn={mvn}")
+    try:
+        return build_koog_agent()
+    except KoogBuildError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+def _kind(span_name: str) -> str:
+    return span_name.split(" ", 1)[0]
+
+
+def _text(value) -> str:
+    """An attribute value as MLflow returns it (JSON strings come back parsed) as one string."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _run_and_fetch(mlflow, start_proxy, unique_name, *, verbose: bool, processor: str = "batch",
+                   proxy_kwargs: dict | None = None):
+    name = unique_name("koog")
+    proxy = start_proxy(experiment_name=name, **(proxy_kwargs or {}))
+    run = run_koog_agent(proxy, verbose=verbose, service_name=name, processor=processor)
+    assert run.returncode == 0 and run.all_exports_succeeded, (
+        f"{run.describe()}\n{proxy.describe()}")
+    assert run.report["koog_version"] == KOOG_VERSION
+    assert run.report["answer"] == FINAL_ANSWER, run.describe()
+    assert run.span_count == len(SPAN_NAMES), run.describe()
+
+    got = mlflow.wait_for_spans(None, run.trace_id, len(SPAN_NAMES), timeout=WAIT,
+                                require_complete=True, diagnostics=proxy.describe)
+    exp = mlflow.get_experiment_by_name(name)
+    assert exp is not None, f"the proxy did not create experiment {name!r}\n{proxy.describe()}"
+    assert got.experiment_id == exp["experiment_id"], got.dump()
+    assert mlflow.trace_ids(exp["experiment_id"]) == [got.trace_id]
+    return run, got, proxy
+
+
+def _assert_koog_trace_shape(run, got):
+    """Span names, parent links, the tool call: the same with and without verbose."""
+    names = [s.name for s in got.spans]
+    assert Counter(names) == Counter(SPAN_NAMES), got.dump()
+    # what MLflow holds is what the agent exported
+    sent = {s["span_id"]: s for s in run.report["spans"]}
+    assert {s.span_id for s in got.spans} == set(sent), got.dump()
+    assert {s.trace_id for s in got.spans} == {run.trace_id}
+    for s in got.spans:
+        assert s.parent_span_id == sent[s.span_id]["parent_span_id"], (s.name, got.dump())
+
+    by_id = got.by_id()
+    assert [s.name for s in got.roots] == [f"create_agent {AGENT_ID}"], got.dump()
+    for s in got.spans:
+        if s.parent_span_id is None:
+            continue
+        parent = by_id.get(s.parent_span_id)
+        assert parent is not None, f"{s.name}: parent {s.parent_span_id} missing\n{got.dump()}"
+        assert s.start_time_unix_nano >= parent.start_time_unix_nano, (s.name, parent.name)
+        assert s.end_time_unix_nano <= parent.end_time_unix_nano, (s.name, parent.name)
+        if _kind(s.name) == "chat":
+            assert parent.name in PARENTS_OF_CHAT, (s.name, parent.name)
+        else:
+            assert parent.name == PARENTS[s.name], (s.name, parent.name)
+    assert got.state == "OK", got.dump()
+    assert all(s.status_code in ("OK", "UNSET") for s in got.spans), got.dump()
+
+    root = got.span(f"create_agent {AGENT_ID}")
+    assert root.attributes["gen_ai.operation.name"] == "create_agent"
+    assert root.attributes["gen_ai.agent.id"] == AGENT_ID
+    assert root.attributes["gen_ai.request.model"] == MODEL
+    invoke = got.span(f"invoke_agent {AGENT_ID}")
+    assert invoke.attributes["gen_ai.operation.name"] == "invoke_agent"
+    strategy = got.span(f"strategy {STRATEGY}")
+    assert strategy.attributes["koog.strategy.name"] == STRATEGY
+    assert (strategy.attributes["gen_ai.conversation.id"]
+            == invoke.attributes["gen_ai.conversation.id"])
+    for s in got.spans:
+        if _kind(s.name) == "node":
+            assert s.attributes["koog.node.id"] == s.name.split(" ", 1)[1]
+
+    # the tool call: the first chat asks for get_weather, Koog runs it, the second chat answers
+    chats = {by_id[s.parent_span_id].name: s for s in got.spans if _kind(s.name) == "chat"}
+    first, second = chats["node call_llm"], chats["node send_tool_result"]
+    for chat in (first, second):
+        assert chat.attributes["gen_ai.operation.name"] == "chat"
+        assert chat.attributes["gen_ai.request.model"] == MODEL
+        assert chat.attributes["gen_ai.provider.name"] == "openai"
+        assert chat.span_type == "CHAT_MODEL", chat.attributes
+    assert first.attributes["gen_ai.response.finish_reasons"] == "[tool_calls]"
+    assert second.attributes["gen_ai.response.finish_reasons"] == "[stop]"
+    assert first.end_time_unix_nano <= got.span(f"execute_tool {TOOL}").start_time_unix_nano
+    tool = got.span(f"execute_tool {TOOL}")
+    assert tool.attributes["gen_ai.operation.name"] == "execute_tool"
+    assert tool.attributes["gen_ai.tool.name"] == TOOL
+    assert tool.attributes["gen_ai.tool.description"] == "Returns the current weather for a city"
+    assert tool.span_type == "TOOL", tool.attributes
+    assert got.tags.get("service.name") in (None, run.report["service_name"]), got.tags
+
+
+def _content_values(got) -> list[tuple[str, str, object]]:
+    """(span name, key, value) for every content key Koog sets on the spans."""
+    out = []
+    for s in got.spans:
+        for key in CONTENT_KEYS[_kind(s.name)]:
+            assert key in s.attributes, f"{s.name} lacks {key}: {sorted(s.attributes)}"
+            out.append((s.name, key, s.attributes[key]))
+    return out
+
+
+def test_koog_agent_not_verbose_sends_hidden_placeholders(mlflow, start_proxy, unique_name,
+                                                          koog_jar):
+    run, got, _ = _run_and_fetch(mlflow, start_proxy, unique_name, verbose=False)
+    _assert_koog_trace_shape(run, got)
+
+    values = _content_values(got)
+    assert len(values) == 25, values
+    not_hidden = [(n, k, v) for n, k, v in values if v != HIDDEN]
+    assert not not_hidden, f"Koog left content unmasked without setVerbose(true): {not_hidden}"
+    # and none of the conversation reached MLflow anywhere (previews, metadata, MLflow's own keys)
+    everything = json.dumps(got.raw)
+    for text in (DEFAULT_PROMPT, DEFAULT_SYSTEM_PROMPT, FINAL_ANSWER, TOOL_RESULT):
+        assert text not in everything, f"{text!r} is in the stored trace: {got.dump()}"
+
+
+def test_koog_agent_verbose_sends_content(mlflow, start_proxy, unique_name, koog_jar):
+    run, got, _ = _run_and_fetch(mlflow, start_proxy, unique_name, verbose=True,
+                                 proxy_kwargs=PASS_THROUGH)
+    _assert_koog_trace_shape(run, got)
+
+    values = _content_values(got)
+    hidden = [(n, k) for n, k, v in values if v == HIDDEN]
+    assert not hidden, f"verbose run still carries Koog placeholders: {hidden}"
+    by_id = got.by_id()
+    chats = {by_id[s.parent_span_id].name: s for s in got.spans if s.name == f"chat {MODEL}"}
+    first, second = chats["node call_llm"], chats["node send_tool_result"]
+    assert DEFAULT_PROMPT in _text(first.attributes["gen_ai.input.messages"])
+    assert DEFAULT_SYSTEM_PROMPT in _text(first.attributes["system_instructions"])
+    out = _text(first.attributes["gen_ai.output.messages"])
+    assert "tool_call" in out and TOOL in out and "Paris" in out, out
+    assert TOOL_RESULT in _text(second.attributes["gen_ai.input.messages"])
+    assert FINAL_ANSWER in _text(second.attributes["gen_ai.output.messages"])
+    assert TOOL in _text(first.attributes["gen_ai.tool.definitions"])
+
+    tool = got.span(f"execute_tool {TOOL}")
+    assert tool.attributes["gen_ai.tool.call.arguments"] == {"city": "Paris"}
+    assert tool.attributes["gen_ai.tool.call.result"] == TOOL_RESULT
+    assert got.span("node call_llm").attributes["koog.node.input"] == DEFAULT_PROMPT
+    assert FINAL_ANSWER in _text(got.span("node __finish__").attributes["koog.node.output"])
+    assert DEFAULT_SYSTEM_PROMPT in _text(
+        got.span(f"create_agent {AGENT_ID}").attributes["system_instructions"])
+
+
+def test_koog_agent_one_request_per_span(mlflow, start_proxy, unique_name, koog_jar):
+    """Koog's feature with a simple span processor: each span its own request, the root last
+    (how Koog before 1.0 exported); the trace still completes."""
+    run, got, _ = _run_and_fetch(mlflow, start_proxy, unique_name, verbose=False,
+                                 processor="simple")
+    assert len(run.export_results) == len(SPAN_NAMES), run.describe()
+    _assert_koog_trace_shape(run, got)
