@@ -7,3 +7,6 @@ find_package(yaml-cpp REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+# Policy: RE2 for linear-time redaction patterns, libcrypto for hashing content.
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto)

@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace proxy::config {
@@ -73,14 +74,105 @@ struct LogConfig {
   LogFormat format = LogFormat::text;
 };
 
+// ---- policy: what content reaches MLflow (DESIGN.md "Policy: verbose and masking") ----------
+
+// verbose keeps; mask replaces with "[masked: N bytes]" (same type); hash keeps a stable SHA-256
+// prefix; truncate keeps the first bytes; drop removes the attribute; redact scrubs secrets/PII.
+enum class PolicyMode { verbose, mask, hash, truncate, drop, redact };
+
+// An override for attribute keys matching a glob ('*' any run, '?' one character).
+struct KeyRule {
+  std::string key;
+  PolicyMode mode = PolicyMode::mask;
+  std::size_t truncate_bytes = 0;  // truncate only; 0: the policy's truncate_bytes
+};
+
+// A user redaction pattern (RE2 syntax). With a capturing group only group 1 is replaced.
+struct RedactPattern {
+  std::string name;
+  std::string regex;
+};
+
+struct PolicyConfig {
+  PolicyMode content = PolicyMode::mask;  // the content keys: built-in set plus content_keys
+  PolicyMode errors = PolicyMode::redact;  // span status messages, exception.message/stacktrace
+  PolicyMode other = PolicyMode::verbose;  // every other span, event and link attribute
+  std::vector<std::string> content_keys;   // globs added to the built-in content set
+  std::vector<KeyRule> keys;               // overrides, first match wins, before the families
+  std::vector<KeyRule> resource_keys;      // resource attributes: kept unless a rule matches
+  std::vector<RedactPattern> redact_patterns;
+  bool builtin_patterns = true;  // API keys, tokens, URL passwords, e-mails, card numbers
+  std::size_t truncate_bytes = 256;
+  unsigned hash_prefix = 16;  // hex characters of the SHA-256 kept
+  unsigned max_depth = 8;     // nested arrays/kvlists deeper than this are replaced and counted
+};
+
+struct NamedPolicy {
+  std::string name;
+  PolicyConfig policy;
+};
+
+// ---- routing: which experiment and policy (DESIGN.md "Routing") ------------------------------
+
+struct ValueMatch {
+  enum class Kind { exact, glob, regex };  // regex: RE2, the whole value must match
+  Kind kind = Kind::exact;
+  std::string pattern;
+};
+
+struct AttributeMatch {
+  std::string key;
+  ValueMatch value;
+};
+
+// What a route requires of the client's x-mlflow-experiment-id header.
+enum class HeaderCondition { any, present, absent, equals };
+
+// What the client's x-mlflow-experiment-id header does on a route: honor (a valid header picks
+// the experiment), override (the route's experiment wins; a malformed header is still a 400),
+// ignore (the route's experiment; the header is not even checked).
+enum class HeaderMode { honor, override_route, ignore };
+
+struct RouteMatch {
+  std::vector<AttributeMatch> resource;  // all must match
+  std::optional<ValueMatch> scope_name;  // any scope of the resource spans
+  HeaderCondition header = HeaderCondition::any;
+  std::string header_value;  // for HeaderCondition::equals
+};
+
+struct RouteConfig {
+  std::string name;
+  RouteMatch match;
+  std::string experiment_id;    // at most one of id and name; neither: mlflow.experiment_*
+  std::string experiment_name;
+  std::string policy;  // from policies or a built-in; empty: default_route's policy
+  HeaderMode header = HeaderMode::honor;
+};
+
+struct DefaultRouteConfig {
+  std::string policy = "default";
+  HeaderMode header = HeaderMode::honor;
+};
+
 struct Config {
   ReceiverConfig receiver;
   MlflowConfig mlflow;
   QueueConfig queue;
   ExporterConfig exporter;
   LogConfig log;
+  std::vector<NamedPolicy> policies;  // user policies; built-ins are added by the policy stage
+  std::vector<RouteConfig> routes;    // ordered, first match wins
+  DefaultRouteConfig default_route;
   std::chrono::milliseconds shutdown_timeout = 15s;  // drain deadline on SIGTERM
 };
+
+// The policies every configuration has: "default" and "mask" (content masked), "verbose"
+// (content kept), "redact" (content kept, secrets and PII scrubbed). A user policy of the same
+// name replaces one.
+const std::vector<NamedPolicy>& builtin_policies();
+
+// The user's policy of that name, else the built-in one, else nullptr.
+const PolicyConfig* find_policy(const Config& config, std::string_view name);
 
 // A configuration error: what is wrong and where (YAML path with line and column, a variable
 // name or a flag). Thrown only while loading, never on the hot path.

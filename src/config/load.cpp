@@ -13,6 +13,7 @@
 #include <string_view>
 #include <utility>
 
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include "config/values.hpp"
@@ -31,6 +32,7 @@ constexpr std::size_t kMaxBatchBytes = kGiB;
 constexpr std::uint64_t kMaxThreads = 64;
 constexpr std::uint64_t kMaxCount = 1'000'000;
 constexpr std::uint64_t kMaxTransient422Retries = 1000;
+constexpr std::uint64_t kMaxTruncateBytes = kMiB;
 
 constexpr std::string_view kConfigFileVariable = "OTLP_MLFLOW_PROXY_CONFIG";
 constexpr std::string_view kTrackingUri = "MLFLOW_TRACKING_URI";
@@ -345,6 +347,7 @@ class YamlLoader {
     start.line = 0;
     start.column = 0;
     root(Field{"top level", start, documents.front()});
+    check_policy_references();
   }
 
  private:
@@ -441,6 +444,9 @@ class YamlLoader {
                        {"queue", [this](const Field& f) { queue(f); }},
                        {"exporter", [this](const Field& f) { exporter(f); }},
                        {"log", [this](const Field& f) { log(f); }},
+                       {"policies", [this](const Field& f) { policies(f); }},
+                       {"routes", [this](const Field& f) { routes(f); }},
+                       {"default_route", [this](const Field& f) { default_route(f); }},
                        {"shutdown_timeout",
                         [&](const Field& f) { c.shutdown_timeout = read_duration(f, 0ms); }},
                    });
@@ -559,9 +565,282 @@ class YamlLoader {
         });
   }
 
+  // ---- policies and routes ----
+
+  // Calls `item` for each element of a list, with the path "routes[2]".
+  void for_each_item(const Field& list, const std::function<void(const Field&)>& item) const {
+    if (list.value.IsNull()) return;
+    if (!list.value.IsSequence()) {
+      fail(list.mark(), list.path, "expected a list, got " + describe(list.value));
+    }
+    for (std::size_t i = 0; i < list.value.size(); ++i) {
+      YAML::Node element = list.value[i];
+      item(Field{list.path + "[" + std::to_string(i) + "]", element.Mark(), element});
+    }
+  }
+
+  std::string read_required_string(const Field& field) const {
+    std::string text = read_optional_string(field);
+    if (text.empty()) fail(field.mark(), field.path, "must not be empty");
+    return text;
+  }
+
+  // An RE2 pattern, compiled now so that a mistake is reported with its position.
+  std::string read_regex(const Field& field, bool allow_empty_match) const {
+    std::string pattern = read_required_string(field);
+    RE2::Options options;
+    options.set_log_errors(false);
+    RE2 compiled(pattern, options);
+    if (!compiled.ok()) fail(field.mark(), field.path, "invalid RE2 regex: " + compiled.error());
+    if (!allow_empty_match && RE2::FullMatch("", compiled)) {
+      fail(field.mark(), field.path, "the regex matches the empty string");
+    }
+    return pattern;
+  }
+
+  KeyRule key_rule(const Field& field) const {
+    KeyRule rule;
+    bool has_key = false;
+    bool has_mode = false;
+    for_each_field(field, false,
+                   {
+                       {"key",
+                        [&](const Field& f) {
+                          rule.key = read_required_string(f);
+                          has_key = true;
+                        }},
+                       {"mode",
+                        [&](const Field& f) {
+                          rule.mode = read(f, kPolicyModeShape, parse_policy_mode);
+                          has_mode = true;
+                        }},
+                       {"truncate_bytes",
+                        [&](const Field& f) {
+                          rule.truncate_bytes = read_integer<std::size_t>(f, 1, kMaxTruncateBytes);
+                        }},
+                   });
+    if (!field.value.IsMap() || !has_key || !has_mode) {
+      fail(field.mark(), field.path, "expected a mapping with key and mode");
+    }
+    return rule;
+  }
+
+  void policy(const Field& field, PolicyConfig& p) const {
+    auto mode = [this](const Field& f) { return read(f, kPolicyModeShape, parse_policy_mode); };
+    for_each_field(
+        field, false,
+        {
+            {"content", [&](const Field& f) { p.content = mode(f); }},
+            {"errors", [&](const Field& f) { p.errors = mode(f); }},
+            {"other", [&](const Field& f) { p.other = mode(f); }},
+            {"content_keys",
+             [&](const Field& f) {
+               for_each_item(f, [&](const Field& item) {
+                 p.content_keys.push_back(read_required_string(item));
+               });
+             }},
+            {"keys",
+             [&](const Field& f) {
+               for_each_item(f, [&](const Field& item) { p.keys.push_back(key_rule(item)); });
+             }},
+            {"resource_keys",
+             [&](const Field& f) {
+               for_each_item(f, [&](const Field& item) {
+                 p.resource_keys.push_back(key_rule(item));
+               });
+             }},
+            {"redact_patterns",
+             [&](const Field& f) {
+               for_each_item(f, [&](const Field& item) {
+                 RedactPattern pattern;
+                 for_each_field(item, false,
+                                {
+                                    {"name",
+                                     [&](const Field& g) { pattern.name = read_required_string(g); }},
+                                    {"regex",
+                                     [&](const Field& g) { pattern.regex = read_regex(g, false); }},
+                                });
+                 if (pattern.name.empty() || pattern.regex.empty()) {
+                   fail(item.mark(), item.path, "expected a mapping with name and regex");
+                 }
+                 p.redact_patterns.push_back(std::move(pattern));
+               });
+             }},
+            {"builtin_patterns",
+             [&](const Field& f) { p.builtin_patterns = read(f, kBoolShape, parse_bool); }},
+            {"truncate_bytes",
+             [&](const Field& f) {
+               p.truncate_bytes = read_integer<std::size_t>(f, 1, kMaxTruncateBytes);
+             }},
+            {"hash_prefix",
+             [&](const Field& f) { p.hash_prefix = read_integer<unsigned>(f, 8, 64); }},
+            {"max_depth", [&](const Field& f) { p.max_depth = read_integer<unsigned>(f, 1, 64); }},
+        });
+  }
+
+  void policies(const Field& field) {
+    if (field.value.IsNull()) return;
+    if (!field.value.IsMap()) {
+      fail(field.mark(), field.path, "expected a mapping of policy names, got " + describe(field.value));
+    }
+    for (auto it = field.value.begin(); it != field.value.end(); ++it) {
+      YAML::Node key = it->first;
+      YAML::Node value = it->second;
+      if (!key.IsScalar() || key.Scalar().empty()) {
+        fail(key.Mark(), field.path, "expected a policy name, got " + describe(key));
+      }
+      const std::string path = field.path + "." + key.Scalar();
+      for (const NamedPolicy& existing : config_.policies) {
+        if (existing.name == key.Scalar()) fail(key.Mark(), path, "duplicate policy");
+      }
+      NamedPolicy named{key.Scalar(), {}};
+      policy(Field{path, key.Mark(), value}, named.policy);
+      config_.policies.push_back(std::move(named));
+    }
+  }
+
+  ValueMatch value_match(const Field& field) const {
+    if (field.value.IsScalar()) return {ValueMatch::Kind::exact, field.value.Scalar()};
+    if (!field.value.IsMap() || field.value.size() != 1) {
+      fail(field.mark(), field.path,
+           "expected a string (exact) or a mapping with one of exact, glob, regex, got " +
+               describe(field.value));
+    }
+    ValueMatch match;
+    for_each_field(field, false,
+                   {
+                       {"exact",
+                        [&](const Field& f) {
+                          match = {ValueMatch::Kind::exact, read_optional_string(f)};
+                        }},
+                       {"glob",
+                        [&](const Field& f) {
+                          match = {ValueMatch::Kind::glob, read_required_string(f)};
+                        }},
+                       {"regex",
+                        [&](const Field& f) {
+                          match = {ValueMatch::Kind::regex, read_regex(f, true)};
+                        }},
+                   });
+    return match;
+  }
+
+  HeaderMode read_header_mode(const Field& field) const {
+    return read(field, kHeaderModeShape, parse_header_mode);
+  }
+
+  void route_match(const Field& field, RouteMatch& match) const {
+    for_each_field(
+        field, false,
+        {
+            {"resource",
+             [&](const Field& f) {
+               if (!f.value.IsMap()) {
+                 fail(f.mark(), f.path,
+                      "expected a mapping of resource attribute keys, got " + describe(f.value));
+               }
+               for (auto it = f.value.begin(); it != f.value.end(); ++it) {
+                 YAML::Node key = it->first;
+                 YAML::Node value = it->second;
+                 if (!key.IsScalar() || key.Scalar().empty()) {
+                   fail(key.Mark(), f.path, "expected an attribute key, got " + describe(key));
+                 }
+                 match.resource.push_back(
+                     {key.Scalar(), value_match(Field{f.path + "." + key.Scalar(), key.Mark(), value})});
+               }
+             }},
+            {"scope_name", [&](const Field& f) { match.scope_name = value_match(f); }},
+            {"experiment_header",
+             [&](const Field& f) {
+               const std::string text = read_required_string(f);
+               if (text == "present") {
+                 match.header = HeaderCondition::present;
+               } else if (text == "absent") {
+                 match.header = HeaderCondition::absent;
+               } else if (text == "any") {
+                 match.header = HeaderCondition::any;
+               } else if (text.find_first_not_of("0123456789") == std::string::npos) {
+                 match.header = HeaderCondition::equals;
+                 match.header_value = text;
+               } else {
+                 fail(f.mark(), f.path,
+                      "expected present, absent, any or an experiment id, got " + quoted(text));
+               }
+             }},
+        });
+  }
+
+  void routes(const Field& field) {
+    for_each_item(field, [&](const Field& item) {
+      RouteConfig route;
+      route.name = item.path;
+      for_each_field(
+          item, false,
+          {
+              {"name", [&](const Field& f) { route.name = read_required_string(f); }},
+              {"match", [&](const Field& f) { route_match(f, route.match); }},
+              {"experiment_id",
+               [&](const Field& f) {
+                 route.experiment_id = read(f, kExperimentIdShape, parse_experiment_id);
+               }},
+              {"experiment_name",
+               [&](const Field& f) {
+                 route.experiment_name = read(f, kStringShape, parse_experiment_name);
+               }},
+              {"policy",
+               [&](const Field& f) {
+                 route.policy = read_required_string(f);
+                 policy_references_.push_back({route.policy, f.mark(), f.path});
+               }},
+              {"header", [&](const Field& f) { route.header = read_header_mode(f); }},
+          });
+      if (!item.value.IsMap()) fail(item.mark(), item.path, "expected a mapping, got " + describe(item.value));
+      if (!route.experiment_id.empty() && !route.experiment_name.empty()) {
+        fail(item.mark(), item.path, "set experiment_id or experiment_name, not both");
+      }
+      for (const RouteConfig& earlier : config_.routes) {
+        if (earlier.name == route.name) fail(item.mark(), item.path, "duplicate route name " + quoted(route.name));
+      }
+      config_.routes.push_back(std::move(route));
+    });
+  }
+
+  void default_route(const Field& field) {
+    auto& d = config_.default_route;
+    for_each_field(field, false,
+                   {
+                       {"policy",
+                        [&](const Field& f) {
+                          d.policy = read_required_string(f);
+                          policy_references_.push_back({d.policy, f.mark(), f.path});
+                        }},
+                       {"header", [&](const Field& f) { d.header = read_header_mode(f); }},
+                   });
+  }
+
+  // Routes may name policies defined further down the file, so references are checked last.
+  void check_policy_references() const {
+    for (const PolicyReference& reference : policy_references_) {
+      if (find_policy(config_, reference.name) == nullptr) {
+        std::string known;
+        for (const NamedPolicy& named : config_.policies) known += (known.empty() ? "" : ", ") + named.name;
+        for (const NamedPolicy& named : builtin_policies()) known += (known.empty() ? "" : ", ") + named.name;
+        fail(reference.mark, reference.path,
+             "unknown policy " + quoted(reference.name) + " (known: " + known + ")");
+      }
+    }
+  }
+
+  struct PolicyReference {
+    std::string name;
+    YAML::Mark mark;
+    std::string path;
+  };
+
   std::string file_;
   Config& config_;
   Deferred& deferred_;
+  std::vector<PolicyReference> policy_references_;
 };
 
 // "  A, B, C,\n  D\n" kept under 90 columns.

@@ -355,4 +355,51 @@ std::string hide_url_password(std::string_view url) {
   return out;
 }
 
+namespace {
+
+constexpr std::array<std::pair<std::string_view, PolicyMode>, 6> kPolicyModes{{
+    {"verbose", PolicyMode::verbose},
+    {"mask", PolicyMode::mask},
+    {"hash", PolicyMode::hash},
+    {"truncate", PolicyMode::truncate},
+    {"drop", PolicyMode::drop},
+    {"redact", PolicyMode::redact},
+}};
+
+constexpr std::array<std::pair<std::string_view, HeaderMode>, 3> kHeaderModes{{
+    {"honor", HeaderMode::honor},
+    {"override", HeaderMode::override_route},
+    {"ignore", HeaderMode::ignore},
+}};
+
+}  // namespace
+
+PolicyMode parse_policy_mode(std::string_view text) {
+  for (const auto& [name, mode] : kPolicyModes) {
+    if (iequals(text, name)) return mode;
+  }
+  fail_shape(kPolicyModeShape, text);
+}
+
+std::string_view format_policy_mode(PolicyMode mode) {
+  for (const auto& [name, known] : kPolicyModes) {
+    if (known == mode) return name;
+  }
+  return "?";
+}
+
+HeaderMode parse_header_mode(std::string_view text) {
+  for (const auto& [name, mode] : kHeaderModes) {
+    if (iequals(text, name)) return mode;
+  }
+  fail_shape(kHeaderModeShape, text);
+}
+
+std::string_view format_header_mode(HeaderMode mode) {
+  for (const auto& [name, known] : kHeaderModes) {
+    if (known == mode) return name;
+  }
+  return "?";
+}
+
 }  // namespace proxy::config

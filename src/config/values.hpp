@@ -68,6 +68,15 @@ std::string parse_url(std::string_view text);
 std::string parse_log_level(std::string_view text);
 LogFormat parse_log_format(std::string_view text);
 
+inline constexpr std::string_view kPolicyModeShape =
+    "one of verbose, mask, hash, truncate, drop, redact";
+inline constexpr std::string_view kHeaderModeShape = "one of honor, override, ignore";
+
+PolicyMode parse_policy_mode(std::string_view text);
+std::string_view format_policy_mode(PolicyMode mode);
+HeaderMode parse_header_mode(std::string_view text);
+std::string_view format_header_mode(HeaderMode mode);
+
 // MLflow experiment ids are decimal digits.
 std::string parse_experiment_id(std::string_view text);
 // A non-empty experiment name.

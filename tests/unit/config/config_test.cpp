@@ -652,7 +652,7 @@ TEST_CASE("YAML structure errors give file:line:col and the path", "[config][yam
        "proxy.yaml:3:1: expected one YAML document, found a second one"},
       {"recever:\n  listen: a:1\n",
        "proxy.yaml:1:1: recever: unknown key (expected one of: receiver, mlflow, queue, exporter, "
-       "log, shutdown_timeout)"},
+       "log, policies, routes, default_route, shutdown_timeout)"},
       {"exporter:\n  concurrency: 2\n  retry:\n    initial_backoff: 1s\n    multiplyer: 3\n",
        "proxy.yaml:5:5: exporter.retry.multiplyer: unknown key (expected one of: initial_backoff, "
        "max_backoff, multiplier, max_transient_422_retries)"},

@@ -1,0 +1,106 @@
+// The policy stage: what of a span's content reaches MLflow. A PolicyConfig is compiled once
+// into an immutable CompiledPolicy; apply() then rewrites decoded spans in place (on the
+// request's arena), with no I/O and no clock. DESIGN.md "Policy: verbose and masking".
+//
+// Per value type: strings become "[masked: N bytes]", "sha256:<hex prefix>", their first bytes
+// plus "[truncated: N bytes]", or keep their text with secrets replaced by "[redacted:<name>]".
+// Bytes are masked, hashed and truncated the same way and never redacted (binary). Numbers and
+// booleans are zeroed by mask and hash (their type stays), kept by truncate and redact. Arrays and
+// key-value lists keep their shape and keys; the mode applies to every leaf. Empty strings and
+// Koog's "HIDDEN:non-empty" pass untouched. drop removes the attribute and counts it in the
+// span's (event's, link's) dropped_attributes_count.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "otlp/types.hpp"
+#include "policy/content_keys.hpp"
+#include "policy/glob.hpp"
+#include "policy/redactor.hpp"
+
+namespace proxy::policy {
+
+using config::PolicyMode;
+inline constexpr std::size_t kModeCount = 6;
+
+// What to do with one value, and which counter says so.
+struct Decision {
+  PolicyMode mode = PolicyMode::verbose;
+  Family family = Family::other;
+  std::size_t truncate_bytes = 0;
+};
+
+// Counts for one apply() call, plain integers; added to PolicyStats once per request so the
+// I/O threads do not fight over shared cache lines per attribute.
+struct PolicyTally {
+  // Values changed (or dropped) by mode and key family; verbose is never counted.
+  std::array<std::array<std::uint64_t, kFamilyCount>, kModeCount> values{};
+  std::uint64_t redaction_matches = 0;
+  std::uint64_t depth_rejected = 0;  // values nested deeper than max_depth, replaced
+  std::uint64_t koog_hidden = 0;     // "HIDDEN:non-empty" values passed through
+  std::uint64_t spans = 0;
+
+  std::uint64_t count(PolicyMode mode, Family family) const {
+    return values[static_cast<std::size_t>(mode)][static_cast<std::size_t>(family)];
+  }
+  std::uint64_t total(PolicyMode mode) const;
+};
+
+struct PolicyStats {
+  using Counter = std::atomic<std::uint64_t>;
+  std::array<std::array<Counter, kFamilyCount>, kModeCount> values{};
+  Counter redaction_matches{0};
+  Counter depth_rejected{0};
+  Counter koog_hidden{0};
+  Counter spans{0};
+
+  void add(const PolicyTally& tally);
+  std::uint64_t count(PolicyMode mode, Family family) const {
+    return values[static_cast<std::size_t>(mode)][static_cast<std::size_t>(family)].load(
+        std::memory_order_relaxed);
+  }
+};
+
+class CompiledPolicy {
+ public:
+  // Throws config::ConfigError for a redaction pattern RE2 rejects.
+  explicit CompiledPolicy(const config::PolicyConfig& config);
+
+  // Span and link attributes; nested key-value lists are decided by "parent.child" paths.
+  Decision decide(std::string_view key) const;
+  // Event attributes: the fields of GenAI message events are content too.
+  Decision decide_event(std::string_view event_name, std::string_view key) const;
+  // Resource attributes: only resource_keys rules apply, verbose otherwise.
+  Decision decide_resource(std::string_view key) const;
+  // Span status messages.
+  Decision errors() const { return {config_.errors, Family::error, config_.truncate_bytes}; }
+
+  const config::PolicyConfig& config() const { return config_; }
+  const Redactor& redactor() const { return redactor_; }
+
+ private:
+  config::PolicyConfig config_;
+  GlobTable content_;        // tag: Family
+  GlobTable error_keys_;
+  GlobTable event_fields_;
+  std::vector<std::string_view> content_events_;
+  Redactor redactor_;
+};
+
+// Applies the policy to every span, event, link and (per resource_keys) resource attribute,
+// and to span status messages.
+void apply(const CompiledPolicy& policy, otlp::ResourceSpans& resource_spans, PolicyTally& tally);
+
+// One value under a decision (exposed for the table-driven tests and the benchmark). Returns
+// true when the value changed. `depth` is 1 for an attribute's own value.
+bool apply_value(const CompiledPolicy& policy, const Decision& decision, otlp::AnyValue& value,
+                 unsigned depth, PolicyTally& tally);
+
+}  // namespace proxy::policy
