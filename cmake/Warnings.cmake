@@ -6,5 +6,5 @@
 function(proxy_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
     -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual -Wformat=2 -Werror
-    -Wno-mismatched-new-delete -Wno-dangling-pointer)
+    $<$<CXX_COMPILER_ID:GNU>:-Wno-mismatched-new-delete -Wno-dangling-pointer>)
 endfunction()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need, builds, and runs every test: unit tests (CTest), integration
 # tests against the real binary, end-to-end tests against a real MLflow server, then the unit and
-# integration tests again under AddressSanitizer+UBSan and ThreadSanitizer.
-# PROXY_TEST_SANITIZERS=0 skips the sanitizer builds (for a quick local run).
+# integration tests again under AddressSanitizer+UBSan and ThreadSanitizer, a bounded libFuzzer
+# run of every fuzz target, and a short soak.
+# PROXY_TEST_SANITIZERS=0 skips the sanitizer and fuzz builds (for a quick local run).
 source "$(dirname "$0")/lib.sh"
 
 install_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
@@ -37,5 +38,12 @@ if [ "${PROXY_TEST_SANITIZERS:-1}" != "0" ]; then
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     PROXY_BIN="$REPO_ROOT/build-tsan/src/otlp-mlflow-proxy" PROXY_SANITIZED=1 \
     "${pytest[@]}" "$REPO_ROOT/tests/integration"
+
+  log "fuzzing (libFuzzer, ASan+UBSan): each target for ${FUZZ_SECONDS:-30}s"
+  FUZZ_SECONDS="${FUZZ_SECONDS:-30}" "$REPO_ROOT/scripts/fuzz.sh"
 fi
+
+log "soak, short run (bench/soak.py --seconds ${SOAK_SECONDS:-45}; run it for an hour by hand)"
+"$VENV_DIR/bin/python" "$REPO_ROOT/bench/soak.py" --seconds "${SOAK_SECONDS:-45}" \
+  --binary "$REPO_ROOT/build/src/otlp-mlflow-proxy" --samples "$REPO_ROOT/build/soak_samples.csv"
 log "all tests passed"

@@ -1,0 +1,33 @@
+// The fuzzed entry points, one per kind of untrusted input. libFuzzer drives them in the fuzz
+// build (fuzz_main.cpp); the unit tests replay the seed corpus and every regression input
+// through the same functions in every build, so a crash once found stays fixed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace proxy::fuzz {
+
+// A raw HTTP/1.1 request, parsed with the receiver's limits and run through the export handler.
+void http_request(const std::uint8_t* data, std::size_t size);
+// A protobuf ExportTraceServiceRequest body: decode, validate, re-encode as protobuf and JSON.
+void otlp_protobuf(const std::uint8_t* data, std::size_t size);
+// An OTLP-JSON body: decode; what decodes must re-encode and decode again.
+void otlp_json(const std::uint8_t* data, std::size_t size);
+// First byte picks the encoding, the rest is the compressed body; output stays within the limit.
+void decompress(const std::uint8_t* data, std::size_t size);
+// A YAML config file.
+void config_yaml(const std::uint8_t* data, std::size_t size);
+
+struct Target {
+  std::string_view name;
+  void (*run)(const std::uint8_t*, std::size_t);
+};
+
+inline constexpr Target kTargets[] = {
+    {"http_request", &http_request}, {"otlp_protobuf", &otlp_protobuf}, {"otlp_json", &otlp_json},
+    {"decompress", &decompress},     {"config_yaml", &config_yaml},
+};
+
+}  // namespace proxy::fuzz
