@@ -3,6 +3,8 @@
 #include <csignal>
 #include <future>
 #include <iostream>
+#include <memory>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -12,27 +14,67 @@
 
 #include "app/logging.hpp"
 #include "config/load.hpp"
+#include "exporter/dead_letter.hpp"
 #include "exporter/exporter.hpp"
+#include "exporter/replay.hpp"
 #include "queue/span_queue.hpp"
+#include "queue/spool.hpp"
 #include "receiver/export_handler.hpp"
 #include "receiver/http_server.hpp"
 #include "routing/experiment_selector.hpp"
+#include "routing/router.hpp"
 
 namespace proxy::app {
 namespace {
 
 namespace net = boost::asio;
 
+std::string dead_letter_path(const config::Config& config) {
+  if (!config.exporter.dead_letter_file.empty()) return config.exporter.dead_letter_file;
+  if (!config.queue.state_dir.empty()) return config.queue.state_dir + "/dead-letter.otlpdl";
+  return "otlp-mlflow-proxy.otlpdl";
+}
+
+queue::SpoolOptions spool_options(const config::QueueConfig& queue) {
+  queue::SpoolOptions options;
+  options.directory = queue.state_dir;
+  options.max_disk_bytes = queue.max_disk_bytes;
+  options.sync = queue.fsync == config::FsyncPolicy::always     ? queue::SyncPolicy::always
+                 : queue.fsync == config::FsyncPolicy::interval ? queue::SyncPolicy::interval
+                                                                : queue::SyncPolicy::never;
+  options.sync_interval = queue.fsync_interval;
+  return options;
+}
+
+std::uint64_t spans_in(const std::vector<queue::QueueItem>& items) {
+  std::uint64_t spans = 0;
+  for (const auto& item : items) spans += item.span_count;
+  return spans;
+}
+
 int run_proxy(const config::Config& config) {
   setup_logging(config.log);
   std::signal(SIGPIPE, SIG_IGN);
 
   queue::SpanQueue span_queue(config.queue.max_bytes);
-  exporter::Exporter span_exporter(config, span_queue);
+  exporter::DeadLetterWriter dead_letters(dead_letter_path(config));
+  exporter::Exporter span_exporter(config, span_queue, &dead_letters);
+  std::unique_ptr<queue::Spool> spool;
+  if (config.queue.durability == config::Durability::disk) {
+    spool = std::make_unique<queue::Spool>(spool_options(config.queue), span_queue);
+    const queue::RecoveryReport recovered = spool->open();
+    spdlog::info("spool {}: {} undelivered spans in {} records recovered from {} segments ({} "
+                 "records already done); {} torn tails truncated, {} corrupt records skipped",
+                 config.queue.state_dir, recovered.spans, recovered.records, recovered.segments,
+                 recovered.already_done, recovered.torn_tails, recovered.corrupt_records);
+  }
 
   receiver::ReceiverStats receiver_stats;
   routing::ExperimentSelector selector(config.mlflow);
   receiver::ExportHandler handler(config.receiver, config.queue, selector, span_queue, receiver_stats);
+  handler.set_spool(spool.get());
+  auto router = std::make_shared<const routing::Router>(config);
+  handler.set_router(router);
   net::io_context io(static_cast<int>(config.receiver.io_threads));
   receiver::HttpServer server(io, config.receiver, handler, receiver_stats);
   // Before the port opens: a SIGTERM right after start must drain, not kill.
@@ -58,6 +100,7 @@ int run_proxy(const config::Config& config) {
                "at {}, experiment {} unless the client sends x-mlflow-experiment-id",
                PROXY_VERSION, config.receiver.listen.to_string(), config.mlflow.url,
                selector.configured().describe());
+  for (const std::string& line : router->describe()) spdlog::info("{}", line);
 
   std::vector<std::thread> io_threads;
   for (unsigned i = 0; i < config.receiver.io_threads; ++i) io_threads.emplace_back([&io] { io.run(); });
@@ -70,6 +113,19 @@ int run_proxy(const config::Config& config) {
   const std::uint64_t left = span_exporter.drain_and_stop(deadline);
   io.stop();
   for (auto& thread : io_threads) thread.join();
+  std::uint64_t kept_in_spool = 0;
+  std::uint64_t dead_lettered_at_shutdown = 0;
+  if (left > 0) {
+    const auto undelivered = span_exporter.take_undelivered();
+    if (spool) {
+      kept_in_spool = spans_in(undelivered);  // not acknowledged: the next start sends them
+    } else {
+      dead_lettered_at_shutdown = spans_in(undelivered);
+      span_exporter.dead_letter(undelivered, 0,
+                                "shutdown_timeout passed before MLflow accepted them");
+    }
+  }
+  if (spool) spool->close();
 
   const auto& exported = span_exporter.stats();
   spdlog::info("stopped: accepted {} spans in {} requests, delivered {} spans, dead-lettered {}, "
@@ -77,18 +133,30 @@ int run_proxy(const config::Config& config) {
                receiver_stats.spans_accepted.load(), receiver_stats.requests_accepted.load(),
                exported.spans_delivered.load(), exported.spans_dead_lettered.load(),
                receiver_stats.spans_rejected_invalid.load());
-  if (left > 0) {
-    spdlog::error("shutdown_timeout of {} ms passed with {} acknowledged spans not delivered to "
-                  "MLflow; they are lost (memory queue)",
-                  config.shutdown_timeout.count(), left);
+  if (kept_in_spool > 0) {
+    spdlog::warn("shutdown_timeout of {} ms passed: {} undelivered spans kept in the spool {}; "
+                 "the next start delivers them",
+                 config.shutdown_timeout.count(), kept_in_spool, config.queue.state_dir);
+    return 0;
+  }
+  if (dead_lettered_at_shutdown > 0) {
+    spdlog::error("shutdown_timeout of {} ms passed: {} undelivered spans dead-lettered to {} "
+                  "(memory queue); send them with: otlp-mlflow-proxy replay --mlflow-url {} {}",
+                  config.shutdown_timeout.count(), dead_lettered_at_shutdown,
+                  dead_letters.path(), config.mlflow.url, dead_letters.path());
     return 1;
   }
+  spdlog::info("drained: every acknowledged span was delivered or dead-lettered");
   return 0;
 }
 
 }  // namespace
 
 int run_main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "replay") {
+    return exporter::replay_main(std::vector<std::string>(argv + 2, argv + argc),
+                                 config::process_environment());
+  }
   config::LoadedConfig loaded;
   try {
     loaded = config::load(std::vector<std::string>(argv + 1, argv + argc), config::process_environment());
@@ -109,6 +177,7 @@ int run_main(int argc, char** argv) {
         // Parts checked only when the stages are built (such as the MLflow URL) are checked here too.
         queue::SpanQueue probe_queue(1);
         exporter::Exporter probe(loaded.config, probe_queue);
+        routing::Router probe_router(loaded.config);
       } catch (const config::ConfigError& e) {
         std::cerr << "otlp-mlflow-proxy: configuration error: " << e.what() << "\n";
         return 1;

@@ -48,9 +48,19 @@ struct MlflowConfig {
   std::string token;     // MLFLOW_TRACKING_TOKEN
 };
 
+// memory: acknowledged spans live in RAM until delivered. disk: also in a spool under state_dir.
+enum class Durability { memory, disk };
+// When spool writes are flushed: before acknowledging (always), every fsync_interval, or never.
+enum class FsyncPolicy { always, interval, never };
+
 struct QueueConfig {
   std::size_t max_bytes = 256 * kMiB;  // bytes of encoded spans held; 429 beyond it
   std::chrono::seconds retry_after = 2s;  // Retry-After sent with 429/503
+  Durability durability = Durability::memory;
+  std::string state_dir;  // spool directory; required with durability: disk
+  std::size_t max_disk_bytes = 1024 * kMiB;  // spool size on disk; 429 beyond it
+  FsyncPolicy fsync = FsyncPolicy::always;
+  std::chrono::milliseconds fsync_interval = 1s;  // with fsync: interval, the loss window
 };
 
 struct RetryConfig {
@@ -64,6 +74,10 @@ struct ExporterConfig {
   unsigned concurrency = 2;  // concurrent requests to MLflow (SQLite serializes writers)
   std::size_t max_batch_bytes = 4 * kMiB;
   std::size_t max_batch_spans = 8192;
+  std::chrono::milliseconds batch_linger = 10ms;  // how long a small batch waits to fill up
+  // Spans MLflow rejects for good; empty: <queue.state_dir>/dead-letter.otlpdl, or
+  // ./otlp-mlflow-proxy.otlpdl without a state_dir.
+  std::string dead_letter_file;
   RetryConfig retry;
 };
 

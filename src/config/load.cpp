@@ -508,7 +508,19 @@ class YamlLoader {
                        {"max_bytes", [&](const Field& f) { q.max_bytes = read_size(f); }},
                        {"retry_after",
                         [&](const Field& f) { q.retry_after = read_seconds(f, 1s); }},
+                       {"durability",
+                        [&](const Field& f) {
+                          q.durability = read(f, kDurabilityShape, parse_durability);
+                        }},
+                       {"state_dir", [&](const Field& f) { q.state_dir = read_optional_string(f); }},
+                       {"max_disk_bytes", [&](const Field& f) { q.max_disk_bytes = read_size(f); }},
+                       {"fsync", [&](const Field& f) { q.fsync = read(f, kFsyncShape, parse_fsync); }},
+                       {"fsync_interval",
+                        [&](const Field& f) { q.fsync_interval = read_duration(f, 1ms); }},
                    });
+    if (q.durability == Durability::disk && q.state_dir.empty()) {
+      fail(field.mark(), field.path, "durability: disk needs a state_dir for the spool");
+    }
   }
 
   void exporter(const Field& field) {
@@ -524,6 +536,9 @@ class YamlLoader {
              [&](const Field& f) {
                e.max_batch_spans = read_integer<std::size_t>(f, 1, kMaxCount);
              }},
+            {"batch_linger", [&](const Field& f) { e.batch_linger = read_duration(f, 0ms); }},
+            {"dead_letter_file",
+             [&](const Field& f) { e.dead_letter_file = read_optional_string(f); }},
             {"retry", [this](const Field& f) { retry(f); }},
         });
   }

@@ -69,6 +69,11 @@ std::string render_effective(const Config& config) {
   begin_section(out, "queue");
   plain_value(out, "max_bytes", format_size(config.queue.max_bytes));
   plain_value(out, "retry_after", format_duration(config.queue.retry_after));
+  plain_value(out, "durability", std::string(format_durability(config.queue.durability)));
+  string_value(out, "state_dir", config.queue.state_dir);
+  plain_value(out, "max_disk_bytes", format_size(config.queue.max_disk_bytes));
+  plain_value(out, "fsync", std::string(format_fsync(config.queue.fsync)));
+  plain_value(out, "fsync_interval", format_duration(config.queue.fsync_interval));
   out << YAML::EndMap;
 
   const ExporterConfig& exporter = config.exporter;
@@ -76,6 +81,8 @@ std::string render_effective(const Config& config) {
   integer_value(out, "concurrency", exporter.concurrency);
   plain_value(out, "max_batch_bytes", format_size(exporter.max_batch_bytes));
   integer_value(out, "max_batch_spans", exporter.max_batch_spans);
+  plain_value(out, "batch_linger", format_duration(exporter.batch_linger));
+  string_value(out, "dead_letter_file", exporter.dead_letter_file);
   begin_section(out, "retry");
   plain_value(out, "initial_backoff", format_duration(exporter.retry.initial_backoff));
   plain_value(out, "max_backoff", format_duration(exporter.retry.max_backoff));

@@ -338,6 +338,35 @@ std::string_view format_log_format(LogFormat format) {
   return format == LogFormat::json ? "json" : "text";
 }
 
+Durability parse_durability(std::string_view text) {
+  if (iequals(text, "memory")) return Durability::memory;
+  if (iequals(text, "disk")) return Durability::disk;
+  fail_shape(kDurabilityShape, text);
+}
+
+FsyncPolicy parse_fsync(std::string_view text) {
+  if (iequals(text, "always")) return FsyncPolicy::always;
+  if (iequals(text, "interval")) return FsyncPolicy::interval;
+  if (iequals(text, "never")) return FsyncPolicy::never;
+  fail_shape(kFsyncShape, text);
+}
+
+std::string_view format_durability(Durability durability) {
+  return durability == Durability::disk ? "disk" : "memory";
+}
+
+std::string_view format_fsync(FsyncPolicy policy) {
+  switch (policy) {
+    case FsyncPolicy::always:
+      return "always";
+    case FsyncPolicy::interval:
+      return "interval";
+    case FsyncPolicy::never:
+      return "never";
+  }
+  return "always";
+}
+
 std::string hide_url_password(std::string_view url) {
   auto scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) return std::string(url);

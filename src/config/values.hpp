@@ -32,6 +32,8 @@ inline constexpr std::string_view kStringShape = "a string";
 inline constexpr std::string_view kLogLevelShape =
     "one of trace, debug, info, warn, error, critical, off";
 inline constexpr std::string_view kLogFormatShape = "text or json";
+inline constexpr std::string_view kDurabilityShape = "memory or disk";
+inline constexpr std::string_view kFsyncShape = "always, interval or never";
 inline constexpr std::string_view kExperimentIdShape =
     "a numeric experiment id (MLflow experiment ids are digits, such as 123)";
 
@@ -88,6 +90,11 @@ std::string format_size(std::size_t bytes);
 std::string format_duration(std::chrono::milliseconds duration);
 std::string format_number(double value);
 std::string_view format_log_format(LogFormat format);
+
+Durability parse_durability(std::string_view text);
+FsyncPolicy parse_fsync(std::string_view text);
+std::string_view format_durability(Durability durability);
+std::string_view format_fsync(FsyncPolicy policy);
 
 // The URL with the password of its userinfo replaced by "<hidden>" (http://u:<hidden>@host).
 std::string hide_url_password(std::string_view url);

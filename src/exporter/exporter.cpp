@@ -45,9 +45,11 @@ UpstreamUrl parse_or_throw(const std::string& url) {
 
 }  // namespace
 
-Exporter::Exporter(const config::Config& config, queue::SpanQueue& queue)
+Exporter::Exporter(const config::Config& config, queue::SpanQueue& queue,
+                   DeadLetterWriter* dead_letters)
     : config_(config),
       queue_(queue),
+      dead_letters_(dead_letters),
       upstream_(parse_or_throw(config.mlflow.url)),
       client_options_{config.mlflow.connect_timeout, config.mlflow.request_timeout,
                       config.mlflow.username.empty() && config.mlflow.token.empty()
@@ -60,6 +62,7 @@ Exporter::Exporter(const config::Config& config, queue::SpanQueue& queue)
   for (unsigned i = 0; i < config.exporter.concurrency; ++i) {
     wake_timers_.push_back(std::make_unique<net::steady_timer>(io_));
   }
+  in_flight_batches_.resize(config.exporter.concurrency, nullptr);
 }
 
 Exporter::~Exporter() {
@@ -106,6 +109,39 @@ std::uint64_t Exporter::drain_and_stop(std::chrono::steady_clock::time_point dea
   return left;
 }
 
+std::vector<queue::QueueItem> Exporter::take_undelivered() {
+  // The exporter thread has stopped: the workers' suspended frames still own their batches.
+  std::vector<queue::QueueItem> left;
+  {
+    std::lock_guard lock(in_flight_mutex_);
+    for (auto*& batch : in_flight_batches_) {
+      if (batch == nullptr) continue;
+      for (auto& item : *batch) left.push_back(std::move(item));
+      batch->clear();
+      batch = nullptr;
+    }
+  }
+  for (auto& item : queue_.take_all()) left.push_back(std::move(item));
+  return left;
+}
+
+void Exporter::dead_letter(const std::vector<queue::QueueItem>& items, int status,
+                           const std::string& reason) {
+  const std::size_t spans = spans_in(items);
+  const std::string where = dead_letters_ != nullptr ? dead_letters_->path() : "nowhere (no file)";
+  if (dead_letters_ == nullptr || !dead_letters_->write(items, status, reason)) {
+    stats_.dead_letter_write_failures.fetch_add(1);
+    spdlog::critical("LOST {} spans for experiment {}: could not write them to the dead-letter "
+                     "file {}; reason they were rejected: {}",
+                     spans, items.empty() ? "-" : items.front().experiment.describe(), where, reason);
+  } else {
+    spdlog::error("dead-lettered {} spans for experiment {} to {}: {}", spans,
+                  items.empty() ? "-" : items.front().experiment.describe(), where, reason);
+  }
+  stats_.spans_dead_lettered.fetch_add(spans);
+  queue_.release(items);
+}
+
 net::awaitable<void> Exporter::pause(std::chrono::milliseconds delay) {
   net::steady_timer timer(io_, delay);
   co_await timer.async_wait(kNoThrow);
@@ -117,11 +153,7 @@ std::chrono::milliseconds Exporter::backoff(unsigned attempt,
   return next_retry_delay(config_.exporter.retry, attempt, unit(random_), retry_after);
 }
 
-void Exporter::release(const std::vector<queue::QueueItem>& batch) {
-  std::size_t bytes = 0;
-  for (const auto& item : batch) bytes += item.payload.size();
-  queue_.release(bytes);
-}
+void Exporter::release(const std::vector<queue::QueueItem>& batch) { queue_.release(batch); }
 
 net::awaitable<void> Exporter::worker(unsigned index) {
   HttpClient client(io_.get_executor(), upstream_, client_options_);
@@ -129,6 +161,18 @@ net::awaitable<void> Exporter::worker(unsigned index) {
   for (;;) {
     // Idle before looking, so a push that lands after the look still wakes this worker.
     idle_workers_.fetch_add(1, std::memory_order_acq_rel);
+    if (!stopping_.load()) {
+      // A batch closes when full or when its oldest span has waited batch_linger.
+      const auto linger = queue_.linger_left(config_.exporter.max_batch_bytes,
+                                             config_.exporter.max_batch_spans,
+                                             config_.exporter.batch_linger);
+      if (linger > std::chrono::steady_clock::duration::zero()) {
+        wake.expires_after(linger);
+        co_await wake.async_wait(kNoThrow);
+        idle_workers_.fetch_sub(1, std::memory_order_acq_rel);
+        continue;
+      }
+    }
     auto batch = queue_.pop_batch(config_.exporter.max_batch_bytes, config_.exporter.max_batch_spans);
     if (batch.empty()) {
       if (stopping_.load()) {
@@ -143,7 +187,15 @@ net::awaitable<void> Exporter::worker(unsigned index) {
     idle_workers_.fetch_sub(1, std::memory_order_acq_rel);
     const std::size_t spans = spans_in(batch);
     in_flight_spans_.fetch_add(spans);
+    {
+      std::lock_guard lock(in_flight_mutex_);
+      in_flight_batches_[index] = &batch;
+    }
     co_await deliver(client, batch);
+    {
+      std::lock_guard lock(in_flight_mutex_);
+      in_flight_batches_[index] = nullptr;
+    }
     in_flight_spans_.fetch_sub(spans);
   }
 }
@@ -159,11 +211,8 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
     // Serialized requests concatenate into one request holding all their resource spans.
     for (const auto& item : batch) body += item.payload;
   }
-  const auto dead_letter = [&](const std::string& reason) {
-    spdlog::error("dead-lettered {} spans for experiment {}: {}", spans, experiment.describe(), reason);
-    stats_.spans_dead_lettered.fetch_add(spans);
-    release(batch);
-  };
+  int last_status = 0;
+  const auto dead_letter = [&](const std::string& reason) { this->dead_letter(batch, last_status, reason); };
 
   unsigned attempt = 0;
   unsigned transient_failures = 0;
@@ -212,6 +261,7 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
     }
 
     const int status = result.response.result_int();
+    last_status = status;
     const ExportVerdict verdict = classify_export_response(status, result.response.body());
     switch (verdict.action) {
       case ExportAction::delivered:
@@ -257,9 +307,30 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
         dead_letter(verdict.reason);
         co_return;
       case ExportAction::dead_letter:
+        if (batch.size() > 1) {
+          // One bad request must not take the others down with it: retry them one by one,
+          // so only what MLflow rejects on its own lands in the dead-letter file.
+          stats_.batches_split.fetch_add(1);
+          spdlog::warn("MLflow rejected a batch of {} requests ({}); sending them one by one",
+                       batch.size(), verdict.reason);
+          co_await deliver_each(client, batch);
+          co_return;
+        }
         dead_letter(verdict.reason);
         co_return;
     }
+  }
+}
+
+}  // namespace proxy::exporter
+
+namespace proxy::exporter {
+
+net::awaitable<void> Exporter::deliver_each(HttpClient& client,
+                                            const std::vector<queue::QueueItem>& batch) {
+  for (const auto& item : batch) {
+    std::vector<queue::QueueItem> single{item};
+    co_await deliver(client, single);
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "config/config.hpp"
+#include "exporter/dead_letter.hpp"
 #include "exporter/experiment_resolver.hpp"
 #include "exporter/http_client.hpp"
 #include "queue/span_queue.hpp"
@@ -27,6 +29,8 @@ struct ExporterStats {
   Counter retries{0};
   Counter transport_errors{0};
   Counter spans_dead_lettered{0};
+  Counter dead_letter_write_failures{0};
+  Counter batches_split{0};  // a rejected batch retried item by item to find the culprit
   Counter spans_abandoned_at_shutdown{0};
   std::atomic<bool> upstream_not_ready{false};
 };
@@ -34,7 +38,9 @@ struct ExporterStats {
 class Exporter {
  public:
   // Throws config::ConfigError when the MLflow URL is unusable.
-  Exporter(const config::Config& config, queue::SpanQueue& queue);
+  // `dead_letters` may be null (configuration checks): rejected spans are then only logged.
+  Exporter(const config::Config& config, queue::SpanQueue& queue,
+           DeadLetterWriter* dead_letters = nullptr);
   ~Exporter();
 
   void start();
@@ -43,11 +49,20 @@ class Exporter {
   // Returns the number of spans left undelivered (logged and counted, never silent).
   std::uint64_t drain_and_stop(std::chrono::steady_clock::time_point deadline);
 
+  // After drain_and_stop: what was neither delivered nor dead-lettered, queued or in flight.
+  // Their queue budget is still held (release them once dealt with).
+  std::vector<queue::QueueItem> take_undelivered();
+
+  // Dead-letters `items` (logged, counted) and releases them from the queue and spool.
+  void dead_letter(const std::vector<queue::QueueItem>& items, int status, const std::string& reason);
+
   const ExporterStats& stats() const { return stats_; }
 
  private:
   boost::asio::awaitable<void> worker(unsigned index);
   boost::asio::awaitable<void> deliver(HttpClient& client, std::vector<queue::QueueItem>& batch);
+  boost::asio::awaitable<void> deliver_each(HttpClient& client,
+                                            const std::vector<queue::QueueItem>& batch);
   boost::asio::awaitable<void> pause(std::chrono::milliseconds delay);
   std::chrono::milliseconds backoff(unsigned attempt, std::optional<std::chrono::milliseconds> retry_after);
   void wake_workers();
@@ -55,6 +70,10 @@ class Exporter {
 
   const config::Config& config_;
   queue::SpanQueue& queue_;
+  DeadLetterWriter* dead_letters_;
+  // Each worker's batch while it is being delivered, for take_undelivered() after a stop.
+  std::mutex in_flight_mutex_;
+  std::vector<std::vector<queue::QueueItem>*> in_flight_batches_;
   UpstreamUrl upstream_;
   HttpClientOptions client_options_;
   boost::asio::io_context io_;

@@ -173,7 +173,8 @@ std::optional<Response> ExportHandler::check_header(const http::request_header<>
   return std::nullopt;
 }
 
-Response ExportHandler::handle(const Request& request, std::string_view peer) {
+Response ExportHandler::handle(const Request& request, std::string_view peer,
+                              std::shared_ptr<queue::CommitTicket>* commit) {
   if (auto refused = check_header(request.base(), peer)) return std::move(*refused);
   const BodyEncoding encoding = *parse_content_type(request[http::field::content_type]);
   const ContentEncoding content_encoding =
@@ -248,7 +249,17 @@ Response ExportHandler::handle(const Request& request, std::string_view peer) {
     std::vector<queue::QueueItem> items;
     items.push_back({std::get<ExperimentRef>(routed), export_request->SerializeAsString(),
                      static_cast<std::uint32_t>(span_count)});
-    switch (queue_.push(std::move(items))) {
+    queue::Admission admission = spool_ != nullptr
+                                     ? spool_->submit(std::move(items))
+                                     : queue::Admission{queue_.push(std::move(items)), nullptr};
+    if (admission.commit && commit != nullptr) {
+      *commit = std::move(admission.commit);
+    } else if (admission.commit && !admission.commit->wait()) {
+      bump(stats_.rejected_storage_error);
+      return error(request.base(), http::status::service_unavailable,
+                   "the proxy could not write the spans to its spool; retry later", peer);
+    }
+    switch (admission.result) {
       case queue::PushResult::accepted:
         break;
       case queue::PushResult::full:

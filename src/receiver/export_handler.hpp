@@ -11,6 +11,7 @@
 #include "common/rate_limited_log.hpp"
 #include "config/config.hpp"
 #include "queue/span_queue.hpp"
+#include "queue/spool.hpp"
 #include "receiver/stats.hpp"
 #include "routing/experiment_selector.hpp"
 
@@ -33,7 +34,13 @@ class ExportHandler {
   std::optional<Response> check_header(const http::request_header<>& header,
                                        std::string_view peer);
 
-  Response handle(const Request& request, std::string_view peer);
+  // With a spool (durability: disk) the 200 may only be sent once the spans are stored: then
+  // `commit` receives a ticket to await before answering (without `commit`, handle() waits).
+  Response handle(const Request& request, std::string_view peer,
+                  std::shared_ptr<queue::CommitTicket>* commit = nullptr);
+
+  // durability: disk: requests go to the spool, which feeds the queue once they are written.
+  void set_spool(queue::Spool* spool) { spool_ = spool; }
 
   // An error response for a request that could not be read (header too large, body over the
   // limit): HTTP status and a message, encoded as the request asked where known.
@@ -49,6 +56,7 @@ class ExportHandler {
   const config::QueueConfig& queue_config_;
   routing::ExperimentSelector selector_;
   queue::SpanQueue& queue_;
+  queue::Spool* spool_ = nullptr;
   ReceiverStats& stats_;
   std::atomic<bool> draining_{false};
   RateLimitedLog reject_log_;

@@ -13,6 +13,8 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include "queue/async_commit.hpp"
+
 namespace proxy::receiver {
 
 namespace net = boost::asio;
@@ -255,7 +257,18 @@ net::awaitable<void> HttpServer::State::serve(beast::tcp_stream stream, std::str
       break;
     }
 
-    Response response = handler.handle(parser.get(), peer);
+    std::shared_ptr<queue::CommitTicket> commit;
+    Response response = handler.handle(parser.get(), peer, &commit);
+    if (commit) {
+      // durability: disk: answer once the spool has the spans, without holding an I/O thread.
+      const bool stored = co_await queue::async_wait_commit(std::move(commit), net::use_awaitable);
+      if (!stored) {
+        bump(stats.rejected_storage_error);
+        response = handler.error(parser.get().base(), http::status::service_unavailable,
+                                 "the proxy could not write the spans to its spool; retry later",
+                                 peer);
+      }
+    }
     if (handler.draining()) response.keep_alive(false);
     const bool keep_alive = response.keep_alive();
     auto [write_ec, written] = co_await http::async_write(stream, response, kNoThrow);

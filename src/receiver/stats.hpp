@@ -26,7 +26,8 @@ struct ReceiverStats {
   Counter rejected_bad_body{0};       // undecodable: corrupt compression, protobuf or JSON
   Counter rejected_invalid_spans{0};  // every span invalid
   Counter rejected_routing{0};
-  Counter rejected_queue_full{0};
+  Counter rejected_queue_full{0};     // memory or disk budget
+  Counter rejected_storage_error{0};  // the spool could not write or flush
   Counter rejected_draining{0};
   Counter rejected_connection_limit{0};
   Counter read_timeouts{0};

@@ -664,7 +664,8 @@ TEST_CASE("YAML structure errors give file:line:col and the path", "[config][yam
        "experiment_name, create_experiments, request_timeout, connect_timeout, "
        "experiment_cache_ttl, username, password, token)"},
       {"queue: {max_bytez: 1}\n",
-       "proxy.yaml:1:9: queue.max_bytez: unknown key (expected one of: max_bytes, retry_after)"},
+       "proxy.yaml:1:9: queue.max_bytez: unknown key (expected one of: max_bytes, retry_after, "
+       "durability, state_dir, max_disk_bytes, fsync, fsync_interval)"},
       {"log:\n  levle: info\n",
        "proxy.yaml:2:3: log.levle: unknown key (expected one of: level, format)"},
       {"log:\n  level: info\n  level: warn\n", "proxy.yaml:3:3: log.level: duplicate key"},

@@ -32,7 +32,7 @@ TEST_CASE("popped items keep their budget until released", "[queue]") {
   const auto batch = queue.pop_batch(1000, 1000);
   REQUIRE(batch.size() == 1);
   CHECK(queue.push(items(ExperimentRef::by_id("1"), 1)) == PushResult::full);
-  queue.release(100);
+  queue.release(batch);
   CHECK(queue.push(items(ExperimentRef::by_id("1"), 1)) == PushResult::accepted);
 }
 
@@ -98,10 +98,9 @@ TEST_CASE("pushes notify the consumer and concurrent producers lose nothing", "[
   }
   std::size_t spans = 0;
   while (spans < kProducers * kPerProducer) {
-    for (auto& item : queue.pop_batch(1 << 20, 1 << 20)) {
-      spans += item.span_count;
-      queue.release(item.payload.size());
-    }
+    const auto batch = queue.pop_batch(1 << 20, 1 << 20);
+    for (const auto& item : batch) spans += item.span_count;
+    queue.release(batch);
   }
   for (auto& producer : producers) producer.join();
   CHECK(notified.load() == kProducers * kPerProducer);

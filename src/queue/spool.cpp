@@ -1,0 +1,487 @@
+#include "queue/spool.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "queue/crc32c.hpp"
+#include "queue/record_file.hpp"
+
+namespace proxy::queue {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kSegmentMagic = "OMPSPL01";
+constexpr std::string_view kSegmentPrefix = "segment-";
+constexpr std::string_view kSegmentSuffix = ".spool";
+constexpr std::size_t kAckEntryBytes = 12;
+constexpr std::size_t kMinSegmentBytes = 64 * 1024;
+
+std::string errno_text() { return std::strerror(errno); }
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t written = ::write(fd, data.data(), data.size());
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(written));
+  }
+  return true;
+}
+
+std::string ack_entry(std::uint64_t id) {
+  std::string entry;
+  put_u64(entry, id);
+  put_u32(entry, crc32c(entry));
+  return entry;
+}
+
+std::set<std::uint64_t> read_acks(const std::string& path) {
+  std::set<std::uint64_t> done;
+  std::string error;
+  const auto data = read_whole_file(path, error);
+  if (!data) return done;  // no acks yet
+  for (std::size_t pos = 0; pos + kAckEntryBytes <= data->size(); pos += kAckEntryBytes) {
+    const std::string_view entry(data->data() + pos, kAckEntryBytes);
+    FieldReader reader(entry);
+    const std::uint64_t id = reader.u64();
+    if (reader.u32() == crc32c(entry.substr(0, 8))) done.insert(id);
+  }
+  return done;
+}
+
+}  // namespace
+
+std::string encode_spool_record(std::uint64_t record_id, const QueueItem& item) {
+  std::string body;
+  body.reserve(8 + 4 + 1 + 4 + item.experiment.value.size() + item.payload.size());
+  put_u64(body, record_id);
+  put_u32(body, item.span_count);
+  put_u8(body, item.experiment.kind == ExperimentRef::Kind::name ? 1 : 0);
+  put_bytes32(body, item.experiment.value);
+  body.append(item.payload);
+  return body;
+}
+
+bool decode_spool_record(std::string_view body, QueueItem& item) {
+  FieldReader reader(body);
+  item.record_id = reader.u64();
+  item.span_count = reader.u32();
+  const std::uint8_t kind = reader.u8();
+  const std::string_view experiment = reader.bytes32();
+  const std::string_view payload = reader.rest();
+  if (!reader.ok() || kind > 1) return false;
+  item.experiment = kind == 1 ? ExperimentRef::by_name(std::string(experiment))
+                              : ExperimentRef::by_id(std::string(experiment));
+  item.payload.assign(payload);
+  return true;
+}
+
+Spool::Spool(SpoolOptions options, SpanQueue& queue) : options_(std::move(options)), queue_(queue) {
+  options_.segment_bytes =
+      std::max(kMinSegmentBytes, std::min(options_.segment_bytes, options_.max_disk_bytes / 8));
+}
+
+Spool::~Spool() { close(); }
+
+std::string Spool::segment_path(std::uint64_t first_id, const char* suffix) const {
+  char name[64];
+  std::snprintf(name, sizeof name, "segment-%020" PRIu64 "%s", first_id, suffix);
+  return (fs::path(options_.directory) / name).string();
+}
+
+RecoveryReport Spool::open() {
+  std::error_code ec;
+  fs::create_directories(options_.directory, ec);
+  if (ec) {
+    throw std::runtime_error("queue.state_dir " + options_.directory +
+                             ": cannot create: " + ec.message());
+  }
+  const std::string lock_path = (fs::path(options_.directory) / "lock").string();
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) {
+    throw std::runtime_error("queue.state_dir: cannot open " + lock_path + ": " + errno_text());
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    throw std::runtime_error("queue.state_dir " + options_.directory +
+                             " is in use by another otlp-mlflow-proxy (" + lock_path + " is locked)");
+  }
+  dir_fd_ = ::open(options_.directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+  std::map<std::uint64_t, std::string> found;
+  for (const auto& entry : fs::directory_iterator(options_.directory, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(kSegmentPrefix) || !name.ends_with(kSegmentSuffix)) continue;
+    const std::string digits = name.substr(kSegmentPrefix.size(),
+                                           name.size() - kSegmentPrefix.size() - kSegmentSuffix.size());
+    char* end = nullptr;
+    const std::uint64_t first_id = std::strtoull(digits.c_str(), &end, 10);
+    if (digits.empty() || *end != '\0') continue;
+    found.emplace(first_id, entry.path().string());
+  }
+  if (ec) throw std::runtime_error("queue.state_dir: cannot list " + options_.directory + ": " + ec.message());
+
+  RecoveryReport report;
+  std::uint64_t max_id = 0;
+  std::vector<QueueItem> recovered;
+  std::size_t disk = 0;
+  for (const auto& [first_id, path] : found) {
+    max_id = std::max(max_id, first_id);
+    Segment segment;
+    segment.path = path;
+    segment.ack_path = segment_path(first_id, ".acks");
+    std::string error;
+    const auto data = read_whole_file(path, error);
+    if (!data) throw std::runtime_error("spool: " + error);
+    if (data->size() < kFileMagicBytes || std::string_view(*data).substr(0, kFileMagicBytes) != kSegmentMagic) {
+      // Shorter than its header: created just before a crash. Otherwise not ours: keep it aside.
+      if (data->size() < kFileMagicBytes) {
+        ++report.torn_tails;
+        fs::remove(path, ec);
+      } else {
+        ++report.corrupt_records;
+        fs::rename(path, path + ".corrupt", ec);
+        spdlog::error("spool: {} has no spool header; moved aside to {}.corrupt", path, path);
+      }
+      fs::remove(segment.ack_path, ec);
+      continue;
+    }
+    const ScanResult scan = scan_records(*data);
+    const std::set<std::uint64_t> done = read_acks(segment.ack_path);
+    std::uint64_t corrupt = scan.corrupt_records;
+    for (const auto& record : scan.records) {
+      QueueItem item;
+      if (!decode_spool_record(record.body, item)) {
+        ++corrupt;
+        continue;
+      }
+      max_id = std::max(max_id, item.record_id);
+      if (done.count(item.record_id) != 0) {
+        ++report.already_done;
+        continue;
+      }
+      ++segment.outstanding;
+      ++report.records;
+      report.spans += item.span_count;
+      recovered.push_back(std::move(item));
+    }
+    if (scan.valid_end < data->size()) {
+      if (::truncate(path.c_str(), static_cast<off_t>(scan.valid_end)) != 0) {
+        spdlog::error("spool: cannot truncate {} to {} bytes: {}", path, scan.valid_end, errno_text());
+      }
+    }
+    if (scan.torn_tail) {
+      ++report.torn_tails;
+      spdlog::warn("spool: {} ends in a torn record (a write cut short by a crash); truncated "
+                   "the last {} bytes",
+                   path, data->size() - scan.valid_end);
+    }
+    if (corrupt > 0) {
+      report.corrupt_records += corrupt;
+      spdlog::error("spool: {} holds {} corrupt records (checksum or format); skipped them", path,
+                    corrupt);
+    }
+    ++report.segments;
+    if (segment.outstanding == 0) {
+      fs::remove(path, ec);
+      fs::remove(segment.ack_path, ec);
+      stats_.segments_deleted.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    segment.bytes = scan.valid_end;
+    segment.ack_bytes = done.size() * kAckEntryBytes;
+    segment.sealed = true;
+    disk += segment.bytes + segment.ack_bytes;
+    segments_.emplace(first_id, std::move(segment));
+  }
+  disk_bytes_.store(disk);
+  next_id_ = max_id + 1;
+  stats_.records_recovered.store(report.records);
+  stats_.spans_recovered.store(report.spans);
+  stats_.torn_tails.store(report.torn_tails);
+  stats_.corrupt_records.store(report.corrupt_records);
+
+  queue_.set_on_released([this](const std::vector<QueueItem>& items) { acknowledge(items); });
+  if (!recovered.empty()) queue_.push_recovered(std::move(recovered));
+  open_active_segment(next_id_);
+  writer_ = std::thread([this] { writer_loop(); });
+  return report;
+}
+
+void Spool::open_active_segment(std::uint64_t first_id) {
+  const std::string path = segment_path(first_id, kSegmentSuffix.data());
+  active_fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  if (active_fd_ < 0) throw std::runtime_error("spool: cannot create " + path + ": " + errno_text());
+  if (!write_all(active_fd_, kSegmentMagic)) {
+    throw std::runtime_error("spool: cannot write " + path + ": " + errno_text());
+  }
+  // The new file's directory entry must be durable too, or a flushed record could vanish with it.
+  if (options_.sync != SyncPolicy::never) {
+    ::fdatasync(active_fd_);
+    if (dir_fd_ >= 0) ::fsync(dir_fd_);
+  }
+  active_id_ = first_id;
+  active_bytes_ = kFileMagicBytes;
+  disk_bytes_.fetch_add(kFileMagicBytes);
+  Segment segment;
+  segment.path = path;
+  segment.ack_path = segment_path(first_id, ".acks");
+  segment.bytes = active_bytes_;
+  std::lock_guard lock(segments_mutex_);
+  segments_[first_id] = std::move(segment);
+}
+
+void Spool::seal_active_segment() {
+  if (active_fd_ < 0) return;
+  if (options_.sync != SyncPolicy::never && dirty_) {
+    if (::fdatasync(active_fd_) == 0) stats_.syncs.fetch_add(1, std::memory_order_relaxed);
+  }
+  dirty_ = false;
+  ::close(active_fd_);
+  active_fd_ = -1;
+  std::lock_guard lock(segments_mutex_);
+  const auto it = segments_.find(active_id_);
+  if (it == segments_.end()) return;
+  it->second.sealed = true;
+  if (it->second.outstanding == 0) delete_segment_locked(it);
+}
+
+void Spool::delete_segment_locked(std::map<std::uint64_t, Segment>::iterator it) {
+  Segment& segment = it->second;
+  if (segment.ack_fd >= 0) ::close(segment.ack_fd);
+  ::unlink(segment.path.c_str());
+  ::unlink(segment.ack_path.c_str());
+  disk_bytes_.fetch_sub(std::min(disk_bytes_.load(), segment.bytes + segment.ack_bytes));
+  stats_.segments_deleted.fetch_add(1, std::memory_order_relaxed);
+  segments_.erase(it);
+}
+
+Admission Spool::submit(std::vector<QueueItem>&& items) {
+  if (items.empty()) return {PushResult::accepted, nullptr};
+  std::size_t queue_bytes = 0;
+  for (const auto& item : items) queue_bytes += item.payload.size();
+  const PushResult reserved = queue_.reserve(queue_bytes);
+  if (reserved != PushResult::accepted) return {reserved, nullptr};
+
+  Pending pending;
+  pending.queue_bytes = queue_bytes;
+  pending.ticket = std::make_shared<CommitTicket>();
+  {
+    std::lock_guard lock(pending_mutex_);
+    if (stopping_) {
+      queue_.cancel_reservation(queue_bytes);
+      return {PushResult::closed, nullptr};
+    }
+    std::size_t framed = 0;
+    std::vector<std::string> bodies;
+    bodies.reserve(items.size());
+    std::uint64_t id = next_id_;
+    for (auto& item : items) {
+      item.record_id = id++;
+      bodies.push_back(encode_spool_record(item.record_id, item));
+      framed += framed_size(bodies.back().size());
+    }
+    std::size_t disk = disk_bytes_.load(std::memory_order_relaxed);
+    do {
+      if (disk + framed > options_.max_disk_bytes) {
+        queue_.cancel_reservation(queue_bytes);
+        stats_.rejected_disk_full.fetch_add(1, std::memory_order_relaxed);
+        return {PushResult::full, nullptr};
+      }
+    } while (!disk_bytes_.compare_exchange_weak(disk, disk + framed));
+    next_id_ = id;
+    pending.framed.reserve(framed);
+    for (const auto& body : bodies) append_record(pending.framed, body);
+    pending.items = std::move(items);
+    Admission admission{PushResult::accepted, pending.ticket};
+    pending_.push_back(std::move(pending));
+    pending_cv_.notify_one();
+    return admission;
+  }
+}
+
+void Spool::rotate_if_done() {
+  {
+    std::lock_guard lock(segments_mutex_);
+    const auto it = segments_.find(active_id_);
+    if (it == segments_.end() || it->second.outstanding > 0) return;
+  }
+  seal_active_segment();
+  std::uint64_t first_id = 0;
+  {
+    std::lock_guard lock(pending_mutex_);
+    first_id = next_id_;
+  }
+  try {
+    open_active_segment(first_id);
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+  }
+}
+
+void Spool::writer_loop() {
+  std::vector<Pending> group;
+  bool rotate = false;
+  for (;;) {
+    {
+      std::unique_lock lock(pending_mutex_);
+      const auto ready = [this] { return !pending_.empty() || stopping_ || rotate_requested_; };
+      if (options_.sync == SyncPolicy::interval && dirty_) {
+        pending_cv_.wait_until(lock, last_sync_ + options_.sync_interval, ready);
+      } else {
+        pending_cv_.wait(lock, ready);
+      }
+      if (pending_.empty() && stopping_) break;
+      group.swap(pending_);
+      rotate = std::exchange(rotate_requested_, false);
+    }
+    if (rotate && group.empty()) rotate_if_done();
+    if (!group.empty()) write_group(group);
+    if (options_.sync == SyncPolicy::interval && dirty_ &&
+        std::chrono::steady_clock::now() - last_sync_ >= options_.sync_interval) {
+      sync_active();
+    }
+    group.clear();
+  }
+  if (options_.sync != SyncPolicy::never && dirty_) sync_active();
+}
+
+bool Spool::sync_active() {
+  last_sync_ = std::chrono::steady_clock::now();
+  dirty_ = false;
+  if (::fdatasync(active_fd_) != 0) {
+    stats_.write_errors.fetch_add(1, std::memory_order_relaxed);
+    spdlog::critical("spool: fdatasync of segment {} failed: {}", active_id_, errno_text());
+    return false;
+  }
+  stats_.syncs.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void Spool::write_group(std::vector<Pending>& group) {
+  for (auto& pending : group) {
+    if (active_bytes_ >= options_.segment_bytes) {
+      seal_active_segment();
+      try {
+        open_active_segment(pending.items.front().record_id);
+      } catch (const std::exception& e) {
+        spdlog::critical("{}", e.what());
+      }
+    }
+    if (active_fd_ < 0 || !write_all(active_fd_, pending.framed)) {
+      stats_.write_errors.fetch_add(1, std::memory_order_relaxed);
+      spdlog::critical("spool: cannot append to segment {}: {}", active_id_, errno_text());
+      if (active_fd_ >= 0 && ::ftruncate(active_fd_, static_cast<off_t>(active_bytes_)) != 0) {
+        spdlog::critical("spool: cannot cut segment {} back after a failed write", active_id_);
+      }
+      continue;
+    }
+    pending.stored = true;
+    dirty_ = true;
+    active_bytes_ += pending.framed.size();
+    stats_.records_written.fetch_add(pending.items.size(), std::memory_order_relaxed);
+    stats_.bytes_written.fetch_add(pending.framed.size(), std::memory_order_relaxed);
+    std::lock_guard lock(segments_mutex_);
+    Segment& segment = segments_[active_id_];
+    segment.bytes = active_bytes_;
+    segment.outstanding += pending.items.size();
+  }
+  // Group commit: one flush for every request that arrived while the previous one ran.
+  if (options_.sync == SyncPolicy::always && dirty_ && !sync_active()) {
+    // What fdatasync reports lost cannot be trusted on disk: tell those clients to retry.
+    std::lock_guard lock(segments_mutex_);
+    for (auto& pending : group) {
+      if (!pending.stored) continue;
+      pending.stored = false;
+      auto& segment = segments_[active_id_];
+      segment.outstanding -= std::min(segment.outstanding, pending.items.size());
+    }
+  }
+  for (auto& pending : group) {
+    if (pending.stored) {
+      queue_.push_reserved(std::move(pending.items));
+    } else {
+      queue_.cancel_reservation(pending.queue_bytes);
+      disk_bytes_.fetch_sub(std::min(disk_bytes_.load(), pending.framed.size()));
+    }
+    pending.ticket->complete(pending.stored);
+  }
+}
+
+void Spool::acknowledge(const std::vector<QueueItem>& items) {
+  std::lock_guard lock(segments_mutex_);
+  for (const auto& item : items) {
+    if (item.record_id == 0 || segments_.empty()) continue;
+    auto it = segments_.upper_bound(item.record_id);
+    if (it == segments_.begin()) continue;
+    --it;
+    Segment& segment = it->second;
+    if (segment.ack_fd < 0) {
+      segment.ack_fd = ::open(segment.ack_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    }
+    // Without a flush: a lost ack only means the record is sent again after a crash.
+    if (segment.ack_fd >= 0 && write_all(segment.ack_fd, ack_entry(item.record_id))) {
+      segment.ack_bytes += kAckEntryBytes;
+      disk_bytes_.fetch_add(kAckEntryBytes, std::memory_order_relaxed);
+    }
+    if (segment.outstanding > 0) --segment.outstanding;
+    if (segment.outstanding > 0) continue;
+    if (segment.sealed) {
+      delete_segment_locked(it);
+    } else if (segment.bytes >= options_.segment_bytes / 4 ||
+               disk_bytes_.load() > options_.max_disk_bytes / 2) {
+      // Not for every small delivery: a new file per request would cost a directory flush each.
+      std::lock_guard pending_lock(pending_mutex_);
+      rotate_requested_ = true;
+      pending_cv_.notify_one();
+    }
+  }
+}
+
+void Spool::close() {
+  {
+    std::lock_guard lock(pending_mutex_);
+    if (closed_) return;
+    closed_ = true;
+    stopping_ = true;
+  }
+  pending_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  queue_.set_on_released(nullptr);
+  if (active_fd_ >= 0) {
+    ::close(active_fd_);
+    active_fd_ = -1;
+  }
+  {
+    std::lock_guard lock(segments_mutex_);
+    for (auto& [id, segment] : segments_) {
+      if (segment.ack_fd >= 0) ::close(segment.ack_fd);
+      segment.ack_fd = -1;
+    }
+    // A fully done active segment is not needed at the next start.
+    const auto it = segments_.find(active_id_);
+    if (it != segments_.end() && it->second.outstanding == 0) delete_segment_locked(it);
+  }
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+  dir_fd_ = -1;
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+  lock_fd_ = -1;
+}
+
+}  // namespace proxy::queue
