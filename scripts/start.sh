@@ -5,12 +5,15 @@
 source "$(dirname "$0")/lib.sh"
 
 mlflow_url="${MLFLOW_TRACKING_URI:-}"
-for arg in "$@"; do
-  case "$arg" in --mlflow-url=*) mlflow_url="${arg#--mlflow-url=}" ;; esac
-done
+listen="${OTLP_MLFLOW_PROXY_LISTEN:-127.0.0.1:4318}"
 prev=""
 for arg in "$@"; do
+  case "$arg" in
+    --mlflow-url=*) mlflow_url="${arg#--mlflow-url=}" ;;
+    --listen=*) listen="${arg#--listen=}" ;;
+  esac
   [ "$prev" = "--mlflow-url" ] && mlflow_url="$arg"
+  [ "$prev" = "--listen" ] && listen="$arg"
   prev="$arg"
 done
 
@@ -51,8 +54,8 @@ fi
 cat >&2 <<MSG
 
   MLflow UI:       $mlflow_url
-  OTLP endpoint:   http://127.0.0.1:4318/v1/traces   (Koog's default; or set
-                   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4318/v1/traces)
+  OTLP endpoint:   http://$listen/v1/traces   (Koog's default is 127.0.0.1:4318; others:
+                   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://$listen/v1/traces)
   Stop with Ctrl-C (the proxy drains its queue first).
 
 MSG
