@@ -23,6 +23,7 @@ class Export:
     headers: dict
     request: ExportTraceServiceRequest
     status: int
+    time: float = 0.0  # time.monotonic() on arrival, to measure the proxy's retry delays
 
     def span_ids(self) -> list[str]:
         return [s.span_id.hex() for rs in self.request.resource_spans
@@ -133,7 +134,8 @@ class FakeMlflow:
                 with fake.lock:
                     answer = fake.script.pop(0) if fake.script else ScriptedAnswer(200, '{"partialSuccess":null}')
                     fake.exports.append(Export(self.headers.get("x-mlflow-experiment-id"),
-                                               dict(self.headers), request, answer.status))
+                                               dict(self.headers), request, answer.status,
+                                               time.monotonic()))
                 if not request.resource_spans:
                     return self._answer(400, '{"detail":"empty request"}')
                 return self._answer(answer.status, answer.body, answer.headers)
