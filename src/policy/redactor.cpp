@@ -15,7 +15,7 @@ const std::vector<RedactionRule>& builtin_redaction_rules() {
       {"slack_token", R"(\bxox[abposr]-[A-Za-z0-9-]{10,})"},
       {"jwt", R"(\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"},
       // 16+ characters so that prose ("bearer authentication") stays.
-      {"bearer_token", R"((?i)\bbearer\s+([A-Za-z0-9._~+/=-]{16,}))"},
+      {"bearer_token", R"((?i)\bbearer\s+([A-Za-z0-9_.~+/=-]{16,}))"},
       {"basic_auth", R"((?i)\bauthorization["']?\s*[:=]\s*["']?basic\s+([A-Za-z0-9+/=]{8,}))"},
       {"url_password", R"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]+:([^\s/?#@]+)@)"},
       {"password",

@@ -110,6 +110,20 @@ ExportHandler::ExportHandler(const config::ReceiverConfig& receiver,
       queue_(queue),
       stats_(stats) {}
 
+std::variant<std::vector<queue::QueueItem>, routing::RoutingError> ExportHandler::route(
+    otlp::ExportRequest& request, std::optional<std::string_view> header) const {
+  if (router_) return router_->route(request, header);
+  // Without a router (the handler tested alone): the selector's experiment, spans unchanged.
+  auto selected = selector_.select(header);
+  if (auto* routing_error = std::get_if<routing::RoutingError>(&selected)) return *routing_error;
+  std::vector<queue::QueueItem> items;
+  if (const std::size_t spans = otlp::count_spans(request); spans > 0) {
+    items.push_back({std::get<ExperimentRef>(selected), request.SerializeAsString(),
+                     static_cast<std::uint32_t>(spans)});
+  }
+  return items;
+}
+
 Response ExportHandler::error(const http::request_header<>& header, http::status status,
                               std::string message, std::string_view peer) {
   std::uint64_t suppressed = 0;
@@ -234,11 +248,12 @@ Response ExportHandler::handle(const Request& request, std::string_view peer,
                  peer);
   }
 
-  // 4. Route.
+  // 4. Route, applying each route's policy: one queue item per route (so per experiment).
   const auto header_value = request.find(routing::kExperimentHeader);
-  const auto routed = selector_.select(
-      header_value == request.end() ? std::nullopt
-                                    : std::optional<std::string_view>(header_value->value()));
+  auto routed = route(*export_request,
+                      header_value == request.end()
+                          ? std::nullopt
+                          : std::optional<std::string_view>(header_value->value()));
   if (const auto* routing_error = std::get_if<routing::RoutingError>(&routed)) {
     bump(stats_.rejected_routing);
     return error(request.base(), http::status::bad_request, routing_error->message, peer);
@@ -246,9 +261,7 @@ Response ExportHandler::handle(const Request& request, std::string_view peer,
 
   // 5. Enqueue: once this succeeds the spans are acknowledged and the proxy owns them.
   if (span_count > 0) {
-    std::vector<queue::QueueItem> items;
-    items.push_back({std::get<ExperimentRef>(routed), export_request->SerializeAsString(),
-                     static_cast<std::uint32_t>(span_count)});
+    std::vector<queue::QueueItem> items = std::get<std::vector<queue::QueueItem>>(std::move(routed));
     queue::Admission admission = spool_ != nullptr
                                      ? spool_->submit(std::move(items))
                                      : queue::Admission{queue_.push(std::move(items)), nullptr};

@@ -14,6 +14,7 @@
 #include "queue/spool.hpp"
 #include "receiver/stats.hpp"
 #include "routing/experiment_selector.hpp"
+#include "routing/router.hpp"
 
 namespace proxy::receiver {
 
@@ -42,6 +43,10 @@ class ExportHandler {
   // durability: disk: requests go to the spool, which feeds the queue once they are written.
   void set_spool(queue::Spool* spool) { spool_ = spool; }
 
+  // Routes and policies (the proxy always has them; without, spans go unchanged to the
+  // selector's experiment). A shared_ptr so that a reload can swap it.
+  void set_router(std::shared_ptr<const routing::Router> router) { router_ = std::move(router); }
+
   // An error response for a request that could not be read (header too large, body over the
   // limit): HTTP status and a message, encoded as the request asked where known.
   Response error(const http::request_header<>& header, http::status status, std::string message,
@@ -52,11 +57,15 @@ class ExportHandler {
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
  private:
+  std::variant<std::vector<queue::QueueItem>, routing::RoutingError> route(
+      otlp::ExportRequest& request, std::optional<std::string_view> header) const;
+
   const config::ReceiverConfig& receiver_;
   const config::QueueConfig& queue_config_;
   routing::ExperimentSelector selector_;
   queue::SpanQueue& queue_;
   queue::Spool* spool_ = nullptr;
+  std::shared_ptr<const routing::Router> router_;
   ReceiverStats& stats_;
   std::atomic<bool> draining_{false};
   RateLimitedLog reject_log_;

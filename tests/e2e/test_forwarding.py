@@ -1,8 +1,9 @@
 """End to end: OTLP clients -> otlp-mlflow-proxy -> a real MLflow server, then the trace is read
 back from MLflow's REST API and compared span by span with what the client sent.
 
-With no policy configured the proxy must pass content through untouched, so every attribute we
-set must come back with its value and type (after MLflow's own JSON rule, see
+These tests check transport fidelity, so the proxy runs with the built-in `verbose` policy (the
+default policy masks prompts and responses; tests/e2e/test_policy_routing.py covers that): every
+attribute we set must come back with its value and type (after MLflow's own JSON rule, see
 support.mlflow_server.expected_mlflow_value). The proxy may add attributes (normalization); it
 must not lose or change ours.
 """
@@ -17,6 +18,8 @@ from support.otlp_json import (CONTENT_TYPE_JSON, CONTENT_TYPE_PROTOBUF, build_s
                                parse_export_response, post_otlp)
 
 KOOG_SPANS = 6
+# Content kept: these tests compare every attribute with what the client sent.
+VERBOSE = {"default_route": {"policy": "verbose"}}
 WAIT = 30.0  # seconds for a trace to reach MLflow through the proxy
 
 
@@ -38,7 +41,7 @@ def test_sdk_protobuf_lands_in_experiment_created_by_name(mlflow, start_proxy, u
                                                           compression):
     name = unique_name("koog")
     assert mlflow.get_experiment_by_name(name) is None
-    proxy = start_proxy(experiment_name=name)
+    proxy = start_proxy(config=VERBOSE, experiment_name=name)
 
     sent = send_koog_trace(proxy.url, compression=compression)
     assert sent.all_exports_succeeded, f"export results {sent.export_results}\n{proxy.describe()}"
@@ -61,7 +64,7 @@ def test_sdk_protobuf_lands_in_experiment_created_by_name(mlflow, start_proxy, u
 def test_client_experiment_header_wins_over_configured_name(mlflow, start_proxy, unique_name):
     client_exp = mlflow.create_experiment(unique_name("client"))
     configured = unique_name("configured")
-    proxy = start_proxy(experiment_name=configured)
+    proxy = start_proxy(config=VERBOSE, experiment_name=configured)
 
     sent = send_koog_trace(proxy.url, experiment_id=client_exp)
     assert sent.all_exports_succeeded, f"export results {sent.export_results}\n{proxy.describe()}"
@@ -76,7 +79,7 @@ def test_client_experiment_header_wins_over_configured_name(mlflow, start_proxy,
 
 def test_configured_experiment_id(mlflow, start_proxy, unique_name):
     exp = mlflow.create_experiment(unique_name("by-id"))
-    proxy = start_proxy(experiment_id=exp)
+    proxy = start_proxy(config=VERBOSE, experiment_id=exp)
 
     sent = send_koog_trace(proxy.url)  # no header: the configured id applies
     assert sent.all_exports_succeeded, f"export results {sent.export_results}\n{proxy.describe()}"
@@ -90,7 +93,7 @@ def test_configured_experiment_id(mlflow, start_proxy, unique_name):
 def test_sdk_one_request_per_span_root_last(mlflow, start_proxy, unique_name):
     """Koog before 1.0 exports each span in its own request, the root last."""
     exp = mlflow.create_experiment(unique_name("simple"))
-    proxy = start_proxy(experiment_id=exp)
+    proxy = start_proxy(config=VERBOSE, experiment_id=exp)
 
     sent = send_koog_trace(proxy.url, processor="simple")
     assert sent.export_results == ["SUCCESS"] * KOOG_SPANS, (
@@ -104,7 +107,7 @@ def test_sdk_one_request_per_span_root_last(mlflow, start_proxy, unique_name):
 @pytest.mark.parametrize("content_type", [CONTENT_TYPE_JSON, "application/json; charset=utf-8"])
 def test_otlp_json_over_raw_http(mlflow, start_proxy, unique_name, content_type):
     exp = mlflow.create_experiment(unique_name("json"))
-    proxy = start_proxy(experiment_name=unique_name("json-configured"))
+    proxy = start_proxy(config=VERBOSE, experiment_name=unique_name("json-configured"))
     req = build_small_trace()
     body_spans = req.body["resourceSpans"][0]["scopeSpans"][0]["spans"]
     trace_hex = body_spans[0]["traceId"]
@@ -127,7 +130,7 @@ def test_otlp_json_over_raw_http(mlflow, start_proxy, unique_name, content_type)
 
 def test_protobuf_request_answered_quickly_with_export_response(mlflow, start_proxy, unique_name):
     exp = mlflow.create_experiment(unique_name("fast"))
-    proxy = start_proxy(experiment_id=exp)
+    proxy = start_proxy(config=VERBOSE, experiment_id=exp)
     requests_sent = [build_small_trace() for _ in range(5)]
     latencies = []
     with requests.Session() as s:
@@ -158,7 +161,7 @@ def test_header_names_are_case_insensitive(mlflow, start_proxy, unique_name):
     """HTTP header names are case-insensitive: X-MLflow-Experiment-Id must route like the
     lowercase form the SDKs send."""
     exp = mlflow.create_experiment(unique_name("case"))
-    proxy = start_proxy(experiment_name=unique_name("case-configured"))
+    proxy = start_proxy(config=VERBOSE, experiment_name=unique_name("case-configured"))
     req = build_small_trace()
     resp = post_otlp(proxy.url, req, fmt="protobuf",
                      headers={EXPERIMENT_HEADER.title(): exp})
@@ -172,7 +175,7 @@ def test_header_names_are_case_insensitive(mlflow, start_proxy, unique_name):
 def test_sdk_grpc_through_proxy(mlflow, start_proxy, unique_name, compression):
     """OTLP/gRPC in (the SDKs' default protocol), OTLP/HTTP protobuf out to MLflow."""
     exp = mlflow.create_experiment(unique_name("grpc"))
-    proxy = start_proxy(experiment_name=unique_name("grpc-configured"))
+    proxy = start_proxy(config=VERBOSE, experiment_name=unique_name("grpc-configured"))
     if proxy.grpc_target is None:
         pytest.skip("the proxy binary has no --grpc-listen flag (no OTLP/gRPC receiver yet)")
 

@@ -6,7 +6,7 @@ to a real MLflow server; the trace is then read back through MLflow's REST API.
 What Koog emits is described in koog_runner.py. These tests assert what holds whatever the proxy's
 content policy: the span tree, the tool call, and Koog's own masking ("HIDDEN:non-empty") when not
 verbose. The verbose assertions need a proxy route that keeps content: PASS_THROUGH below is the
-proxy configuration for that (none needed while the proxy passes content through by default).
+proxy configuration for that (the proxy masks content by default).
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from koog_runner import (AGENT_ID, CONTENT_KEYS, DEFAULT_PROMPT, DEFAULT_SYSTEM_
                          build_koog_agent, java_and_maven, run_koog_agent)
 
 WAIT = 60.0  # seconds for the trace to reach MLflow through the proxy
-# start_proxy kwargs for a route that keeps prompts and responses (verbose policy). Empty while the
-# proxy's default passes content through; set a verbose policy here once the default masks.
-PASS_THROUGH: dict = {}
+# start_proxy kwargs for a route that keeps prompts and responses: the proxy's default policy
+# masks content, the built-in "verbose" policy keeps it.
+PASS_THROUGH: dict = {"config": {"default_route": {"policy": "verbose"}}}
 
 
 @pytest.fixture(scope="session")

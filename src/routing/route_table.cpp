@@ -1,0 +1,161 @@
+#include "routing/route_table.hpp"
+
+#include <map>
+
+#include "policy/glob.hpp"
+
+namespace proxy::routing {
+namespace {
+
+// Resource attribute values as text, so "service.version: 3" matches an int attribute too.
+std::optional<std::string_view> attribute_text(const otlp::ResourceSpans& resource_spans,
+                                               std::string_view key, std::string& buffer) {
+  for (const otlp::KeyValue& attribute : resource_spans.resource().attributes()) {
+    if (attribute.key() != key) continue;
+    const otlp::AnyValue& value = attribute.value();
+    switch (value.value_case()) {
+      case otlp::AnyValue::kStringValue:
+        return std::string_view(value.string_value());
+      case otlp::AnyValue::kIntValue:
+        buffer = std::to_string(value.int_value());
+        return std::string_view(buffer);
+      case otlp::AnyValue::kBoolValue:
+        return value.bool_value() ? std::string_view("true") : std::string_view("false");
+      default:
+        return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+bool route_matches(const CompiledRoute& route, const otlp::ResourceSpans& resource_spans,
+                   std::optional<std::string_view> header) {
+  switch (route.header_condition) {
+    case config::HeaderCondition::any:
+      break;
+    case config::HeaderCondition::present:
+      if (!header) return false;
+      break;
+    case config::HeaderCondition::absent:
+      if (header) return false;
+      break;
+    case config::HeaderCondition::equals:
+      if (!header || *header != route.header_value) return false;
+      break;
+  }
+  std::string buffer;
+  for (const auto& [key, matcher] : route.resource) {
+    const auto text = attribute_text(resource_spans, key, buffer);
+    if (!text || !matcher.matches(*text)) return false;
+  }
+  if (route.scope_name) {
+    bool any = false;
+    for (const otlp::ScopeSpans& scope_spans : resource_spans.scope_spans()) {
+      if (route.scope_name->matches(scope_spans.scope().name())) {
+        any = true;
+        break;
+      }
+    }
+    if (!any) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+ValueMatcher::ValueMatcher(const config::ValueMatch& match) : kind_(match.kind), pattern_(match.pattern) {
+  if (kind_ == config::ValueMatch::Kind::regex) {
+    RE2::Options options;
+    options.set_log_errors(false);
+    regex_ = std::make_unique<RE2>(pattern_, options);
+    if (!regex_->ok()) {
+      throw config::ConfigError("route regex \"" + pattern_ + "\": " + regex_->error());
+    }
+  }
+}
+
+bool ValueMatcher::matches(std::string_view value) const {
+  switch (kind_) {
+    case config::ValueMatch::Kind::exact:
+      return value == pattern_;
+    case config::ValueMatch::Kind::glob:
+      return policy::glob_match(pattern_, value);
+    case config::ValueMatch::Kind::regex:
+      return RE2::FullMatch(re2::StringPiece(value.data(), value.size()), *regex_);
+  }
+  return false;
+}
+
+std::optional<std::string_view> header_value(std::optional<std::string_view> header) {
+  if (!header) return std::nullopt;
+  std::string_view value = *header;
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  return value;
+}
+
+RouteTable::RouteTable(const config::Config& config) {
+  std::map<std::string, std::shared_ptr<const policy::CompiledPolicy>, std::less<>> compiled;
+  auto policy_named = [&](const std::string& name, const std::string& route) {
+    if (auto it = compiled.find(name); it != compiled.end()) return it->second;
+    const config::PolicyConfig* found = config::find_policy(config, name);
+    if (found == nullptr) {
+      throw config::ConfigError("route " + route + ": unknown policy \"" + name + "\"");
+    }
+    auto policy = std::make_shared<const policy::CompiledPolicy>(*found);
+    compiled.emplace(name, policy);
+    return policy;
+  };
+  const ExperimentRef configured = ExperimentSelector(config.mlflow).configured();
+
+  for (const config::RouteConfig& route : config.routes) {
+    CompiledRoute compiled_route;
+    compiled_route.name = route.name;
+    for (const config::AttributeMatch& attribute : route.match.resource) {
+      compiled_route.resource.emplace_back(attribute.key, ValueMatcher(attribute.value));
+    }
+    if (route.match.scope_name) compiled_route.scope_name.emplace(*route.match.scope_name);
+    compiled_route.header_condition = route.match.header;
+    compiled_route.header_value = route.match.header_value;
+    compiled_route.experiment = !route.experiment_id.empty()     ? ExperimentRef::by_id(route.experiment_id)
+                                : !route.experiment_name.empty() ? ExperimentRef::by_name(route.experiment_name)
+                                                                 : configured;
+    compiled_route.header_mode = route.header;
+    compiled_route.policy_name = route.policy.empty() ? config.default_route.policy : route.policy;
+    compiled_route.policy = policy_named(compiled_route.policy_name, route.name);
+    routes_.push_back(std::move(compiled_route));
+  }
+  CompiledRoute fallback;
+  fallback.name = "default";
+  fallback.experiment = configured;
+  fallback.header_mode = config.default_route.header;
+  fallback.policy_name = config.default_route.policy;
+  fallback.policy = policy_named(fallback.policy_name, "default_route");
+  routes_.push_back(std::move(fallback));
+}
+
+std::size_t RouteTable::match(const otlp::ResourceSpans& resource_spans,
+                              std::optional<std::string_view> header) const {
+  const auto value = header_value(header);
+  for (std::size_t i = 0; i + 1 < routes_.size(); ++i) {
+    if (route_matches(routes_[i], resource_spans, value)) return i;
+  }
+  return default_route();
+}
+
+std::variant<ExperimentRef, RoutingError> RouteTable::experiment(
+    std::size_t route, std::optional<std::string_view> header) const {
+  const CompiledRoute& compiled = routes_.at(route);
+  const auto value = header_value(header);
+  if (!value || compiled.header_mode == config::HeaderMode::ignore) return compiled.experiment;
+  if (!is_experiment_id(*value)) {
+    return RoutingError{"header x-mlflow-experiment-id must be a numeric MLflow experiment id, got \"" +
+                        std::string(value->substr(0, 64)) +
+                        "\" (route by name with the proxy's routes or --experiment-name instead)"};
+  }
+  if (compiled.header_mode == config::HeaderMode::override_route) return compiled.experiment;
+  return ExperimentRef::by_id(std::string(*value));
+}
+
+}  // namespace proxy::routing

@@ -1,0 +1,75 @@
+// Routing rules (DESIGN.md "Routing"), compiled once from the config: ordered routes, the first
+// match wins, then the default route. A route matches a ResourceSpans on its resource
+// attributes, on the instrumentation scope names of its ScopeSpans (any of them: a trace's spans
+// from several libraries stay together) and on the client's x-mlflow-experiment-id header.
+// Pure: no I/O, no clocks.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <re2/re2.h>
+
+#include "common/experiment_ref.hpp"
+#include "config/config.hpp"
+#include "otlp/types.hpp"
+#include "policy/policy.hpp"
+#include "routing/experiment_selector.hpp"
+
+namespace proxy::routing {
+
+// exact, glob or regex (RE2, the whole value must match).
+class ValueMatcher {
+ public:
+  explicit ValueMatcher(const config::ValueMatch& match);
+  bool matches(std::string_view value) const;
+
+ private:
+  config::ValueMatch::Kind kind_;
+  std::string pattern_;
+  std::unique_ptr<RE2> regex_;
+};
+
+struct CompiledRoute {
+  std::string name;
+  std::vector<std::pair<std::string, ValueMatcher>> resource;
+  std::optional<ValueMatcher> scope_name;
+  config::HeaderCondition header_condition = config::HeaderCondition::any;
+  std::string header_value;
+  ExperimentRef experiment;
+  config::HeaderMode header_mode = config::HeaderMode::honor;
+  std::string policy_name;
+  std::shared_ptr<const policy::CompiledPolicy> policy;  // shared by routes naming one policy
+};
+
+class RouteTable {
+ public:
+  // Throws config::ConfigError for an unknown policy or a regex RE2 rejects (the loader checks
+  // both first, with YAML positions).
+  explicit RouteTable(const config::Config& config);
+
+  // The first route that matches, else the default route (index routes().size() - 1).
+  std::size_t match(const otlp::ResourceSpans& resource_spans,
+                    std::optional<std::string_view> header) const;
+
+  // The experiment for spans on the route, given the client's header and the route's mode.
+  std::variant<ExperimentRef, RoutingError> experiment(std::size_t route,
+                                                       std::optional<std::string_view> header) const;
+
+  // Every route, the default one last.
+  const std::vector<CompiledRoute>& routes() const { return routes_; }
+  std::size_t default_route() const { return routes_.size() - 1; }
+
+ private:
+  std::vector<CompiledRoute> routes_;
+};
+
+// The header's value without surrounding blanks; nullopt when absent or blank.
+std::optional<std::string_view> header_value(std::optional<std::string_view> header);
+
+}  // namespace proxy::routing

@@ -1,0 +1,144 @@
+#include "routing/router.hpp"
+
+#include "config/values.hpp"
+
+namespace proxy::routing {
+namespace {
+
+std::uint32_t spans_in(const otlp::ResourceSpans& resource_spans) {
+  std::uint32_t count = 0;
+  for (const otlp::ScopeSpans& scope_spans : resource_spans.scope_spans()) {
+    count += static_cast<std::uint32_t>(scope_spans.spans_size());
+  }
+  return count;
+}
+
+std::string describe_match(const CompiledRoute& route, const config::RouteConfig* config) {
+  if (config == nullptr) return "everything else";
+  std::string text;
+  auto add = [&text](const std::string& part) { text += (text.empty() ? "" : ", ") + part; };
+  for (const config::AttributeMatch& attribute : config->match.resource) {
+    const char* kind = attribute.value.kind == config::ValueMatch::Kind::exact  ? "="
+                       : attribute.value.kind == config::ValueMatch::Kind::glob ? " glob "
+                                                                               : " regex ";
+    add(attribute.key + kind + config::quoted(attribute.value.pattern));
+  }
+  if (config->match.scope_name) add("scope " + config::quoted(config->match.scope_name->pattern));
+  switch (route.header_condition) {
+    case config::HeaderCondition::any:
+      break;
+    case config::HeaderCondition::present:
+      add("header present");
+      break;
+    case config::HeaderCondition::absent:
+      add("header absent");
+      break;
+    case config::HeaderCondition::equals:
+      add("header=" + route.header_value);
+      break;
+  }
+  return text.empty() ? "everything" : text;
+}
+
+}  // namespace
+
+void append_resource_spans(std::string& out, const otlp::ResourceSpans& resource_spans) {
+  const std::size_t size = resource_spans.ByteSizeLong();
+  out.push_back('\x0a');  // field 1, length-delimited
+  std::size_t length = size;
+  while (length >= 0x80) {
+    out.push_back(static_cast<char>((length & 0x7f) | 0x80));
+    length >>= 7;
+  }
+  out.push_back(static_cast<char>(length));
+  const std::size_t at = out.size();
+  out.resize(at + size);
+  resource_spans.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t*>(out.data() + at));
+}
+
+Router::Router(const config::Config& config) : table_(config), route_configs_(config.routes) {
+  stats_.route_spans = std::make_unique<RouterStats::Counter[]>(table_.routes().size());
+}
+
+std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
+    otlp::ExportRequest& request, std::optional<std::string_view> header) const {
+  const std::size_t route_count = table_.routes().size();
+  // Most requests come from one agent and take one route: no split, one serialization.
+  thread_local std::vector<std::size_t> route_of;
+  route_of.clear();
+  std::size_t first = table_.default_route();
+  bool single = true;
+  for (const otlp::ResourceSpans& resource_spans : request.resource_spans()) {
+    const std::size_t route = table_.match(resource_spans, header);
+    if (route_of.empty()) first = route;
+    single = single && route == first;
+    route_of.push_back(route);
+  }
+
+  // Experiments per route used, checked before anything changes so an error leaves no trace.
+  thread_local std::vector<std::optional<ExperimentRef>> experiments;
+  experiments.assign(route_count, std::nullopt);
+  const auto value = header_value(header);
+  for (std::size_t i = 0; i < (route_of.empty() ? 1 : route_of.size()); ++i) {
+    const std::size_t route = route_of.empty() ? first : route_of[i];
+    if (experiments[route]) continue;
+    auto selected = table_.experiment(route, header);
+    if (auto* error = std::get_if<RoutingError>(&selected)) return std::move(*error);
+    experiments[route] = std::get<ExperimentRef>(std::move(selected));
+    if (value && table_.routes()[route].header_mode == config::HeaderMode::override_route &&
+        !(experiments[route]->kind == ExperimentRef::Kind::id && experiments[route]->value == *value)) {
+      stats_.headers_overridden.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  policy::PolicyTally tally;
+  std::vector<queue::QueueItem> items;
+  if (single) {
+    std::uint32_t spans = 0;
+    for (otlp::ResourceSpans& resource_spans : *request.mutable_resource_spans()) {
+      policy::apply(*table_.routes()[first].policy, resource_spans, tally);
+      spans += spans_in(resource_spans);
+    }
+    if (spans > 0) {
+      items.push_back({*experiments[first], request.SerializeAsString(), spans});
+      stats_.route_spans[first].fetch_add(spans, std::memory_order_relaxed);
+    }
+  } else {
+    stats_.requests_split.fetch_add(1, std::memory_order_relaxed);
+    thread_local std::vector<std::size_t> item_of_route;
+    item_of_route.assign(route_count, SIZE_MAX);
+    for (int i = 0; i < request.resource_spans_size(); ++i) {
+      const std::size_t route = route_of[static_cast<std::size_t>(i)];
+      otlp::ResourceSpans& resource_spans = *request.mutable_resource_spans(i);
+      const std::uint32_t spans = spans_in(resource_spans);
+      if (spans == 0) continue;
+      policy::apply(*table_.routes()[route].policy, resource_spans, tally);
+      if (item_of_route[route] == SIZE_MAX) {
+        item_of_route[route] = items.size();
+        items.push_back({*experiments[route], {}, 0});
+      }
+      queue::QueueItem& item = items[item_of_route[route]];
+      append_resource_spans(item.payload, resource_spans);
+      item.span_count += spans;
+      stats_.route_spans[route].fetch_add(spans, std::memory_order_relaxed);
+    }
+  }
+  policy_stats_.add(tally);
+  return items;
+}
+
+std::vector<std::string> Router::describe() const {
+  std::vector<std::string> lines;
+  const auto& routes = table_.routes();
+  for (std::size_t i = 0; i < routes.size(); ++i) {
+    const CompiledRoute& route = routes[i];
+    lines.push_back("route " + config::quoted(route.name) + ": " +
+                    describe_match(route, i + 1 < routes.size() ? &route_configs_[i] : nullptr) +
+                    " -> experiment " + route.experiment.describe() + ", policy " +
+                    config::quoted(route.policy_name) + ", header " +
+                    std::string(config::format_header_mode(route.header_mode)));
+  }
+  return lines;
+}
+
+}  // namespace proxy::routing

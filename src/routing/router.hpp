@@ -1,0 +1,59 @@
+// Routes a decoded request and applies each route's policy: one queue item per route, so one
+// incoming request whose resource spans match different routes becomes one outgoing batch per
+// experiment. Spans stay with their ResourceSpans, so a trace's spans from one service travel
+// together. Works in place on the request (normally on the receiver's arena).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "config/config.hpp"
+#include "otlp/types.hpp"
+#include "policy/policy.hpp"
+#include "queue/span_queue.hpp"
+#include "routing/route_table.hpp"
+
+namespace proxy::routing {
+
+struct RouterStats {
+  using Counter = std::atomic<std::uint64_t>;
+  Counter requests_split{0};       // requests that became more than one queue item
+  Counter headers_overridden{0};   // a client header replaced by the route's experiment
+  std::unique_ptr<Counter[]> route_spans;  // spans per route, the default route last
+};
+
+class Router {
+ public:
+  // Throws config::ConfigError (see RouteTable).
+  explicit Router(const config::Config& config);
+
+  // Routes and applies the policies; the items are ready to push. A malformed client header on
+  // a route that honors or overrides it is a RoutingError (400).
+  std::variant<std::vector<queue::QueueItem>, RoutingError> route(
+      otlp::ExportRequest& request, std::optional<std::string_view> header) const;
+
+  const RouteTable& table() const { return table_; }
+  const policy::PolicyStats& policy_stats() const { return policy_stats_; }
+  const RouterStats& stats() const { return stats_; }
+
+  // One line per route for the start-up log: name, match, experiment, policy, header mode.
+  std::vector<std::string> describe() const;
+
+ private:
+  RouteTable table_;
+  std::vector<config::RouteConfig> route_configs_;  // for describe()
+  mutable policy::PolicyStats policy_stats_;
+  mutable RouterStats stats_;
+};
+
+// Appends `resource_spans` to `out` as field 1 of an ExportTraceServiceRequest: serialized
+// requests concatenate, so a batch is built by appending.
+void append_resource_spans(std::string& out, const otlp::ResourceSpans& resource_spans);
+
+}  // namespace proxy::routing

@@ -1,0 +1,314 @@
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include "config/load.hpp"
+#include "routing/router.hpp"
+
+using namespace proxy;
+using routing::Router;
+
+namespace {
+
+// The config as the proxy would load it from this YAML text.
+config::Config load_yaml(const std::string& yaml) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("router-test-" + std::to_string(::getpid()) + ".yaml");
+  std::ofstream(path) << yaml;
+  struct Remove {
+    std::filesystem::path path;
+    ~Remove() { std::filesystem::remove(path); }
+  } remove{path};
+  return config::load({"--config", path.string()}, {}).config;
+}
+
+std::string load_error(const std::string& yaml) {
+  try {
+    load_yaml(yaml);
+  } catch (const config::ConfigError& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+otlp::ResourceSpans* add_resource(otlp::ExportRequest& request, const std::string& service,
+                                  const std::string& scope = "ai.koog", const std::string& prompt = "hello") {
+  auto* resource_spans = request.add_resource_spans();
+  auto* attribute = resource_spans->mutable_resource()->add_attributes();
+  attribute->set_key("service.name");
+  attribute->mutable_value()->set_string_value(service);
+  auto* scope_spans = resource_spans->add_scope_spans();
+  scope_spans->mutable_scope()->set_name(scope);
+  auto* span = scope_spans->add_spans();
+  span->set_trace_id(std::string(16, '\x01'));
+  span->set_span_id(std::string(8, '\x02'));
+  span->set_name("chat " + service);
+  auto* content = span->add_attributes();
+  content->set_key("gen_ai.input.messages");
+  content->mutable_value()->set_string_value(prompt);
+  return resource_spans;
+}
+
+std::size_t route_of(const Router& router, const std::string& service, const std::string& scope = "ai.koog",
+                     std::optional<std::string_view> header = std::nullopt) {
+  otlp::ExportRequest request;
+  add_resource(request, service, scope);
+  return router.table().match(request.resource_spans(0), header);
+}
+
+const std::string kTwoTeams = R"yaml(
+mlflow:
+  experiment_name: shared
+policies:
+  team-b:
+    content: verbose
+routes:
+  - name: team-a
+    match:
+      resource:
+        service.name: {glob: "team-a-*"}
+    experiment_name: team-a-agents
+    policy: mask
+  - name: team-b
+    match:
+      resource:
+        service.name: {regex: "team-b-(planner|coder)"}
+    experiment_name: team-b-agents
+    policy: team-b
+  - name: pinned
+    match:
+      resource:
+        service.name: legacy
+      experiment_header: present
+    experiment_id: "42"
+    header: override
+  - name: koog-scope
+    match:
+      scope_name: {glob: "ai.koog*"}
+    experiment_id: "7"
+    header: ignore
+default_route:
+  policy: redact
+)yaml";
+
+}  // namespace
+
+TEST_CASE("routes match on resource attributes: exact, glob, regex; first match wins", "[routing]") {
+  const Router router(load_yaml(kTwoTeams));
+  REQUIRE(router.table().routes().size() == 5);
+  CHECK(route_of(router, "team-a-planner") == 0);
+  CHECK(route_of(router, "team-b-planner") == 1);
+  CHECK(route_of(router, "team-b-plannerX", "other") == 4);  // regex must match the whole value
+  CHECK(route_of(router, "team-b-coder") == 1);
+  CHECK(route_of(router, "legacy", "other") == 4);  // needs the header
+  CHECK(route_of(router, "legacy", "other", "12") == 2);
+  CHECK(route_of(router, "legacy", "other", "  ") == 4);  // a blank header counts as absent
+  CHECK(route_of(router, "anything", "ai.koog.agents") == 3);
+  CHECK(route_of(router, "anything", "io.opentelemetry.okhttp") == 4);
+}
+
+TEST_CASE("a scope rule matches when any scope of the resource matches, keeping traces whole", "[routing]") {
+  const Router router(load_yaml(kTwoTeams));
+  otlp::ExportRequest request;
+  auto* resource_spans = add_resource(request, "svc", "io.opentelemetry.okhttp");
+  resource_spans->add_scope_spans()->mutable_scope()->set_name("ai.koog.agents");
+  CHECK(router.table().match(request.resource_spans(0), std::nullopt) == 3);
+}
+
+TEST_CASE("routes yield their experiment; an unnamed one falls back to mlflow.*", "[routing]") {
+  const Router router(load_yaml(kTwoTeams));
+  const auto& table = router.table();
+  CHECK(std::get<ExperimentRef>(table.experiment(0, std::nullopt)) == ExperimentRef::by_name("team-a-agents"));
+  CHECK(std::get<ExperimentRef>(table.experiment(3, std::nullopt)) == ExperimentRef::by_id("7"));
+  CHECK(std::get<ExperimentRef>(table.experiment(4, std::nullopt)) == ExperimentRef::by_name("shared"));
+}
+
+TEST_CASE("header modes: honor takes the client's id, override and ignore keep the route's", "[routing]") {
+  const Router router(load_yaml(kTwoTeams));
+  const auto& table = router.table();
+  // honor (team-a): a valid header wins, a malformed one is an error.
+  CHECK(std::get<ExperimentRef>(table.experiment(0, "12")) == ExperimentRef::by_id("12"));
+  CHECK(std::holds_alternative<routing::RoutingError>(table.experiment(0, "abc")));
+  // override (pinned): the route's id, but a malformed header is still an error.
+  CHECK(std::get<ExperimentRef>(table.experiment(2, "12")) == ExperimentRef::by_id("42"));
+  CHECK(std::holds_alternative<routing::RoutingError>(table.experiment(2, "abc")));
+  // ignore (koog-scope): the header is not even looked at.
+  CHECK(std::get<ExperimentRef>(table.experiment(3, "abc")) == ExperimentRef::by_id("7"));
+}
+
+TEST_CASE("one request over two routes becomes two items, each with its policy applied", "[routing]") {
+  const Router router(load_yaml(kTwoTeams));
+  otlp::ExportRequest request;
+  add_resource(request, "team-a-planner", "x", "prompt of team a");
+  add_resource(request, "team-b-coder", "x", "prompt of team b");
+  add_resource(request, "team-a-coder", "x", "another prompt of team a");
+  auto routed = router.route(request, std::nullopt);
+  auto& items = std::get<std::vector<queue::QueueItem>>(routed);
+  REQUIRE(items.size() == 2);
+  CHECK(items[0].experiment == ExperimentRef::by_name("team-a-agents"));
+  CHECK(items[0].span_count == 2);
+  CHECK(items[1].experiment == ExperimentRef::by_name("team-b-agents"));
+  CHECK(items[1].span_count == 1);
+
+  otlp::ExportRequest team_a;
+  REQUIRE(team_a.ParseFromString(items[0].payload));
+  REQUIRE(team_a.resource_spans_size() == 2);
+  CHECK(team_a.resource_spans(1).resource().attributes(0).value().string_value() == "team-a-coder");
+  CHECK(team_a.resource_spans(0).scope_spans(0).spans(0).attributes(0).value().string_value() ==
+        "[masked: 16 bytes]");
+  otlp::ExportRequest team_b;
+  REQUIRE(team_b.ParseFromString(items[1].payload));
+  CHECK(team_b.resource_spans(0).scope_spans(0).spans(0).attributes(0).value().string_value() ==
+        "prompt of team b");
+
+  CHECK(router.stats().requests_split.load() == 1);
+  CHECK(router.policy_stats().count(config::PolicyMode::mask, policy::Family::genai) == 2);
+  CHECK(router.stats().route_spans[0].load() == 2);
+}
+
+TEST_CASE("a request on one route is serialized once, as one item", "[routing]") {
+  const Router router(load_yaml(kTwoTeams));
+  otlp::ExportRequest request;
+  add_resource(request, "someone", "x", "my card is 4111 1111 1111 1111");
+  add_resource(request, "someone-else", "x", "nothing");
+  auto routed = router.route(request, std::nullopt);
+  auto& items = std::get<std::vector<queue::QueueItem>>(routed);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].experiment == ExperimentRef::by_name("shared"));
+  CHECK(items[0].span_count == 2);
+  otlp::ExportRequest parsed;
+  REQUIRE(parsed.ParseFromString(items[0].payload));
+  CHECK(parsed.resource_spans(0).scope_spans(0).spans(0).attributes(0).value().string_value() ==
+        "my card is [redacted:card_number]");  // default_route: redact
+  CHECK(router.stats().requests_split.load() == 0);
+}
+
+TEST_CASE("a malformed header on an honoring route is an error and changes nothing", "[routing]") {
+  const Router router(load_yaml(kTwoTeams));
+  otlp::ExportRequest request;
+  add_resource(request, "team-a-x");
+  auto routed = router.route(request, "not-a-number");
+  REQUIRE(std::holds_alternative<routing::RoutingError>(routed));
+  CHECK(std::get<routing::RoutingError>(routed).message.find("numeric") != std::string::npos);
+  CHECK(request.resource_spans(0).scope_spans(0).spans(0).attributes(0).value().string_value() == "hello");
+}
+
+TEST_CASE("without routes the default route masks content and honors the header", "[routing]") {
+  config::Config config;
+  config.mlflow.experiment_id = "5";
+  const Router router(config);
+  otlp::ExportRequest request;
+  add_resource(request, "svc");
+  auto routed = router.route(request, "9");
+  auto& items = std::get<std::vector<queue::QueueItem>>(routed);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].experiment == ExperimentRef::by_id("9"));
+  otlp::ExportRequest parsed;
+  REQUIRE(parsed.ParseFromString(items[0].payload));
+  CHECK(parsed.resource_spans(0).scope_spans(0).spans(0).attributes(0).value().string_value() ==
+        "[masked: 5 bytes]");
+}
+
+TEST_CASE("describe() lists every route for the start-up log", "[routing]") {
+  const Router router(load_yaml(kTwoTeams));
+  const auto lines = router.describe();
+  REQUIRE(lines.size() == 5);
+  CHECK(lines[0] == "route \"team-a\": service.name glob \"team-a-*\" -> experiment name \"team-a-agents\", "
+                    "policy \"mask\", header honor");
+  CHECK(lines[4] == "route \"default\": everything else -> experiment name \"shared\", policy \"redact\", "
+                    "header honor");
+}
+
+TEST_CASE("append_resource_spans writes field 1, so appended payloads parse as one request", "[routing]") {
+  otlp::ExportRequest request;
+  add_resource(request, "a", "s", std::string(300, 'x'));  // a length over 127 needs two varint bytes
+  add_resource(request, "b");
+  std::string payload;
+  routing::append_resource_spans(payload, request.resource_spans(0));
+  routing::append_resource_spans(payload, request.resource_spans(1));
+  CHECK(payload == request.SerializeAsString());
+}
+
+TEST_CASE("policy and route config errors name the YAML position", "[routing][config]") {
+  using Catch::Matchers::Contains;
+  CHECK_THAT(load_error("routes:\n  - experiment_name: x\n    policy: nope\n"),
+             Contains(":3:13: routes[0].policy: unknown policy \"nope\" (known: default, mask, verbose, redact)"));
+  CHECK_THAT(load_error("routes:\n  - match:\n      resource:\n        service.name: {regex: \"(a\"}\n"),
+             Contains(":4:31: routes[0].match.resource.service.name.regex: invalid RE2 regex: missing )"));
+  CHECK_THAT(load_error("routes:\n  - experiment_name: x\n    experiment_id: \"1\"\n"),
+             Contains(":2:5: routes[0]: set experiment_id or experiment_name, not both"));
+  CHECK_THAT(load_error("routes:\n  - match: {experiment_header: maybe}\n"),
+             Contains("routes[0].match.experiment_header: expected present, absent, any or an experiment id"));
+  CHECK_THAT(load_error("routes:\n  - name: a\n  - name: a\n"), Contains("duplicate route name \"a\""));
+  CHECK_THAT(load_error("routes:\n  - header: always\n"),
+             Contains(":2:13: routes[0].header: expected one of honor, override, ignore, got \"always\""));
+  CHECK_THAT(load_error("policies:\n  p:\n    content: secret\n"),
+             Contains(":3:14: policies.p.content: expected one of verbose, mask, hash, truncate, drop, redact"));
+  CHECK_THAT(load_error("policies:\n  p:\n    contents: mask\n"),
+             Contains(":3:5: policies.p.contents: unknown key"));
+  CHECK_THAT(load_error("policies:\n  p:\n    redact_patterns:\n      - {name: x, regex: \"a*\"}\n"),
+             Contains("policies.p.redact_patterns[0].regex: the regex matches the empty string"));
+  CHECK_THAT(load_error("policies:\n  p:\n    keys:\n      - {key: \"a.*\"}\n"),
+             Contains("policies.p.keys[0]: expected a mapping with key and mode"));
+  CHECK_THAT(load_error("policies:\n  p:\n    hash_prefix: 4\n"), Contains("policies.p.hash_prefix"));
+  CHECK_THAT(load_error("default_route:\n  policy: missing\n"), Contains(":2:11: default_route.policy: unknown policy"));
+}
+
+TEST_CASE("the full policy and route schema loads into the structs", "[routing][config]") {
+  const config::Config config = load_yaml(R"yaml(
+policies:
+  strict:
+    content: hash
+    errors: mask
+    other: redact
+    content_keys: ["myapp.prompt*"]
+    keys:
+      - {key: "gen_ai.tool.call.result", mode: truncate, truncate_bytes: 64}
+    resource_keys:
+      - {key: "host.name", mode: drop}
+    redact_patterns:
+      - {name: ticket, regex: "TICKET-[0-9]+"}
+    builtin_patterns: false
+    truncate_bytes: 128
+    hash_prefix: 12
+    max_depth: 4
+routes:
+  - name: r
+    match:
+      resource: {service.name: a, deployment.environment.name: {exact: prod}}
+      scope_name: {regex: "ai\\.koog.*"}
+      experiment_header: "12"
+    experiment_name: e
+    policy: strict
+    header: ignore
+default_route: {policy: verbose, header: override}
+)yaml");
+  REQUIRE(config.policies.size() == 1);
+  const config::PolicyConfig& p = config.policies[0].policy;
+  CHECK(config.policies[0].name == "strict");
+  CHECK(p.content == config::PolicyMode::hash);
+  CHECK(p.errors == config::PolicyMode::mask);
+  CHECK(p.other == config::PolicyMode::redact);
+  CHECK(p.content_keys == std::vector<std::string>{"myapp.prompt*"});
+  REQUIRE(p.keys.size() == 1);
+  CHECK(p.keys[0].truncate_bytes == 64);
+  CHECK(p.resource_keys[0].mode == config::PolicyMode::drop);
+  CHECK(p.redact_patterns[0].name == "ticket");
+  CHECK_FALSE(p.builtin_patterns);
+  CHECK(p.truncate_bytes == 128);
+  CHECK(p.hash_prefix == 12);
+  CHECK(p.max_depth == 4);
+  REQUIRE(config.routes.size() == 1);
+  const config::RouteConfig& r = config.routes[0];
+  CHECK(r.match.resource.size() == 2);
+  CHECK(r.match.scope_name->kind == config::ValueMatch::Kind::regex);
+  CHECK(r.match.header == config::HeaderCondition::equals);
+  CHECK(r.match.header_value == "12");
+  CHECK(r.experiment_name == "e");
+  CHECK(r.header == config::HeaderMode::ignore);
+  CHECK(config.default_route.policy == "verbose");
+  CHECK(config.default_route.header == config::HeaderMode::override_route);
+}
