@@ -35,6 +35,103 @@ void begin_section(YAML::Emitter& out, std::string_view key) {
   out << YAML::Key << std::string(key) << YAML::Value << YAML::BeginMap;
 }
 
+void key_rules(YAML::Emitter& out, std::string_view key, const std::vector<KeyRule>& rules) {
+  if (rules.empty()) return;
+  out << YAML::Key << std::string(key) << YAML::Value << YAML::BeginSeq;
+  for (const KeyRule& rule : rules) {
+    out << YAML::Flow << YAML::BeginMap;
+    string_value(out, "key", rule.key);
+    plain_value(out, "mode", std::string(format_policy_mode(rule.mode)));
+    if (rule.truncate_bytes) integer_value(out, "truncate_bytes", rule.truncate_bytes);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+}
+
+void value_match(YAML::Emitter& out, std::string_view key, const ValueMatch& match) {
+  static constexpr std::string_view kKinds[] = {"exact", "glob", "regex"};
+  out << YAML::Key << std::string(key) << YAML::Value << YAML::Flow << YAML::BeginMap;
+  string_value(out, kKinds[static_cast<int>(match.kind)], match.pattern);
+  out << YAML::EndMap;
+}
+
+// Policies, routes and the default route, in the schema load() reads.
+void render_routing(YAML::Emitter& out, const Config& config) {
+  if (!config.policies.empty()) {
+    begin_section(out, "policies");
+    for (const NamedPolicy& named : config.policies) {
+      const PolicyConfig& p = named.policy;
+      begin_section(out, named.name);
+      plain_value(out, "content", std::string(format_policy_mode(p.content)));
+      plain_value(out, "errors", std::string(format_policy_mode(p.errors)));
+      plain_value(out, "other", std::string(format_policy_mode(p.other)));
+      if (!p.content_keys.empty()) {
+        out << YAML::Key << "content_keys" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+        for (const std::string& key : p.content_keys) out << YAML::DoubleQuoted << key;
+        out << YAML::EndSeq;
+      }
+      key_rules(out, "keys", p.keys);
+      key_rules(out, "resource_keys", p.resource_keys);
+      if (!p.redact_patterns.empty()) {
+        out << YAML::Key << "redact_patterns" << YAML::Value << YAML::BeginSeq;
+        for (const RedactPattern& pattern : p.redact_patterns) {
+          out << YAML::Flow << YAML::BeginMap;
+          string_value(out, "name", pattern.name);
+          string_value(out, "regex", pattern.regex);
+          out << YAML::EndMap;
+        }
+        out << YAML::EndSeq;
+      }
+      plain_value(out, "builtin_patterns", p.builtin_patterns ? "true" : "false");
+      integer_value(out, "truncate_bytes", p.truncate_bytes);
+      integer_value(out, "hash_prefix", p.hash_prefix);
+      integer_value(out, "max_depth", p.max_depth);
+      out << YAML::EndMap;
+    }
+    out << YAML::EndMap;
+  }
+  if (!config.routes.empty()) {
+    out << YAML::Key << "routes" << YAML::Value << YAML::BeginSeq;
+    for (const RouteConfig& route : config.routes) {
+      out << YAML::BeginMap;
+      string_value(out, "name", route.name);
+      begin_section(out, "match");
+      if (!route.match.resource.empty()) {
+        begin_section(out, "resource");
+        for (const AttributeMatch& attribute : route.match.resource) {
+          value_match(out, attribute.key, attribute.value);
+        }
+        out << YAML::EndMap;
+      }
+      if (route.match.scope_name) value_match(out, "scope_name", *route.match.scope_name);
+      switch (route.match.header) {
+        case HeaderCondition::any:
+          break;
+        case HeaderCondition::present:
+          string_value(out, "experiment_header", "present");
+          break;
+        case HeaderCondition::absent:
+          string_value(out, "experiment_header", "absent");
+          break;
+        case HeaderCondition::equals:
+          string_value(out, "experiment_header", route.match.header_value);
+          break;
+      }
+      out << YAML::EndMap;
+      if (!route.experiment_id.empty()) string_value(out, "experiment_id", route.experiment_id);
+      if (!route.experiment_name.empty()) string_value(out, "experiment_name", route.experiment_name);
+      if (!route.policy.empty()) string_value(out, "policy", route.policy);
+      plain_value(out, "header", std::string(format_header_mode(route.header)));
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  begin_section(out, "default_route");
+  string_value(out, "policy", config.default_route.policy);
+  plain_value(out, "header", std::string(format_header_mode(config.default_route.header)));
+  out << YAML::EndMap;
+}
+
 }  // namespace
 
 std::string render_effective(const Config& config) {
@@ -96,6 +193,7 @@ std::string render_effective(const Config& config) {
   out << YAML::EndMap;
 
   plain_value(out, "shutdown_timeout", format_duration(config.shutdown_timeout));
+  render_routing(out, config);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

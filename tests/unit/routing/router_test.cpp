@@ -312,3 +312,17 @@ default_route: {policy: verbose, header: override}
   CHECK(config.default_route.policy == "verbose");
   CHECK(config.default_route.header == config::HeaderMode::override_route);
 }
+
+TEST_CASE("--check-config renders policies and routes so that they load back the same", "[routing][config]") {
+  std::string yaml = kTwoTeams;
+  yaml.replace(yaml.find("policies:\n"), 10,
+               "policies:\n  p2:\n    content: truncate\n    keys: [{key: \"a.*\", mode: truncate, "
+               "truncate_bytes: 9}]\n    redact_patterns: [{name: t, regex: \"T-([0-9]+)\"}]\n"
+               "    resource_keys: [{key: host.name, mode: hash}]\n    content_keys: [x.y]\n");
+  const config::Config original = load_yaml(yaml);
+  REQUIRE(original.policies.size() == 2);
+  const std::string rendered = config::render_effective(original);
+  INFO(rendered);
+  CHECK(rendered.find("team-b-(planner|coder)") != std::string::npos);
+  CHECK(config::render_effective(load_yaml(rendered)) == rendered);
+}
