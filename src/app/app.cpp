@@ -125,7 +125,15 @@ int run_proxy(const config::Config& config) {
                                 "shutdown_timeout passed before MLflow accepted them");
     }
   }
-  if (spool) spool->close();
+  if (spool) {
+    spool->close();
+    const auto& written = spool->stats();
+    spdlog::info("spool: {} records written in {} flushes; {} segments deleted; {} requests "
+                 "refused for disk budget, {} write errors",
+                 written.records_written.load(), written.syncs.load(),
+                 written.segments_deleted.load(), written.rejected_disk_full.load(),
+                 written.write_errors.load());
+  }
 
   const auto& exported = span_exporter.stats();
   spdlog::info("stopped: accepted {} spans in {} requests, delivered {} spans, dead-lettered {}, "

@@ -919,6 +919,7 @@ Environment process_environment() {
 std::string usage() {
   std::string text =
       "Usage: otlp-mlflow-proxy [options]\n"
+      "       otlp-mlflow-proxy replay [--mlflow-url URL] FILE|SPOOL_DIR  (replay --help)\n"
       "Accepts OTLP trace exports (POST /v1/traces) and forwards them to an MLflow server.\n"
       "\n"
       "Options (--flag VALUE or --flag=VALUE):\n";
