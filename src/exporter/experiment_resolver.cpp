@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -47,24 +49,45 @@ std::string summarize(const HttpResult& result) {
 ExperimentResolver::ExperimentResolver(net::any_io_executor executor, UpstreamUrl upstream,
                                        HttpClientOptions options, bool create_missing,
                                        std::chrono::seconds cache_ttl)
-    : client_(std::move(executor), std::move(upstream), std::move(options)),
+    : executor_(std::move(executor)),
+      upstream_(std::move(upstream)),
+      options_(std::move(options)),
       create_missing_(create_missing),
       cache_ttl_(cache_ttl) {}
 
 net::awaitable<Resolution> ExperimentResolver::resolve(const std::string& name) {
-  const auto now = std::chrono::steady_clock::now();
-  if (auto it = cache_.find(name); it != cache_.end() && it->second.expires > now) {
-    co_return Resolution{it->second.id, {}, true, 0};
+  for (;;) {
+    if (auto it = cache_.find(name); it != cache_.end() && it->second.expires > std::chrono::steady_clock::now()) {
+      co_return Resolution{it->second.id, {}, true, 0};
+    }
+    if (!in_flight_.contains(name)) break;
+    // Another worker is resolving this name: wait for its answer instead of asking twice.
+    net::steady_timer wait(executor_, std::chrono::milliseconds(20));
+    co_await wait.async_wait(net::use_awaitable);
   }
-  Resolution found = co_await lookup(name);
+  in_flight_.insert(name);
+  Resolution found;
+  try {
+    found = co_await resolve_uncached(name);
+  } catch (...) {
+    in_flight_.erase(name);
+    throw;
+  }
+  in_flight_.erase(name);
+  co_return found;
+}
+
+net::awaitable<Resolution> ExperimentResolver::resolve_uncached(const std::string& name) {
+  HttpClient client(executor_, upstream_, options_);
+  Resolution found = co_await lookup(client, name);
   if (found.experiment_id.empty() && found.http_status == 404) {
     if (!create_missing_) {
       co_return Resolution{{}, "experiment \"" + name + "\" does not exist and mlflow.create_experiments is false", false, 404};
     }
-    found = co_await create(name);
+    found = co_await create(client, name);
     if (found.experiment_id.empty() && found.http_status == 400 &&
         found.error.find("RESOURCE_ALREADY_EXISTS") != std::string::npos) {
-      found = co_await lookup(name);  // created concurrently by another client
+      found = co_await lookup(client, name);  // created concurrently by another client
     }
   }
   if (!found.experiment_id.empty()) {
@@ -73,13 +96,13 @@ net::awaitable<Resolution> ExperimentResolver::resolve(const std::string& name) 
   co_return found;
 }
 
-net::awaitable<Resolution> ExperimentResolver::lookup(const std::string& name) {
+net::awaitable<Resolution> ExperimentResolver::lookup(HttpClient& client, const std::string& name) {
   http::request<http::string_body> request{
       http::verb::get,
-      client_.upstream().target("/api/2.0/mlflow/experiments/get-by-name?experiment_name=" +
+      client.upstream().target("/api/2.0/mlflow/experiments/get-by-name?experiment_name=" +
                                 percent_encode(name)),
       11};
-  const HttpResult result = co_await client_.send(std::move(request));
+  const HttpResult result = co_await client.send(std::move(request));
   Resolution resolution;
   if (result.error) {
     resolution.error = "looking up experiment \"" + name + "\": " + summarize(result);
@@ -113,12 +136,12 @@ net::awaitable<Resolution> ExperimentResolver::lookup(const std::string& name) {
   co_return resolution;
 }
 
-net::awaitable<Resolution> ExperimentResolver::create(const std::string& name) {
+net::awaitable<Resolution> ExperimentResolver::create(HttpClient& client, const std::string& name) {
   http::request<http::string_body> request{
-      http::verb::post, client_.upstream().target("/api/2.0/mlflow/experiments/create"), 11};
+      http::verb::post, client.upstream().target("/api/2.0/mlflow/experiments/create"), 11};
   request.set(http::field::content_type, "application/json");
   request.body() = json::serialize(json::object{{"name", name}});
-  const HttpResult result = co_await client_.send(std::move(request));
+  const HttpResult result = co_await client.send(std::move(request));
   Resolution resolution;
   if (result.error) {
     resolution.error = "creating experiment \"" + name + "\": " + summarize(result);

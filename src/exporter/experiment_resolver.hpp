@@ -1,10 +1,12 @@
 // Experiment name -> id through MLflow's REST API, created on first use when allowed, cached
 // with a TTL. A concurrent create by someone else (400 RESOURCE_ALREADY_EXISTS) is followed by
-// another lookup.
+// another lookup. Workers asking for the same name at once share one resolution; each resolution
+// uses its own connection, since an HTTP connection carries one request at a time.
 #pragma once
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -32,15 +34,19 @@ class ExperimentResolver {
   void invalidate(const std::string& name) { cache_.erase(name); }
 
  private:
-  boost::asio::awaitable<Resolution> lookup(const std::string& name);
-  boost::asio::awaitable<Resolution> create(const std::string& name);
+  boost::asio::awaitable<Resolution> resolve_uncached(const std::string& name);
+  boost::asio::awaitable<Resolution> lookup(HttpClient& client, const std::string& name);
+  boost::asio::awaitable<Resolution> create(HttpClient& client, const std::string& name);
 
   struct CachedId {
     std::string id;
     std::chrono::steady_clock::time_point expires;
   };
 
-  HttpClient client_;
+  boost::asio::any_io_executor executor_;
+  UpstreamUrl upstream_;
+  HttpClientOptions options_;
+  std::set<std::string> in_flight_;
   bool create_missing_;
   std::chrono::seconds cache_ttl_;
   std::map<std::string, CachedId> cache_;
