@@ -72,6 +72,16 @@ def unique_name(request):
     return make
 
 
+@pytest.fixture
+def proxy_log_report(request):
+    """proxy_log_report(list) -> the list: proxies started by a test's own fixture, whose log
+    tails then go into the report when the test fails."""
+    def track(started: list) -> list:
+        request.node.stash[_PROXIES] = started
+        return started
+    return track
+
+
 @pytest.fixture(scope="session")
 def proxy_binary() -> Path:
     """The proxy binary; skips (or fails with E2E_REQUIRE_PROXY=1) when it is not built."""

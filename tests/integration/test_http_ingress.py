@@ -30,8 +30,8 @@ def fake_mlflow():
 
 
 @pytest.fixture
-def proxy_factory(tmp_path, proxy_binary, fake_mlflow):
-    started = []
+def proxy_factory(tmp_path, proxy_binary, fake_mlflow, proxy_log_report):
+    started = proxy_log_report([])
 
     def start(config: dict | None = None, **kwargs) -> ProxyProcess:
         if config is not None:
