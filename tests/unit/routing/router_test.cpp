@@ -313,7 +313,7 @@ default_route: {policy: verbose, header: override}
   CHECK(config.default_route.header == config::HeaderMode::override_route);
 }
 
-TEST_CASE("--check-config renders policies and routes so that they load back the same", "[routing][config]") {
+TEST_CASE("the effective config (--check-config) renders policies and routes that load back the same", "[routing][config]") {
   std::string yaml = kTwoTeams;
   yaml.replace(yaml.find("policies:\n"), 10,
                "policies:\n  p2:\n    content: truncate\n    keys: [{key: \"a.*\", mode: truncate, "
