@@ -621,9 +621,16 @@ TEST_CASE("every key is read", "[config][yaml]") {
   CHECK(c.mlflow.token == "tkn-1234");
   CHECK(c.queue.max_bytes == 1'000'000'000);
   CHECK(c.queue.retry_after == 7s);
+  CHECK(c.queue.durability == proxy::config::Durability::disk);
+  CHECK(c.queue.state_dir == "/var/lib/otlp-mlflow-proxy");
+  CHECK(c.queue.max_disk_bytes == 2 * proxy::config::kGiB);
+  CHECK(c.queue.fsync == proxy::config::FsyncPolicy::interval);
+  CHECK(c.queue.fsync_interval == 250ms);
   CHECK(c.exporter.concurrency == 3);
   CHECK(c.exporter.max_batch_bytes == 2 * proxy::config::kMiB);
   CHECK(c.exporter.max_batch_spans == 500);
+  CHECK(c.exporter.batch_linger == 5ms);
+  CHECK(c.exporter.dead_letter_file == "/var/lib/otlp-mlflow-proxy/rejected.otlpdl");
   CHECK(c.exporter.retry.initial_backoff == 50ms);
   CHECK(c.exporter.retry.max_backoff == 60s);
   CHECK(c.exporter.retry.multiplier == 1.5);
@@ -822,6 +829,13 @@ TEST_CASE("YAML accepts integer sizes, numeric ids, empty strings, any-case bool
 }
 
 // ---- render_effective --------------------------------------------------------------------------
+
+TEST_CASE("durability: disk without a state_dir is refused with its YAML position", "[config]") {
+  CHECK(yaml_error("queue:\n  durability: disk\n") ==
+        "proxy.yaml:2:3: queue: durability: disk needs a state_dir for the spool");
+  CHECK(yaml_error("queue: {fsync: sometimes}\n") ==
+        "proxy.yaml:1:16: queue.fsync: expected always, interval or never, got \"sometimes\"");
+}
 
 TEST_CASE("render_effective writes units and hides secrets", "[config][render]") {
   Config config;
