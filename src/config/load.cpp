@@ -327,11 +327,45 @@ using Handler = std::function<void(const Field&)>;
 using Handlers = std::initializer_list<std::pair<std::string_view, Handler>>;
 
 class YamlLoader {
+ private:
+  // yaml-cpp 0.7 allocates without bound (until std::bad_alloc) on a document whose first token
+  // is ',' (found by fuzz/config_yaml), so such a file is refused before yaml-cpp sees it.
+  void reject_leading_flow_entry(const std::string& text) const {
+    bool document_start = true;
+    std::size_t line_number = 0;
+    std::size_t begin = 0;
+    while (begin <= text.size()) {
+      std::size_t end = text.find('\n', begin);
+      if (end == std::string::npos) end = text.size();
+      std::string_view line(text.data() + begin, end - begin);
+      if (line_number == 0 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
+      if (line.starts_with("---") || line.starts_with("...")) {
+        document_start = true;
+        line.remove_prefix(3);
+      }
+      const std::size_t first = line.find_first_not_of(" \t\r");
+      const bool content = first != std::string_view::npos && line[first] != '#' &&
+                           !(line[first] == '%' && first == 0);
+      if (document_start && content) {
+        if (line[first] == ',') {
+          YAML::Mark mark;
+          mark.line = static_cast<int>(line_number);
+          mark.column = static_cast<int>(first + (end - begin - line.size()));
+          throw ConfigError(location(mark) + "invalid YAML: a document cannot start with ','");
+        }
+        document_start = false;
+      }
+      ++line_number;
+      begin = end + 1;
+    }
+  }
+
  public:
   YamlLoader(std::string file, Config& config, Deferred& deferred)
       : file_(std::move(file)), config_(config), deferred_(deferred) {}
 
   void load(const std::string& text) {
+    reject_leading_flow_entry(text);
     std::vector<YAML::Node> documents;
     try {
       documents = YAML::LoadAll(text);

@@ -901,3 +901,21 @@ TEST_CASE("usage lists every flag and variable", "[config]") {
     CHECK(contains(text, item));
   }
 }
+
+TEST_CASE("a document starting with a comma is refused before yaml-cpp sees it", "[config]") {
+  // yaml-cpp 0.7 allocates without bound on such input (found by fuzz/config_yaml).
+  const auto dir = std::filesystem::temp_directory_path() / "proxy-config-leading-comma";
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "proxy.yaml").string();
+  for (const auto& [text, where] : {std::pair<std::string, std::string>{",a\n", ":1:1: "},
+                                   {"# comment\n  ,a: b}\n", ":2:3: "},
+                                   {"log: {level: info}\n---\n,x\n", ":3:1: "}}) {
+    std::ofstream(path, std::ios::trunc) << text;
+    try {
+      proxy::config::load({"--config", path}, {});
+      FAIL("no error for " << text);
+    } catch (const proxy::config::ConfigError& e) {
+      CHECK_THAT(e.what(), Catch::Contains(where + std::string("invalid YAML: a document cannot start with ','")));
+    }
+  }
+}
