@@ -38,8 +38,11 @@ class ScriptedAnswer:
 
 
 class FakeMlflow:
-    def __init__(self, version: str = "3.7.0"):
+    def __init__(self, version: str = "3.7.0", on_export=None):
         self.version = version
+        # on_export(Export), called under self.lock instead of keeping the export: long runs
+        # (bench/soak.py) count what arrived without holding every request in memory.
+        self.on_export = on_export
         self.exports: list[Export] = []          # every POST /v1/traces, accepted or not
         self.experiments: dict[str, str] = {}    # name -> id
         self.script: list[ScriptedAnswer] = []   # answers for the next exports, then 200
@@ -133,9 +136,12 @@ class FakeMlflow:
                 request.ParseFromString(body)
                 with fake.lock:
                     answer = fake.script.pop(0) if fake.script else ScriptedAnswer(200, '{"partialSuccess":null}')
-                    fake.exports.append(Export(self.headers.get("x-mlflow-experiment-id"),
-                                               dict(self.headers), request, answer.status,
-                                               time.monotonic()))
+                    export = Export(self.headers.get("x-mlflow-experiment-id"), dict(self.headers),
+                                    request, answer.status, time.monotonic())
+                    if fake.on_export is not None:
+                        fake.on_export(export)
+                    else:
+                        fake.exports.append(export)
                 if not request.resource_spans:
                     return self._answer(400, '{"detail":"empty request"}')
                 return self._answer(answer.status, answer.body, answer.headers)
