@@ -147,7 +147,11 @@ def main() -> int:
     parser.add_argument("--durability", choices=("memory", "disk"), default="memory")
     parser.add_argument("--outage-every", type=float, default=20,
                         help="seconds between upstream outages (three 503 answers each)")
+    parser.add_argument("--long-outage-every", type=float, default=600,
+                        help="seconds between long outages (12 failed exports: with backoff, a minute or so)")
     parser.add_argument("--sample-every", type=float, default=1)
+    parser.add_argument("--drain-seconds", type=float, default=180,
+                        help="at the end, how long to wait for the proxy to deliver its backlog")
     parser.add_argument("--binary", default=str(proxy_bin()))
     parser.add_argument("--samples", default=str(ROOT / "bench" / "results" / "soak_samples.csv"))
     parser.add_argument("--plot", help="also draw the samples as a PNG (matplotlib)")
@@ -213,6 +217,7 @@ def main() -> int:
     samples = []
     started = time.monotonic()
     next_failure = started + min(10, args.outage_every)
+    next_long_outage = started + args.long_outage_every
     while time.monotonic() - started < args.seconds:
         time.sleep(args.sample_every)
         now = time.monotonic()
@@ -220,6 +225,10 @@ def main() -> int:
             with fake.lock:
                 fake.script.extend([ScriptedAnswer(503, headers={"Retry-After": "1"})] * 3)
             next_failure = now + args.outage_every
+        if now >= next_long_outage:  # MLflow down for a while: the queue fills, then drains
+            with fake.lock:
+                fake.script.extend([ScriptedAnswer(503, headers={"Retry-After": "1"})] * 12)
+            next_long_outage = now + args.long_outage_every
         rss, fds = sample(proxy.proc.pid)
         with ledger.lock:
             acked, delivered = ledger.acked, ledger.delivered
@@ -228,6 +237,14 @@ def main() -> int:
     stop.set()
     for t in threads:
         t.join(10)
+    # Let the last outage end and the queue drain before stopping: with durability: disk a
+    # SIGTERM leaves the backlog in the spool for the next start, which this run never makes.
+    drain_deadline = time.monotonic() + args.drain_seconds
+    while time.monotonic() < drain_deadline:
+        with ledger.lock:
+            if ledger.delivered >= ledger.acked:
+                break
+        time.sleep(0.5)
     code = proxy.stop(expect_exit_code=None)
     fake.stop()
     missing = ledger.missing()

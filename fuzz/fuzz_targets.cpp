@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <string>
 #include <unistd.h>
 
@@ -15,6 +17,11 @@
 #include "config/load.hpp"
 #include "otlp/json.hpp"
 #include "otlp/protobuf.hpp"
+#include "policy/content_keys.hpp"
+#include "policy/policy.hpp"
+#include "queue/record_file.hpp"
+#include "queue/span_queue.hpp"
+#include "queue/spool.hpp"
 #include "receiver/decompress.hpp"
 #include "receiver/export_handler.hpp"
 
@@ -131,6 +138,218 @@ void config_yaml(const std::uint8_t* data, std::size_t size) {
     config::load({"--config", path}, {});
   } catch (const config::ConfigError&) {
   }
+}
+
+namespace {
+
+using config::PolicyMode;
+using otlp::AnyValue;
+
+constexpr PolicyMode kModes[] = {PolicyMode::verbose, PolicyMode::mask,     PolicyMode::hash,
+                                 PolicyMode::truncate, PolicyMode::drop, PolicyMode::redact};
+
+bool is_container(const AnyValue& value) {
+  return value.value_case() == AnyValue::kArrayValue || value.value_case() == AnyValue::kKvlistValue;
+}
+
+// Calls visit(value, depth) for a value and everything nested in it (depth 1: an attribute's own).
+template <class Visit>
+void each_value(const AnyValue& value, unsigned depth, const Visit& visit) {
+  visit(value, depth);
+  if (value.value_case() == AnyValue::kArrayValue) {
+    for (const AnyValue& element : value.array_value().values()) each_value(element, depth + 1, visit);
+  } else if (value.value_case() == AnyValue::kKvlistValue) {
+    for (const auto& entry : value.kvlist_value().values()) each_value(entry.value(), depth + 1, visit);
+  }
+}
+
+template <class Visit>
+void each_attribute_value(const otlp::ResourceSpans& resource_spans, const Visit& visit) {
+  auto all = [&](const auto& attributes) {
+    for (const auto& attribute : attributes) each_value(attribute.value(), 1, visit);
+  };
+  for (const auto& scope : resource_spans.scope_spans()) {
+    for (const auto& span : scope.spans()) {
+      all(span.attributes());
+      for (const auto& event : span.events()) all(event.attributes());
+      for (const auto& link : span.links()) all(link.attributes());
+    }
+  }
+}
+
+// What mask leaves of a string: empty, Koog's placeholder, the mask marker or the depth marker.
+bool masked_text(std::string_view text) {
+  return text.empty() || text == policy::kKoogHidden || text.starts_with("[masked: ") ||
+         text.starts_with("[rejected: nested deeper than ");
+}
+
+}  // namespace
+
+void policy_walk(const std::uint8_t* data, std::size_t size) {
+  if (size < 2) return;
+  config::PolicyConfig config;
+  config.content = kModes[data[0] % 6];
+  config.errors = kModes[(data[0] / 6) % 6];
+  config.other = kModes[(data[0] / 36) % 6];
+  if (data[0] >= 216) config.content = config.errors = config.other = PolicyMode::mask;
+  config.max_depth = 1u + data[1] % 16;
+  config.truncate_bytes = 1u + data[1] / 16;
+  // Compiling the built-in redaction patterns costs milliseconds: compiled policies are kept,
+  // a bounded number of them (2 bytes could ask for 65536).
+  static std::map<std::string, std::unique_ptr<policy::CompiledPolicy>> compiled;
+  const std::string config_key(reinterpret_cast<const char*>(data), 2);
+  if (compiled.size() >= 64 && compiled.count(config_key) == 0) compiled.clear();
+  auto& slot = compiled[config_key];
+  if (!slot) slot = std::make_unique<policy::CompiledPolicy>(config);
+  const policy::CompiledPolicy& policy = *slot;
+
+  google::protobuf::Arena arena;
+  auto* request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
+  if (!otlp::decode_protobuf(std::string_view(reinterpret_cast<const char*>(data + 2), size - 2),
+                             *request).ok) {
+    return;
+  }
+  policy::PolicyTally tally;
+  for (auto& resource_spans : *request->mutable_resource_spans()) {
+    policy::apply(policy, resource_spans, tally);
+    // Hostile nesting never survives the walk: past max_depth only the depth marker is left.
+    each_attribute_value(resource_spans, [&](const AnyValue& value, unsigned depth) {
+      require(depth <= config.max_depth || !is_container(value), "a container past max_depth survived");
+      require(depth <= config.max_depth + 1, "a value nested past max_depth + 1 survived");
+    });
+    if (config.content == PolicyMode::mask && config.errors == PolicyMode::mask &&
+        config.other == PolicyMode::mask) {
+      // Everything masked: no text, number or truth value of the client's is left.
+      each_attribute_value(resource_spans, [&](const AnyValue& value, unsigned) {
+        switch (value.value_case()) {
+          case AnyValue::kStringValue:
+            require(masked_text(value.string_value()), "a string survived mask");
+            break;
+          case AnyValue::kBytesValue:
+            require(value.bytes_value().empty() || value.bytes_value().starts_with("[masked: "),
+                    "bytes survived mask");
+            break;
+          case AnyValue::kIntValue:
+            require(value.int_value() == 0, "an integer survived mask");
+            break;
+          case AnyValue::kDoubleValue:
+            require(value.double_value() == 0.0, "a double survived mask");
+            break;
+          case AnyValue::kBoolValue:
+            require(!value.bool_value(), "a boolean survived mask");
+            break;
+          default:
+            break;
+        }
+      });
+      for (const auto& scope : resource_spans.scope_spans()) {
+        for (const auto& span : scope.spans()) {
+          require(masked_text(span.status().message()), "a status message survived mask");
+        }
+      }
+    }
+    if (config.content == PolicyMode::drop && config.errors == PolicyMode::drop &&
+        config.other == PolicyMode::drop) {
+      for (const auto& scope : resource_spans.scope_spans()) {
+        for (const auto& span : scope.spans()) {
+          require(span.attributes_size() == 0 && span.status().message().empty(),
+                  "an attribute or status message survived drop");
+          for (const auto& event : span.events()) require(event.attributes_size() == 0, "an event attribute survived drop");
+          for (const auto& link : span.links()) require(link.attributes_size() == 0, "a link attribute survived drop");
+        }
+      }
+    }
+  }
+  // What the policy leaves is still a request the exporter can send.
+  otlp::ExportRequest again;
+  require(again.ParseFromString(request->SerializeAsString()), "the policy's output does not parse");
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Recovered {
+  queue::RecoveryReport report;
+  std::size_t items = 0;
+  std::uint64_t spans = 0;
+};
+
+Recovered recover(const std::string& directory) {
+  queue::SpanQueue queue{std::size_t{1} << 30};
+  queue::SpoolOptions options;
+  options.directory = directory;
+  options.sync = queue::SyncPolicy::never;
+  Recovered recovered;
+  {
+    queue::Spool spool(options, queue);
+    try {
+      recovered.report = spool.open();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "spool open threw: %s\n", e.what());
+      std::abort();
+    }
+    for (const auto& item : queue.take_all()) {
+      ++recovered.items;
+      recovered.spans += item.span_count;
+    }
+    spool.close();
+  }
+  return recovered;
+}
+
+}  // namespace
+
+void spool_records(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return;
+  static const std::string directory = [] {
+    spdlog::set_level(spdlog::level::off);
+    return (fs::temp_directory_path() / ("proxy-fuzz-spool-" + std::to_string(getpid()))).string();
+  }();
+  // data[0]: bit 0 prepends the segment header (so the fuzzer need not find it), bits 1-3 say how
+  // many 12-byte ack entries follow; the rest is the segment file.
+  const bool header = (data[0] & 1) != 0;
+  const std::size_t ack_bytes = std::min<std::size_t>(12u * ((data[0] >> 1) & 7), size - 1);
+  const std::string_view acks(reinterpret_cast<const char*>(data + 1), ack_bytes);
+  std::string segment = header ? std::string("OMPSPL01") : std::string();
+  segment.append(reinterpret_cast<const char*>(data + 1 + ack_bytes), size - 1 - ack_bytes);
+
+  // The scan alone: records lie in order inside the valid prefix, and any byte outside it is
+  // reported as a torn tail or corruption.
+  const queue::ScanResult scan = queue::scan_records(segment);
+  std::size_t covered = std::min(segment.size(), queue::kFileMagicBytes);
+  bool contiguous = true;
+  for (const auto& record : scan.records) {
+    require(record.offset >= covered, "records overlap or go backwards");
+    contiguous &= record.offset == covered;
+    covered = record.offset + queue::framed_size(record.body.size());
+    require(covered <= scan.valid_end, "a record ends past valid_end");
+  }
+  require(scan.valid_end <= segment.size(), "valid_end past the file");
+  const bool damaged = !contiguous || covered != segment.size();
+  require(!damaged || scan.torn_tail || scan.corrupt_records > 0, "damage went unreported by the scan");
+
+  std::error_code ec;
+  fs::remove_all(directory, ec);
+  fs::create_directories(directory);
+  const std::string path = (fs::path(directory) / "segment-00000000000000000001.spool").string();
+  std::ofstream(path, std::ios::binary) << segment;
+  if (!acks.empty()) {
+    std::ofstream((fs::path(directory) / "segment-00000000000000000001.acks").string(),
+                  std::ios::binary)
+        << acks;
+  }
+  const Recovered first = recover(directory);
+  require(first.items == first.report.records, "recovered records and queued items differ");
+  require(first.spans == first.report.spans, "recovered span count and queued spans differ");
+  const bool has_header = segment.size() >= queue::kFileMagicBytes && segment.starts_with("OMPSPL01");
+  if (!has_header || damaged) {
+    require(first.report.torn_tails + first.report.corrupt_records > 0, "a damaged segment was not reported");
+  }
+  // The torn tail was cut off: a second recovery finds the same records and no tail to repair.
+  const Recovered second = recover(directory);
+  require(second.report.torn_tails == 0, "a torn tail survived recovery");
+  require(second.items == first.items, "a second recovery found different records");
 }
 
 }  // namespace proxy::fuzz

@@ -19,6 +19,12 @@ void otlp_json(const std::uint8_t* data, std::size_t size);
 void decompress(const std::uint8_t* data, std::size_t size);
 // A YAML config file.
 void config_yaml(const std::uint8_t* data, std::size_t size);
+// Two bytes choose the policy (modes for content, errors and other keys, max_depth, truncate
+// size), the rest is a protobuf request: the policy walk over hostile nesting, in every mode.
+void policy_walk(const std::uint8_t* data, std::size_t size);
+// A spool segment file (and optionally its ack file) recovered by Spool::open: never a crash,
+// every damaged byte reported as a torn tail or a corrupt record, recovery idempotent.
+void spool_records(const std::uint8_t* data, std::size_t size);
 
 struct Target {
   std::string_view name;
@@ -27,7 +33,8 @@ struct Target {
 
 inline constexpr Target kTargets[] = {
     {"http_request", &http_request}, {"otlp_protobuf", &otlp_protobuf}, {"otlp_json", &otlp_json},
-    {"decompress", &decompress},     {"config_yaml", &config_yaml},
+    {"decompress", &decompress},     {"config_yaml", &config_yaml},   {"policy_walk", &policy_walk},
+    {"spool_records", &spool_records},
 };
 
 }  // namespace proxy::fuzz

@@ -85,6 +85,79 @@ def chunked(body: bytes) -> bytes:
     return b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in parts) + b"0\r\n\r\n"
 
 
+def hostile_request() -> ExportTraceServiceRequest:
+    """Content keys holding deep arrays and kvlists, secrets for redact, events and links with
+    attributes: what the policy walk must survive in every mode."""
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "hostile"
+    span = rs.scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = bytes(range(1, 17)), bytes(range(1, 9)), "chat"
+    for key, kind in [("gen_ai.input.messages", "array"), ("nested.config", "kvlist"),
+                      ("gen_ai.output.messages", "kvlist")]:
+        value = span.attributes.add()
+        value.key = key
+        inner = value.value
+        for depth in range(30):  # deeper than any max_depth, within protobuf's 100 levels
+            if kind == "array":
+                inner = inner.array_value.values.add()
+            else:
+                entry = inner.kvlist_value.values.add()
+                entry.key = "content" if depth % 2 else f"level{depth}"
+                inner = entry.value
+        inner.string_value = "Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123 mail me@example.com"
+    for key, text in [("api_key", "sk-proj-" + "a1B2" * 10), ("url", "https://user:hunter2@example.com/x"),
+                      ("card", "4111 1111 1111 1111"), ("koog", "HIDDEN:non-empty")]:
+        value = span.attributes.add()
+        value.key, value.value.string_value = key, text
+    for key, number in [("gen_ai.usage.input_tokens", 12), ("flag", True), ("ratio", 0.5)]:
+        value = span.attributes.add()
+        value.key = key
+        if isinstance(number, bool):
+            value.value.bool_value = number
+        elif isinstance(number, float):
+            value.value.double_value = number
+        else:
+            value.value.int_value = number
+    value = span.attributes.add()
+    value.key, value.value.bytes_value = "gen_ai.prompt", "caf\u00e9 \u2603 prompt".encode() * 4
+    event = span.events.add()
+    event.name = "gen_ai.choice"
+    for key in ["message", "content", "exception.message"]:
+        value = event.attributes.add()
+        value.key, value.value.string_value = key, "secret sk-ant-api03-" + "x" * 24
+    link = span.links.add()
+    link.trace_id, link.span_id = bytes(range(16)), bytes(range(8))
+    value = link.attributes.add()
+    value.key = "gen_ai.input.messages"
+    value.value.array_value.values.add().kvlist_value.values.add().key = "role"
+    span.status.code, span.status.message = 2, "failed with token ghp_" + "A" * 36
+    return request
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def spool_record(record_id: int, spans: int, experiment: str, payload: bytes) -> bytes:
+    """One framed record as src/queue/spool.hpp describes it."""
+    body = (record_id.to_bytes(8, "little") + spans.to_bytes(4, "little") + b"\x01" +
+            len(experiment).to_bytes(4, "little") + experiment.encode() + payload)
+    return (0x52504D4F).to_bytes(4, "little") + len(body).to_bytes(4, "little") + \
+        crc32c(body).to_bytes(4, "little") + body
+
+
+def ack_entry(record_id: int) -> bytes:
+    raw = record_id.to_bytes(8, "little")
+    return raw + crc32c(raw).to_bytes(4, "little")
+
+
 def main() -> None:
     shutil.rmtree(CORPUS, ignore_errors=True)
     proto = koog_request().SerializeToString()
@@ -110,6 +183,25 @@ def main() -> None:
     write("http_request", "experiment_header", http("POST", "/v1/traces?x=1", {**pb, "x-mlflow-experiment-id": "12"}, proto))
     write("http_request", "get", http("GET", "/v1/traces", {}, b""))
     write("http_request", "wrong_type", http("POST", "/v1/traces", {"Content-Type": "text/plain"}, b"hello"))
+
+    # policy_walk: byte 0 picks the modes (content + 6 errors + 36 other; 216+: all mask),
+    # byte 1 max_depth (1 + b % 16) and truncate_bytes (1 + b / 16).
+    hostile = hostile_request().SerializeToString()
+    for name, modes in [("verbose", 0), ("mask", 216), ("hash", 2 + 12 + 72), ("truncate", 3 + 18 + 108),
+                        ("drop", 4 + 24 + 144), ("redact", 5 + 30 + 180), ("mixed", 1 + 30 + 0)]:
+        write("policy_walk", f"hostile_{name}", bytes([modes, 7 + 16 * 4]) + hostile)
+    write("policy_walk", "koog_redact_depth1", bytes([5 + 30 + 180, 0]) + proto)
+
+    # spool_records: byte 0 bit 0 prepends the segment header, bits 1-3 count 12-byte ack entries
+    # that follow it; the rest is the segment.
+    records = [spool_record(i + 1, 6, "agents", proto) for i in range(3)]
+    write("spool_records", "three_records", b"\x01" + b"".join(records))
+    write("spool_records", "one_acked", bytes([1 | (1 << 1)]) + ack_entry(2) + b"".join(records))
+    write("spool_records", "torn_tail", b"\x01" + b"".join(records)[:-7])
+    damaged = bytearray(b"".join(records))
+    damaged[len(records[0]) + 40] ^= 0xFF  # a flipped byte inside the second record's body
+    write("spool_records", "corrupt_middle", b"\x01" + bytes(damaged))
+    write("spool_records", "no_header", b"\x00" + b"NOTASPOOL" + records[0])
 
     write("config_yaml", "example.yaml", (ROOT / "config/otlp-mlflow-proxy.yaml").read_bytes())
     every_key = ROOT / "tests/data/config/every-key.yaml"

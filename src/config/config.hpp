@@ -32,6 +32,18 @@ struct ReceiverConfig {
   std::chrono::milliseconds read_timeout = 30s;   // one whole request, headers and body
   std::chrono::milliseconds idle_timeout = 120s;  // keep-alive connection with no request
   std::size_t max_connections = 1024;
+  // Apache's LimitRequestFields default; an OTLP exporter sends about ten. 431 beyond it.
+  std::size_t max_header_count = 100;
+  // Decompressed bytes per compressed byte (0: no ratio check); 413 beyond it once the body
+  // passes kRatioFreeBytes. OTLP bodies compress 5-30x; a bomb compresses 1000x.
+  std::size_t max_decompression_ratio = 100;
+  // SDK batches are 512 spans; a request with more is refused whole (413), not split.
+  std::size_t max_spans_per_request = 65536;
+  // Beyond these the first attributes are kept and the rest counted in dropped_attributes_count,
+  // as OpenTelemetry SDKs do (their default is 128; spans get more room for flattened prompts).
+  std::size_t max_attributes_per_span = 1024;
+  std::size_t max_attributes_per_event = 128;
+  std::size_t max_attributes_per_link = 128;
 };
 
 // Where spans go in MLflow. Secrets (password, token) are never printed or logged.

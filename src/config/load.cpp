@@ -10,10 +10,13 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <re2/re2.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "config/values.hpp"
@@ -326,61 +329,63 @@ struct Field {
 using Handler = std::function<void(const Field&)>;
 using Handlers = std::initializer_list<std::pair<std::string_view, Handler>>;
 
-class YamlLoader {
- private:
-  // yaml-cpp 0.7 allocates without bound (until std::bad_alloc) on a document whose first token
-  // is ',' (found by fuzz/config_yaml), so such a file is refused before yaml-cpp sees it.
-  void reject_leading_flow_entry(const std::string& text) const {
-    bool document_start = true;
-    std::size_t line_number = 0;
-    std::size_t begin = 0;
-    while (begin <= text.size()) {
-      std::size_t end = text.find('\n', begin);
-      if (end == std::string::npos) end = text.size();
-      std::string_view line(text.data() + begin, end - begin);
-      if (line_number == 0 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
-      if (line.starts_with("---") || line.starts_with("...")) {
-        document_start = true;
-        line.remove_prefix(3);
-      }
-      const std::size_t first = line.find_first_not_of(" \t\r");
-      const bool content = first != std::string_view::npos && line[first] != '#' &&
-                           !(line[first] == '%' && first == 0);
-      if (document_start && content) {
-        if (line[first] == ',') {
-          YAML::Mark mark;
-          mark.line = static_cast<int>(line_number);
-          mark.column = static_cast<int>(first + (end - begin - line.size()));
-          throw ConfigError(location(mark) + "invalid YAML: a document cannot start with ','");
-        }
-        document_start = false;
-      }
-      ++line_number;
-      begin = end + 1;
-    }
-  }
+// Where each document of a YAML stream starts, at most two of them, without building nodes.
+//
+// yaml-cpp 0.7's LoadAll collects documents for as long as the parser says there is another. On
+// a token that cannot start a node (a ',', ']' or '}' at the top of a document) the parser
+// reports an empty document without consuming the token, forever, and LoadAll allocates without
+// bound (jbeder/yaml-cpp#1040; fixed upstream after 0.8.0 by #1319). So the proxy never calls
+// LoadAll: it loads the first document with Load, which parses one, and counts documents with
+// this bounded handler; a second document starting where the first did is that stuck token.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
 
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+class YamlLoader {
  public:
   YamlLoader(std::string file, Config& config, Deferred& deferred)
       : file_(std::move(file)), config_(config), deferred_(deferred) {}
 
   void load(const std::string& text) {
-    reject_leading_flow_entry(text);
-    std::vector<YAML::Node> documents;
+    YAML::Node document;
+    DocumentStarts documents;
     try {
-      documents = YAML::LoadAll(text);
+      std::istringstream stream(text);
+      YAML::Parser parser(stream);
+      while (documents.starts.size() < 2 && parser.HandleNextDocument(documents)) {
+      }
+      document = YAML::Load(text);
     } catch (const YAML::Exception& e) {
       throw ConfigError(location(e.mark) + "invalid YAML: " + e.msg);
     }
-    if (documents.size() > 1) {
-      throw ConfigError(location(documents[1].Mark()) +
-                        "expected one YAML document, found a second one");
+    if (documents.starts.size() > 1) {
+      const YAML::Mark& second = documents.starts[1];
+      if (second.pos == documents.starts[0].pos && second.pos >= 0 &&
+          static_cast<std::size_t>(second.pos) < text.size()) {
+        throw ConfigError(location(second) + "invalid YAML: unexpected '" +
+                          std::string(1, text[static_cast<std::size_t>(second.pos)]) +
+                          "' where a value should start");
+      }
+      throw ConfigError(location(second) + "expected one YAML document, found a second one");
     }
-    if (documents.empty()) return;  // an empty file: all defaults
+    if (documents.starts.empty()) return;  // an empty file: all defaults
     YAML::Mark start;
     start.line = 0;
     start.column = 0;
-    root(Field{"top level", start, documents.front()});
+    root(Field{"top level", start, document});
     check_policy_references();
   }
 
@@ -503,6 +508,30 @@ class YamlLoader {
             {"max_connections",
              [&](const Field& f) {
                r.max_connections = read_integer<std::size_t>(f, 1, kMaxCount);
+             }},
+            {"max_header_count",
+             [&](const Field& f) {
+               r.max_header_count = read_integer<std::size_t>(f, 1, kMaxCount);
+             }},
+            {"max_decompression_ratio",
+             [&](const Field& f) {
+               r.max_decompression_ratio = read_integer<std::size_t>(f, 0, kMaxCount);
+             }},
+            {"max_spans_per_request",
+             [&](const Field& f) {
+               r.max_spans_per_request = read_integer<std::size_t>(f, 1, kMaxCount);
+             }},
+            {"max_attributes_per_span",
+             [&](const Field& f) {
+               r.max_attributes_per_span = read_integer<std::size_t>(f, 1, kMaxCount);
+             }},
+            {"max_attributes_per_event",
+             [&](const Field& f) {
+               r.max_attributes_per_event = read_integer<std::size_t>(f, 1, kMaxCount);
+             }},
+            {"max_attributes_per_link",
+             [&](const Field& f) {
+               r.max_attributes_per_link = read_integer<std::size_t>(f, 1, kMaxCount);
              }},
         });
   }

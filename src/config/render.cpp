@@ -147,6 +147,12 @@ std::string render_effective(const Config& config) {
   plain_value(out, "read_timeout", format_duration(receiver.read_timeout));
   plain_value(out, "idle_timeout", format_duration(receiver.idle_timeout));
   integer_value(out, "max_connections", receiver.max_connections);
+  integer_value(out, "max_header_count", receiver.max_header_count);
+  integer_value(out, "max_decompression_ratio", receiver.max_decompression_ratio);
+  integer_value(out, "max_spans_per_request", receiver.max_spans_per_request);
+  integer_value(out, "max_attributes_per_span", receiver.max_attributes_per_span);
+  integer_value(out, "max_attributes_per_event", receiver.max_attributes_per_event);
+  integer_value(out, "max_attributes_per_link", receiver.max_attributes_per_link);
   out << YAML::EndMap;
 
   const MlflowConfig& mlflow = config.mlflow;

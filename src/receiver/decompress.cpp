@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <climits>
+#include <limits>
 #include <memory>
 
 #include <zlib.h>
@@ -168,8 +169,10 @@ std::optional<ContentEncoding> parse_content_encoding(std::string_view header) {
   return std::nullopt;
 }
 
-DecompressResult decompress(ContentEncoding encoding, std::string_view input, std::string& out,
-                            std::size_t limit) {
+namespace {
+
+DecompressResult decompress_within(ContentEncoding encoding, std::string_view input,
+                                   std::string& out, std::size_t limit) {
   switch (encoding) {
     case ContentEncoding::identity:
       if (input.size() > limit) return too_large(limit);
@@ -182,6 +185,35 @@ DecompressResult decompress(ContentEncoding encoding, std::string_view input, st
       return decompress_zstd(input, out, limit);
   }
   return {DecompressResult::Status::corrupt, "unknown content encoding"};
+}
+
+}  // namespace
+
+DecompressResult decompress(ContentEncoding encoding, std::string_view input, std::string& out,
+                            std::size_t limit, std::size_t max_ratio) {
+  if (max_ratio == 0 || encoding == ContentEncoding::identity) {
+    return decompress_within(encoding, input, out, limit);
+  }
+  // The ratio is enforced as a tighter output limit, so a bomb stops at that many bytes.
+  const std::size_t ratio_limit =
+      input.size() > kRatioFreeBytes / max_ratio
+          ? (input.size() > std::numeric_limits<std::size_t>::max() / max_ratio
+                 ? std::numeric_limits<std::size_t>::max()
+                 : input.size() * max_ratio)
+          : kRatioFreeBytes;
+  if (ratio_limit >= limit) return decompress_within(encoding, input, out, limit);
+  DecompressResult result = decompress_within(encoding, input, out, ratio_limit);
+  if (result.status == DecompressResult::Status::too_large) {
+    const char* name = encoding == ContentEncoding::gzip      ? "gzip"
+                       : encoding == ContentEncoding::deflate ? "deflate"
+                                                              : "zstd";
+    result = {DecompressResult::Status::ratio_exceeded,
+              std::string(name) + " body of " + std::to_string(input.size()) +
+                  " bytes expands more than " + std::to_string(max_ratio) +
+                  " times (past " + std::to_string(ratio_limit) +
+                  " bytes): refused as a likely decompression bomb"};
+  }
+  return result;
 }
 
 }  // namespace proxy::receiver

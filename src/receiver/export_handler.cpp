@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 #include <string>
 
 #include <google/protobuf/arena.h>
 #include <spdlog/spdlog.h>
 
+#include "otlp/attribute_limits.hpp"
 #include "otlp/json.hpp"
 #include "otlp/protobuf.hpp"
 #include "otlp/response.hpp"
@@ -149,6 +151,14 @@ Response ExportHandler::error(const http::request_header<>& header, http::status
 
 std::optional<Response> ExportHandler::check_header(const http::request_header<>& header,
                                                     std::string_view peer) {
+  if (const auto fields = static_cast<std::size_t>(std::distance(header.begin(), header.end()));
+      fields > receiver_.max_header_count) {
+    bump(stats_.rejected_header_count);
+    return error(header, http::status::request_header_fields_too_large,
+                 "request has " + std::to_string(fields) + " header fields; the limit is " +
+                     std::to_string(receiver_.max_header_count),
+                 peer);
+  }
   if (path_of(header.target()) != kTracesPath) {
     bump(stats_.rejected_not_found);
     return error(header, http::status::not_found,
@@ -200,11 +210,15 @@ Response ExportHandler::handle(const Request& request, std::string_view peer,
   if (content_encoding != ContentEncoding::identity) {
     bump(stats_.requests_compressed);
     decompressed.clear();
-    const DecompressResult result =
-        decompress(content_encoding, body, decompressed, receiver_.max_body_bytes);
+    const DecompressResult result = decompress(content_encoding, body, decompressed,
+                                               receiver_.max_body_bytes,
+                                               receiver_.max_decompression_ratio);
     if (result.status != DecompressResult::Status::ok) {
-      const bool too_large = result.status == DecompressResult::Status::too_large;
-      bump(too_large ? stats_.rejected_too_large : stats_.rejected_bad_body);
+      const bool too_large = result.status == DecompressResult::Status::too_large ||
+                             result.status == DecompressResult::Status::ratio_exceeded;
+      bump(result.status == DecompressResult::Status::too_large        ? stats_.rejected_too_large
+           : result.status == DecompressResult::Status::ratio_exceeded ? stats_.rejected_decompression_ratio
+                                                                        : stats_.rejected_bad_body);
       if (decompressed.capacity() > kKeptBufferBytes) std::string().swap(decompressed);
       return error(request.base(),
                    too_large ? http::status::payload_too_large : http::status::bad_request,
@@ -236,7 +250,22 @@ Response ExportHandler::handle(const Request& request, std::string_view peer,
     return error(request.base(), http::status::bad_request, decoded.message, peer);
   }
 
-  // 3. Validate: spans MLflow cannot store are rejected, the rest go on.
+  // 3. Limits: too many spans refuse the whole request (splitting it would tear traces apart
+  // and the client could not tell which spans to resend); too many attributes are cut.
+  if (const std::size_t received = otlp::count_spans(*export_request);
+      received > receiver_.max_spans_per_request) {
+    bump(stats_.rejected_too_many_spans);
+    return error(request.base(), http::status::payload_too_large,
+                 "request carries " + std::to_string(received) + " spans; the limit is " +
+                     std::to_string(receiver_.max_spans_per_request) +
+                     " per request: send smaller batches",
+                 peer);
+  }
+  const otlp::TrimmedAttributes trimmed = otlp::trim_attributes(
+      *export_request, {receiver_.max_attributes_per_span, receiver_.max_attributes_per_event,
+                        receiver_.max_attributes_per_link});
+
+  // 4. Validate: spans MLflow cannot store are rejected, the rest go on.
   const otlp::InvalidSpans invalid = otlp::remove_invalid_spans(*export_request);
   const std::size_t span_count = otlp::count_spans(*export_request);
   if (span_count == 0 && invalid.rejected > 0) {
@@ -248,7 +277,7 @@ Response ExportHandler::handle(const Request& request, std::string_view peer,
                  peer);
   }
 
-  // 4. Route, applying each route's policy: one queue item per route (so per experiment).
+  // 5. Route, applying each route's policy: one queue item per route (so per experiment).
   const auto header_value = request.find(routing::kExperimentHeader);
   auto routed = route(*export_request,
                       header_value == request.end()
@@ -259,7 +288,7 @@ Response ExportHandler::handle(const Request& request, std::string_view peer,
     return error(request.base(), http::status::bad_request, routing_error->message, peer);
   }
 
-  // 5. Enqueue: once this succeeds the spans are acknowledged and the proxy owns them.
+  // 6. Enqueue: once this succeeds the spans are acknowledged and the proxy owns them.
   if (span_count > 0) {
     std::vector<queue::QueueItem> items = std::get<std::vector<queue::QueueItem>>(std::move(routed));
     queue::Admission admission = spool_ != nullptr
@@ -290,18 +319,30 @@ Response ExportHandler::handle(const Request& request, std::string_view peer,
   bump(stats_.requests_accepted);
   bump(stats_.spans_accepted, span_count);
 
-  // 6. Answer in the request's encoding; partial_success tells the client what was dropped.
+  // 7. Answer in the request's encoding; partial_success tells the client what was dropped
+  // (rejected spans) or cut (attributes: rejected_spans stays 0, the message is a warning).
   std::string warning;
   if (invalid.rejected > 0) {
     bump(stats_.spans_rejected_invalid, invalid.rejected);
     warning = std::to_string(invalid.rejected) + " invalid spans rejected; first: " +
               invalid.first_problem;
-    std::uint64_t suppressed = 0;
-    if (reject_log_.allow(suppressed)) {
-      spdlog::warn("partially accepted request from {}: {}", peer, warning);
-    }
   } else if (span_count == 0) {
     warning = "request contained no spans";
+  }
+  if (trimmed.attributes > 0) {
+    bump(stats_.spans_attributes_trimmed, trimmed.spans);
+    bump(stats_.attributes_dropped, trimmed.attributes);
+    if (!warning.empty()) warning += "; ";
+    warning += std::to_string(trimmed.attributes) + " attributes over the limits dropped from " +
+               std::to_string(trimmed.spans) +
+               " spans (counted in dropped_attributes_count); first: " + trimmed.first;
+  }
+  if (invalid.rejected > 0 || trimmed.attributes > 0) {
+    std::uint64_t suppressed = 0;
+    if (reject_log_.allow(suppressed)) {
+      spdlog::warn("partially accepted request from {}: {} ({} similar not logged)", peer, warning,
+                   suppressed);
+    }
   }
   return make_response(http::status::ok, encoding,
                        otlp::encode_export_response(encoding,

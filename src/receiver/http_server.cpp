@@ -176,6 +176,11 @@ net::awaitable<void> HttpServer::State::serve(beast::tcp_stream stream, std::str
     if (buffer.size() == 0) {
       stream.expires_after(config.idle_timeout);
       auto [ec, bytes] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kNoThrow);
+      if (ec == beast::error::timeout) {
+        bump(stats.idle_timeouts);
+        spdlog::debug("closing connection from {}: idle for {} ms (receiver.idle_timeout)", peer,
+                      config.idle_timeout.count());
+      }
       if (ec) break;  // closed by the client or idle too long
       buffer.commit(bytes);
     }

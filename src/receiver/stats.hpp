@@ -30,6 +30,12 @@ struct ReceiverStats {
   Counter rejected_storage_error{0};  // the spool could not write or flush
   Counter rejected_draining{0};
   Counter rejected_connection_limit{0};
+  Counter rejected_header_count{0};         // more header fields than max_header_count
+  Counter rejected_decompression_ratio{0};  // expanded past max_decompression_ratio
+  Counter rejected_too_many_spans{0};       // more spans than max_spans_per_request
+  Counter spans_attributes_trimmed{0};      // kept, but with attributes cut to the limits
+  Counter attributes_dropped{0};            // attributes cut (also in dropped_attributes_count)
+  Counter idle_timeouts{0};                 // keep-alive connections closed for idling
   Counter read_timeouts{0};
   Counter connections_open{0};
 };

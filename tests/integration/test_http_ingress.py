@@ -370,3 +370,94 @@ def test_sigterm_drains_the_queue_then_exits_zero(proxy, fake_mlflow):
     log = proxy.log_text()
     assert "received SIGTERM, draining" in log
     assert "delivered 20 spans" in log
+
+
+# ---- limits (issue 9): each answered with a specific status and message, and the daemon goes on
+
+def test_too_many_header_fields_is_431_with_a_clear_body(proxy_factory, fake_mlflow):
+    proxy = proxy_factory(config={"receiver": {"max_header_count": 20}})
+    headers = {f"X-Field-{i}": "1" for i in range(30)}
+    response, data = post(proxy, make_request().SerializeToString(), headers=headers)
+    assert response.status == 431
+    assert response.getheader("Connection") == "close"
+    assert "header fields; the limit is 20" in status_message(data)
+    assert_still_serving(proxy, fake_mlflow)
+
+
+def test_a_client_that_trickles_its_body_is_cut_off(proxy_factory, fake_mlflow):
+    proxy = proxy_factory(config={"receiver": {"read_timeout": "1s"}})
+    with socket.create_connection((proxy.host, proxy.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                     b"Content-Length: 100000\r\n\r\n")
+        started = time.monotonic()
+        closed = False
+        try:
+            while time.monotonic() - started < 8:
+                sock.sendall(b"\0" * 10)
+                time.sleep(0.2)
+        except OSError:
+            closed = True
+        if not closed:
+            sock.settimeout(3)
+            closed = sock.recv(1) == b""
+        assert closed, "a client trickling its body kept the connection past read_timeout"
+        assert time.monotonic() - started < 5
+    assert "request body not received within 1000 ms" in proxy.log_text()
+    assert_still_serving(proxy, fake_mlflow)
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_idle_timeout(proxy_factory, fake_mlflow):
+    proxy = proxy_factory(config={"receiver": {"idle_timeout": "1s"}})
+    with socket.create_connection((proxy.host, proxy.port), timeout=10) as sock:
+        sock.settimeout(6)
+        started = time.monotonic()
+        assert sock.recv(1) == b"", "the proxy sent something to an idle connection"
+        assert 0.8 < time.monotonic() - started < 5
+    # A connection that keeps sending requests is not idle, however long it lives.
+    conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=10)
+    for _ in range(4):
+        response, _ = post(proxy, make_request().SerializeToString(), conn=conn)
+        assert response.status == 200
+        time.sleep(0.5)
+    conn.close()
+
+
+def test_too_many_spans_in_one_request_is_413_and_nothing_is_forwarded(proxy_factory, fake_mlflow):
+    proxy = proxy_factory(config={"receiver": {"max_spans_per_request": 10}})
+    response, data = post(proxy, make_request(11).SerializeToString())
+    assert response.status == 413
+    assert status_message(data) == "request carries 11 spans; the limit is 10 per request: send smaller batches"
+    response, _ = post(proxy, make_request(10).SerializeToString())
+    assert response.status == 200
+    fake_mlflow.wait_for_spans(10)
+    time.sleep(0.3)
+    assert len(fake_mlflow.delivered_span_ids()) == 10
+
+
+def test_attributes_over_the_limit_are_dropped_and_counted_on_the_forwarded_span(proxy_factory, fake_mlflow):
+    proxy = proxy_factory(config={"receiver": {"max_attributes_per_span": 3}})
+    request = make_request(1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    for i in range(10):
+        kv = span.attributes.add()
+        kv.key, kv.value.int_value = f"attr.{i}", i
+    response, data = post(proxy, request.SerializeToString())
+    assert response.status == 200
+    answer = ExportTraceServiceResponse()
+    answer.ParseFromString(data)
+    assert answer.partial_success.rejected_spans == 0
+    assert "7 attributes over the limits dropped from 1 spans" in answer.partial_success.error_message
+    fake_mlflow.wait_for_spans(1)
+    forwarded = fake_mlflow.delivered()[0].request.resource_spans[0].scope_spans[0].spans[0]
+    assert [kv.key for kv in forwarded.attributes][:3] == ["attr.0", "attr.1", "attr.2"]
+    assert forwarded.dropped_attributes_count == 7
+
+
+def test_a_body_expanding_past_the_decompression_ratio_is_413(proxy_factory, fake_mlflow):
+    proxy = proxy_factory(config={"receiver": {"max_decompression_ratio": 50}})
+    bomb = gzip.compress(b"\0" * (16 << 20), compresslevel=9)  # 16 MiB in ~16 KB: 1:1000
+    response, data = post(proxy, bomb, headers={"Content-Encoding": "gzip"})
+    assert response.status == 413
+    assert "expands more than 50 times" in status_message(data)
+    assert "decompression bomb" in proxy.log_text()
+    assert_still_serving(proxy, fake_mlflow)

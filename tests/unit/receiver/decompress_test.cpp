@@ -144,3 +144,46 @@ TEST_CASE("trailing junk after a deflate stream is corrupt", "[decompress]") {
   CHECK(result.status == Status::corrupt);
   CHECK_THAT(result.message, Catch::Contains("trailing data"));
 }
+
+TEST_CASE("a body expanding past max_ratio is refused as a bomb below the absolute limit",
+          "[decompress][limits]") {
+  const std::string original(8u << 20, '\0');  // 8 MiB of zeros: about 8 KiB of gzip, 1:1000
+  for (const auto& [encoding, compressed] :
+       {std::pair{ContentEncoding::gzip, gzip(original)},
+        std::pair{ContentEncoding::zstd, zstd_compress(original)}}) {
+    std::string out;
+    const auto result = decompress(encoding, compressed, out, 64u << 20, 100);
+    CHECK(result.status == Status::ratio_exceeded);
+    CHECK_THAT(result.message, Catch::Contains("expands more than 100 times"));
+    CHECK_THAT(result.message, Catch::Contains("decompression bomb"));
+    // Stopped at the ratio's bound (kRatioFreeBytes here), not at 64 MiB.
+    CHECK(out.size() <= proxy::receiver::kRatioFreeBytes + 1);
+    out.clear();
+    CHECK(decompress(encoding, compressed, out, 64u << 20, 0).status == Status::ok);  // 0: off
+    CHECK(out == original);
+  }
+}
+
+TEST_CASE("the ratio is not checked on bodies under kRatioFreeBytes, and binds above them",
+          "[decompress][limits]") {
+  // 512 KiB of zeros in about 500 bytes of gzip: a ratio of 1000, but small, so accepted.
+  const std::string small(512u << 10, '\0');
+  std::string out;
+  CHECK(decompress(ContentEncoding::gzip, gzip(small), out, 64u << 20, 100).status == Status::ok);
+  // Random text expands about 1.6x: far under the ratio at any size.
+  const std::string text = random_text(3u << 20);
+  out.clear();
+  CHECK(decompress(ContentEncoding::gzip, gzip(text), out, 64u << 20, 2).status == Status::ok);
+  // With a ratio of 1 the same body is refused once past kRatioFreeBytes.
+  out.clear();
+  CHECK(decompress(ContentEncoding::gzip, gzip(text), out, 64u << 20, 1).status ==
+        Status::ratio_exceeded);
+}
+
+TEST_CASE("the absolute limit still applies when it is tighter than the ratio", "[decompress][limits]") {
+  const std::string original(4u << 20, 'a');
+  std::string out;
+  const auto result = decompress(ContentEncoding::gzip, gzip(original), out, 2u << 20, 1000000);
+  CHECK(result.status == Status::too_large);
+  CHECK_THAT(result.message, Catch::Contains("limit of 2097152 bytes"));
+}

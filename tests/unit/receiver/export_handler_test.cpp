@@ -234,3 +234,100 @@ TEST_CASE("a full queue answers 429 with Retry-After; draining answers 503", "[h
   CHECK(response[http::field::retry_after] == "2");
   CHECK(status_of(response).code() == 14);
 }
+
+TEST_CASE("more header fields than max_header_count is a 431 that says how many", "[handler][limits]") {
+  Fixture f;
+  f.receiver_config.max_header_count = 5;
+  auto request = post(one_span_request().SerializeAsString());  // Content-Type, Content-Length
+  request.set("x-a", "1");
+  request.set("x-b", "2");
+  request.set("x-c", "3");
+  CHECK(f.handler.handle(request, "test").result() == http::status::ok);  // exactly 5
+  request.set("x-d", "4");
+  const auto response = f.handler.handle(request, "test");
+  CHECK(response.result() == http::status::request_header_fields_too_large);
+  CHECK_FALSE(response.keep_alive());
+  CHECK(status_of(response).code() == 8);  // RESOURCE_EXHAUSTED
+  CHECK(status_of(response).message() == "request has 6 header fields; the limit is 5");
+  CHECK(f.stats.rejected_header_count == 1);
+}
+
+TEST_CASE("a request with more spans than max_spans_per_request is refused whole with 413",
+          "[handler][limits]") {
+  Fixture f;
+  f.receiver_config.max_spans_per_request = 3;
+  auto request = one_span_request();
+  auto* spans = request.mutable_resource_spans(0)->mutable_scope_spans(0);
+  for (char id = 3; id < 5; ++id) {
+    auto* span = spans->add_spans();
+    span->set_trace_id(std::string(16, '\x01'));
+    span->set_span_id(std::string(8, id));
+  }
+  CHECK(f.handler.handle(post(request.SerializeAsString()), "test").result() == http::status::ok);
+  CHECK(f.span_queue.pop_batch(1 << 20, 100).at(0).span_count == 3);
+
+  request.add_resource_spans()->add_scope_spans()->add_spans()->set_name("fourth");
+  const auto response = f.handler.handle(post(request.SerializeAsString()), "test");
+  CHECK(response.result() == http::status::payload_too_large);
+  CHECK(status_of(response).code() == 8);
+  CHECK(status_of(response).message() ==
+        "request carries 4 spans; the limit is 3 per request: send smaller batches");
+  CHECK(f.span_queue.empty());
+  CHECK(f.stats.rejected_too_many_spans == 1);
+}
+
+TEST_CASE("attributes over the limits are cut and counted; the span is kept", "[handler][limits]") {
+  Fixture f;
+  f.receiver_config.max_attributes_per_span = 2;
+  f.receiver_config.max_attributes_per_event = 1;
+  f.receiver_config.max_attributes_per_link = 1;
+  auto request = one_span_request();
+  auto* span = request.mutable_resource_spans(0)->mutable_scope_spans(0)->mutable_spans(0);
+  span->set_dropped_attributes_count(1);  // the SDK already dropped one
+  for (int i = 0; i < 5; ++i) {
+    auto* kv = span->add_attributes();
+    kv->set_key("a" + std::to_string(i));
+    kv->mutable_value()->set_int_value(i);
+  }
+  auto* event = span->add_events();
+  for (int i = 0; i < 3; ++i) event->add_attributes()->set_key("e" + std::to_string(i));
+  auto* link = span->add_links();
+  link->set_trace_id(std::string(16, '\x07'));
+  link->set_span_id(std::string(8, '\x07'));
+  for (int i = 0; i < 2; ++i) link->add_attributes()->set_key("l" + std::to_string(i));
+
+  const auto response = f.handler.handle(post(request.SerializeAsString()), "test");
+  REQUIRE(response.result() == http::status::ok);
+  otlp::ExportResponse parsed;
+  REQUIRE(parsed.ParseFromString(response.body()));
+  CHECK(parsed.partial_success().rejected_spans() == 0);  // a warning: nothing was rejected
+  CHECK_THAT(parsed.partial_success().error_message(),
+             Catch::Contains("6 attributes over the limits dropped from 1 spans") &&
+                 Catch::Contains("resourceSpans[0].scopeSpans[0].spans[0] (name \"chat gpt-4o\"): "
+                                 "5 attributes, limit 2"));
+  CHECK(f.stats.spans_attributes_trimmed == 1);
+  CHECK(f.stats.attributes_dropped == 6);
+
+  otlp::ExportRequest queued;
+  REQUIRE(queued.ParseFromString(f.span_queue.pop_batch(1 << 20, 100).at(0).payload));
+  const auto& kept = queued.resource_spans(0).scope_spans(0).spans(0);
+  REQUIRE(kept.attributes_size() == 2);
+  CHECK(kept.attributes(0).key() == "a0");  // the first ones are kept, as SDKs do
+  CHECK(kept.attributes(1).key() == "a1");
+  CHECK(kept.dropped_attributes_count() == 4);
+  CHECK(kept.events(0).attributes_size() == 1);
+  CHECK(kept.events(0).dropped_attributes_count() == 2);
+  CHECK(kept.links(0).attributes_size() == 1);
+  CHECK(kept.links(0).dropped_attributes_count() == 1);
+}
+
+TEST_CASE("a gzip body expanding past max_decompression_ratio is a 413", "[handler][limits]") {
+  Fixture f(64u << 20);
+  auto request = post(gzip(std::string(8u << 20, '\0')));
+  request.set(http::field::content_encoding, "gzip");
+  const auto response = f.handler.handle(request, "test");
+  CHECK(response.result() == http::status::payload_too_large);
+  CHECK_THAT(status_of(response).message(), Catch::Contains("expands more than 100 times"));
+  CHECK(f.stats.rejected_decompression_ratio == 1);
+  CHECK(f.stats.rejected_too_large == 0);
+}

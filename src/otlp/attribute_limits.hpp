@@ -1,0 +1,29 @@
+// Attribute count limits on decoded spans, applied the way OpenTelemetry SDKs apply theirs: the
+// span (event, link) is kept with its first attributes and the excess is added to its
+// dropped_attributes_count, so MLflow still gets the span and readers can see it was cut.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "otlp/types.hpp"
+
+namespace proxy::otlp {
+
+struct AttributeLimits {
+  std::size_t per_span = 1024;
+  std::size_t per_event = 128;
+  std::size_t per_link = 128;
+};
+
+struct TrimmedAttributes {
+  std::size_t spans = 0;       // spans that lost attributes (their own, or an event's or link's)
+  std::size_t attributes = 0;  // attributes removed in all
+  // The first cut, e.g. resourceSpans[0].scopeSpans[0].spans[3].events[1] (name "chat"): 500
+  // attributes, limit 128
+  std::string first;
+};
+
+TrimmedAttributes trim_attributes(ExportRequest& request, const AttributeLimits& limits);
+
+}  // namespace proxy::otlp
