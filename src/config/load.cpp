@@ -339,19 +339,38 @@ using Handlers = std::initializer_list<std::pair<std::string_view, Handler>>;
 // this bounded handler; a second document starting where the first did is that stuck token.
 class DocumentStarts : public YAML::EventHandler {
  public:
-  std::vector<YAML::Mark> starts;
+  struct Document {
+    YAML::Mark start;    // the document's first token ("---" if it has one)
+    YAML::Mark content;  // its top node
+    bool has_content = false;
+  };
+  std::vector<Document> documents;
 
-  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentStart(const YAML::Mark& mark) override { documents.push_back({mark, mark, false}); }
   void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+  }
   void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node(mark);
+  }
   void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& mark) {
+    if (documents.empty() || documents.back().has_content) return;
+    documents.back().content = mark;
+    documents.back().has_content = true;
+  }
 };
 
 class YamlLoader {
@@ -365,23 +384,24 @@ class YamlLoader {
     try {
       std::istringstream stream(text);
       YAML::Parser parser(stream);
-      while (documents.starts.size() < 2 && parser.HandleNextDocument(documents)) {
+      while (documents.documents.size() < 2 && parser.HandleNextDocument(documents)) {
       }
       document = YAML::Load(text);
     } catch (const YAML::Exception& e) {
       throw ConfigError(location(e.mark) + "invalid YAML: " + e.msg);
     }
-    if (documents.starts.size() > 1) {
-      const YAML::Mark& second = documents.starts[1];
-      if (second.pos == documents.starts[0].pos && second.pos >= 0 &&
+    if (documents.documents.size() > 1) {
+      const YAML::Mark& second = documents.documents[1].start;
+      if (second.pos == documents.documents[0].start.pos && second.pos >= 0 &&
           static_cast<std::size_t>(second.pos) < text.size()) {
         throw ConfigError(location(second) + "invalid YAML: unexpected '" +
                           std::string(1, text[static_cast<std::size_t>(second.pos)]) +
                           "' where a value should start");
       }
-      throw ConfigError(location(second) + "expected one YAML document, found a second one");
+      throw ConfigError(location(documents.documents[1].content) +
+                        "expected one YAML document, found a second one");
     }
-    if (documents.starts.empty()) return;  // an empty file: all defaults
+    if (documents.documents.empty()) return;  // an empty file: all defaults
     YAML::Mark start;
     start.line = 0;
     start.column = 0;

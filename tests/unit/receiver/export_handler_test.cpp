@@ -276,7 +276,7 @@ TEST_CASE("a request with more spans than max_spans_per_request is refused whole
   CHECK(f.stats.rejected_too_many_spans == 1);
 }
 
-TEST_CASE("attributes over the limits are cut and counted; the span is kept", "[handler][limits]") {
+TEST_CASE("attributes over the limits are cut and counted, and the span kept", "[handler][limits]") {
   Fixture f;
   f.receiver_config.max_attributes_per_span = 2;
   f.receiver_config.max_attributes_per_event = 1;
