@@ -1,7 +1,9 @@
 #include "app/logging.hpp"
 
 #include <memory>
+#include <string>
 
+#include <google/protobuf/stubs/logging.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -37,6 +39,18 @@ class JsonEscapedMessage : public spdlog::custom_flag_formatter {
   }
 };
 
+// libprotobuf writes its own lines to stderr, one per bad string field a client sends (invalid
+// UTF-8 in a protobuf body): unbounded, and outside the JSON log format. The client already gets
+// a 400 naming the problem, so these go to the debug level; fatal ones stay errors.
+void protobuf_log(google::protobuf::LogLevel level, const char* file, int line,
+                  const std::string& message) {
+  if (level >= google::protobuf::LOGLEVEL_FATAL) {
+    spdlog::error("libprotobuf {}:{}: {}", file, line, message);
+  } else {
+    spdlog::debug("libprotobuf {}:{}: {}", file, line, message);
+  }
+}
+
 }  // namespace
 
 void setup_logging(const config::LogConfig& log) {
@@ -56,6 +70,7 @@ void setup_logging(const config::LogConfig& log) {
   }
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(std::move(logger));
+  google::protobuf::SetLogHandler(&protobuf_log);
 }
 
 }  // namespace proxy::app

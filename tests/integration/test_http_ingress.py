@@ -461,3 +461,15 @@ def test_a_body_expanding_past_the_decompression_ratio_is_413(proxy_factory, fak
     assert "expands more than 50 times" in status_message(data)
     assert "decompression bomb" in proxy.log_text()
     assert_still_serving(proxy, fake_mlflow)
+
+
+def test_invalid_utf8_in_a_string_field_is_400_without_libprotobuf_writing_to_stderr(proxy, fake_mlflow):
+    # resource_spans { schema_url: "\xff\xfe" }: proto3 strings must be UTF-8. libprotobuf logs
+    # each such field itself; that log goes through the proxy's logger at debug level.
+    body = b"\x0a\x04" + b"\x1a\x02\xff\xfe"
+    for _ in range(3):
+        response, data = post(proxy, body)
+        assert response.status == 400
+        assert "not a valid protobuf" in status_message(data)
+    assert "[libprotobuf" not in proxy.log_text()
+    assert_still_serving(proxy, fake_mlflow)
