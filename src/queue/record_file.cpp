@@ -102,11 +102,10 @@ ScanResult scan_records(std::string_view file) {
       pos += kRecordHeaderBytes + body.size();
       continue;
     }
-    if (found == Probe::torn) {
-      result.torn_tail = true;
-      break;
-    }
-    // Corrupt: look for the next record that checks out. Finding none, the rest is a bad tail.
+    // Corrupt or cut short: look for the next record that checks out. A record that only looks
+    // cut short may be a middle one whose length field is damaged: if a valid record follows, it
+    // is a corrupt record, and truncating there would throw the valid records after it away
+    // (found by fuzz/spool_records). Finding none, the rest is a torn or a corrupt tail.
     std::size_t next = pos + 1;
     bool resynced = false;
     while (next + kRecordHeaderBytes <= file.size()) {
@@ -121,8 +120,15 @@ ScanResult scan_records(std::string_view file) {
       }
       ++next;
     }
+    if (!resynced) {
+      if (found == Probe::torn) {
+        result.torn_tail = true;
+      } else {
+        ++result.corrupt_records;
+      }
+      break;
+    }
     ++result.corrupt_records;
-    if (!resynced) break;
     pos = next;
   }
   result.valid_end = pos;

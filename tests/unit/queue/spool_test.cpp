@@ -107,6 +107,40 @@ TEST_CASE("a scan tells a torn tail from a corrupt record and resynchronises", "
   CHECK(scan.valid_end == torn_at);
 }
 
+TEST_CASE("a damaged length that runs past the end is a corrupt record when valid ones follow",
+          "[queue][record]") {
+  // Found by fuzz/spool_records: taken for a torn tail, it made recovery truncate the valid
+  // records after it, and only on the second restart (after the first truncated the real tail).
+  std::string file = "OMPSPL01";
+  append_record(file, "first");
+  const std::size_t damaged_at = file.size();
+  append_record(file, "second");
+  const std::size_t third_at = file.size();
+  append_record(file, "third");
+  append_record(file, "fourth");
+  const std::size_t length_at = damaged_at + 4;
+  file[length_at + 1] = 0x10;  // "second" now claims 4 KiB, more than the rest of the file
+
+  ScanResult scan = scan_records(file);
+  REQUIRE(scan.records.size() == 3);
+  CHECK(scan.records[1].offset == third_at);
+  CHECK(scan.corrupt_records == 1);
+  CHECK_FALSE(scan.torn_tail);
+  CHECK(scan.valid_end == file.size());
+
+  // The same with a real torn tail after it: the tail goes, the valid records stay, and a second
+  // scan of the truncated file agrees.
+  append_record(file, "fifth, cut short");
+  file.resize(file.size() - 3);
+  scan = scan_records(file);
+  CHECK(scan.records.size() == 3);
+  CHECK(scan.torn_tail);
+  const ScanResult again = scan_records(std::string_view(file).substr(0, scan.valid_end));
+  CHECK(again.records.size() == 3);
+  CHECK_FALSE(again.torn_tail);
+  CHECK(again.corrupt_records == 1);
+}
+
 TEST_CASE("the spool acknowledges after writing and feeds the queue", "[queue][spool]") {
   TempDir dir;
   SpanQueue queue(1u << 20);
