@@ -166,6 +166,46 @@ struct RouteMatch {
   std::string header_value;  // for HeaderCondition::equals
 };
 
+// ---- normalize: what MLflow would otherwise lose (DESIGN.md "Normalization") ----------------
+
+// Which spans get the kept resource attributes: every span, the trace's root only, or none.
+enum class ResourceTarget { all, root, none };
+
+// Gives spans that MLflow cannot classify an mlflow.spanType. A rule matches on the span name
+// (glob), on an attribute (present, or equal to value), or both; the first match wins.
+struct SpanTypeRule {
+  std::string name;       // glob on the span name; empty: any name
+  std::string attribute;  // attribute key that must be present; empty: none needed
+  std::string value;      // with attribute: the value it must have; empty: any value
+  std::string type;       // one of MLflow's span types (LLM, CHAIN, AGENT, TOOL, ...)
+};
+
+struct NormalizeConfig {
+  bool enabled = true;
+  // Resource attributes copied onto spans under their own keys, unless a span has the key.
+  std::vector<std::string> resource_attributes{"service.name", "service.version",
+                                               "deployment.environment.name",
+                                               "telemetry.sdk.language"};
+  ResourceTarget resource_target = ResourceTarget::all;
+  bool span_kind = true;   // otel.span.kind: INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER
+  bool scope = true;       // otel.scope.name, otel.scope.version
+  bool links = false;      // otel.links: the links as compact JSON (MLflow 3.6 drops links)
+  bool span_types = true;  // built-in rules (Koog strategy/node/subgraph, agents, LLM) after rules
+  std::vector<SpanTypeRule> span_type_rules;
+  bool koog_io = true;                 // koog.node/subgraph.input/output -> span inputs/outputs
+  bool system_instructions = true;  // span inputs: gen_ai.input.messages with Koog's system_instructions
+  bool session_from_conversation = true;  // gen_ai.conversation.id -> session.id
+  bool user_from_enduser = true;          // enduser.id -> user.id
+  bool previews = true;  // a root without inputs/outputs takes its trace's invoke_agent ones
+};
+
+// The invoke_agent inputs/outputs remembered until their trace's root arrives. Shared by all
+// routes; bounded by bytes and by age, the oldest evicted first (and counted).
+struct PreviewCacheConfig {
+  std::size_t max_bytes = 16 * kMiB;
+  std::chrono::seconds ttl = 600s;
+};
+
 struct RouteConfig {
   std::string name;
   RouteMatch match;
@@ -173,11 +213,13 @@ struct RouteConfig {
   std::string experiment_name;
   std::string policy;  // from policies or a built-in; empty: default_route's policy
   HeaderMode header = HeaderMode::honor;
+  std::optional<NormalizeConfig> normalize;  // unset: default_route's
 };
 
 struct DefaultRouteConfig {
   std::string policy = "default";
   HeaderMode header = HeaderMode::honor;
+  NormalizeConfig normalize;
 };
 
 struct Config {
@@ -189,6 +231,7 @@ struct Config {
   std::vector<NamedPolicy> policies;  // user policies; built-ins are added by the policy stage
   std::vector<RouteConfig> routes;    // ordered, first match wins
   DefaultRouteConfig default_route;
+  PreviewCacheConfig preview_cache;
   std::chrono::milliseconds shutdown_timeout = 15s;  // drain deadline on SIGTERM
 };
 

@@ -506,6 +506,7 @@ class YamlLoader {
                        {"policies", [this](const Field& f) { policies(f); }},
                        {"routes", [this](const Field& f) { routes(f); }},
                        {"default_route", [this](const Field& f) { default_route(f); }},
+                       {"preview_cache", [this](const Field& f) { preview_cache(f); }},
                        {"shutdown_timeout",
                         [&](const Field& f) { c.shutdown_timeout = read_duration(f, 0ms); }},
                    });
@@ -891,6 +892,11 @@ class YamlLoader {
                  policy_references_.push_back({route.policy, f.mark(), f.path});
                }},
               {"header", [&](const Field& f) { route.header = read_header_mode(f); }},
+              {"normalize",
+               [&](const Field& f) {
+                 route.normalize.emplace();
+                 normalize(f, *route.normalize);
+               }},
           });
       if (!item.value.IsMap()) fail(item.mark(), item.path, "expected a mapping, got " + describe(item.value));
       if (!route.experiment_id.empty() && !route.experiment_name.empty()) {
@@ -913,6 +919,72 @@ class YamlLoader {
                           policy_references_.push_back({d.policy, f.mark(), f.path});
                         }},
                        {"header", [&](const Field& f) { d.header = read_header_mode(f); }},
+                       {"normalize", [&](const Field& f) { normalize(f, d.normalize); }},
+                   });
+  }
+
+  SpanTypeRule span_type_rule(const Field& field) const {
+    SpanTypeRule rule;
+    for_each_field(field, false,
+                   {
+                       {"name", [&](const Field& f) { rule.name = read_required_string(f); }},
+                       {"attribute",
+                        [&](const Field& f) { rule.attribute = read_required_string(f); }},
+                       {"value", [&](const Field& f) { rule.value = read_required_string(f); }},
+                       {"type",
+                        [&](const Field& f) { rule.type = read(f, kSpanTypeShape, parse_span_type); }},
+                   });
+    if (!field.value.IsMap() || rule.type.empty() || (rule.name.empty() && rule.attribute.empty())) {
+      fail(field.mark(), field.path, "expected a mapping with type and a name or an attribute");
+    }
+    if (!rule.value.empty() && rule.attribute.empty()) {
+      fail(field.mark(), field.path, "value needs an attribute");
+    }
+    return rule;
+  }
+
+  void normalize(const Field& field, NormalizeConfig& n) const {
+    auto flag = [this](const Field& f) { return read(f, kBoolShape, parse_bool); };
+    for_each_field(
+        field, false,
+        {
+            {"enabled", [&](const Field& f) { n.enabled = flag(f); }},
+            {"resource_attributes",
+             [&](const Field& f) {
+               n.resource_attributes.clear();
+               for_each_item(f, [&](const Field& item) {
+                 n.resource_attributes.push_back(read_required_string(item));
+               });
+             }},
+            {"resource_spans",
+             [&](const Field& f) {
+               n.resource_target = read(f, kResourceTargetShape, parse_resource_target);
+             }},
+            {"span_kind", [&](const Field& f) { n.span_kind = flag(f); }},
+            {"scope", [&](const Field& f) { n.scope = flag(f); }},
+            {"links", [&](const Field& f) { n.links = flag(f); }},
+            {"span_types", [&](const Field& f) { n.span_types = flag(f); }},
+            {"span_type_rules",
+             [&](const Field& f) {
+               for_each_item(f, [&](const Field& item) {
+                 n.span_type_rules.push_back(span_type_rule(item));
+               });
+             }},
+            {"koog_io", [&](const Field& f) { n.koog_io = flag(f); }},
+            {"system_instructions", [&](const Field& f) { n.system_instructions = flag(f); }},
+            {"session_from_conversation",
+             [&](const Field& f) { n.session_from_conversation = flag(f); }},
+            {"user_from_enduser", [&](const Field& f) { n.user_from_enduser = flag(f); }},
+            {"previews", [&](const Field& f) { n.previews = flag(f); }},
+        });
+  }
+
+  void preview_cache(const Field& field) {
+    auto& p = config_.preview_cache;
+    for_each_field(field, false,
+                   {
+                       {"max_bytes", [&](const Field& f) { p.max_bytes = read_size(f); }},
+                       {"ttl", [&](const Field& f) { p.ttl = read_seconds(f, 1s); }},
                    });
   }
 

@@ -55,6 +55,41 @@ void value_match(YAML::Emitter& out, std::string_view key, const ValueMatch& mat
   out << YAML::EndMap;
 }
 
+void flag_value(YAML::Emitter& out, std::string_view key, bool value) {
+  plain_value(out, key, value ? "true" : "false");
+}
+
+void render_normalize(YAML::Emitter& out, const NormalizeConfig& n) {
+  begin_section(out, "normalize");
+  flag_value(out, "enabled", n.enabled);
+  out << YAML::Key << "resource_attributes" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& key : n.resource_attributes) out << YAML::DoubleQuoted << key;
+  out << YAML::EndSeq;
+  plain_value(out, "resource_spans", std::string(format_resource_target(n.resource_target)));
+  flag_value(out, "span_kind", n.span_kind);
+  flag_value(out, "scope", n.scope);
+  flag_value(out, "links", n.links);
+  flag_value(out, "span_types", n.span_types);
+  if (!n.span_type_rules.empty()) {
+    out << YAML::Key << "span_type_rules" << YAML::Value << YAML::BeginSeq;
+    for (const SpanTypeRule& rule : n.span_type_rules) {
+      out << YAML::Flow << YAML::BeginMap;
+      if (!rule.name.empty()) string_value(out, "name", rule.name);
+      if (!rule.attribute.empty()) string_value(out, "attribute", rule.attribute);
+      if (!rule.value.empty()) string_value(out, "value", rule.value);
+      plain_value(out, "type", rule.type);
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  flag_value(out, "koog_io", n.koog_io);
+  flag_value(out, "system_instructions", n.system_instructions);
+  flag_value(out, "session_from_conversation", n.session_from_conversation);
+  flag_value(out, "user_from_enduser", n.user_from_enduser);
+  flag_value(out, "previews", n.previews);
+  out << YAML::EndMap;
+}
+
 // Policies, routes and the default route, in the schema load() reads.
 void render_routing(YAML::Emitter& out, const Config& config) {
   if (!config.policies.empty()) {
@@ -122,6 +157,7 @@ void render_routing(YAML::Emitter& out, const Config& config) {
       if (!route.experiment_name.empty()) string_value(out, "experiment_name", route.experiment_name);
       if (!route.policy.empty()) string_value(out, "policy", route.policy);
       plain_value(out, "header", std::string(format_header_mode(route.header)));
+      if (route.normalize) render_normalize(out, *route.normalize);
       out << YAML::EndMap;
     }
     out << YAML::EndSeq;
@@ -129,6 +165,11 @@ void render_routing(YAML::Emitter& out, const Config& config) {
   begin_section(out, "default_route");
   string_value(out, "policy", config.default_route.policy);
   plain_value(out, "header", std::string(format_header_mode(config.default_route.header)));
+  render_normalize(out, config.default_route.normalize);
+  out << YAML::EndMap;
+  begin_section(out, "preview_cache");
+  plain_value(out, "max_bytes", format_size(config.preview_cache.max_bytes));
+  plain_value(out, "ttl", format_duration(config.preview_cache.ttl));
   out << YAML::EndMap;
 }
 

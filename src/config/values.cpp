@@ -133,6 +133,17 @@ bool split_host_port(std::string_view text, std::string_view& host, std::string_
   return true;
 }
 
+constexpr std::array<std::pair<std::string_view, ResourceTarget>, 3> kResourceTargets{{
+    {"all", ResourceTarget::all},
+    {"root", ResourceTarget::root},
+    {"none", ResourceTarget::none},
+}};
+
+// MLflow's SpanType constants (mlflow/entities/span.py).
+constexpr std::array<std::string_view, 15> kSpanTypes{
+    "LLM",      "CHAIN",  "AGENT",   "TOOL",     "CHAT_MODEL", "RETRIEVER", "PARSER",   "EMBEDDING",
+    "RERANKER", "MEMORY", "UNKNOWN", "WORKFLOW", "TASK",       "GUARDRAIL", "EVALUATOR"};
+
 }  // namespace
 
 std::string quoted(std::string_view text) {
@@ -429,6 +440,27 @@ std::string_view format_header_mode(HeaderMode mode) {
     if (known == mode) return name;
   }
   return "?";
+}
+
+ResourceTarget parse_resource_target(std::string_view text) {
+  for (const auto& [name, target] : kResourceTargets) {
+    if (iequals(text, name)) return target;
+  }
+  fail_shape(kResourceTargetShape, text);
+}
+
+std::string_view format_resource_target(ResourceTarget target) {
+  for (const auto& [name, known] : kResourceTargets) {
+    if (known == target) return name;
+  }
+  return "?";
+}
+
+std::string parse_span_type(std::string_view text) {
+  for (std::string_view type : kSpanTypes) {
+    if (iequals(text, type)) return std::string(type);
+  }
+  fail_shape(kSpanTypeShape, text);
 }
 
 }  // namespace proxy::config

@@ -96,6 +96,16 @@ FsyncPolicy parse_fsync(std::string_view text);
 std::string_view format_durability(Durability durability);
 std::string_view format_fsync(FsyncPolicy policy);
 
+inline constexpr std::string_view kResourceTargetShape = "one of all, root, none";
+inline constexpr std::string_view kSpanTypeShape =
+    "one of MLflow's span types: LLM, CHAIN, AGENT, TOOL, CHAT_MODEL, RETRIEVER, PARSER, "
+    "EMBEDDING, RERANKER, MEMORY, UNKNOWN, WORKFLOW, TASK, GUARDRAIL, EVALUATOR";
+
+ResourceTarget parse_resource_target(std::string_view text);
+std::string_view format_resource_target(ResourceTarget target);
+// Returns MLflow's spelling (upper case); "chain" is accepted as "CHAIN".
+std::string parse_span_type(std::string_view text);
+
 // The URL with the password of its userinfo replaced by "<hidden>" (http://u:<hidden>@host).
 std::string hide_url_password(std::string_view url);
 

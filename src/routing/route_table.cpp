@@ -124,6 +124,8 @@ RouteTable::RouteTable(const config::Config& config) {
     compiled_route.header_mode = route.header;
     compiled_route.policy_name = route.policy.empty() ? config.default_route.policy : route.policy;
     compiled_route.policy = policy_named(compiled_route.policy_name, route.name);
+    compiled_route.normalizer = std::make_shared<const normalize::Normalizer>(
+        route.normalize ? *route.normalize : config.default_route.normalize);
     routes_.push_back(std::move(compiled_route));
   }
   CompiledRoute fallback;
@@ -132,6 +134,7 @@ RouteTable::RouteTable(const config::Config& config) {
   fallback.header_mode = config.default_route.header;
   fallback.policy_name = config.default_route.policy;
   fallback.policy = policy_named(fallback.policy_name, "default_route");
+  fallback.normalizer = std::make_shared<const normalize::Normalizer>(config.default_route.normalize);
   routes_.push_back(std::move(fallback));
 }
 

@@ -17,6 +17,7 @@
 
 #include "common/experiment_ref.hpp"
 #include "config/config.hpp"
+#include "normalize/normalize.hpp"
 #include "otlp/types.hpp"
 #include "policy/policy.hpp"
 #include "routing/experiment_selector.hpp"
@@ -45,6 +46,7 @@ struct CompiledRoute {
   config::HeaderMode header_mode = config::HeaderMode::honor;
   std::string policy_name;
   std::shared_ptr<const policy::CompiledPolicy> policy;  // shared by routes naming one policy
+  std::shared_ptr<const normalize::Normalizer> normalizer;  // runs after the policy
 };
 
 class RouteTable {

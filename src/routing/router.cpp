@@ -56,7 +56,8 @@ void append_resource_spans(std::string& out, const otlp::ResourceSpans& resource
   resource_spans.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t*>(out.data() + at));
 }
 
-Router::Router(const config::Config& config) : table_(config), route_configs_(config.routes) {
+Router::Router(const config::Config& config)
+    : table_(config), route_configs_(config.routes), preview_cache_(config.preview_cache) {
   stats_.route_spans = std::make_unique<RouterStats::Counter[]>(table_.routes().size());
 }
 
@@ -91,13 +92,31 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
     }
   }
 
+  // Per resource spans: the policy, then normalization on its output (so nothing masked is ever
+  // copied back), then the trace previews once every invoke_agent span of the request is known
+  // (Koog batches a trace's root with its invoke_agent, each in its own ResourceSpans).
   policy::PolicyTally tally;
+  normalize::NormalizeTally normalized;
+  const auto now = normalize::PreviewCache::Clock::now();
+  auto transform = [&](std::size_t route, otlp::ResourceSpans& resource_spans) {
+    const CompiledRoute& compiled = table_.routes()[route];
+    policy::apply(*compiled.policy, resource_spans, tally);
+    normalize::apply(*compiled.normalizer, resource_spans, normalized);
+    normalize::collect_previews(*compiled.normalizer, route, resource_spans, preview_cache_, now);
+  };
+  auto fill = [&](std::size_t route, otlp::ResourceSpans& resource_spans) {
+    normalize::fill_previews(*table_.routes()[route].normalizer, route, resource_spans,
+                             preview_cache_, now, normalized);
+  };
   std::vector<queue::QueueItem> items;
   if (single) {
     std::uint32_t spans = 0;
     for (otlp::ResourceSpans& resource_spans : *request.mutable_resource_spans()) {
-      policy::apply(*table_.routes()[first].policy, resource_spans, tally);
+      transform(first, resource_spans);
       spans += spans_in(resource_spans);
+    }
+    for (otlp::ResourceSpans& resource_spans : *request.mutable_resource_spans()) {
+      fill(first, resource_spans);
     }
     if (spans > 0) {
       items.push_back({*experiments[first], request.SerializeAsString(), spans});
@@ -105,6 +124,11 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
     }
   } else {
     stats_.requests_split.fetch_add(1, std::memory_order_relaxed);
+    for (int i = 0; i < request.resource_spans_size(); ++i) {
+      otlp::ResourceSpans& resource_spans = *request.mutable_resource_spans(i);
+      if (spans_in(resource_spans) == 0) continue;
+      transform(route_of[static_cast<std::size_t>(i)], resource_spans);
+    }
     thread_local std::vector<std::size_t> item_of_route;
     item_of_route.assign(route_count, SIZE_MAX);
     for (int i = 0; i < request.resource_spans_size(); ++i) {
@@ -112,7 +136,7 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
       otlp::ResourceSpans& resource_spans = *request.mutable_resource_spans(i);
       const std::uint32_t spans = spans_in(resource_spans);
       if (spans == 0) continue;
-      policy::apply(*table_.routes()[route].policy, resource_spans, tally);
+      fill(route, resource_spans);
       if (item_of_route[route] == SIZE_MAX) {
         item_of_route[route] = items.size();
         items.push_back({*experiments[route], {}, 0});
@@ -124,6 +148,7 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
     }
   }
   policy_stats_.add(tally);
+  normalize_stats_.add(normalized);
   return items;
 }
 
@@ -136,7 +161,8 @@ std::vector<std::string> Router::describe() const {
                     describe_match(route, i + 1 < routes.size() ? &route_configs_[i] : nullptr) +
                     " -> experiment " + route.experiment.describe() + ", policy " +
                     config::quoted(route.policy_name) + ", header " +
-                    std::string(config::format_header_mode(route.header_mode)));
+                    std::string(config::format_header_mode(route.header_mode)) + ", normalize " +
+                    (route.normalizer->enabled() ? "on" : "off"));
   }
   return lines;
 }

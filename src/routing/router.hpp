@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "normalize/normalize.hpp"
+#include "normalize/preview_cache.hpp"
 #include "otlp/types.hpp"
 #include "policy/policy.hpp"
 #include "queue/span_queue.hpp"
@@ -41,6 +43,8 @@ class Router {
   const RouteTable& table() const { return table_; }
   const policy::PolicyStats& policy_stats() const { return policy_stats_; }
   const RouterStats& stats() const { return stats_; }
+  const normalize::NormalizeStats& normalize_stats() const { return normalize_stats_; }
+  const normalize::PreviewCache& preview_cache() const { return preview_cache_; }
 
   // One line per route for the start-up log: name, match, experiment, policy, header mode.
   std::vector<std::string> describe() const;
@@ -50,6 +54,8 @@ class Router {
   std::vector<config::RouteConfig> route_configs_;  // for describe()
   mutable policy::PolicyStats policy_stats_;
   mutable RouterStats stats_;
+  mutable normalize::NormalizeStats normalize_stats_;
+  mutable normalize::PreviewCache preview_cache_;  // shared by all routes, keyed by route
 };
 
 // Appends `resource_spans` to `out` as field 1 of an ExportTraceServiceRequest: serialized

@@ -25,6 +25,8 @@ using proxy::config::Endpoint;
 using proxy::config::Environment;
 using proxy::config::LoadedConfig;
 using proxy::config::LogFormat;
+using proxy::config::NormalizeConfig;
+using proxy::config::ResourceTarget;
 using proxy::config::ValueError;
 
 const std::string kExampleConfig = PROXY_TEST_DATA_DIR "/../../config/otlp-mlflow-proxy.yaml";
@@ -671,7 +673,7 @@ TEST_CASE("YAML structure errors give file:line:col and the path", "[config][yam
        "proxy.yaml:3:1: expected one YAML document, found a second one"},
       {"recever:\n  listen: a:1\n",
        "proxy.yaml:1:1: recever: unknown key (expected one of: receiver, mlflow, queue, exporter, "
-       "log, policies, routes, default_route, shutdown_timeout)"},
+       "log, policies, routes, default_route, preview_cache, shutdown_timeout)"},
       {"exporter:\n  concurrency: 2\n  retry:\n    initial_backoff: 1s\n    multiplyer: 3\n",
        "proxy.yaml:5:5: exporter.retry.multiplyer: unknown key (expected one of: initial_backoff, "
        "max_backoff, multiplier, max_transient_422_retries)"},
@@ -950,4 +952,80 @@ TEST_CASE("a token that cannot start a document is refused where it stands", "[c
       CHECK_THAT(e.what(), Catch::Contains(expected));
     }
   }
+}
+
+// ---- normalize -----------------------------------------------------------------------------------
+
+TEST_CASE("normalize: defaults, every key, per route, rendered", "[config][normalize]") {
+  const Config defaults;
+  const NormalizeConfig& d = defaults.default_route.normalize;
+  CHECK(d.enabled);
+  CHECK(d.resource_attributes == std::vector<std::string>{"service.name", "service.version",
+                                                          "deployment.environment.name",
+                                                          "telemetry.sdk.language"});
+  CHECK(d.resource_target == ResourceTarget::all);
+  CHECK((d.span_kind && d.scope && !d.links && d.span_types && d.koog_io && d.system_instructions &&
+         d.session_from_conversation && d.user_from_enduser && d.previews));
+  CHECK(defaults.preview_cache.max_bytes == 16 * proxy::config::kMiB);
+  CHECK(defaults.preview_cache.ttl == 600s);
+
+  const Config every = proxy::config::load({"--config", kEveryKeyConfig}, {}).config;
+  const NormalizeConfig& n = every.default_route.normalize;
+  CHECK_FALSE(n.enabled);
+  CHECK(n.resource_attributes == std::vector<std::string>{"service.name", "k8s.pod.name"});
+  CHECK(n.resource_target == ResourceTarget::root);
+  CHECK_FALSE((n.span_kind || n.scope || !n.links || n.span_types || n.koog_io ||
+               n.system_instructions || n.session_from_conversation || n.user_from_enduser ||
+               n.previews));
+  REQUIRE(n.span_type_rules.size() == 2);
+  CHECK(n.span_type_rules[0].name == "retrieve *");
+  CHECK(n.span_type_rules[0].type == "RETRIEVER");  // MLflow's spelling
+  CHECK(n.span_type_rules[1].attribute == "db.system");
+  CHECK(n.span_type_rules[1].value == "postgresql");
+  CHECK(every.preview_cache.max_bytes == proxy::config::kMiB);
+  CHECK(every.preview_cache.ttl == 30s);
+  const std::string rendered = proxy::config::render_effective(every);
+  CHECK(contains(rendered, "resource_spans: root"));
+  CHECK(contains(rendered, "span_type_rules:"));
+  CHECK(contains(rendered, "{name: \"retrieve *\", type: RETRIEVER}"));
+  CHECK(contains(rendered, "preview_cache:\n  max_bytes: 1MiB\n  ttl: 30s"));
+
+  // A route's section starts from the defaults; a route without one uses default_route's.
+  const Config routed = load_yaml(R"(
+routes:
+  - name: quiet
+    match: {resource: {service.name: quiet}}
+    normalize: {previews: false, resource_attributes: []}
+  - name: plain
+    match: {resource: {service.name: plain}}
+default_route:
+  normalize: {links: true}
+)").config;
+  REQUIRE(routed.routes.size() == 2);
+  REQUIRE(routed.routes[0].normalize);
+  CHECK_FALSE(routed.routes[0].normalize->previews);
+  CHECK_FALSE(routed.routes[0].normalize->links);
+  CHECK(routed.routes[0].normalize->resource_attributes.empty());
+  CHECK_FALSE(routed.routes[1].normalize);
+  CHECK(routed.default_route.normalize.links);
+  CHECK(contains(proxy::config::render_effective(routed),
+                 "    header: honor\n    normalize:\n      enabled: true\n      resource_attributes: []"));
+}
+
+TEST_CASE("normalize errors give file:line:col and the path", "[config][normalize]") {
+  CHECK(yaml_error("default_route:\n  normalize:\n    previews: maybe\n") ==
+        "proxy.yaml:3:15: default_route.normalize.previews: expected true or false, got \"maybe\"");
+  CHECK(contains(yaml_error("default_route:\n  normalize:\n    resource_spans: some\n"),
+                 "default_route.normalize.resource_spans: expected one of all, root, none"));
+  CHECK(contains(yaml_error("default_route:\n  normalize:\n    span_type_rules:\n"
+                            "      - {name: \"x*\", type: PIZZA}\n"),
+                 "default_route.normalize.span_type_rules[0].type: expected one of MLflow's span types"));
+  CHECK(contains(yaml_error("default_route:\n  normalize:\n    span_type_rules:\n      - {type: TOOL}\n"),
+                 "span_type_rules[0]: expected a mapping with type and a name or an attribute"));
+  CHECK(contains(yaml_error("default_route:\n  normalize:\n    span_type_rules:\n"
+                            "      - {name: x, value: y, type: TOOL}\n"),
+                 "span_type_rules[0]: value needs an attribute"));
+  CHECK(contains(yaml_error("default_route:\n  normalize:\n    colour: red\n"),
+                 "default_route.normalize.colour"));
+  CHECK(contains(yaml_error("preview_cache:\n  ttl: 0s\n"), "preview_cache.ttl"));
 }

@@ -217,9 +217,9 @@ TEST_CASE("describe() lists every route for the start-up log", "[routing]") {
   const auto lines = router.describe();
   REQUIRE(lines.size() == 5);
   CHECK(lines[0] == "route \"team-a\": service.name glob \"team-a-*\" -> experiment name \"team-a-agents\", "
-                    "policy \"mask\", header honor");
+                    "policy \"mask\", header honor, normalize on");
   CHECK(lines[4] == "route \"default\": everything else -> experiment name \"shared\", policy \"redact\", "
-                    "header honor");
+                    "header honor, normalize on");
 }
 
 TEST_CASE("append_resource_spans writes field 1, so appended payloads parse as one request", "[routing]") {
@@ -325,4 +325,66 @@ TEST_CASE("the effective config (--check-config) renders policies and routes tha
   INFO(rendered);
   CHECK(rendered.find("team-b-(planner|coder)") != std::string::npos);
   CHECK(config::render_effective(load_yaml(rendered)) == rendered);
+}
+
+TEST_CASE("normalization runs after the policy: nothing it copies is unmasked", "[routing][normalize]") {
+  config::Config config;
+  config.mlflow.experiment_id = "5";
+  const Router router(config);  // default_route: the "default" policy masks content
+  const std::string prompt = "my secret prompt about Paris";
+  otlp::ExportRequest request;
+  auto span_in = [&](const std::string& name, bool root) {
+    auto* resource_spans = request.add_resource_spans();
+    auto* attribute = resource_spans->mutable_resource()->add_attributes();
+    attribute->set_key("service.name");
+    attribute->mutable_value()->set_string_value("koog-agent");
+    auto* span = resource_spans->add_scope_spans()->add_spans();
+    span->set_name(name);
+    span->set_trace_id(std::string(16, '\x07'));
+    span->set_span_id(std::string(8, static_cast<char>('\x10' + request.resource_spans_size())));
+    if (!root) span->set_parent_span_id(std::string(8, '\x11'));
+    return span;
+  };
+  auto set = [](otlp::Span* span, const std::string& key, const std::string& value) {
+    auto* attribute = span->add_attributes();
+    attribute->set_key(key);
+    attribute->mutable_value()->set_string_value(value);
+  };
+  auto* node = span_in("node call_llm", false);
+  set(node, "koog.node.id", "call_llm");
+  set(node, "koog.node.input", "\"" + prompt + "\"");
+  auto* agent = span_in("invoke_agent weather-agent", false);
+  set(agent, "gen_ai.operation.name", "invoke_agent");
+  set(agent, "gen_ai.input.messages",
+      R"([{"role":"user","parts":[{"type":"text","content":")" + prompt + R"("}]}])");
+  auto* root = span_in("create_agent weather-agent", true);
+  set(root, "gen_ai.operation.name", "create_agent");
+
+  auto routed = router.route(request, std::nullopt);
+  auto& items = std::get<std::vector<queue::QueueItem>>(routed);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].payload.find("Paris") == std::string::npos);
+  otlp::ExportRequest parsed;
+  REQUIRE(parsed.ParseFromString(items[0].payload));
+  auto value = [](const otlp::Span& span, std::string_view key) -> std::string {
+    for (const auto& attribute : span.attributes()) {
+      if (attribute.key() == key) return attribute.value().string_value();
+    }
+    return "<absent>";
+  };
+  const otlp::Span& node_out = parsed.resource_spans(0).scope_spans(0).spans(0);
+  CHECK(value(node_out, "mlflow.spanInputs") == "[masked: 30 bytes]");
+  CHECK(value(node_out, "mlflow.spanType") == "CHAIN");
+  CHECK(value(node_out, "service.name") == "koog-agent");
+  const otlp::Span& root_out = parsed.resource_spans(2).scope_spans(0).spans(0);
+  bool root_has_masked_inputs = false;
+  for (const auto& attribute : root_out.attributes()) {
+    if (attribute.key() == "mlflow.spanInputs") {
+      root_has_masked_inputs = attribute.value().SerializeAsString().find("[masked: ") != std::string::npos;
+    }
+  }
+  CHECK(root_has_masked_inputs);
+  CHECK(router.normalize_stats().count(normalize::Rule::preview) == 1);
+  CHECK(router.normalize_stats().count(normalize::Rule::span_type) == 1);  // the node; MLflow types the rest
+  CHECK(router.preview_cache().entries() == 0);
 }

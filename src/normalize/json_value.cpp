@@ -1,0 +1,150 @@
+#include "normalize/json_value.hpp"
+
+#include <cctype>
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include <boost/json.hpp>
+
+#include "common/hex.hpp"
+
+namespace proxy::normalize {
+namespace {
+
+void from_json(const boost::json::value& json, otlp::AnyValue& out) {
+  switch (json.kind()) {
+    case boost::json::kind::null:
+      out.Clear();
+      break;
+    case boost::json::kind::bool_:
+      out.set_bool_value(json.get_bool());
+      break;
+    case boost::json::kind::int64:
+      out.set_int_value(json.get_int64());
+      break;
+    case boost::json::kind::uint64:
+      if (json.get_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        out.set_int_value(static_cast<std::int64_t>(json.get_uint64()));
+      } else {
+        out.set_double_value(static_cast<double>(json.get_uint64()));
+      }
+      break;
+    case boost::json::kind::double_:
+      out.set_double_value(json.get_double());
+      break;
+    case boost::json::kind::string:
+      out.set_string_value(std::string(json.get_string()));
+      break;
+    case boost::json::kind::array: {
+      auto* array = out.mutable_array_value();
+      for (const boost::json::value& item : json.get_array()) from_json(item, *array->add_values());
+      break;
+    }
+    case boost::json::kind::object: {
+      auto* list = out.mutable_kvlist_value();
+      for (const auto& [key, item] : json.get_object()) {
+        otlp::KeyValue* entry = list->add_values();
+        entry->set_key(std::string(key));
+        from_json(item, *entry->mutable_value());
+      }
+      break;
+    }
+  }
+}
+
+std::optional<boost::json::value> parse(std::string_view text) {
+  boost::system::error_code error;
+  boost::json::value json = boost::json::parse(text, error);  // depth limited (32) by default
+  if (error) return std::nullopt;
+  return json;
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+std::optional<otlp::AnyValue> parse_json_value(std::string_view text) {
+  auto json = parse(text);
+  if (!json || json->is_null()) return std::nullopt;
+  otlp::AnyValue value;
+  from_json(*json, value);
+  return value;
+}
+
+boost::json::value to_json(const otlp::AnyValue& value) {
+  switch (value.value_case()) {
+    case otlp::AnyValue::kStringValue:
+      return boost::json::string(value.string_value());
+    case otlp::AnyValue::kBoolValue:
+      return value.bool_value();
+    case otlp::AnyValue::kIntValue:
+      return value.int_value();
+    case otlp::AnyValue::kDoubleValue:
+      return value.double_value();
+    case otlp::AnyValue::kBytesValue:
+      return boost::json::string(to_hex(value.bytes_value()));
+    case otlp::AnyValue::kArrayValue: {
+      boost::json::array array;
+      for (const otlp::AnyValue& item : value.array_value().values()) array.push_back(to_json(item));
+      return array;
+    }
+    case otlp::AnyValue::kKvlistValue: {
+      boost::json::object object;
+      for (const otlp::KeyValue& item : value.kvlist_value().values()) {
+        object[item.key()] = to_json(item.value());
+      }
+      return object;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages) {
+  auto json = parse(genai_messages);
+  if (!json || !json->is_array() || json->get_array().empty()) return std::nullopt;
+  otlp::AnyValue out;
+  auto* messages = out.mutable_kvlist_value()->add_values();
+  messages->set_key("messages");
+  auto* list = messages->mutable_value()->mutable_array_value();
+  bool any_text = false;
+  for (const boost::json::value& message : json->get_array()) {
+    if (!message.is_object()) return std::nullopt;
+    const boost::json::object& object = message.get_object();
+    const boost::json::value* role = object.if_contains("role");
+    const boost::json::value* parts = object.if_contains("parts");
+    if (role == nullptr || !role->is_string() || parts == nullptr || !parts->is_array()) {
+      return std::nullopt;
+    }
+    std::string content;
+    for (const boost::json::value& part : parts->get_array()) {
+      if (!part.is_object()) continue;
+      const boost::json::value* type = part.get_object().if_contains("type");
+      const boost::json::value* text = part.get_object().if_contains("content");
+      if (type == nullptr || !type->is_string() || type->get_string() != "text" || text == nullptr ||
+          !text->is_string()) {
+        continue;
+      }
+      if (!content.empty()) content += "\n";
+      content += text->get_string();
+    }
+    if (content.empty()) continue;  // tool calls and results: no text to preview
+    any_text = true;
+    auto* entry = list->add_values()->mutable_kvlist_value();
+    auto* role_value = entry->add_values();
+    role_value->set_key("role");
+    role_value->mutable_value()->set_string_value(lower(role->get_string()));
+    auto* content_value = entry->add_values();
+    content_value->set_key("content");
+    content_value->mutable_value()->set_string_value(std::move(content));
+  }
+  if (!any_text) return std::nullopt;
+  return out;
+}
+
+}  // namespace proxy::normalize

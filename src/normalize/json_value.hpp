@@ -1,0 +1,28 @@
+// JSON text <-> OTLP AnyValue, for values MLflow renders: MLflow decodes an AnyValue into Python
+// objects and stores them as JSON, so a key-value list becomes an object it can read messages
+// from, while a string holding JSON stays an opaque quoted string.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include <boost/json/value.hpp>
+
+#include "otlp/types.hpp"
+
+namespace proxy::normalize {
+
+// The JSON text as structure: object -> key-value list, array -> array, string, integer, double,
+// bool. nullopt when the text is not JSON, or is JSON null.
+std::optional<otlp::AnyValue> parse_json_value(std::string_view text);
+
+// The AnyValue as JSON (bytes as lowercase hex, unset as null).
+boost::json::value to_json(const otlp::AnyValue& value);
+
+// OpenTelemetry GenAI messages ([{"role":"User","parts":[{"type":"text","content":"..."}]}],
+// roles in any case) as {"messages":[{"role":"user","content":"..."}]}: the chat shape MLflow
+// builds its trace previews from (the last user message, the last assistant message).
+// nullopt when the text is not such a list or has no text part at all.
+std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages);
+
+}  // namespace proxy::normalize

@@ -1,0 +1,310 @@
+#include "normalize/normalize.hpp"
+
+#include <boost/json.hpp>
+
+#include "common/hex.hpp"  // to_hex
+#include "normalize/json_value.hpp"
+#include "policy/glob.hpp"
+
+namespace proxy::normalize {
+namespace {
+
+using opentelemetry::proto::trace::v1::Span_SpanKind;
+
+// gen_ai.operation.name values MLflow maps to a span type (GenAiTranslator.SPAN_KIND_TO_MLFLOW_TYPE).
+constexpr std::array<std::string_view, 8> kMappedOperations{
+    "chat",          "create_agent", "embeddings",      "execute_tool",
+    "generate_content", "invoke_agent", "text_completion", "response"};
+
+// Keys other MLflow translators type spans by (OpenInference, Traceloop, Vercel AI).
+constexpr std::array<std::string_view, 3> kOtherTypeKeys{"openinference.span.kind",
+                                                         "traceloop.span.kind", "ai.operationId"};
+
+// The keys MLflow's translators read inputs and outputs from (GenAI, OpenInference, Traceloop).
+constexpr std::array<std::string_view, 6> kInputKeys{
+    kSpanInputs,   "gen_ai.input.messages", "gen_ai.tool.call.arguments",
+    "input.value", "traceloop.entity.input", "gen_ai.prompt"};
+constexpr std::array<std::string_view, 6> kOutputKeys{
+    kSpanOutputs,   "gen_ai.output.messages", "gen_ai.tool.call.result",
+    "output.value", "traceloop.entity.output", "gen_ai.completion"};
+
+constexpr std::string_view kChain = "CHAIN";
+constexpr std::string_view kAgent = "AGENT";
+constexpr std::string_view kLlm = "LLM";
+
+std::string_view string_of(const otlp::AnyValue* value) {
+  if (value == nullptr || value->value_case() != otlp::AnyValue::kStringValue) return {};
+  return value->string_value();
+}
+
+// A value MLflow would treat as present: not an empty string, not unset.
+bool present(const otlp::AnyValue* value) {
+  if (value == nullptr) return false;
+  if (value->value_case() == otlp::AnyValue::VALUE_NOT_SET) return false;
+  if (value->value_case() == otlp::AnyValue::kStringValue) return !value->string_value().empty();
+  return true;
+}
+
+template <std::size_t N>
+bool any_present(const otlp::Span& span, const std::array<std::string_view, N>& keys) {
+  for (std::string_view key : keys) {
+    if (present(find_attribute(span, key))) return true;
+  }
+  return false;
+}
+
+otlp::AnyValue* add_attribute(otlp::Span& span, std::string_view key) {
+  otlp::KeyValue* attribute = span.add_attributes();
+  attribute->set_key(std::string(key));
+  return attribute->mutable_value();
+}
+
+void add_string(otlp::Span& span, std::string_view key, std::string_view value) {
+  add_attribute(span, key)->set_string_value(std::string(value));
+}
+
+// "name" or "name <anything>": Koog's span names are the operation, a space, then the subject.
+bool name_is(std::string_view span_name, std::string_view operation) {
+  return span_name.starts_with(operation) &&
+         (span_name.size() == operation.size() || span_name[operation.size()] == ' ');
+}
+
+std::string_view kind_name(Span_SpanKind kind) {
+  switch (kind) {
+    case opentelemetry::proto::trace::v1::Span::SPAN_KIND_INTERNAL:
+      return "INTERNAL";
+    case opentelemetry::proto::trace::v1::Span::SPAN_KIND_SERVER:
+      return "SERVER";
+    case opentelemetry::proto::trace::v1::Span::SPAN_KIND_CLIENT:
+      return "CLIENT";
+    case opentelemetry::proto::trace::v1::Span::SPAN_KIND_PRODUCER:
+      return "PRODUCER";
+    case opentelemetry::proto::trace::v1::Span::SPAN_KIND_CONSUMER:
+      return "CONSUMER";
+    default:
+      return {};
+  }
+}
+
+// The links as compact JSON: [{"trace_id":hex,"span_id":hex,"attributes":{...}}].
+std::string links_json(const otlp::Span& span) {
+  boost::json::array links;
+  for (const auto& link : span.links()) {
+    boost::json::object object;
+    object["trace_id"] = to_hex(link.trace_id());
+    object["span_id"] = to_hex(link.span_id());
+    if (link.attributes_size() > 0) {
+      boost::json::object attributes;
+      for (const otlp::KeyValue& attribute : link.attributes()) {
+        attributes[attribute.key()] = to_json(attribute.value());
+      }
+      object["attributes"] = std::move(attributes);
+    }
+    links.push_back(std::move(object));
+  }
+  return boost::json::serialize(links);
+}
+
+// Copies a Koog content value as span inputs/outputs: its JSON as structure, so MLflow shows the
+// text or object instead of a quoted string; anything else (masked, hashed, hidden) as it is.
+void copy_content(otlp::Span& span, std::string_view key, const otlp::AnyValue& value) {
+  otlp::AnyValue* target = add_attribute(span, key);
+  if (value.value_case() == otlp::AnyValue::kStringValue) {
+    if (auto parsed = parse_json_value(value.string_value())) {
+      *target = std::move(*parsed);
+      return;
+    }
+  }
+  *target = value;
+}
+
+void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& resource_spans,
+                    const otlp::ScopeSpans& scope_spans, otlp::Span& span, NormalizeTally& tally) {
+  const config::NormalizeConfig& config = normalizer.config();
+  ++tally.spans;
+
+  if (config.resource_target == config::ResourceTarget::all ||
+      (config.resource_target == config::ResourceTarget::root && span.parent_span_id().empty())) {
+    for (const std::string& key : config.resource_attributes) {
+      if (find_attribute(span, key) != nullptr) continue;
+      for (const otlp::KeyValue& attribute : resource_spans.resource().attributes()) {
+        if (attribute.key() == key) {
+          *add_attribute(span, key) = attribute.value();
+          tally.add(Rule::resource_attribute);
+          break;
+        }
+      }
+    }
+  }
+
+  if (config.span_kind && find_attribute(span, "otel.span.kind") == nullptr) {
+    if (std::string_view kind = kind_name(span.kind()); !kind.empty()) {
+      add_string(span, "otel.span.kind", kind);
+      tally.add(Rule::span_kind);
+    }
+  }
+  if (config.scope && !scope_spans.scope().name().empty() &&
+      find_attribute(span, "otel.scope.name") == nullptr) {
+    add_string(span, "otel.scope.name", scope_spans.scope().name());
+    if (!scope_spans.scope().version().empty() &&
+        find_attribute(span, "otel.scope.version") == nullptr) {
+      add_string(span, "otel.scope.version", scope_spans.scope().version());
+    }
+    tally.add(Rule::scope);
+  }
+  if (config.links && span.links_size() > 0 && find_attribute(span, "otel.links") == nullptr) {
+    add_string(span, "otel.links", links_json(span));
+    tally.add(Rule::links);
+  }
+
+  if (std::string_view type = normalizer.span_type(span); !type.empty()) {
+    add_string(span, kSpanType, type);
+    tally.add(Rule::span_type);
+  }
+
+  if (config.koog_io) {
+    if (!has_inputs(span)) {
+      const otlp::AnyValue* input = find_attribute(span, "koog.node.input");
+      if (!present(input)) input = find_attribute(span, "koog.subgraph.input");
+      if (present(input)) {
+        const otlp::AnyValue copy = *input;  // add_attribute may reallocate the attributes
+        copy_content(span, kSpanInputs, copy);
+        tally.add(Rule::inputs);
+      }
+    }
+    if (!has_outputs(span)) {
+      const otlp::AnyValue* output = find_attribute(span, "koog.node.output");
+      if (!present(output)) output = find_attribute(span, "koog.subgraph.output");
+      if (present(output)) {
+        const otlp::AnyValue copy = *output;
+        copy_content(span, kSpanOutputs, copy);
+        tally.add(Rule::outputs);
+      }
+    }
+  }
+
+  // The joined messages go to mlflow.spanInputs, which MLflow reads instead of
+  // gen_ai.input.messages (stored the same way), so the span's own attribute stays as sent.
+  if (config.system_instructions && find_attribute(span, kSpanInputs) == nullptr) {
+    std::string_view instructions = string_of(find_attribute(span, "system_instructions"));
+    if (instructions.empty()) instructions = string_of(find_attribute(span, "gen_ai.system_instructions"));
+    const std::string_view messages = string_of(find_attribute(span, "gen_ai.input.messages"));
+    if (!instructions.empty() && !messages.empty()) {
+      if (auto joined = join_system_instructions(messages, instructions)) {
+        add_string(span, kSpanInputs, *joined);
+        tally.add(Rule::system_instructions);
+      }
+    }
+  }
+
+  if (config.session_from_conversation && find_attribute(span, "session.id") == nullptr) {
+    if (const otlp::AnyValue* conversation = find_attribute(span, "gen_ai.conversation.id");
+        present(conversation)) {
+      const otlp::AnyValue copy = *conversation;
+      *add_attribute(span, "session.id") = copy;
+      tally.add(Rule::session);
+    }
+  }
+  if (config.user_from_enduser && find_attribute(span, "user.id") == nullptr) {
+    if (const otlp::AnyValue* user = find_attribute(span, "enduser.id"); present(user)) {
+      const otlp::AnyValue copy = *user;
+      *add_attribute(span, "user.id") = copy;
+      tally.add(Rule::user);
+    }
+  }
+}
+
+}  // namespace
+
+std::string_view rule_name(Rule rule) {
+  static constexpr std::array<std::string_view, kRuleCount> kNames{
+      "resource_attribute", "span_kind", "scope", "links", "span_type", "inputs",
+      "outputs", "system_instructions", "session", "user", "preview"};
+  return kNames[static_cast<std::size_t>(rule)];
+}
+
+void NormalizeStats::add(const NormalizeTally& tally) {
+  for (std::size_t i = 0; i < kRuleCount; ++i) {
+    if (tally.changes[i] != 0) changes[i].fetch_add(tally.changes[i], std::memory_order_relaxed);
+  }
+  spans.fetch_add(tally.spans, std::memory_order_relaxed);
+}
+
+Normalizer::Normalizer(const config::NormalizeConfig& config) : config_(config) {}
+
+std::string_view Normalizer::span_type(const otlp::Span& span) const {
+  if (find_attribute(span, kSpanType) != nullptr) return {};
+  const std::string_view operation = string_of(find_attribute(span, "gen_ai.operation.name"));
+  for (std::string_view mapped : kMappedOperations) {
+    if (operation == mapped) return {};
+  }
+  if (any_present(span, kOtherTypeKeys)) return {};
+
+  for (const config::SpanTypeRule& rule : config_.span_type_rules) {
+    if (!rule.name.empty() && !policy::glob_match(rule.name, span.name())) continue;
+    if (!rule.attribute.empty()) {
+      const otlp::AnyValue* value = find_attribute(span, rule.attribute);
+      if (value == nullptr) continue;
+      if (!rule.value.empty() && string_of(value) != rule.value) continue;
+    }
+    return rule.type;
+  }
+  if (!config_.span_types) return {};
+
+  // Koog: strategy, node and subgraph spans carry these keys (KoogAttributes in Koog's
+  // OpenTelemetry feature); they are steps of the agent's graph.
+  if (find_attribute(span, "koog.strategy.name") != nullptr ||
+      find_attribute(span, "koog.node.id") != nullptr ||
+      find_attribute(span, "koog.subgraph.id") != nullptr) {
+    return kChain;
+  }
+  if (name_is(span.name(), "create_agent") || name_is(span.name(), "invoke_agent")) return kAgent;
+  if (present(find_attribute(span, "gen_ai.request.model"))) return kLlm;
+  return {};
+}
+
+void apply(const Normalizer& normalizer, otlp::ResourceSpans& resource_spans,
+           NormalizeTally& tally) {
+  if (!normalizer.enabled()) return;
+  for (otlp::ScopeSpans& scope_spans : *resource_spans.mutable_scope_spans()) {
+    for (otlp::Span& span : *scope_spans.mutable_spans()) {
+      normalize_span(normalizer, resource_spans, scope_spans, span, tally);
+    }
+  }
+}
+
+const otlp::AnyValue* find_attribute(const otlp::Span& span, std::string_view key) {
+  for (const otlp::KeyValue& attribute : span.attributes()) {
+    if (attribute.key() == key) return &attribute.value();
+  }
+  return nullptr;
+}
+
+bool has_inputs(const otlp::Span& span) { return any_present(span, kInputKeys); }
+bool has_outputs(const otlp::Span& span) { return any_present(span, kOutputKeys); }
+
+std::optional<std::string> join_system_instructions(std::string_view messages,
+                                                    std::string_view instructions) {
+  boost::system::error_code error;
+  boost::json::value parsed_messages = boost::json::parse(messages, error);
+  if (error || !parsed_messages.is_array()) return std::nullopt;
+  boost::json::value parts = boost::json::parse(instructions, error);
+  if (error || !parts.is_array()) return std::nullopt;
+  boost::json::array& list = parsed_messages.as_array();
+  for (const boost::json::value& message : list) {
+    if (!message.is_object()) return std::nullopt;
+    const boost::json::value* role = message.as_object().if_contains("role");
+    if (role == nullptr || !role->is_string()) return std::nullopt;
+    std::string_view text = role->as_string();
+    if (text.size() == 6 && (text[0] == 's' || text[0] == 'S') && text.substr(1) == "ystem") {
+      return std::nullopt;  // already there (Koog puts it first)
+    }
+  }
+  boost::json::object system;
+  system["role"] = "system";
+  system["parts"] = std::move(parts);
+  list.insert(list.begin(), std::move(system));
+  return boost::json::serialize(parsed_messages);
+}
+
+}  // namespace proxy::normalize
