@@ -54,6 +54,19 @@ BodyEncoding answer_encoding(const http::request_header<>& header) {
 
 std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
 
+// OTLP logs and metrics: clients configured with a base endpoint (OTEL_EXPORTER_OTLP_ENDPOINT)
+// send them next to traces. MLflow has nowhere to put them, and a 404 makes exporters retry or
+// log errors forever, so they are answered 200 and counted.
+enum class OtherSignal { none, logs, metrics };
+inline constexpr std::string_view kLogsPath = "/v1/logs";
+inline constexpr std::string_view kMetricsPath = "/v1/metrics";
+
+OtherSignal other_signal(std::string_view path) {
+  if (path == kLogsPath) return OtherSignal::logs;
+  if (path == kMetricsPath) return OtherSignal::metrics;
+  return OtherSignal::none;
+}
+
 // google.rpc.Code for an HTTP status, as OTLP/HTTP error bodies carry.
 int grpc_code_for(http::status status) {
   switch (status) {
@@ -159,7 +172,8 @@ std::optional<Response> ExportHandler::check_header(const http::request_header<>
                      std::to_string(receiver_.max_header_count),
                  peer);
   }
-  if (path_of(header.target()) != kTracesPath) {
+  const std::string_view path = path_of(header.target());
+  if (path != kTracesPath && other_signal(path) == OtherSignal::none) {
     bump(stats_.rejected_not_found);
     return error(header, http::status::not_found,
                  "no such path " + std::string(path_of(header.target()).substr(0, 256)) +
@@ -170,7 +184,7 @@ std::optional<Response> ExportHandler::check_header(const http::request_header<>
     bump(stats_.rejected_method);
     return error(header, http::status::method_not_allowed,
                  "method " + std::string(header.method_string()) +
-                     " not allowed on /v1/traces; use POST",
+                     " not allowed on " + std::string(path) + "; use POST",
                  peer);
   }
   if (!parse_content_type(header[http::field::content_type])) {
@@ -201,6 +215,22 @@ Response ExportHandler::handle(const Request& request, std::string_view peer,
                               std::shared_ptr<queue::CommitTicket>* commit) {
   if (auto refused = check_header(request.base(), peer)) return std::move(*refused);
   const BodyEncoding encoding = *parse_content_type(request[http::field::content_type]);
+  if (const OtherSignal signal = other_signal(path_of(request.target()));
+      signal != OtherSignal::none) {
+    // An empty Export{Logs,Metrics}ServiceResponse: no bytes in protobuf, {} in JSON.
+    bump(signal == OtherSignal::logs ? stats_.logs_requests_discarded
+                                     : stats_.metrics_requests_discarded);
+    bump(stats_.other_signal_bytes_discarded, request.body().size());
+    std::uint64_t suppressed = 0;
+    if (other_signal_log_.allow(suppressed)) {
+      spdlog::info("discarding OTLP {} from {} (MLflow stores traces only; answered 200){}",
+                   signal == OtherSignal::logs ? "logs" : "metrics", peer,
+                   suppressed > 0 ? " (" + std::to_string(suppressed) + " more not logged)" : "");
+    }
+    return make_response(http::status::ok, encoding,
+                         encoding == BodyEncoding::json ? std::string("{}") : std::string(),
+                         request.version(), request.keep_alive());
+  }
   const ContentEncoding content_encoding =
       *parse_content_encoding(request[http::field::content_encoding]);
 

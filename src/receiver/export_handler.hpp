@@ -69,6 +69,7 @@ class ExportHandler {
   ReceiverStats& stats_;
   std::atomic<bool> draining_{false};
   RateLimitedLog reject_log_;
+  RateLimitedLog other_signal_log_{1};
 };
 
 }  // namespace proxy::receiver

@@ -16,6 +16,10 @@ struct ReceiverStats {
   Counter requests_json{0};
   Counter requests_protobuf{0};
   Counter requests_compressed{0};
+  // POST /v1/logs and /v1/metrics: answered 200, not forwarded (MLflow stores traces only).
+  Counter logs_requests_discarded{0};
+  Counter metrics_requests_discarded{0};
+  Counter other_signal_bytes_discarded{0};
 
   Counter rejected_not_found{0};
   Counter rejected_method{0};

@@ -116,11 +116,11 @@ TEST_CASE("a non-numeric experiment header is a 400 that says why", "[handler]")
 TEST_CASE("wrong path, method, content type and encoding get 404, 405, 415, 415", "[handler]") {
   Fixture f;
   auto wrong_path = post("");
-  wrong_path.target("/v1/metrics");
+  wrong_path.target("/v1/profiles");
   auto r = f.handler.handle(wrong_path, "test");
   CHECK(r.result() == http::status::not_found);
   CHECK(status_of(r).code() == 5);
-  CHECK_THAT(status_of(r).message(), Catch::Contains("/v1/metrics"));
+  CHECK_THAT(status_of(r).message(), Catch::Contains("/v1/profiles"));
 
   auto wrong_method = post("");
   wrong_method.method(http::verb::get);
@@ -330,4 +330,39 @@ TEST_CASE("a gzip body expanding past max_decompression_ratio is a 413", "[handl
   CHECK_THAT(status_of(response).message(), Catch::Contains("expands more than 100 times"));
   CHECK(f.stats.rejected_decompression_ratio == 1);
   CHECK(f.stats.rejected_too_large == 0);
+}
+
+TEST_CASE("OTLP logs and metrics are answered 200 in the request's encoding, counted, not queued",
+          "[handler]") {
+  Fixture f;
+  auto logs = post(std::string("\x0a\x02\x0a\x00", 4));  // an ExportLogsServiceRequest with one empty resource
+  logs.target("/v1/logs");
+  auto r = f.handler.handle(logs, "test");
+  CHECK(r.result() == http::status::ok);
+  CHECK(r[http::field::content_type] == "application/x-protobuf");
+  CHECK(r.body().empty());  // an empty ExportLogsServiceResponse
+
+  auto metrics = post(R"({"resourceMetrics":[]})", "application/json");
+  metrics.target("/v1/metrics?x=1");
+  r = f.handler.handle(metrics, "test");
+  CHECK(r.result() == http::status::ok);
+  CHECK(r[http::field::content_type] == "application/json");
+  CHECK(r.body() == "{}");
+
+  CHECK(f.stats.logs_requests_discarded == 1);
+  CHECK(f.stats.metrics_requests_discarded == 1);
+  CHECK(f.stats.other_signal_bytes_discarded == 4 + 22);
+  CHECK(f.stats.requests_accepted == 0);
+  CHECK(f.span_queue.empty());
+
+  // The same header checks as traces: method, content type.
+  auto get = post("");
+  get.target("/v1/logs");
+  get.method(http::verb::get);
+  r = f.handler.handle(get, "test");
+  CHECK(r.result() == http::status::method_not_allowed);
+  CHECK_THAT(status_of(r).message(), Catch::Contains("/v1/logs"));
+  auto text = post("x", "text/plain");
+  text.target("/v1/metrics");
+  CHECK(f.handler.handle(text, "test").result() == http::status::unsupported_media_type);
 }
