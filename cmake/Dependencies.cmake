@@ -2,6 +2,8 @@
 find_package(Threads REQUIRED)
 find_package(Boost 1.81.0 REQUIRED CONFIG COMPONENTS json)
 find_package(Protobuf 3.21 REQUIRED)
+# OTLP/gRPC receiver: libgrpc++-dev and protobuf-compiler-grpc (grpc_cpp_plugin).
+find_package(gRPC 1.51 REQUIRED CONFIG)
 find_package(spdlog REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(ZLIB REQUIRED)

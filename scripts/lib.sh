@@ -10,7 +10,8 @@ export CCACHE_BASEDIR="$REPO_ROOT"
 # Debian 12 packages that building the proxy needs.
 BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config ccache
   libboost1.81-dev libboost-json1.81-dev libprotobuf-dev protobuf-compiler
-  libspdlog-dev libyaml-cpp-dev zlib1g-dev libzstd-dev libssl-dev libre2-dev)
+  libspdlog-dev libyaml-cpp-dev zlib1g-dev libzstd-dev libssl-dev libre2-dev
+  libgrpc++-dev protobuf-compiler-grpc)  # the OTLP/gRPC receiver
 # And what the tests need on top.
 TEST_PACKAGES=(catch2 python3 python3-venv curl
   openjdk-17-jdk-headless maven)  # the real Koog agent in tests/e2e/koog/

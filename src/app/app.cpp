@@ -20,6 +20,7 @@
 #include "queue/span_queue.hpp"
 #include "queue/spool.hpp"
 #include "receiver/export_handler.hpp"
+#include "receiver/grpc_server.hpp"
 #include "receiver/http_server.hpp"
 #include "routing/experiment_selector.hpp"
 #include "routing/router.hpp"
@@ -77,6 +78,10 @@ int run_proxy(const config::Config& config) {
   handler.set_router(router);
   net::io_context io(static_cast<int>(config.receiver.io_threads));
   receiver::HttpServer server(io, config.receiver, handler, receiver_stats);
+  std::unique_ptr<receiver::GrpcServer> grpc_server;
+  if (config.receiver.grpc.enabled) {
+    grpc_server = std::make_unique<receiver::GrpcServer>(config.receiver, handler, receiver_stats);
+  }
   // Before the port opens: a SIGTERM right after start must drain, not kill.
   net::signal_set signals(io, SIGTERM, SIGINT);
   std::promise<int> stop_signal;
@@ -90,8 +95,14 @@ int run_proxy(const config::Config& config) {
   });
 
   try {
+    // gRPC first: once the HTTP port answers (what start scripts and tests wait for), both are up.
+    if (grpc_server) grpc_server->start();
     server.start();
   } catch (const std::system_error& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  } catch (const std::runtime_error& e) {  // the gRPC listener; ConfigError is caught above us
+    if (dynamic_cast<const config::ConfigError*>(&e) != nullptr) throw;
     spdlog::critical("{}", e.what());
     return 1;
   }
@@ -100,6 +111,14 @@ int run_proxy(const config::Config& config) {
                "at {}, experiment {} unless the client sends x-mlflow-experiment-id",
                PROXY_VERSION, config.receiver.listen.to_string(), config.mlflow.url,
                selector.configured().describe());
+  if (grpc_server) {
+    spdlog::info("accepting OTLP/gRPC on {} (TraceService/Export{}{})",
+                 config.receiver.grpc.listen.to_string(),
+                 config.receiver.tls.enabled()
+                     ? (config.receiver.tls.client_ca_file.empty() ? ", TLS" : ", mutual TLS")
+                     : ", plaintext",
+                 config.receiver.auth.enabled() ? ", bearer token required" : "");
+  }
   for (const std::string& line : router->describe()) spdlog::info("{}", line);
 
   std::vector<std::thread> io_threads;
@@ -110,6 +129,9 @@ int run_proxy(const config::Config& config) {
                received_signal == SIGTERM ? "SIGTERM" : "SIGINT", span_queue.stats().queued_spans,
                config.shutdown_timeout.count());
   const auto deadline = std::chrono::steady_clock::now() + config.shutdown_timeout;
+  // gRPC calls in flight are answered (new ones get UNAVAILABLE from the draining handler or
+  // from gRPC itself) before the queue is drained; a tenth of the deadline at most.
+  if (grpc_server) grpc_server->shutdown(std::chrono::steady_clock::now() + config.shutdown_timeout / 10);
   const std::uint64_t left = span_exporter.drain_and_stop(deadline);
   io.stop();
   for (auto& thread : io_threads) thread.join();

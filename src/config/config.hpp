@@ -24,8 +24,37 @@ struct Endpoint {
   std::string to_string() const;
 };
 
+// The OTLP/gRPC listener (TraceService/Export). It shares the HTTP listener's limits
+// (max_body_bytes is the maximum message size, after decompression) and its TLS settings.
+struct GrpcReceiverConfig {
+  bool enabled = true;  // "listen: off" (or --grpc-listen off) disables it
+  Endpoint listen{"127.0.0.1", 4317};
+};
+
+// Inbound TLS. Empty cert_file: plaintext. client_ca_file: clients must present a certificate
+// signed by it (mTLS). Used by the gRPC listener; not yet by the HTTP one.
+struct ReceiverTlsConfig {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;
+
+  bool enabled() const { return !cert_file.empty(); }
+};
+
+// Inbound authentication: with a token, every export must carry "authorization: Bearer <token>"
+// (HTTP 401, gRPC UNAUTHENTICATED otherwise). The token is never printed or logged.
+struct ReceiverAuthConfig {
+  std::string bearer_token;       // the token itself (after reading bearer_token_file)
+  std::string bearer_token_file;  // a file holding it (trailing whitespace ignored)
+
+  bool enabled() const { return !bearer_token.empty(); }
+};
+
 struct ReceiverConfig {
   Endpoint listen{"127.0.0.1", 4318};
+  GrpcReceiverConfig grpc;
+  ReceiverTlsConfig tls;
+  ReceiverAuthConfig auth;
   unsigned io_threads = 2;
   std::size_t max_body_bytes = 64 * kMiB;   // after decompression; 413 beyond it
   std::size_t max_header_bytes = 16 * 1024;  // request line plus headers; 431 beyond it

@@ -3,6 +3,7 @@
 #include <unistd.h>  // environ
 
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -48,10 +49,11 @@ constexpr std::array kMlflowVariables{kTrackingUri,      kExperimentId,     kExp
                                       kTrackingUsername, kTrackingPassword, kTrackingToken};
 
 // The settings that both OTLP_MLFLOW_PROXY_* variables and flags can override.
-enum class Setting { listen, mlflow_url, experiment_id, experiment_name, log_level, log_format };
+enum class Setting { listen, grpc_listen, mlflow_url, experiment_id, experiment_name, log_level, log_format };
 
 struct Overrides {
   std::optional<Endpoint> listen;
+  std::optional<std::optional<Endpoint>> grpc_listen;  // inner nullopt: off
   std::optional<std::string> mlflow_url;
   std::optional<std::string> experiment_id;
   std::optional<std::string> experiment_name;
@@ -66,6 +68,7 @@ struct OverrideSource {
 
 constexpr std::array kOverrideVariables{
     OverrideSource{"OTLP_MLFLOW_PROXY_LISTEN", Setting::listen},
+    OverrideSource{"OTLP_MLFLOW_PROXY_GRPC_LISTEN", Setting::grpc_listen},
     OverrideSource{"OTLP_MLFLOW_PROXY_MLFLOW_URL", Setting::mlflow_url},
     OverrideSource{"OTLP_MLFLOW_PROXY_EXPERIMENT_ID", Setting::experiment_id},
     OverrideSource{"OTLP_MLFLOW_PROXY_EXPERIMENT_NAME", Setting::experiment_name},
@@ -89,6 +92,8 @@ constexpr std::array kFlags{
              "YAML config file (default $OTLP_MLFLOW_PROXY_CONFIG)"},
     FlagSpec{"--listen", FlagKind::value, Setting::listen, "HOST:PORT",
              "OTLP/HTTP address (default 127.0.0.1:4318; IPv6: [::1]:4318)"},
+    FlagSpec{"--grpc-listen", FlagKind::value, Setting::grpc_listen, "HOST:PORT|off",
+             "OTLP/gRPC address (default 127.0.0.1:4317); off disables it"},
     FlagSpec{"--mlflow-url", FlagKind::value, Setting::mlflow_url, "URL",
              "MLflow server (default $MLFLOW_TRACKING_URI, else local :5000)"},
     FlagSpec{"--experiment-id", FlagKind::value, Setting::experiment_id, "ID",
@@ -141,10 +146,18 @@ void set_url(MlflowConfig& mlflow, Deferred& deferred, std::string url) {
   deferred.url_error.reset();
 }
 
+void set_grpc_listen(GrpcReceiverConfig& grpc, const std::optional<Endpoint>& listen) {
+  grpc.enabled = listen.has_value();
+  if (listen) grpc.listen = *listen;
+}
+
 void apply_override(Overrides& overrides, Setting setting, std::string_view text) {
   switch (setting) {
     case Setting::listen:
       overrides.listen = parse_endpoint(text);
+      break;
+    case Setting::grpc_listen:
+      overrides.grpc_listen = parse_optional_endpoint(text);
       break;
     case Setting::mlflow_url:
       overrides.mlflow_url = parse_url(text);
@@ -166,6 +179,7 @@ void apply_override(Overrides& overrides, Setting setting, std::string_view text
 
 void apply_overrides(const Overrides& overrides, Config& config, Deferred& deferred) {
   if (overrides.listen) config.receiver.listen = *overrides.listen;
+  if (overrides.grpc_listen) set_grpc_listen(config.receiver.grpc, *overrides.grpc_listen);
   if (overrides.mlflow_url) set_url(config.mlflow, deferred, *overrides.mlflow_url);
   set_experiment(config.mlflow, deferred, overrides.experiment_id, overrides.experiment_name);
   if (overrides.log_level) config.log.level = *overrides.log_level;
@@ -284,9 +298,10 @@ void apply_mlflow_environment(const Environment& env, Config& config, Deferred& 
 
 // ---- YAML --------------------------------------------------------------------------------------
 
-std::string read_file(const std::string& path) {
+std::string read_file(const std::string& path, std::string_view what = "config file") {
   auto fail = [&](int error) {
-    return ConfigError("cannot read config file " + quoted(path) + ": " + std::strerror(error));
+    return ConfigError("cannot read " + std::string(what) + " " + quoted(path) + ": " +
+                       std::strerror(error));
   };
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
                                                         &std::fclose);
@@ -298,6 +313,18 @@ std::string read_file(const std::string& path) {
   }
   if (std::ferror(file.get())) throw fail(errno);  // EISDIR for a directory, EIO...
   return text;
+}
+
+// receiver.auth.bearer_token_file: read once at start; a trailing newline is not part of it.
+void load_bearer_token(ReceiverAuthConfig& auth) {
+  if (auth.bearer_token_file.empty()) return;
+  std::string token = read_file(auth.bearer_token_file, "receiver.auth.bearer_token_file");
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.empty()) {
+    throw ConfigError("receiver.auth.bearer_token_file: " + quoted(auth.bearer_token_file) +
+                      " is empty");
+  }
+  auth.bearer_token = std::move(token);
 }
 
 std::string describe(const YAML::Node& node) {
@@ -518,6 +545,9 @@ class YamlLoader {
         field, false,
         {
             {"listen", [&](const Field& f) { r.listen = read(f, kEndpointShape, parse_endpoint); }},
+            {"grpc", [this](const Field& f) { receiver_grpc(f); }},
+            {"tls", [this](const Field& f) { receiver_tls(f); }},
+            {"auth", [this](const Field& f) { receiver_auth(f); }},
             {"io_threads",
              [&](const Field& f) { r.io_threads = read_integer<unsigned>(f, 1, kMaxThreads); }},
             {"max_body_bytes",
@@ -555,6 +585,49 @@ class YamlLoader {
                r.max_attributes_per_link = read_integer<std::size_t>(f, 1, kMaxCount);
              }},
         });
+  }
+
+  void receiver_grpc(const Field& field) {
+    auto& g = config_.receiver.grpc;
+    for_each_field(field, false,
+                   {
+                       {"listen",
+                        [&](const Field& f) {
+                          set_grpc_listen(g, read(f, kOptionalEndpointShape,
+                                                  parse_optional_endpoint));
+                        }},
+                   });
+  }
+
+  void receiver_tls(const Field& field) {
+    auto& t = config_.receiver.tls;
+    for_each_field(field, false,
+                   {
+                       {"cert_file", [&](const Field& f) { t.cert_file = read_optional_string(f); }},
+                       {"key_file", [&](const Field& f) { t.key_file = read_optional_string(f); }},
+                       {"client_ca_file",
+                        [&](const Field& f) { t.client_ca_file = read_optional_string(f); }},
+                   });
+    if (t.cert_file.empty() != t.key_file.empty()) {
+      fail(field.mark(), field.path, "cert_file and key_file go together (both or neither)");
+    }
+    if (!t.client_ca_file.empty() && t.cert_file.empty()) {
+      fail(field.mark(), field.path, "client_ca_file needs cert_file and key_file");
+    }
+  }
+
+  void receiver_auth(const Field& field) {
+    auto& a = config_.receiver.auth;
+    for_each_field(field, false,
+                   {
+                       {"bearer_token",
+                        [&](const Field& f) { a.bearer_token = read_optional_string(f); }},
+                       {"bearer_token_file",
+                        [&](const Field& f) { a.bearer_token_file = read_optional_string(f); }},
+                   });
+    if (!a.bearer_token.empty() && !a.bearer_token_file.empty()) {
+      fail(field.mark(), field.path, "set bearer_token or bearer_token_file, not both");
+    }
   }
 
   void mlflow(const Field& field) {
@@ -1057,6 +1130,7 @@ LoadedConfig load(const std::vector<std::string>& args, const Environment& env) 
   apply_overrides(flags.overrides, config, deferred);
   if (deferred.url_error) throw ConfigError(*deferred.url_error);
   if (deferred.experiment_error) throw ConfigError(*deferred.experiment_error);
+  load_bearer_token(config.receiver.auth);
   return loaded;
 }
 
@@ -1075,7 +1149,8 @@ std::string usage() {
   std::string text =
       "Usage: otlp-mlflow-proxy [options]\n"
       "       otlp-mlflow-proxy replay [--mlflow-url URL] FILE|SPOOL_DIR  (replay --help)\n"
-      "Accepts OTLP trace exports (POST /v1/traces) and forwards them to an MLflow server.\n"
+      "Accepts OTLP trace exports (OTLP/HTTP POST /v1/traces, OTLP/gRPC TraceService/Export) and\n"
+      "forwards them to an MLflow server.\n"
       "\n"
       "Options (--flag VALUE or --flag=VALUE):\n";
   for (const FlagSpec& flag : kFlags) {

@@ -182,6 +182,27 @@ std::string render_effective(const Config& config) {
   const ReceiverConfig& receiver = config.receiver;
   begin_section(out, "receiver");
   string_value(out, "listen", receiver.listen.to_string());
+  begin_section(out, "grpc");
+  string_value(out, "listen", receiver.grpc.enabled ? receiver.grpc.listen.to_string() : "off");
+  out << YAML::EndMap;
+  if (receiver.tls.enabled()) {
+    begin_section(out, "tls");
+    string_value(out, "cert_file", receiver.tls.cert_file);
+    string_value(out, "key_file", receiver.tls.key_file);
+    if (!receiver.tls.client_ca_file.empty()) {
+      string_value(out, "client_ca_file", receiver.tls.client_ca_file);
+    }
+    out << YAML::EndMap;
+  }
+  if (receiver.auth.enabled()) {
+    begin_section(out, "auth");
+    if (!receiver.auth.bearer_token_file.empty()) {
+      string_value(out, "bearer_token_file", receiver.auth.bearer_token_file);
+    } else {
+      secret_value(out, "bearer_token", receiver.auth.bearer_token);
+    }
+    out << YAML::EndMap;
+  }
   integer_value(out, "io_threads", receiver.io_threads);
   plain_value(out, "max_body_bytes", format_size(receiver.max_body_bytes));
   plain_value(out, "max_header_bytes", format_size(receiver.max_header_bytes));

@@ -262,6 +262,11 @@ Endpoint parse_endpoint(std::string_view text) {
   return Endpoint{std::string(host), static_cast<std::uint16_t>(number)};
 }
 
+std::optional<Endpoint> parse_optional_endpoint(std::string_view text) {
+  if (text == "off" || text == "none" || text == "disabled") return std::nullopt;
+  return parse_endpoint(text);
+}
+
 std::string parse_url(std::string_view text) {
   auto fail = [&](std::string_view hint = {}) {
     fail_shape(kUrlShape, hide_url_password(text), hint);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -24,6 +25,7 @@ class ValueError : public std::runtime_error {
 inline constexpr std::string_view kSizeShape = "a size such as 64MiB";
 inline constexpr std::string_view kDurationShape = "a duration such as 30s or 500ms";
 inline constexpr std::string_view kEndpointShape = "HOST:PORT";
+inline constexpr std::string_view kOptionalEndpointShape = "HOST:PORT or off";
 inline constexpr std::string_view kUrlShape = "an http:// or https:// URL with a host";
 inline constexpr std::string_view kBoolShape = "true or false";
 inline constexpr std::string_view kNumberShape = "a number";
@@ -61,6 +63,10 @@ bool parse_bool(std::string_view text);
 
 // "host:port" or "[v6 address]:port"; the brackets are not kept in Endpoint::host.
 Endpoint parse_endpoint(std::string_view text);
+
+// parse_endpoint, or "off" (also "none", "disabled"): a listener that can be switched off.
+// Returns nullopt for off.
+std::optional<Endpoint> parse_optional_endpoint(std::string_view text);
 
 // http(s)://[userinfo@]host[:port][/path]; returns it with the scheme lower-cased and trailing
 // slashes removed, so "{url}/v1/traces" is always well-formed.

@@ -19,6 +19,11 @@ namespace {
 
 using otlp::BodyEncoding;
 
+constexpr std::string_view kDrainingMessage =
+    "the proxy is shutting down; retry against its replacement";
+constexpr std::string_view kStorageErrorMessage =
+    "the proxy could not write the spans to its spool; retry later";
+
 // Arena first block, reused per I/O thread: a typical agent request decodes without malloc.
 constexpr std::size_t kArenaBlockBytes = 256 * 1024;
 // A decompression buffer that grew past this for one large request is given back afterwards.
@@ -156,6 +161,7 @@ Response ExportHandler::error(const http::request_header<>& header, http::status
                                     otlp::encode_error_status(encoding, grpc_code_for(status), message),
                                     header.version(), keep_alive);
   if (status == http::status::method_not_allowed) response.set(http::field::allow, "POST");
+  if (status == http::status::unauthorized) response.set(http::field::www_authenticate, "Bearer");
   if (status == http::status::too_many_requests || status == http::status::service_unavailable) {
     response.set(http::field::retry_after, std::to_string(queue_config_.retry_after.count()));
   }
@@ -187,6 +193,12 @@ std::optional<Response> ExportHandler::check_header(const http::request_header<>
                      " not allowed on " + std::string(path) + "; use POST",
                  peer);
   }
+  if (!authorized(header[http::field::authorization])) {
+    bump(stats_.rejected_unauthenticated);
+    return error(header, http::status::unauthorized,
+                 "missing or wrong \"Authorization: Bearer <token>\" header (receiver.auth)",
+                 peer);
+  }
   if (!parse_content_type(header[http::field::content_type])) {
     bump(stats_.rejected_content_type);
     return error(header, http::status::unsupported_media_type,
@@ -205,10 +217,142 @@ std::optional<Response> ExportHandler::check_header(const http::request_header<>
   }
   if (draining()) {
     bump(stats_.rejected_draining);
-    return error(header, http::status::service_unavailable,
-                 "the proxy is shutting down; retry against its replacement", peer);
+    return error(header, http::status::service_unavailable, std::string(kDrainingMessage), peer);
   }
   return std::nullopt;
+}
+
+IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding,
+                                    std::optional<std::string_view> experiment_header,
+                                    std::string_view peer,
+                                    std::shared_ptr<queue::CommitTicket>* commit) {
+  using Kind = IngestOutcome::Kind;
+  if (draining()) {
+    bump(stats_.rejected_draining);
+    return {Kind::draining, std::string(kDrainingMessage)};
+  }
+
+  // 1. Decode into an arena whose first block is reused by this thread.
+  thread_local ArenaBlock arena_block;
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = arena_block.bytes.get();
+  arena_options.initial_block_size = kArenaBlockBytes;
+  google::protobuf::Arena arena(arena_options);
+  auto* export_request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
+  const otlp::DecodeResult decoded = encoding == BodyEncoding::json
+                                         ? otlp::decode_json(body, *export_request)
+                                         : otlp::decode_protobuf(body, *export_request);
+  bump(encoding == BodyEncoding::json ? stats_.requests_json : stats_.requests_protobuf);
+  if (!decoded.ok) {
+    bump(stats_.rejected_bad_body);
+    return {Kind::bad_request, decoded.message};
+  }
+
+  // 2. Limits: too many spans refuse the whole request (splitting it would tear traces apart
+  // and the client could not tell which spans to resend); too many attributes are cut.
+  if (const std::size_t received = otlp::count_spans(*export_request);
+      received > receiver_.max_spans_per_request) {
+    bump(stats_.rejected_too_many_spans);
+    return {Kind::too_large, "request carries " + std::to_string(received) +
+                                 " spans; the limit is " +
+                                 std::to_string(receiver_.max_spans_per_request) +
+                                 " per request: send smaller batches"};
+  }
+  const otlp::TrimmedAttributes trimmed = otlp::trim_attributes(
+      *export_request, {receiver_.max_attributes_per_span, receiver_.max_attributes_per_event,
+                        receiver_.max_attributes_per_link});
+
+  // 3. Validate: spans MLflow cannot store are rejected, the rest go on.
+  const otlp::InvalidSpans invalid = otlp::remove_invalid_spans(*export_request);
+  const std::size_t span_count = otlp::count_spans(*export_request);
+  if (span_count == 0 && invalid.rejected > 0) {
+    bump(stats_.rejected_invalid_spans);
+    bump(stats_.spans_rejected_invalid, invalid.rejected);
+    return {Kind::bad_request, "all " + std::to_string(invalid.rejected) +
+                                   " spans are invalid; first: " + invalid.first_problem};
+  }
+
+  // 4. Route, applying each route's policy: one queue item per route (so per experiment).
+  auto routed = route(*export_request, experiment_header);
+  if (const auto* routing_error = std::get_if<routing::RoutingError>(&routed)) {
+    bump(stats_.rejected_routing);
+    return {Kind::bad_request, routing_error->message};
+  }
+
+  // 5. Enqueue: once this succeeds the spans are acknowledged and the proxy owns them.
+  if (span_count > 0) {
+    std::vector<queue::QueueItem> items = std::get<std::vector<queue::QueueItem>>(std::move(routed));
+    queue::Admission admission = spool_ != nullptr
+                                     ? spool_->submit(std::move(items))
+                                     : queue::Admission{queue_.push(std::move(items)), nullptr};
+    if (admission.commit && commit != nullptr) {
+      *commit = std::move(admission.commit);
+    } else if (admission.commit && !admission.commit->wait()) {
+      bump(stats_.rejected_storage_error);
+      return {Kind::storage_error, std::string(kStorageErrorMessage)};
+    }
+    switch (admission.result) {
+      case queue::PushResult::accepted:
+        break;
+      case queue::PushResult::full:
+        bump(stats_.rejected_queue_full);
+        return {Kind::queue_full,
+                "the proxy's queue is full (MLflow is slower than the incoming spans or "
+                "unreachable); retry after " + std::to_string(queue_config_.retry_after.count()) +
+                    "s"};
+      case queue::PushResult::closed:
+        bump(stats_.rejected_draining);
+        return {Kind::draining, std::string(kDrainingMessage)};
+    }
+  }
+  bump(stats_.requests_accepted);
+  bump(stats_.spans_accepted, span_count);
+
+  // 6. The answer: partial_success tells the client what was dropped (rejected spans) or cut
+  // (attributes: rejected_spans stays 0, the message is a warning).
+  IngestOutcome outcome{Kind::accepted, {}, static_cast<std::int64_t>(invalid.rejected), {}};
+  std::string& warning = outcome.warning;
+  if (invalid.rejected > 0) {
+    bump(stats_.spans_rejected_invalid, invalid.rejected);
+    warning = std::to_string(invalid.rejected) + " invalid spans rejected; first: " +
+              invalid.first_problem;
+  } else if (span_count == 0) {
+    warning = "request contained no spans";
+  }
+  if (trimmed.attributes > 0) {
+    bump(stats_.spans_attributes_trimmed, trimmed.spans);
+    bump(stats_.attributes_dropped, trimmed.attributes);
+    if (!warning.empty()) warning += "; ";
+    warning += std::to_string(trimmed.attributes) + " attributes over the limits dropped from " +
+               std::to_string(trimmed.spans) +
+               " spans (counted in dropped_attributes_count); first: " + trimmed.first;
+  }
+  if (invalid.rejected > 0 || trimmed.attributes > 0) {
+    std::uint64_t suppressed = 0;
+    if (reject_log_.allow(suppressed)) {
+      spdlog::warn("partially accepted request from {}: {} ({} similar not logged)", peer, warning,
+                   suppressed);
+    }
+  }
+  return outcome;
+}
+
+bool ExportHandler::authorized(std::string_view authorization) const {
+  const std::string& token = receiver_.auth.bearer_token;
+  if (token.empty()) return true;
+  constexpr std::string_view kScheme = "bearer ";
+  if (authorization.size() < kScheme.size() ||
+      !iequals(authorization.substr(0, kScheme.size()), kScheme)) {
+    return false;
+  }
+  const std::string_view given = trim(authorization.substr(kScheme.size()));
+  // Constant time in the token's content: every byte is compared whatever differs first.
+  unsigned char difference = given.size() == token.size() ? 0 : 1;
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    const unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    difference |= static_cast<unsigned char>(g ^ static_cast<unsigned char>(token[i]));
+  }
+  return difference == 0;
 }
 
 Response ExportHandler::handle(const Request& request, std::string_view peer,
@@ -234,7 +378,7 @@ Response ExportHandler::handle(const Request& request, std::string_view peer,
   const ContentEncoding content_encoding =
       *parse_content_encoding(request[http::field::content_encoding]);
 
-  // 1. Decompress (bounded).
+  // Decompress (bounded): HTTP carries compression in Content-Encoding, gRPC in its framing.
   thread_local std::string decompressed;
   std::string_view body = request.body();
   if (content_encoding != ContentEncoding::identity) {
@@ -263,122 +407,35 @@ Response ExportHandler::handle(const Request& request, std::string_view peer,
                  peer);
   }
 
-  // 2. Decode into an arena whose first block is reused by this thread.
-  thread_local ArenaBlock arena_block;
-  google::protobuf::ArenaOptions arena_options;
-  arena_options.initial_block = arena_block.bytes.get();
-  arena_options.initial_block_size = kArenaBlockBytes;
-  google::protobuf::Arena arena(arena_options);
-  auto* export_request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
-  const otlp::DecodeResult decoded = encoding == BodyEncoding::json
-                                         ? otlp::decode_json(body, *export_request)
-                                         : otlp::decode_protobuf(body, *export_request);
-  bump(encoding == BodyEncoding::json ? stats_.requests_json : stats_.requests_protobuf);
-  if (decompressed.capacity() > kKeptBufferBytes) std::string().swap(decompressed);
-  if (!decoded.ok) {
-    bump(stats_.rejected_bad_body);
-    return error(request.base(), http::status::bad_request, decoded.message, peer);
-  }
-
-  // 3. Limits: too many spans refuse the whole request (splitting it would tear traces apart
-  // and the client could not tell which spans to resend); too many attributes are cut.
-  if (const std::size_t received = otlp::count_spans(*export_request);
-      received > receiver_.max_spans_per_request) {
-    bump(stats_.rejected_too_many_spans);
-    return error(request.base(), http::status::payload_too_large,
-                 "request carries " + std::to_string(received) + " spans; the limit is " +
-                     std::to_string(receiver_.max_spans_per_request) +
-                     " per request: send smaller batches",
-                 peer);
-  }
-  const otlp::TrimmedAttributes trimmed = otlp::trim_attributes(
-      *export_request, {receiver_.max_attributes_per_span, receiver_.max_attributes_per_event,
-                        receiver_.max_attributes_per_link});
-
-  // 4. Validate: spans MLflow cannot store are rejected, the rest go on.
-  const otlp::InvalidSpans invalid = otlp::remove_invalid_spans(*export_request);
-  const std::size_t span_count = otlp::count_spans(*export_request);
-  if (span_count == 0 && invalid.rejected > 0) {
-    bump(stats_.rejected_invalid_spans);
-    bump(stats_.spans_rejected_invalid, invalid.rejected);
-    return error(request.base(), http::status::bad_request,
-                 "all " + std::to_string(invalid.rejected) +
-                     " spans are invalid; first: " + invalid.first_problem,
-                 peer);
-  }
-
-  // 5. Route, applying each route's policy: one queue item per route (so per experiment).
   const auto header_value = request.find(routing::kExperimentHeader);
-  auto routed = route(*export_request,
-                      header_value == request.end()
-                          ? std::nullopt
-                          : std::optional<std::string_view>(header_value->value()));
-  if (const auto* routing_error = std::get_if<routing::RoutingError>(&routed)) {
-    bump(stats_.rejected_routing);
-    return error(request.base(), http::status::bad_request, routing_error->message, peer);
-  }
+  IngestOutcome outcome =
+      ingest(body, encoding,
+             header_value == request.end()
+                 ? std::nullopt
+                 : std::optional<std::string_view>(header_value->value()),
+             peer, commit);
+  if (decompressed.capacity() > kKeptBufferBytes) std::string().swap(decompressed);
 
-  // 6. Enqueue: once this succeeds the spans are acknowledged and the proxy owns them.
-  if (span_count > 0) {
-    std::vector<queue::QueueItem> items = std::get<std::vector<queue::QueueItem>>(std::move(routed));
-    queue::Admission admission = spool_ != nullptr
-                                     ? spool_->submit(std::move(items))
-                                     : queue::Admission{queue_.push(std::move(items)), nullptr};
-    if (admission.commit && commit != nullptr) {
-      *commit = std::move(admission.commit);
-    } else if (admission.commit && !admission.commit->wait()) {
-      bump(stats_.rejected_storage_error);
-      return error(request.base(), http::status::service_unavailable,
-                   "the proxy could not write the spans to its spool; retry later", peer);
-    }
-    switch (admission.result) {
-      case queue::PushResult::accepted:
-        break;
-      case queue::PushResult::full:
-        bump(stats_.rejected_queue_full);
-        return error(request.base(), http::status::too_many_requests,
-                     "the proxy's queue is full (MLflow is slower than the incoming spans or "
-                     "unreachable); retry after the delay in Retry-After",
-                     peer);
-      case queue::PushResult::closed:
-        bump(stats_.rejected_draining);
-        return error(request.base(), http::status::service_unavailable,
-                     "the proxy is shutting down; retry against its replacement", peer);
-    }
+  switch (outcome.kind) {
+    case IngestOutcome::Kind::accepted:
+      return make_response(http::status::ok, encoding,
+                           otlp::encode_export_response(encoding, outcome.rejected_spans,
+                                                        outcome.warning),
+                           request.version(), request.keep_alive());
+    case IngestOutcome::Kind::bad_request:
+      return error(request.base(), http::status::bad_request, std::move(outcome.message), peer);
+    case IngestOutcome::Kind::too_large:
+      return error(request.base(), http::status::payload_too_large, std::move(outcome.message),
+                   peer);
+    case IngestOutcome::Kind::queue_full:
+      return error(request.base(), http::status::too_many_requests, std::move(outcome.message),
+                   peer);
+    case IngestOutcome::Kind::draining:
+    case IngestOutcome::Kind::storage_error:
+      break;
   }
-  bump(stats_.requests_accepted);
-  bump(stats_.spans_accepted, span_count);
-
-  // 7. Answer in the request's encoding; partial_success tells the client what was dropped
-  // (rejected spans) or cut (attributes: rejected_spans stays 0, the message is a warning).
-  std::string warning;
-  if (invalid.rejected > 0) {
-    bump(stats_.spans_rejected_invalid, invalid.rejected);
-    warning = std::to_string(invalid.rejected) + " invalid spans rejected; first: " +
-              invalid.first_problem;
-  } else if (span_count == 0) {
-    warning = "request contained no spans";
-  }
-  if (trimmed.attributes > 0) {
-    bump(stats_.spans_attributes_trimmed, trimmed.spans);
-    bump(stats_.attributes_dropped, trimmed.attributes);
-    if (!warning.empty()) warning += "; ";
-    warning += std::to_string(trimmed.attributes) + " attributes over the limits dropped from " +
-               std::to_string(trimmed.spans) +
-               " spans (counted in dropped_attributes_count); first: " + trimmed.first;
-  }
-  if (invalid.rejected > 0 || trimmed.attributes > 0) {
-    std::uint64_t suppressed = 0;
-    if (reject_log_.allow(suppressed)) {
-      spdlog::warn("partially accepted request from {}: {} ({} similar not logged)", peer, warning,
-                   suppressed);
-    }
-  }
-  return make_response(http::status::ok, encoding,
-                       otlp::encode_export_response(encoding,
-                                                    static_cast<std::int64_t>(invalid.rejected),
-                                                    warning),
-                       request.version(), request.keep_alive());
+  return error(request.base(), http::status::service_unavailable, std::move(outcome.message),
+               peer);
 }
 
 }  // namespace proxy::receiver

@@ -1,8 +1,13 @@
-// OTLP/HTTP trace ingestion without sockets: request in, response out. Runs the pipeline from
-// decompression to the queue: decompress, decode, validate, route, enqueue, answer.
+// OTLP trace ingestion without sockets. ingest() is the protocol-neutral pipeline both front
+// doors share: decode, validate, route (with policy), enqueue, and an IngestOutcome saying what
+// happened. handle() is the OTLP/HTTP door around it: header checks, decompression, and the
+// HTTP response for the outcome; the gRPC door (grpc_server.cpp) maps the same outcome to a
+// gRPC status.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -10,6 +15,7 @@
 
 #include "common/rate_limited_log.hpp"
 #include "config/config.hpp"
+#include "otlp/response.hpp"
 #include "queue/span_queue.hpp"
 #include "queue/spool.hpp"
 #include "receiver/stats.hpp"
@@ -25,6 +31,22 @@ using Response = http::response<http::string_body>;
 
 inline constexpr std::string_view kTracesPath = "/v1/traces";
 
+// What the pipeline did with one request, whatever protocol carried it.
+struct IngestOutcome {
+  enum class Kind {
+    accepted,       // spans owned by the proxy (some may have been rejected: partial success)
+    bad_request,    // undecodable, every span invalid, or a routing error: do not retry
+    too_large,      // over a per-request limit (spans per request): send smaller batches
+    queue_full,     // memory or disk budget reached: retry after queue.retry_after
+    draining,       // shutting down: retry (against the replacement)
+    storage_error,  // the spool could not write: retry later
+  };
+  Kind kind = Kind::accepted;
+  std::string message;            // why, for every kind but accepted
+  std::int64_t rejected_spans = 0;  // accepted: invalid spans dropped (partial_success)
+  std::string warning;            // accepted: partial_success.error_message, may be empty
+};
+
 class ExportHandler {
  public:
   ExportHandler(const config::ReceiverConfig& receiver, const config::QueueConfig& queue_config,
@@ -39,6 +61,21 @@ class ExportHandler {
   // `commit` receives a ticket to await before answering (without `commit`, handle() waits).
   Response handle(const Request& request, std::string_view peer,
                   std::shared_ptr<queue::CommitTicket>* commit = nullptr);
+
+  // The shared pipeline, from an uncompressed body on: decode (as `encoding`), validate, route
+  // with `experiment_header` (x-mlflow-experiment-id, from an HTTP header or gRPC metadata),
+  // enqueue. With a spool and `commit`, an accepted outcome is final only once the ticket in
+  // `commit` completes with true (false: storage_error); without `commit` it waits here.
+  IngestOutcome ingest(std::string_view body, otlp::BodyEncoding encoding,
+                       std::optional<std::string_view> experiment_header, std::string_view peer,
+                       std::shared_ptr<queue::CommitTicket>* commit = nullptr);
+
+  // Inbound authentication (receiver.auth): true when no token is configured or `authorization`
+  // is "Bearer <token>". Compared in constant time.
+  bool authorized(std::string_view authorization) const;
+
+  // The client's retry delay for queue_full, draining and storage_error.
+  std::chrono::seconds retry_after() const { return queue_config_.retry_after; }
 
   // durability: disk: requests go to the spool, which feeds the queue once they are written.
   void set_spool(queue::Spool* spool) { spool_ = spool; }

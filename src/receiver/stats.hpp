@@ -20,6 +20,7 @@ struct ReceiverStats {
   Counter logs_requests_discarded{0};
   Counter metrics_requests_discarded{0};
   Counter other_signal_bytes_discarded{0};
+  Counter requests_grpc{0};
 
   Counter rejected_not_found{0};
   Counter rejected_method{0};
@@ -33,6 +34,8 @@ struct ReceiverStats {
   Counter rejected_queue_full{0};     // memory or disk budget
   Counter rejected_storage_error{0};  // the spool could not write or flush
   Counter rejected_draining{0};
+  Counter rejected_unauthenticated{0};  // receiver.auth: missing or wrong bearer token
+  Counter rejected_deadline{0};         // gRPC: the deadline passed before the call was taken
   Counter rejected_connection_limit{0};
   Counter rejected_header_count{0};         // more header fields than max_header_count
   Counter rejected_decompression_ratio{0};  // expanded past max_decompression_ratio
