@@ -545,9 +545,6 @@ class YamlLoader {
         field, false,
         {
             {"listen", [&](const Field& f) { r.listen = read(f, kEndpointShape, parse_endpoint); }},
-            {"grpc", [this](const Field& f) { receiver_grpc(f); }},
-            {"tls", [this](const Field& f) { receiver_tls(f); }},
-            {"auth", [this](const Field& f) { receiver_auth(f); }},
             {"io_threads",
              [&](const Field& f) { r.io_threads = read_integer<unsigned>(f, 1, kMaxThreads); }},
             {"max_body_bytes",
@@ -584,6 +581,9 @@ class YamlLoader {
              [&](const Field& f) {
                r.max_attributes_per_link = read_integer<std::size_t>(f, 1, kMaxCount);
              }},
+            {"grpc", [this](const Field& f) { receiver_grpc(f); }},
+            {"tls", [this](const Field& f) { receiver_tls(f); }},
+            {"auth", [this](const Field& f) { receiver_auth(f); }},
         });
   }
 

@@ -245,26 +245,32 @@ bool parse_bool(std::string_view text) {
   fail_shape(kBoolShape, text);
 }
 
-Endpoint parse_endpoint(std::string_view text) {
+namespace {
+
+Endpoint endpoint_of_shape(std::string_view text, std::string_view shape) {
   std::string_view host;
   std::string_view port;
   bool has_port = false;
   if (!split_host_port(text, host, port, has_port) || !has_port) {
     // A common slip: an IPv6 address without brackets.
     if (!text.starts_with('[') && text.find(':') != text.rfind(':')) {
-      fail_shape(kEndpointShape, text, "write an IPv6 address in brackets, such as [::1]:4318");
+      fail_shape(shape, text, "write an IPv6 address in brackets, such as [::1]:4318");
     }
-    fail_shape(kEndpointShape, text);
+    fail_shape(shape, text);
   }
-  if (!valid_port(port)) fail_shape(kEndpointShape, text, "the port must be from 1 to 65535");
+  if (!valid_port(port)) fail_shape(shape, text, "the port must be from 1 to 65535");
   std::uint64_t number = 0;
   parse_digits(port, number);
   return Endpoint{std::string(host), static_cast<std::uint16_t>(number)};
 }
 
+}  // namespace
+
+Endpoint parse_endpoint(std::string_view text) { return endpoint_of_shape(text, kEndpointShape); }
+
 std::optional<Endpoint> parse_optional_endpoint(std::string_view text) {
   if (text == "off" || text == "none" || text == "disabled") return std::nullopt;
-  return parse_endpoint(text);
+  return endpoint_of_shape(text, kOptionalEndpointShape);
 }
 
 std::string parse_url(std::string_view text) {

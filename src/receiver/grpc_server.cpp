@@ -176,6 +176,11 @@ class GrpcServer::Service final
       case Kind::bad_request:
         refuse(reactor, peer, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, outcome.message));
         return;
+      case Kind::too_large:
+        // A permanent refusal of this request (smaller batches would pass): RESOURCE_EXHAUSTED
+        // without RetryInfo, which OTLP clients do not retry.
+        refuse(reactor, peer, grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, outcome.message));
+        return;
       case Kind::queue_full:
         // Backpressure the proxy recovers from: RESOURCE_EXHAUSTED is retryable only with
         // RetryInfo (OTLP spec, "Failures"), which it carries.

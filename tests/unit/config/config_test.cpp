@@ -116,6 +116,12 @@ void require_same(const Config& a, const Config& b) {
   CHECK(a.receiver.max_attributes_per_span == b.receiver.max_attributes_per_span);
   CHECK(a.receiver.max_attributes_per_event == b.receiver.max_attributes_per_event);
   CHECK(a.receiver.max_attributes_per_link == b.receiver.max_attributes_per_link);
+  CHECK(a.receiver.grpc.enabled == b.receiver.grpc.enabled);
+  CHECK(a.receiver.grpc.listen.to_string() == b.receiver.grpc.listen.to_string());
+  CHECK(a.receiver.tls.cert_file == b.receiver.tls.cert_file);
+  CHECK(a.receiver.tls.key_file == b.receiver.tls.key_file);
+  CHECK(a.receiver.tls.client_ca_file == b.receiver.tls.client_ca_file);
+  CHECK(a.receiver.auth.enabled() == b.receiver.auth.enabled());
   CHECK(a.mlflow.url == b.mlflow.url);
   CHECK(a.mlflow.experiment_id == b.mlflow.experiment_id);
   CHECK(a.mlflow.experiment_name == b.mlflow.experiment_name);
@@ -623,6 +629,12 @@ TEST_CASE("every key is read", "[config][yaml]") {
   CHECK(c.receiver.max_attributes_per_span == 300);
   CHECK(c.receiver.max_attributes_per_event == 30);
   CHECK(c.receiver.max_attributes_per_link == 20);
+  CHECK(c.receiver.grpc.enabled);
+  CHECK(c.receiver.grpc.listen.to_string() == "[::1]:14317");
+  CHECK(c.receiver.tls.cert_file == "/etc/proxy/server.pem");
+  CHECK(c.receiver.tls.key_file == "/etc/proxy/server.key");
+  CHECK(c.receiver.tls.client_ca_file == "/etc/proxy/ca.pem");
+  CHECK(c.receiver.auth.bearer_token == "inbound-tkn");
   CHECK(c.mlflow.url == "https://mlflow.example.com:8443/prefix");
   CHECK(c.mlflow.experiment_id == "42");
   CHECK(c.mlflow.experiment_name == "agents");
@@ -681,7 +693,8 @@ TEST_CASE("YAML structure errors give file:line:col and the path", "[config][yam
        "proxy.yaml:3:3: receiver.port: unknown key (expected one of: listen, io_threads, "
        "max_body_bytes, max_header_bytes, read_timeout, idle_timeout, max_connections, "
        "max_header_count, max_decompression_ratio, max_spans_per_request, "
-       "max_attributes_per_span, max_attributes_per_event, max_attributes_per_link)"},
+       "max_attributes_per_span, max_attributes_per_event, max_attributes_per_link, "
+       "grpc, tls, auth)"},
       {"mlflow:\n  uri: http://x\n",
        "proxy.yaml:2:3: mlflow.uri: unknown key (expected one of: url, experiment_id, "
        "experiment_name, create_experiments, request_timeout, connect_timeout, "
@@ -922,6 +935,7 @@ TEST_CASE("usage lists every flag and variable", "[config]") {
        {"--config FILE", "--listen HOST:PORT", "--mlflow-url URL", "--experiment-id ID",
         "--experiment-name NAME", "--log-level LEVEL", "--log-format FORMAT", "--check-config",
         "--version", "--help", "-h", "OTLP_MLFLOW_PROXY_CONFIG", "OTLP_MLFLOW_PROXY_LISTEN",
+        "--grpc-listen HOST:PORT|off", "OTLP_MLFLOW_PROXY_GRPC_LISTEN",
         "OTLP_MLFLOW_PROXY_MLFLOW_URL", "OTLP_MLFLOW_PROXY_EXPERIMENT_ID",
         "OTLP_MLFLOW_PROXY_EXPERIMENT_NAME", "OTLP_MLFLOW_PROXY_LOG_LEVEL",
         "OTLP_MLFLOW_PROXY_LOG_FORMAT", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID",
@@ -930,6 +944,75 @@ TEST_CASE("usage lists every flag and variable", "[config]") {
     INFO(item);
     CHECK(contains(text, item));
   }
+}
+
+TEST_CASE("the gRPC listener: default, YAML, variable, flag, off", "[config][grpc]") {
+  Config defaults = proxy::config::load({}, {}).config;
+  CHECK(defaults.receiver.grpc.enabled);
+  CHECK(defaults.receiver.grpc.listen.to_string() == "127.0.0.1:4317");
+  CHECK_FALSE(defaults.receiver.tls.enabled());
+  CHECK_FALSE(defaults.receiver.auth.enabled());
+
+  Config yaml = load_yaml("receiver: {grpc: {listen: '0.0.0.0:1'}}").config;
+  CHECK(yaml.receiver.grpc.listen.to_string() == "0.0.0.0:1");
+  Config from_env = load_yaml("receiver: {grpc: {listen: '0.0.0.0:1'}}",
+                              {{"OTLP_MLFLOW_PROXY_GRPC_LISTEN", "[::1]:2"}})
+                        .config;
+  CHECK(from_env.receiver.grpc.listen.to_string() == "[::1]:2");
+  Config from_flag = load_yaml("receiver: {grpc: {listen: off}}",
+                               {{"OTLP_MLFLOW_PROXY_GRPC_LISTEN", "[::1]:2"}},
+                               {"--grpc-listen", "127.0.0.1:3"})
+                         .config;
+  CHECK(from_flag.receiver.grpc.enabled);
+  CHECK(from_flag.receiver.grpc.listen.to_string() == "127.0.0.1:3");
+
+  Config off = load_yaml("receiver: {grpc: {listen: off}}").config;
+  CHECK_FALSE(off.receiver.grpc.enabled);
+  CHECK(contains(proxy::config::render_effective(off), "listen: \"off\""));
+  CHECK_FALSE(proxy::config::load({"--grpc-listen", "off"}, {}).config.receiver.grpc.enabled);
+  CHECK_FALSE(proxy::config::load({}, {{"OTLP_MLFLOW_PROXY_GRPC_LISTEN", "none"}})
+                  .config.receiver.grpc.enabled);
+  // "off" rendered by --check-config loads back as off.
+  TempDir dir;
+  const std::string rendered = dir.write("off.yaml", proxy::config::render_effective(off));
+  CHECK_FALSE(proxy::config::load({"--config", rendered}, {}).config.receiver.grpc.enabled);
+
+  CHECK(error_of({"--grpc-listen", "4317"}) == "--grpc-listen: expected HOST:PORT or off, got \"4317\"");
+  CHECK(error_of({}, {{"OTLP_MLFLOW_PROXY_GRPC_LISTEN", "x"}}) ==
+        "OTLP_MLFLOW_PROXY_GRPC_LISTEN: expected HOST:PORT or off, got \"x\"");
+  CHECK(yaml_error("receiver:\n  grpc:\n    listen: 4317x\n") ==
+        "proxy.yaml:3:13: receiver.grpc.listen: expected HOST:PORT or off, got \"4317x\"");
+  CHECK(yaml_error("receiver:\n  grpc:\n    port: 1\n") ==
+        "proxy.yaml:3:5: receiver.grpc.port: unknown key (expected one of: listen)");
+}
+
+TEST_CASE("receiver TLS and auth keys are checked together", "[config][grpc]") {
+  CHECK(contains(yaml_error("receiver:\n  tls:\n    cert_file: a.pem\n"),
+                 "receiver.tls: cert_file and key_file go together"));
+  CHECK(contains(yaml_error("receiver:\n  tls:\n    client_ca_file: ca.pem\n"),
+                 "receiver.tls: client_ca_file needs cert_file and key_file"));
+  CHECK(contains(yaml_error("receiver:\n  auth:\n    bearer_token: a\n    bearer_token_file: b\n"),
+                 "receiver.auth: set bearer_token or bearer_token_file, not both"));
+
+  TempDir dir;
+  const std::string token_file = dir.write("token", "tkn-from-file\n");
+  Config from_file =
+      load_yaml("receiver:\n  auth:\n    bearer_token_file: " + token_file + "\n").config;
+  CHECK(from_file.receiver.auth.bearer_token == "tkn-from-file");
+  std::string rendered = proxy::config::render_effective(from_file);
+  CHECK_FALSE(contains(rendered, "tkn-from-file"));
+  CHECK(contains(rendered, "bearer_token_file: \"" + token_file + "\""));
+
+  Config inline_token = load_yaml("receiver:\n  auth:\n    bearer_token: tkn-inline\n").config;
+  rendered = proxy::config::render_effective(inline_token);
+  CHECK_FALSE(contains(rendered, "tkn-inline"));
+  CHECK(contains(rendered, "bearer_token: \"<hidden>\""));
+
+  const std::string empty = dir.write("empty", " \n");
+  CHECK(contains(yaml_error("receiver:\n  auth:\n    bearer_token_file: " + empty + "\n"),
+                 "receiver.auth.bearer_token_file: \"" + empty + "\" is empty"));
+  CHECK(contains(yaml_error("receiver:\n  auth:\n    bearer_token_file: /nonexistent/t\n"),
+                 "cannot read receiver.auth.bearer_token_file \"/nonexistent/t\""));
 }
 
 TEST_CASE("a token that cannot start a document is refused where it stands", "[config]") {
