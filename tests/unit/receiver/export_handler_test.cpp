@@ -365,4 +365,87 @@ TEST_CASE("OTLP logs and metrics are answered 200 in the request's encoding, cou
   auto text = post("x", "text/plain");
   text.target("/v1/metrics");
   CHECK(f.handler.handle(text, "test").result() == http::status::unsupported_media_type);
+// ---- the protocol-neutral pipeline both front doors share --------------------------------------
+
+TEST_CASE("ingest: outcomes the gRPC door maps to statuses", "[receiver][ingest]") {
+  using Kind = receiver::IngestOutcome::Kind;
+  Fixture f;
+  const auto accepted =
+      f.handler.ingest(one_span_request().SerializeAsString(), otlp::BodyEncoding::protobuf,
+                       std::nullopt, "test");
+  CHECK(accepted.kind == Kind::accepted);
+  CHECK(accepted.rejected_spans == 0);
+  CHECK(accepted.warning.empty());
+  CHECK(f.span_queue.stats().queued_spans == 1);
+
+  const auto garbage = f.handler.ingest("\x0a\xff\xff\xff\xff\x0f", otlp::BodyEncoding::protobuf,
+                                        std::nullopt, "test");
+  CHECK(garbage.kind == Kind::bad_request);
+  CHECK_FALSE(garbage.message.empty());
+
+  const auto bad_header =
+      f.handler.ingest(one_span_request().SerializeAsString(), otlp::BodyEncoding::protobuf,
+                       std::string_view("not-an-id"), "test");
+  CHECK(bad_header.kind == Kind::bad_request);
+
+  otlp::ExportRequest mixed = one_span_request();
+  *mixed.mutable_resource_spans(0)->mutable_scope_spans(0)->add_spans() =
+      one_span_request(std::string(16, '\x01'), std::string(8, '\0')).resource_spans(0).scope_spans(0).spans(0);
+  const auto partial = f.handler.ingest(mixed.SerializeAsString(), otlp::BodyEncoding::protobuf,
+                                        std::nullopt, "test");
+  CHECK(partial.kind == Kind::accepted);
+  CHECK(partial.rejected_spans == 1);
+  CHECK(partial.warning.find("1 invalid spans rejected") != std::string::npos);
+
+  f.handler.set_draining();
+  const auto draining =
+      f.handler.ingest(one_span_request().SerializeAsString(), otlp::BodyEncoding::protobuf,
+                       std::nullopt, "test");
+  CHECK(draining.kind == Kind::draining);
+  CHECK(f.stats.rejected_draining.load() == 1);
+}
+
+TEST_CASE("ingest: a full queue is queue_full, a closed one draining", "[receiver][ingest]") {
+  using Kind = receiver::IngestOutcome::Kind;
+  config::ReceiverConfig receiver_config;
+  config::QueueConfig queue_config;
+  config::MlflowConfig mlflow_config;
+  mlflow_config.experiment_id = "1";
+  queue::SpanQueue tiny{64};
+  receiver::ReceiverStats stats;
+  receiver::ExportHandler handler(receiver_config, queue_config,
+                                  routing::ExperimentSelector(mlflow_config), tiny, stats);
+  otlp::ExportRequest big = one_span_request();
+  big.mutable_resource_spans(0)->mutable_scope_spans(0)->mutable_spans(0)->set_name(std::string(200, 'x'));
+  const auto full = handler.ingest(big.SerializeAsString(), otlp::BodyEncoding::protobuf,
+                                   std::nullopt, "test");
+  CHECK(full.kind == Kind::queue_full);
+  CHECK(full.message.find("queue is full") != std::string::npos);
+  tiny.close();
+  const auto closed = handler.ingest(one_span_request().SerializeAsString(),
+                                     otlp::BodyEncoding::protobuf, std::nullopt, "test");
+  CHECK(closed.kind == Kind::draining);
+}
+
+TEST_CASE("inbound bearer token: HTTP 401 and authorized()", "[receiver][auth]") {
+  Fixture f;
+  CHECK(f.handler.authorized(""));  // no token configured: everyone
+  f.receiver_config.auth.bearer_token = "tkn-123";
+  CHECK_FALSE(f.handler.authorized(""));
+  CHECK_FALSE(f.handler.authorized("tkn-123"));
+  CHECK_FALSE(f.handler.authorized("Bearer tkn-12"));
+  CHECK_FALSE(f.handler.authorized("Bearer tkn-1234"));
+  CHECK_FALSE(f.handler.authorized("Basic tkn-123"));
+  CHECK(f.handler.authorized("Bearer tkn-123"));
+  CHECK(f.handler.authorized("bearer  tkn-123 "));
+
+  receiver::Request request = post(one_span_request().SerializeAsString());
+  receiver::Response refused = f.handler.handle(request, "test");
+  CHECK(refused.result() == http::status::unauthorized);
+  CHECK(refused[http::field::www_authenticate] == "Bearer");
+  CHECK(status_of(refused).code() == 16);
+  CHECK(status_of(refused).message().find("tkn-123") == std::string::npos);
+  CHECK(f.stats.rejected_unauthenticated.load() == 1);
+  request.set(http::field::authorization, "Bearer tkn-123");
+  CHECK(f.handler.handle(request, "test").result() == http::status::ok);
 }
