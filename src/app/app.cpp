@@ -163,6 +163,11 @@ int run_proxy(const config::Config& config) {
                receiver_stats.spans_accepted.load(), receiver_stats.requests_accepted.load(),
                exported.spans_delivered.load(), exported.spans_dead_lettered.load(),
                receiver_stats.spans_rejected_invalid.load());
+  spdlog::info("policy: {}", policy::summarize(router->policy_stats()));
+  if (exported.spans_missing_experiment.load() > 0) {
+    spdlog::warn("{} spans were dead-lettered because their experiment did not exist and their route "
+                 "may not create it", exported.spans_missing_experiment.load());
+  }
   if (kept_in_spool > 0) {
     spdlog::warn("shutdown_timeout of {} ms passed: {} undelivered spans kept in the spool {}; "
                  "the next start delivers them",

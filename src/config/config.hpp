@@ -243,6 +243,9 @@ struct RouteConfig {
   std::string policy;  // from policies or a built-in; empty: default_route's policy
   HeaderMode header = HeaderMode::honor;
   std::optional<NormalizeConfig> normalize;  // unset: default_route's
+  // May spans on this route create their experiment name in MLflow? Unset: create_experiments
+  // of the mlflow section. When not, spans for a missing experiment are dead-lettered.
+  std::optional<bool> create_experiment;
 };
 
 struct DefaultRouteConfig {

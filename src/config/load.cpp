@@ -946,6 +946,7 @@ class YamlLoader {
     for_each_item(field, [&](const Field& item) {
       RouteConfig route;
       route.name = item.path;
+      std::optional<YAML::Mark> create_mark;
       for_each_field(
           item, false,
           {
@@ -970,10 +971,19 @@ class YamlLoader {
                  route.normalize.emplace();
                  normalize(f, *route.normalize);
                }},
+              {"create_experiment",
+               [&](const Field& f) {
+                 route.create_experiment = read(f, kBoolShape, parse_bool);
+                 create_mark = f.mark();
+               }},
           });
       if (!item.value.IsMap()) fail(item.mark(), item.path, "expected a mapping, got " + describe(item.value));
       if (!route.experiment_id.empty() && !route.experiment_name.empty()) {
         fail(item.mark(), item.path, "set experiment_id or experiment_name, not both");
+      }
+      if (route.create_experiment && !route.experiment_id.empty()) {
+        fail(*create_mark, item.path + ".create_experiment",
+             "applies to experiment names only; this route sends to experiment_id " + route.experiment_id);
       }
       for (const RouteConfig& earlier : config_.routes) {
         if (earlier.name == route.name) fail(item.mark(), item.path, "duplicate route name " + quoted(route.name));

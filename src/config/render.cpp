@@ -158,6 +158,10 @@ void render_routing(YAML::Emitter& out, const Config& config) {
       if (!route.policy.empty()) string_value(out, "policy", route.policy);
       plain_value(out, "header", std::string(format_header_mode(route.header)));
       if (route.normalize) render_normalize(out, *route.normalize);
+      if (route.experiment_id.empty()) {  // the effective value, whether set or inherited
+        plain_value(out, "create_experiment",
+                    route.create_experiment.value_or(config.mlflow.create_experiments) ? "true" : "false");
+      }
       out << YAML::EndMap;
     }
     out << YAML::EndSeq;

@@ -34,7 +34,7 @@ bool DeadLetterWriter::write(const std::vector<queue::QueueItem>& items, int sta
     queue::put_u8(body, kVersion);
     queue::put_u64(body, static_cast<std::uint64_t>(now_ms));
     queue::put_u16(body, static_cast<std::uint16_t>(status));
-    queue::put_u8(body, item.experiment.kind == ExperimentRef::Kind::name ? 1 : 0);
+    queue::put_u8(body, item.experiment.storage_tag());
     queue::put_bytes32(body, item.experiment.value);
     queue::put_bytes32(body, reason);
     queue::put_u32(body, item.span_count);
@@ -83,12 +83,12 @@ bool parse_dead_letters(std::string_view file, DeadLetterFile& out) {
     letter.reason = std::string(reader.bytes32());
     letter.item.span_count = reader.u32();
     letter.item.payload = std::string(reader.rest());
-    if (!reader.ok() || version != kVersion || kind > 1) {
+    auto ref = ExperimentRef::from_storage(kind, std::string(experiment));
+    if (!reader.ok() || version != kVersion || !ref) {
       ++out.corrupt_records;
       continue;
     }
-    letter.item.experiment = kind == 1 ? ExperimentRef::by_name(std::string(experiment))
-                                       : ExperimentRef::by_id(std::string(experiment));
+    letter.item.experiment = std::move(*ref);
     out.records.push_back(std::move(letter));
   }
   return true;

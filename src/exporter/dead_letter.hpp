@@ -2,7 +2,8 @@
 // came first in memory mode), kept so that `otlp-mlflow-proxy replay FILE` can send them later.
 // Framing as in queue/record_file.hpp, file magic "OMPDLQ01", one record per queue item:
 //   u8 format version (1) | u64 time, ms since the Unix epoch | u16 HTTP status (0: none)
-//   | u8 experiment kind (0 id, 1 name) | u32 length + experiment | u32 length + reason (UTF-8)
+//   | u8 experiment kind (0 id, 1 name, 2 name that must exist) | u32 length + experiment
+//   | u32 length + reason (UTF-8)
 //   | u32 span count | the serialized ExportTraceServiceRequest (rest of the body)
 // Each write is flushed (fdatasync) before the spans are released from the queue or spool.
 #pragma once

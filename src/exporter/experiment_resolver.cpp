@@ -47,18 +47,18 @@ std::string summarize(const HttpResult& result) {
 }  // namespace
 
 ExperimentResolver::ExperimentResolver(net::any_io_executor executor, UpstreamUrl upstream,
-                                       HttpClientOptions options, bool create_missing,
-                                       std::chrono::seconds cache_ttl)
+                                       HttpClientOptions options, std::chrono::seconds cache_ttl)
     : executor_(std::move(executor)),
       upstream_(std::move(upstream)),
       options_(std::move(options)),
-      create_missing_(create_missing),
       cache_ttl_(cache_ttl) {}
 
-net::awaitable<Resolution> ExperimentResolver::resolve(const std::string& name) {
+net::awaitable<Resolution> ExperimentResolver::resolve(const std::string& name, bool may_create) {
   for (;;) {
     if (auto it = cache_.find(name); it != cache_.end() && it->second.expires > std::chrono::steady_clock::now()) {
-      co_return Resolution{it->second.id, {}, true, 0};
+      Resolution cached;
+      cached.experiment_id = it->second.id;
+      co_return cached;
     }
     if (!in_flight_.contains(name)) break;
     // Another worker is resolving this name: wait for its answer instead of asking twice.
@@ -68,7 +68,7 @@ net::awaitable<Resolution> ExperimentResolver::resolve(const std::string& name) 
   in_flight_.insert(name);
   Resolution found;
   try {
-    found = co_await resolve_uncached(name);
+    found = co_await resolve_uncached(name, may_create);
   } catch (...) {
     in_flight_.erase(name);
     throw;
@@ -77,12 +77,17 @@ net::awaitable<Resolution> ExperimentResolver::resolve(const std::string& name) 
   co_return found;
 }
 
-net::awaitable<Resolution> ExperimentResolver::resolve_uncached(const std::string& name) {
+net::awaitable<Resolution> ExperimentResolver::resolve_uncached(const std::string& name, bool may_create) {
   HttpClient client(executor_, upstream_, options_);
   Resolution found = co_await lookup(client, name);
   if (found.experiment_id.empty() && found.http_status == 404) {
-    if (!create_missing_) {
-      co_return Resolution{{}, "experiment \"" + name + "\" does not exist and mlflow.create_experiments is false", false, 404};
+    if (!may_create) {
+      Resolution missing;
+      missing.error = "experiment \"" + name + "\" does not exist in MLflow and may not be created";
+      missing.retryable = false;
+      missing.missing = true;
+      missing.http_status = 404;
+      co_return missing;
     }
     found = co_await create(client, name);
     if (found.experiment_id.empty() && found.http_status == 400 &&

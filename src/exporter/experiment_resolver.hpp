@@ -1,4 +1,5 @@
-// Experiment name -> id through MLflow's REST API, created on first use when allowed, cached
+// Experiment name -> id through MLflow's REST API, created on first use when the spans' route
+// allows it (ExperimentRef::create), cached
 // with a TTL. A concurrent create by someone else (400 RESOURCE_ALREADY_EXISTS) is followed by
 // another lookup. Workers asking for the same name at once share one resolution; each resolution
 // uses its own connection, since an HTTP connection carries one request at a time.
@@ -18,23 +19,25 @@ namespace proxy::exporter {
 struct Resolution {
   std::string experiment_id;  // empty on failure
   std::string error;          // what went wrong, for the log
-  bool retryable = true;      // false when retrying cannot help (creation disabled)
+  bool retryable = true;      // false when retrying cannot help (creation not allowed)
+  bool missing = false;       // the experiment does not exist and may not be created
   int http_status = 0;        // MLflow's status when it answered with an error
 };
 
 class ExperimentResolver {
  public:
   ExperimentResolver(boost::asio::any_io_executor executor, UpstreamUrl upstream,
-                     HttpClientOptions options, bool create_missing,
-                     std::chrono::seconds cache_ttl);
+                     HttpClientOptions options, std::chrono::seconds cache_ttl);
 
-  boost::asio::awaitable<Resolution> resolve(const std::string& name);
+  // `may_create`: create the experiment when MLflow does not have it. When not, a missing
+  // experiment is a Resolution with `missing` set and `retryable` false.
+  boost::asio::awaitable<Resolution> resolve(const std::string& name, bool may_create);
 
   // Forgets a cached id, after MLflow reported it unknown (experiment deleted and recreated).
   void invalidate(const std::string& name) { cache_.erase(name); }
 
  private:
-  boost::asio::awaitable<Resolution> resolve_uncached(const std::string& name);
+  boost::asio::awaitable<Resolution> resolve_uncached(const std::string& name, bool may_create);
   boost::asio::awaitable<Resolution> lookup(HttpClient& client, const std::string& name);
   boost::asio::awaitable<Resolution> create(HttpClient& client, const std::string& name);
 
@@ -47,7 +50,6 @@ class ExperimentResolver {
   UpstreamUrl upstream_;
   HttpClientOptions options_;
   std::set<std::string> in_flight_;
-  bool create_missing_;
   std::chrono::seconds cache_ttl_;
   std::map<std::string, CachedId> cache_;
 };

@@ -26,6 +26,11 @@ RateLimitedLog& retry_log() {
   return log;
 }
 
+RateLimitedLog& missing_experiment_log() {
+  static RateLimitedLog log{1};
+  return log;
+}
+
 std::size_t spans_in(const std::vector<queue::QueueItem>& batch) {
   std::size_t spans = 0;
   for (const auto& item : batch) spans += item.span_count;
@@ -57,7 +62,6 @@ Exporter::Exporter(const config::Config& config, queue::SpanQueue& queue,
                           : authorization_header(config.mlflow.username, config.mlflow.password,
                                                  config.mlflow.token)} {
   resolver_ = std::make_unique<ExperimentResolver>(io_.get_executor(), upstream_, client_options_,
-                                                   config.mlflow.create_experiments,
                                                    config.mlflow.experiment_cache_ttl);
   for (unsigned i = 0; i < config.exporter.concurrency; ++i) {
     wake_timers_.push_back(std::make_unique<net::steady_timer>(io_));
@@ -127,6 +131,11 @@ std::vector<queue::QueueItem> Exporter::take_undelivered() {
 
 void Exporter::dead_letter(const std::vector<queue::QueueItem>& items, int status,
                            const std::string& reason) {
+  write_dead_letter(items, status, reason, true);
+}
+
+void Exporter::write_dead_letter(const std::vector<queue::QueueItem>& items, int status,
+                                 const std::string& reason, bool log_success) {
   const std::size_t spans = spans_in(items);
   const std::string where = dead_letters_ != nullptr ? dead_letters_->path() : "nowhere (no file)";
   if (dead_letters_ == nullptr || !dead_letters_->write(items, status, reason)) {
@@ -134,7 +143,7 @@ void Exporter::dead_letter(const std::vector<queue::QueueItem>& items, int statu
     spdlog::critical("LOST {} spans for experiment {}: could not write them to the dead-letter "
                      "file {}; reason they were rejected: {}",
                      spans, items.empty() ? "-" : items.front().experiment.describe(), where, reason);
-  } else {
+  } else if (log_success) {
     spdlog::error("dead-lettered {} spans for experiment {} to {}: {}", spans,
                   items.empty() ? "-" : items.front().experiment.describe(), where, reason);
   }
@@ -154,6 +163,40 @@ std::chrono::milliseconds Exporter::backoff(unsigned attempt,
 }
 
 void Exporter::release(const std::vector<queue::QueueItem>& batch) { queue_.release(batch); }
+
+std::string Exporter::routes_to(const std::string& name) const {
+  std::string names;
+  for (const config::RouteConfig& route : config_.routes) {
+    const bool named = route.experiment_name == name ||
+                       (route.experiment_id.empty() && route.experiment_name.empty() &&
+                        config_.mlflow.experiment_id.empty() && config_.mlflow.experiment_name == name);
+    if (named) names += (names.empty() ? "\"" : ", \"") + route.name + "\"";
+  }
+  if (config_.mlflow.experiment_id.empty() && config_.mlflow.experiment_name == name) {
+    names += names.empty() ? "\"default\"" : ", \"default\"";
+  }
+  return names.empty() ? "none in the current configuration" : names;
+}
+
+// Holding the spans would block every other route behind them until someone creates the
+// experiment, so they go to the dead-letter file at once (replayable once it exists), and the
+// log line says which experiment and route, at most once a second.
+void Exporter::dead_letter_missing(const std::vector<queue::QueueItem>& batch, const std::string& name) {
+  const std::size_t spans = spans_in(batch);
+  const std::string reason = "experiment \"" + name + "\" does not exist in MLflow and its route (" +
+                             routes_to(name) +
+                             ") may not create it (create_experiment: false, or "
+                             "mlflow.create_experiments: false)";
+  stats_.spans_missing_experiment.fetch_add(spans);
+  std::uint64_t suppressed = 0;
+  if (missing_experiment_log().allow(suppressed)) {
+    spdlog::error("dead-lettering {} spans: {}; create the experiment or allow creating it, then "
+                  "send the dead-letter file again with `otlp-mlflow-proxy replay` ({} similar "
+                  "lines not logged)",
+                  spans, reason, suppressed);
+  }
+  write_dead_letter(batch, 404, reason, false);
+}
 
 net::awaitable<void> Exporter::worker(unsigned index) {
   HttpClient client(io_.get_executor(), upstream_, client_options_);
@@ -220,8 +263,12 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
   for (;;) {
     std::string experiment_id = experiment.value;
     if (experiment.kind == ExperimentRef::Kind::name) {
-      const Resolution resolution = co_await resolver_->resolve(experiment.value);
+      const Resolution resolution = co_await resolver_->resolve(experiment.value, experiment.create);
       if (resolution.experiment_id.empty()) {
+        if (resolution.missing) {
+          dead_letter_missing(batch, experiment.value);
+          co_return;
+        }
         if (!resolution.retryable) {
           dead_letter(resolution.error);
           co_return;

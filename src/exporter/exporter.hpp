@@ -29,6 +29,8 @@ struct ExporterStats {
   Counter retries{0};
   Counter transport_errors{0};
   Counter spans_dead_lettered{0};
+  // Of those: the experiment name does not exist and the route may not create it.
+  Counter spans_missing_experiment{0};
   Counter dead_letter_write_failures{0};
   Counter batches_split{0};  // a rejected batch retried item by item to find the culprit
   Counter spans_abandoned_at_shutdown{0};
@@ -67,6 +69,11 @@ class Exporter {
   std::chrono::milliseconds backoff(unsigned attempt, std::optional<std::chrono::milliseconds> retry_after);
   void wake_workers();
   void release(const std::vector<queue::QueueItem>& batch);
+  void write_dead_letter(const std::vector<queue::QueueItem>& items, int status,
+                         const std::string& reason, bool log_success);
+  void dead_letter_missing(const std::vector<queue::QueueItem>& batch, const std::string& name);
+  // The routes that send to an experiment name, for the log line of a missing experiment.
+  std::string routes_to(const std::string& name) const;
 
   const config::Config& config_;
   queue::SpanQueue& queue_;

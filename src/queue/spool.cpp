@@ -73,7 +73,7 @@ std::string encode_spool_record(std::uint64_t record_id, const QueueItem& item) 
   body.reserve(8 + 4 + 1 + 4 + item.experiment.value.size() + item.payload.size());
   put_u64(body, record_id);
   put_u32(body, item.span_count);
-  put_u8(body, item.experiment.kind == ExperimentRef::Kind::name ? 1 : 0);
+  put_u8(body, item.experiment.storage_tag());
   put_bytes32(body, item.experiment.value);
   body.append(item.payload);
   return body;
@@ -86,9 +86,10 @@ bool decode_spool_record(std::string_view body, QueueItem& item) {
   const std::uint8_t kind = reader.u8();
   const std::string_view experiment = reader.bytes32();
   const std::string_view payload = reader.rest();
-  if (!reader.ok() || kind > 1) return false;
-  item.experiment = kind == 1 ? ExperimentRef::by_name(std::string(experiment))
-                              : ExperimentRef::by_id(std::string(experiment));
+  if (!reader.ok()) return false;
+  auto ref = ExperimentRef::from_storage(kind, std::string(experiment));
+  if (!ref) return false;
+  item.experiment = std::move(*ref);
   item.payload.assign(payload);
   return true;
 }

@@ -8,7 +8,8 @@
 //
 // Segment file  segment-<first record id, 20 digits>.spool:
 //   "OMPSPL01", then records whose body is
-//   u64 record id | u32 span count | u8 experiment kind (0 id, 1 name) | u32 length + experiment
+//   u64 record id | u32 span count | u8 experiment kind (0 id, 1 name, 2 name that must exist)
+//   | u32 length + experiment
 //   | the serialized ExportTraceServiceRequest (rest of the body)
 // Ack file  segment-<same>.acks: 12-byte entries, u64 record id | u32 CRC32C of those 8 bytes.
 #pragma once

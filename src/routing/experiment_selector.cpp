@@ -11,7 +11,8 @@ bool is_experiment_id(std::string_view text) {
 
 ExperimentSelector::ExperimentSelector(const config::MlflowConfig& mlflow)
     : configured_(!mlflow.experiment_id.empty()     ? ExperimentRef::by_id(mlflow.experiment_id)
-                  : !mlflow.experiment_name.empty() ? ExperimentRef::by_name(mlflow.experiment_name)
+                  : !mlflow.experiment_name.empty() ? ExperimentRef::by_name(mlflow.experiment_name,
+                                                                             mlflow.create_experiments)
                                                     : ExperimentRef::by_id("0")) {}
 
 std::variant<ExperimentRef, RoutingError> ExperimentSelector::select(

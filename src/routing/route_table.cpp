@@ -121,6 +121,9 @@ RouteTable::RouteTable(const config::Config& config) {
     compiled_route.experiment = !route.experiment_id.empty()     ? ExperimentRef::by_id(route.experiment_id)
                                 : !route.experiment_name.empty() ? ExperimentRef::by_name(route.experiment_name)
                                                                  : configured;
+    if (compiled_route.experiment.kind == ExperimentRef::Kind::name) {
+      compiled_route.experiment.create = route.create_experiment.value_or(config.mlflow.create_experiments);
+    }
     compiled_route.header_mode = route.header;
     compiled_route.policy_name = route.policy.empty() ? config.default_route.policy : route.policy;
     compiled_route.policy = policy_named(compiled_route.policy_name, route.name);

@@ -159,7 +159,11 @@ std::vector<std::string> Router::describe() const {
     const CompiledRoute& route = routes[i];
     lines.push_back("route " + config::quoted(route.name) + ": " +
                     describe_match(route, i + 1 < routes.size() ? &route_configs_[i] : nullptr) +
-                    " -> experiment " + route.experiment.describe() + ", policy " +
+                    " -> experiment " + route.experiment.describe() +
+                    (route.experiment.kind == ExperimentRef::Kind::name && !route.experiment.create
+                         ? " (must exist)"
+                         : "") +
+                    ", policy " +
                     config::quoted(route.policy_name) + ", header " +
                     std::string(config::format_header_mode(route.header_mode)) + ", normalize " +
                     (route.normalizer->enabled() ? "on" : "off"));

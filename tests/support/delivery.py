@@ -121,7 +121,8 @@ def record_offsets(data: bytes) -> list[tuple[int, int]]:
 
 
 def read_dead_letters(path: Path) -> list[dict]:
-    """The dead-letter file's records: time_ms, status, experiment, reason, span_count, request."""
+    """The dead-letter file's records: time_ms, status, experiment ("name:N" or "id:I"),
+    may_create (a name its route may create), reason, span_count, request."""
     data = Path(path).read_bytes()
     assert data[:8] == b"OMPDLQ01", "not a dead-letter file"
     out = []
@@ -145,7 +146,8 @@ def read_dead_letters(path: Path) -> list[dict]:
         request = ExportTraceServiceRequest()
         request.ParseFromString(body[pos:])
         out.append({"version": version, "time_ms": time_ms, "status": status,
-                    "experiment": ("name:" if kind == 1 else "id:") + experiment,
+                    "experiment": ("name:" if kind in (1, 2) else "id:") + experiment,
+                    "may_create": kind == 1,
                     "reason": reason, "span_count": span_count, "request": request})
     return out
 

@@ -45,6 +45,10 @@ class FakeMlflow:
         self.on_export = on_export
         self.exports: list[Export] = []          # every POST /v1/traces, accepted or not
         self.experiments: dict[str, str] = {}    # name -> id
+        self.creates: list[str] = []             # every experiments/create call's name
+        # name -> how many more get-by-name calls answer "does not exist" although it does
+        # (another client creating it at the same moment)
+        self.hidden_lookups: dict[str, int] = {}
         self.script: list[ScriptedAnswer] = []   # answers for the next exports, then 200
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -109,6 +113,9 @@ class FakeMlflow:
                     name = parse_qs(url.query).get("experiment_name", [""])[0]
                     with fake.lock:
                         experiment_id = fake.experiments.get(name)
+                        if fake.hidden_lookups.get(name, 0) > 0:
+                            fake.hidden_lookups[name] -= 1
+                            experiment_id = None
                     if experiment_id is None:
                         return self._answer(404, json.dumps({
                             "error_code": "RESOURCE_DOES_NOT_EXIST",
@@ -123,6 +130,7 @@ class FakeMlflow:
                 if url.path == "/api/2.0/mlflow/experiments/create":
                     name = json.loads(body)["name"]
                     with fake.lock:
+                        fake.creates.append(name)
                         if name in fake.experiments:
                             return self._answer(400, json.dumps({
                                 "error_code": "RESOURCE_ALREADY_EXISTS",

@@ -388,3 +388,78 @@ TEST_CASE("normalization runs after the policy: nothing it copies is unmasked", 
   CHECK(router.normalize_stats().count(normalize::Rule::span_type) == 1);  // the node; MLflow types the rest
   CHECK(router.preview_cache().entries() == 0);
 }
+
+const char* const kCreation = R"yaml(
+mlflow:
+  experiment_name: shared
+  create_experiments: false
+routes:
+  - name: may-create
+    match: {resource: {service.name: a}}
+    experiment_name: a-traces
+    create_experiment: true
+  - name: must-exist
+    match: {resource: {service.name: b}}
+    experiment_name: b-traces
+  - name: inherits-name
+    match: {resource: {service.name: c}}
+    create_experiment: true
+  - name: by-id
+    match: {resource: {service.name: d}}
+    experiment_id: "5"
+)yaml";
+
+TEST_CASE("create_experiment is per route and defaults to mlflow.create_experiments", "[routing][config]") {
+  const config::Config config = load_yaml(kCreation);
+  CHECK(config.routes[0].create_experiment == true);
+  CHECK_FALSE(config.routes[1].create_experiment.has_value());
+  const Router router(config);
+  const auto& table = router.table();
+  CHECK(std::get<ExperimentRef>(table.experiment(0, std::nullopt)) == ExperimentRef::by_name("a-traces", true));
+  CHECK(std::get<ExperimentRef>(table.experiment(1, std::nullopt)) == ExperimentRef::by_name("b-traces", false));
+  // a route without an experiment of its own uses mlflow.experiment_name, with its own permission
+  CHECK(std::get<ExperimentRef>(table.experiment(2, std::nullopt)) == ExperimentRef::by_name("shared", true));
+  CHECK(std::get<ExperimentRef>(table.experiment(3, std::nullopt)) == ExperimentRef::by_id("5"));
+  CHECK(std::get<ExperimentRef>(table.experiment(4, std::nullopt)) == ExperimentRef::by_name("shared", false));
+  // the permission is part of the queue item's experiment, so it reaches the exporter
+  CHECK_FALSE(ExperimentRef::by_name("x", true) == ExperimentRef::by_name("x", false));
+
+  const auto lines = router.describe();
+  CHECK(lines[1] == "route \"must-exist\": service.name=\"b\" -> experiment name \"b-traces\" (must exist), "
+                    "policy \"default\", header honor");
+  CHECK(lines[0].find("(must exist)") == std::string::npos);
+
+  // Without create_experiments: false, routes create by default.
+  CHECK(std::get<ExperimentRef>(Router(load_yaml(kTwoTeams)).table().experiment(0, std::nullopt)).create);
+}
+
+TEST_CASE("create_experiment: errors and --check-config rendering", "[routing][config]") {
+  using Catch::Matchers::Contains;
+  CHECK_THAT(load_error("routes:\n  - experiment_id: \"3\"\n    create_experiment: true\n"),
+             Contains(":3:24: routes[0].create_experiment: applies to experiment names only; this route "
+                      "sends to experiment_id 3"));
+  CHECK_THAT(load_error("routes:\n  - experiment_name: x\n    create_experiment: maybe\n"),
+             Contains(":3:24: routes[0].create_experiment: expected true or false, got \"maybe\""));
+
+  const std::string rendered = config::render_effective(load_yaml(kCreation));
+  INFO(rendered);
+  // The effective value for every route that sends to a name, inherited ones included.
+  CHECK(rendered.find("experiment_name: \"a-traces\"\n    header: honor\n    create_experiment: true\n") !=
+        std::string::npos);
+  CHECK(rendered.find("experiment_name: \"b-traces\"\n    header: honor\n    create_experiment: false\n") !=
+        std::string::npos);
+  CHECK(rendered.find("{exact: \"c\"}\n    header: honor\n    create_experiment: true\n") != std::string::npos);
+  CHECK(rendered.find("experiment_id: \"5\"\n    header: honor\ndefault_route") != std::string::npos);
+  const config::Config reloaded = load_yaml(rendered);
+  CHECK(reloaded.routes[1].create_experiment == false);
+  CHECK(config::render_effective(reloaded) == rendered);
+}
+
+TEST_CASE("an experiment's create permission survives the spool and dead-letter encoding", "[routing]") {
+  for (const ExperimentRef& ref : {ExperimentRef::by_id("12"), ExperimentRef::by_name("n", true),
+                                   ExperimentRef::by_name("n", false)}) {
+    CHECK(ExperimentRef::from_storage(ref.storage_tag(), ref.value) == ref);
+  }
+  CHECK(ExperimentRef::from_storage(1, "old") == ExperimentRef::by_name("old", true));
+  CHECK_FALSE(ExperimentRef::from_storage(3, "x").has_value());
+}
