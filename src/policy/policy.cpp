@@ -5,6 +5,8 @@
 
 #include <openssl/evp.h>
 
+#include "config/values.hpp"
+
 namespace proxy::policy {
 namespace {
 
@@ -186,6 +188,27 @@ void PolicyStats::add(const PolicyTally& tally) {
   if (tally.depth_rejected) depth_rejected.fetch_add(tally.depth_rejected, std::memory_order_relaxed);
   if (tally.koog_hidden) koog_hidden.fetch_add(tally.koog_hidden, std::memory_order_relaxed);
   if (tally.spans) spans.fetch_add(tally.spans, std::memory_order_relaxed);
+}
+
+std::string summarize(const PolicyStats& stats) {
+  std::string text;
+  for (std::size_t mode = 0; mode < kModeCount; ++mode) {
+    std::string families;
+    for (std::size_t family = 0; family < kFamilyCount; ++family) {
+      const std::uint64_t n = stats.values[mode][family].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      families += (families.empty() ? "" : ", ") + std::string(family_name(static_cast<Family>(family))) +
+                  " " + std::to_string(n);
+    }
+    if (families.empty()) continue;
+    text += std::string(config::format_policy_mode(static_cast<PolicyMode>(mode))) + ": " + families + "; ";
+  }
+  if (text.empty()) text = "no value changed; ";
+  text += std::to_string(stats.redaction_matches.load(std::memory_order_relaxed)) + " redaction matches, " +
+          std::to_string(stats.depth_rejected.load(std::memory_order_relaxed)) + " values too deep, " +
+          std::to_string(stats.koog_hidden.load(std::memory_order_relaxed)) + " Koog HIDDEN values kept, " +
+          std::to_string(stats.spans.load(std::memory_order_relaxed)) + " spans";
+  return text;
 }
 
 CompiledPolicy::CompiledPolicy(const config::PolicyConfig& config)

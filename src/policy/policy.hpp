@@ -68,6 +68,9 @@ struct PolicyStats {
   }
 };
 
+// One line for the logs: "mask: genai 12, koog 30; redact: error 2; 3 redaction matches, ...".
+std::string summarize(const PolicyStats& stats);
+
 class CompiledPolicy {
  public:
   // Throws config::ConfigError for a redaction pattern RE2 rejects.

@@ -1,5 +1,7 @@
 #include "policy/redactor.hpp"
 
+#include <array>
+
 namespace proxy::policy {
 
 const std::vector<RedactionRule>& builtin_redaction_rules() {
@@ -45,23 +47,130 @@ bool luhn_valid(std::string_view candidate) {
   return digits >= 13 && digits <= 19 && sum % 10 == 0;
 }
 
-Redactor::Redactor(const std::vector<config::RedactPattern>& user_patterns, bool builtin) {
-  struct Source {
-    std::string name;
-    std::string regex;
-    bool luhn;
-  };
-  std::vector<Source> sources;
-  if (builtin) {
-    for (const RedactionRule& rule : builtin_redaction_rules()) {
-      sources.push_back({std::string(rule.name), std::string(rule.regex), rule.luhn});
+namespace {
+
+// RE2's \s.
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alnum(char c) { return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'); }
+
+// ASCII case-insensitive: does `text` hold `lower` (lower-case letters) at `at`?
+bool has_at(std::string_view text, std::size_t at, std::string_view lower) {
+  if (at > text.size() || text.size() - at < lower.size()) return false;
+  for (std::size_t i = 0; i < lower.size(); ++i) {
+    if ((text[at + i] | 0x20) != lower[i]) return false;
+  }
+  return true;
+}
+
+// Does a keyword end just before the [:=] at `at`, as in `keyword["']?\s*[:=]`?
+bool keyword_before(std::string_view text, std::size_t at) {
+  std::size_t end = at;
+  while (end > 0 && is_space(text[end - 1])) --end;
+  if (end > 0 && (text[end - 1] == '"' || text[end - 1] == '\'')) --end;
+  for (std::string_view keyword : {"password", "passwd", "pwd", "key", "secret", "token", "authorization"}) {
+    if (end >= keyword.size() && has_at(text, end - keyword.size(), keyword)) return true;
+  }
+  return false;
+}
+
+// "scheme://user:password@": after "://", a ':' and then an '@' before the authority ends.
+bool userinfo_after(std::string_view text, std::size_t at) {
+  bool colon = false;
+  for (std::size_t i = at; i < text.size(); ++i) {
+    const char c = text[i];
+    if (is_space(c) || c == '/' || c == '?' || c == '#') return false;
+    if (c == ':') colon = true;
+    if (c == '@') return colon;
+  }
+  return false;
+}
+
+bool email_local(char c) { return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'; }
+
+// Bytes at which a check starts: each built-in pattern needs one of them.
+constexpr std::array<bool, 256> kTriggers = [] {
+  std::array<bool, 256> table{};
+  for (unsigned char c : std::string_view("-A_JbB:=@0123456789\xC5\xE2")) table[c] = true;
+  return table;
+}();
+
+}  // namespace
+
+bool may_hold_builtin_secret(std::string_view text) {
+  const std::size_t n = text.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const char c = text[i];
+    if (!kTriggers[static_cast<unsigned char>(c)]) continue;
+    switch (c) {
+      case '-':  // sk-..., sk-ant-..., xox?-..., -----BEGIN ... PRIVATE KEY-----
+        if (i >= 2 && text[i - 2] == 's' && text[i - 1] == 'k') return true;
+        if (i >= 4 && text.substr(i - 4, 3) == "xox" &&
+            std::string_view("abposr").find(text[i - 1]) != std::string_view::npos) {
+          return true;
+        }
+        if (text.substr(i, 11) == "-----BEGIN ") return true;
+        break;
+      case 'A': {  // AKIA/ASIA/ABIA/ACCA..., AIza...
+        const std::string_view next = text.substr(i + 1, 3);
+        if (next == "KIA" || next == "SIA" || next == "BIA" || next == "CCA" || next == "Iza") return true;
+        break;
+      }
+      case '_':  // gh[pousr]_..., github_pat_...
+        if (i >= 3 && text[i - 3] == 'g' && text[i - 2] == 'h' &&
+            std::string_view("pousr").find(text[i - 1]) != std::string_view::npos) {
+          return true;
+        }
+        if (i >= 6 && text.substr(i - 6, 6) == "github") return true;
+        break;
+      case 'J':  // eyJ...
+        if (i >= 2 && text[i - 2] == 'e' && text[i - 1] == 'y') return true;
+        break;
+      case 'b':
+      case 'B':  // bearer, any case
+        if (has_at(text, i + 1, "earer")) return true;
+        break;
+      case ':':  // scheme://user:password@, keyword: value
+        if (text.substr(i + 1, 2) == "//" && userinfo_after(text, i + 3)) return true;
+        [[fallthrough]];
+      case '=':
+        if (keyword_before(text, i)) return true;
+        break;
+      case '\xC5':  // U+017F LATIN SMALL LETTER LONG S: (?i) makes RE2 take it for an 's'
+        if (i + 1 < n && text[i + 1] == '\xBF') return true;
+        break;
+      case '\xE2':  // U+212A KELVIN SIGN: (?i) makes RE2 take it for a 'k'
+        if (text.substr(i + 1, 2) == "\x84\xAA") return true;
+        break;
+      case '@':  // e-mail addresses
+        if (i > 0 && i + 1 < n && email_local(text[i - 1]) && (is_alnum(text[i + 1]) || text[i + 1] == '-')) {
+          return true;
+        }
+        break;
+      default: {  // a digit: card numbers are 13 to 19 digits, single spaces or dashes between
+        std::size_t digits = 0;
+        std::size_t j = i;
+        while (j < n) {
+          if (is_digit(text[j])) {
+            if (++digits >= 13) return true;
+            ++j;
+          } else if ((text[j] == ' ' || text[j] == '-') && j + 1 < n && is_digit(text[j + 1])) {
+            ++j;
+          } else {
+            break;
+          }
+        }
+        i = j - 1;  // the run is done; text[j], no digit, is looked at next
+        break;
+      }
     }
   }
-  for (const config::RedactPattern& pattern : user_patterns) {
-    sources.push_back({pattern.name, pattern.regex, false});
-  }
-  if (sources.empty()) return;
+  return false;
+}
 
+Redactor::Alternation Redactor::compile(const std::vector<Source>& sources) {
+  Alternation out;
+  if (sources.empty()) return out;
   RE2::Options options;
   options.set_log_errors(false);
   // The alternation of every pattern needs more DFA memory than RE2's 8 MiB default allows
@@ -76,35 +185,63 @@ Redactor::Redactor(const std::vector<config::RedactPattern>& user_patterns, bool
                                 alone.error());
     }
     const int own_groups = alone.NumberOfCapturingGroups();
-    entries_.push_back({"[redacted:" + source.name + "]", group, own_groups > 0 ? group + 1 : group,
-                        source.luhn});
+    out.entries.push_back({"[redacted:" + source.name + "]", group, own_groups > 0 ? group + 1 : group,
+                           source.luhn});
     if (!combined.empty()) combined += '|';
     combined += "(" + source.regex + ")";
     group += 1 + own_groups;
   }
-  groups_ = group;  // group 0 (the whole match) plus every pattern's groups
-  combined_ = std::make_unique<RE2>(combined, options);
-  if (!combined_->ok()) throw config::ConfigError("redaction patterns: " + combined_->error());
+  out.groups = group;  // group 0 (the whole match) plus every pattern's groups
+  out.regex = std::make_unique<RE2>(combined, options);
+  if (!out.regex->ok()) throw config::ConfigError("redaction patterns: " + out.regex->error());
+  return out;
+}
+
+Redactor::Redactor(const std::vector<config::RedactPattern>& user_patterns, bool builtin, bool prefilter) {
+  std::vector<Source> sources;
+  if (builtin) {
+    for (const RedactionRule& rule : builtin_redaction_rules()) {
+      sources.push_back({std::string(rule.name), std::string(rule.regex), rule.luhn});
+    }
+  }
+  std::vector<Source> user;
+  for (const config::RedactPattern& pattern : user_patterns) {
+    user.push_back({pattern.name, pattern.regex, false});
+    sources.push_back(user.back());
+  }
+  all_ = compile(sources);
+  prefilter_ = builtin && prefilter;
+  // Where no built-in pattern can match, leaving them out of the alternation changes nothing:
+  // leftmost-first still picks the same pattern at the same place.
+  if (prefilter_) user_ = compile(user);
 }
 
 std::size_t Redactor::redact(std::string_view text, std::string& out) const {
-  if (!combined_) return 0;
+  const Alternation* alternation = &all_;
+  if (prefilter_ && !may_hold_builtin_secret(text)) {
+    if (user_.regex == nullptr) return 0;
+    alternation = &user_;
+  }
+  return alternation->regex ? run(*alternation, text, out) : 0;
+}
+
+std::size_t Redactor::run(const Alternation& alternation, std::string_view text, std::string& out) {
   thread_local std::vector<re2::StringPiece> groups;
-  groups.resize(static_cast<std::size_t>(groups_));
+  groups.resize(static_cast<std::size_t>(alternation.groups));
   const re2::StringPiece whole(text.data(), text.size());
   std::size_t count = 0;
   std::size_t pos = 0;
   std::size_t copied = 0;  // text before this offset is already in `out`
   const std::size_t out_start = out.size();
-  while (pos <= text.size() &&
-         combined_->Match(whole, pos, text.size(), RE2::UNANCHORED, groups.data(), groups_)) {
+  while (pos <= text.size() && alternation.regex->Match(whole, pos, text.size(), RE2::UNANCHORED,
+                                                        groups.data(), alternation.groups)) {
     const std::size_t match_end = static_cast<std::size_t>(groups[0].data() - text.data()) + groups[0].size();
     if (groups[0].empty()) {  // a user pattern that can match nothing: step over
       pos = match_end + 1;
       continue;
     }
     const Entry* entry = nullptr;
-    for (const Entry& candidate : entries_) {
+    for (const Entry& candidate : alternation.entries) {
       if (groups[static_cast<std::size_t>(candidate.group)].data() != nullptr) {
         entry = &candidate;
         break;
