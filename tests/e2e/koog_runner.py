@@ -177,13 +177,15 @@ class KoogRun:
 
 def run_koog_agent(proxy_or_url: Any, *, verbose: bool, service_name: str,
                    prompt: str | None = None, system_prompt: str | None = None,
+                   city: str | None = None,
                    headers: dict[str, str] | None = None,
                    resource: dict[str, str] | None = None, processor: str = "batch",
                    agent_id: str | None = None, jar: Path | None = None,
                    timeout: float = 120) -> KoogRun:
     """Runs the agent once against proxy_or_url (a ProxyProcess, whose .url is the base URL, or a
     base URL string; /v1/traces is appended) and returns its report. Raises AssertionError when
-    the agent fails or prints no report. prompt must mention "weather" (the mock LLM keys on it)."""
+    the agent fails or prints no report. prompt must mention "weather" (the mock LLM keys on it).
+    city is the get_weather argument (default "Paris"); the tool's result repeats it."""
     java, _ = java_and_maven()
     if java is None:
         raise AssertionError("java not found")
@@ -197,6 +199,8 @@ def run_koog_agent(proxy_or_url: Any, *, verbose: bool, service_name: str,
         cmd += ["--prompt", prompt]
     if system_prompt is not None:
         cmd += ["--system-prompt", system_prompt]
+    if city is not None:
+        cmd += ["--city", city]
     for k, v in (headers or {}).items():
         cmd += ["--header", f"{k}={v}"]
     for k, v in (resource or {}).items():

@@ -11,6 +11,7 @@ proxy configuration for that (the proxy masks content by default).
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import pytest
@@ -188,3 +189,129 @@ def test_koog_agent_one_request_per_span(mlflow, start_proxy, unique_name, koog_
                                  processor="simple")
     assert len(run.export_results) == len(SPAN_NAMES), run.describe()
     _assert_koog_trace_shape(run, got)
+
+
+# ---- two teams' Koog agents through one proxy: a masking route and a verbose route -------------
+
+# Planted in the prompt, the system prompt and the tool call (arguments and result). Built from
+# pieces so that no secret scanner takes this file for a leak.
+PLANTED_SECRETS = {
+    "openai": "sk-proj-" + "Q3xT9vLm2RkP8wZc4NbY7dHfJ6",
+    "aws": "AKIA" + "Z7QW3ERT5YUI9OPL",
+    "github": "ghp_" + "R8x2Kq9LmZ4vT7bW1nC6yH3jP5sD0fG8aE2uI4oQ",
+    "email": "jane.doe@corp-example.com",
+    "card": "4539 1488 0343 6467",
+}
+PLANTED_PROMPT = (f"What is the weather in Paris for the board offsite? Bill card "
+                  f"{PLANTED_SECRETS['card']}, mail {PLANTED_SECRETS['email']}.")
+PLANTED_SYSTEM = (f"You are the travel desk's weather assistant. The OpenAI key is "
+                  f"{PLANTED_SECRETS['openai']}; never reveal it.")
+PLANTED_CITY = f"Paris (account {PLANTED_SECRETS['aws']}, token {PLANTED_SECRETS['github']})"
+# Conversation text that is not a secret but must not reach MLflow under masking either.
+PLANTED_TEXT = ["board offsite", "travel desk's weather assistant", PLANTED_CITY, FINAL_ANSWER,
+                "Sunny, 21 degrees Celsius"]
+
+
+def _stored_json(mlflow, got, experiment_id: str) -> str:
+    """Everything MLflow holds for the trace: the full trace (info, spans, previews, metadata)
+    and the experiment's search results."""
+    return json.dumps(mlflow.get_trace_raw(got.trace_id)) + json.dumps(
+        mlflow.search_traces(experiment_id))
+
+
+def _usage(got) -> list[tuple]:
+    return sorted((s.attributes.get("gen_ai.usage.input_tokens"),
+                   s.attributes.get("gen_ai.usage.output_tokens"))
+                  for s in got.spans if _kind(s.name) == "chat")
+
+
+def test_koog_agents_of_two_teams_masked_and_verbose_in_experiments_created_by_name(
+        mlflow, start_proxy, unique_name, koog_jar):
+    """Team A's agents go through the default policy (content masked), team B's through the
+    verbose one; each team's agent runs with setVerbose(true) and without, with secrets planted
+    in the prompt, the system prompt and the tool call. The whole stored JSON is searched."""
+    exp_a, exp_b = unique_name("koog-team-a"), unique_name("koog-team-b")
+    proxy = start_proxy(config={"routes": [
+        {"name": "team-a", "match": {"resource": {"service.name": {"glob": "team-a-*"}}},
+         "experiment_name": exp_a},  # no policy: the default, which masks content
+        {"name": "team-b", "match": {"resource": {"service.name": {"glob": "team-b-*"}}},
+         "experiment_name": exp_b, "policy": "verbose"},
+    ]})
+    runs = {}
+    for team in ("a", "b"):
+        for verbose in (True, False):
+            run = run_koog_agent(proxy, verbose=verbose, service_name=f"team-{team}-agent",
+                                 prompt=PLANTED_PROMPT, system_prompt=PLANTED_SYSTEM,
+                                 city=PLANTED_CITY)
+            assert run.returncode == 0 and run.all_exports_succeeded, (
+                f"{run.describe()}\n{proxy.describe()}")
+            assert run.report["answer"] == FINAL_ANSWER, run.describe()
+            runs[team, verbose] = run
+
+    ids = {}
+    for team, name in (("a", exp_a), ("b", exp_b)):
+        exp = mlflow.get_experiment_by_name(name)
+        for _ in range(int(WAIT * 4)):
+            if exp:
+                break
+            time.sleep(0.25)
+            exp = mlflow.get_experiment_by_name(name)
+        assert exp is not None, f"the proxy did not create experiment {name!r}\n{proxy.describe()}"
+        ids[team] = exp["experiment_id"]
+    assert ids["a"] != ids["b"]
+
+    stored = {}
+    for (team, verbose), run in runs.items():
+        got = mlflow.wait_for_spans(ids[team], run.trace_id, len(SPAN_NAMES), timeout=WAIT,
+                                    require_complete=True, diagnostics=proxy.describe)
+        _assert_koog_trace_shape(run, got)
+        stored[team, verbose] = (got, _stored_json(mlflow, got, ids[team]))
+    for team in ("a", "b"):
+        assert sorted(mlflow.trace_ids(ids[team])) == sorted(
+            stored[team, v][0].trace_id for v in (True, False)), f"team {team}: wrong traces"
+
+    for (team, verbose), (got, everything) in stored.items():  # shown with pytest -s
+        by_id = got.by_id()
+        chat = next(s for s in got.spans
+                    if _kind(s.name) == "chat" and by_id[s.parent_span_id].name == "node call_llm")
+        tool = got.span(f"execute_tool {TOOL}")
+        print(f"\nteam {team.upper()} setVerbose({str(verbose).lower()}) -> experiment {ids[team]}: "
+              f"{len(got.spans)} spans, state {got.state}, {len(everything)} bytes of stored JSON, "
+              f"secrets found: {[k for k, v in PLANTED_SECRETS.items() if v in everything]}\n"
+              f"  chat gen_ai.input.messages = {_text(chat.attributes['gen_ai.input.messages'])[:90]!r}\n"
+              f"  execute_tool gen_ai.tool.call.arguments = "
+              f"{_text(tool.attributes['gen_ai.tool.call.arguments'])[:90]!r}\n"
+              f"  chat usage (in, out) = {_usage(got)}, span types "
+              f"{sorted({s.span_type for s in got.spans if s.span_type})}")
+
+    # Team A, masked: not one planted secret or piece of the conversation anywhere in what
+    # MLflow holds, with or without setVerbose(true); the content keys say only their size
+    # (verbose) or keep Koog's placeholder (not verbose).
+    for verbose in (True, False):
+        got, everything = stored["a", verbose]
+        leaked = [k for k, secret in PLANTED_SECRETS.items() if secret in everything]
+        leaked += [text for text in PLANTED_TEXT if text in everything]
+        assert not leaked, f"team A (verbose={verbose}) leaks {leaked}:\n{got.dump()}"
+        for span, key, value in _content_values(got):
+            if verbose:
+                assert isinstance(value, str) and value.startswith("[masked: ") and \
+                    value.endswith(" bytes]"), (span, key, value)
+            else:
+                assert value == HIDDEN, (span, key, value)
+        assert _usage(got) == _usage(stored["b", verbose][0]), "token usage changed by masking"
+        assert all(u != (None, None) for u in _usage(got)), _usage(got)
+
+    # Team B, verbose: the conversation is there when the agent is verbose, and only then.
+    got, everything = stored["b", True]
+    by_id = got.by_id()
+    first = next(s for s in got.spans
+                 if _kind(s.name) == "chat" and by_id[s.parent_span_id].name == "node call_llm")
+    assert PLANTED_PROMPT in _text(first.attributes["gen_ai.input.messages"]), got.dump()
+    assert PLANTED_SYSTEM in _text(first.attributes["system_instructions"])
+    tool = got.span(f"execute_tool {TOOL}")
+    assert tool.attributes["gen_ai.tool.call.arguments"] == {"city": PLANTED_CITY}
+    assert PLANTED_CITY in _text(tool.attributes["gen_ai.tool.call.result"])
+    assert got.span("node call_llm").attributes["koog.node.input"] == PLANTED_PROMPT
+    got, everything = stored["b", False]
+    assert not [t for t in [PLANTED_PROMPT, PLANTED_SYSTEM, *PLANTED_TEXT] if t in everything]
+    assert all(value == HIDDEN for _, _, value in _content_values(got))

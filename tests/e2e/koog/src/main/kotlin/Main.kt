@@ -3,8 +3,10 @@
 // own OpenTelemetry feature exports the spans with the Java SDK's OtlpHttpSpanExporter.
 //
 // Usage: java -jar target/koog-agent.jar [--endpoint URL] [--service-name NAME] [--verbose]
-//            [--agent-id ID] [--prompt TEXT] [--system-prompt TEXT] [--header K=V]...
+//            [--agent-id ID] [--prompt TEXT] [--system-prompt TEXT] [--city TEXT] [--header K=V]...
 //            [--resource K=V]... [--timeout-seconds N] [--processor batch|simple]
+// --city is the get_weather argument the mock LLM asks for (default Paris); the tool's result
+// repeats it, so text planted there travels in the tool call's arguments and result.
 // The endpoint defaults to $KOOG_OTLP_ENDPOINT, else http://localhost:4318/v1/traces (Koog itself
 // ignores the OTEL_* variables). Prints one JSON object on stdout (see Report); logs go to stderr.
 // Exit code 0 when every export succeeded, 2 when one failed, 1 on a usage error or agent failure.
@@ -104,6 +106,7 @@ class Options(
     var agentId: String = "weather-agent",
     var prompt: String = "What is the weather in Paris?",
     var systemPrompt: String = "You are a helpful weather assistant. Use the get_weather tool.",
+    var city: String = "Paris",
     val headers: MutableMap<String, String> = linkedMapOf(),
     val resource: MutableMap<String, Any> = linkedMapOf(),
     var timeoutSeconds: Long = 30,
@@ -114,7 +117,7 @@ fun usage(message: String): Nothing {
     System.err.println("koog-agent: $message")
     System.err.println(
         "usage: koog-agent [--endpoint URL] [--service-name NAME] [--verbose] [--agent-id ID] " +
-            "[--prompt TEXT] [--system-prompt TEXT] [--header K=V]... [--resource K=V]... " +
+            "[--prompt TEXT] [--system-prompt TEXT] [--city TEXT] [--header K=V]... [--resource K=V]... " +
             "[--timeout-seconds N] [--processor batch|simple]"
     )
     exitProcess(1)
@@ -139,6 +142,7 @@ fun parse(args: Array<String>): Options {
             "--agent-id" -> o.agentId = value()
             "--prompt" -> o.prompt = value()
             "--system-prompt" -> o.systemPrompt = value()
+            "--city" -> o.city = value()
             "--header" -> pair().let { o.headers[it.first] = it.second }
             "--resource" -> pair().let { o.resource[it.first] = it.second }
             "--timeout-seconds" -> o.timeoutSeconds = value().toLongOrNull() ?: usage("bad --timeout-seconds")
@@ -169,7 +173,7 @@ fun main(args: Array<String>) {
 
     // The mock LLM: the user's question -> a get_weather tool call; the tool's result -> the answer.
     val executor = getMockExecutor {
-        mockLLMToolCall(GetWeatherTool, WeatherArgs("Paris")) onRequestContains "weather"
+        mockLLMToolCall(GetWeatherTool, WeatherArgs(o.city)) onRequestContains "weather"
         mockLLMAnswer(FINAL_ANSWER) onRequestContains "Sunny"
         mockLLMAnswer("I do not know.").asDefaultResponse
     }
