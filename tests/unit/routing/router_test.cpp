@@ -426,7 +426,7 @@ TEST_CASE("create_experiment is per route and defaults to mlflow.create_experime
 
   const auto lines = router.describe();
   CHECK(lines[1] == "route \"must-exist\": service.name=\"b\" -> experiment name \"b-traces\" (must exist), "
-                    "policy \"default\", header honor");
+                    "policy \"default\", header honor, normalize on");
   CHECK(lines[0].find("(must exist)") == std::string::npos);
 
   // Without create_experiments: false, routes create by default.
