@@ -35,7 +35,8 @@ if [ "${PROXY_TEST_SANITIZERS:-1}" != "0" ]; then
 
   log "ThreadSanitizer build (build-tsan/): integration tests (concurrent connections, queue, exporter)"
   build_proxy "$REPO_ROOT/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DPROXY_SANITIZE=thread -DPROXY_BUILD_TESTS=OFF
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  # scripts/tsan.supp: only what uninstrumented gRPC/Abseil do among themselves (see the file).
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions="$REPO_ROOT/scripts/tsan.supp" \
     PROXY_BIN="$REPO_ROOT/build-tsan/src/otlp-mlflow-proxy" PROXY_SANITIZED=1 \
     "${pytest[@]}" "$REPO_ROOT/tests/integration"
 
