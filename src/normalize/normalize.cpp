@@ -1,5 +1,8 @@
 #include "normalize/normalize.hpp"
 
+#include <charconv>
+#include <system_error>
+
 #include <boost/json.hpp>
 
 #include "common/hex.hpp"  // to_hex
@@ -197,6 +200,21 @@ void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& res
     }
   }
 
+  // Token counts sent as strings (Koog 1.0.0) as integers: a type fix only, the digits stay.
+  for (otlp::KeyValue& attribute : *span.mutable_attributes()) {
+    if (!attribute.key().starts_with("gen_ai.usage.") ||
+        attribute.value().value_case() != otlp::AnyValue::kStringValue) {
+      continue;
+    }
+    const std::string& text = attribute.value().string_value();
+    std::int64_t count = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), count);
+    if (error == std::errc() && end == text.data() + text.size() && count >= 0) {
+      attribute.mutable_value()->set_int_value(count);
+      tally.add(Rule::token_count);
+    }
+  }
+
   if (config.session_from_conversation && find_attribute(span, "session.id") == nullptr) {
     if (const otlp::AnyValue* conversation = find_attribute(span, "gen_ai.conversation.id");
         present(conversation)) {
@@ -219,7 +237,7 @@ void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& res
 std::string_view rule_name(Rule rule) {
   static constexpr std::array<std::string_view, kRuleCount> kNames{
       "resource_attribute", "span_kind", "scope", "links", "span_type", "inputs",
-      "outputs", "system_instructions", "session", "user", "preview"};
+      "outputs", "system_instructions", "session", "user", "preview", "token_count"};
   return kNames[static_cast<std::size_t>(rule)];
 }
 

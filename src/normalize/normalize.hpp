@@ -19,6 +19,9 @@
 //   otel.links and chosen resource attributes as span attributes.
 // - session.id (and in recent versions gen_ai.conversation.id) -> the trace's session, user.id
 //   -> its user. Here: session.id from gen_ai.conversation.id, user.id from enduser.id.
+// - token usage from gen_ai.usage.*: MLflow 3.6 calls int() on the stored JSON text, so Koog
+//   1.0.0's counts, sent as strings ("0"), make it reject the whole trace (422 "invalid literal for
+//   int()"). Here: numeric strings in gen_ai.usage.* keys become integers.
 #pragma once
 
 #include <array>
@@ -53,6 +56,7 @@ enum class Rule : std::size_t {
   session,              // session.id from gen_ai.conversation.id
   user,                 // user.id from enduser.id
   preview,              // a root span given its trace's invoke_agent inputs/outputs
+  token_count,          // a gen_ai.usage.* count sent as a string, made an integer
   count_
 };
 inline constexpr std::size_t kRuleCount = static_cast<std::size_t>(Rule::count_);

@@ -353,3 +353,22 @@ TEST_CASE("JSON <-> AnyValue and the chat preview shape", "[normalize]") {
     CHECK_FALSE(normalize::chat_preview(R"([{"content":"no role"}])"));
   }
 }
+
+TEST_CASE("token counts sent as strings become integers (MLflow 3.6 rejects the trace otherwise)",
+          "[normalize]") {
+  Request request;
+  otlp::Span& chat = request.span("chat gpt-4o");
+  set(chat, "gen_ai.usage.input_tokens", "0");
+  set(chat, "gen_ai.usage.output_tokens", "1234");
+  set(chat, "gen_ai.usage.note", "12 tokens");
+  set(chat, "gen_ai.usage.negative", "-5");
+  set(chat, "other.count", "7");
+  const auto tally = run({}, request);
+  CHECK(normalize::find_attribute(chat, "gen_ai.usage.input_tokens")->int_value() == 0);
+  CHECK(normalize::find_attribute(chat, "gen_ai.usage.input_tokens")->has_int_value());
+  CHECK(normalize::find_attribute(chat, "gen_ai.usage.output_tokens")->int_value() == 1234);
+  CHECK(text(chat, "gen_ai.usage.note") == "12 tokens");
+  CHECK(text(chat, "gen_ai.usage.negative") == "-5");
+  CHECK(text(chat, "other.count") == "7");
+  CHECK(tally.count(Rule::token_count) == 2);
+}
