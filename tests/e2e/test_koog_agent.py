@@ -214,9 +214,9 @@ PLANTED_TEXT = ["board offsite", "travel desk's weather assistant", PLANTED_CITY
 
 def _stored_json(mlflow, got, experiment_id: str) -> str:
     """Everything MLflow holds for the trace: the full trace (info, spans, previews, metadata)
-    and the experiment's search results."""
+    and its entry in the experiment's search results (the other run's trace is in there too)."""
     return json.dumps(mlflow.get_trace_raw(got.trace_id)) + json.dumps(
-        mlflow.search_traces(experiment_id))
+        [t for t in mlflow.search_traces(experiment_id) if t.get("trace_id") == got.trace_id])
 
 
 def _usage(got) -> list[tuple]:
