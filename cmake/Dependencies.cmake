@@ -12,3 +12,7 @@ pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
 # Policy: RE2 for linear-time redaction patterns, libcrypto for hashing content.
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
 find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto)
+# Admin endpoint: prometheus-cpp's core (metric model, text format) without its civetweb exposer;
+# systemd: sd_notify for Type=notify units.
+find_package(prometheus-cpp CONFIG REQUIRED)
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)

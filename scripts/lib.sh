@@ -11,9 +11,10 @@ export CCACHE_BASEDIR="$REPO_ROOT"
 BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config ccache
   libboost1.81-dev libboost-json1.81-dev libprotobuf-dev protobuf-compiler
   libspdlog-dev libyaml-cpp-dev zlib1g-dev libzstd-dev libssl-dev libre2-dev
-  libgrpc++-dev protobuf-compiler-grpc)  # the OTLP/gRPC receiver
+  libgrpc++-dev protobuf-compiler-grpc  # the OTLP/gRPC receiver
+  prometheus-cpp-dev libsystemd-dev)  # /metrics (core only), sd_notify
 # And what the tests need on top.
-TEST_PACKAGES=(catch2 python3 python3-venv curl
+TEST_PACKAGES=(catch2 python3 python3-venv curl systemd  # systemd-analyze for the unit tests
   openjdk-17-jdk-headless maven)  # the real Koog agent in tests/e2e/koog/
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

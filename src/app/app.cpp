@@ -1,6 +1,7 @@
 #include "app/app.hpp"
 
 #include <csignal>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -10,9 +11,16 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include "admin/admin_server.hpp"
+#include "admin/metrics.hpp"
+#include "admin/readiness.hpp"
+#include "admin/routing_totals.hpp"
 #include "app/logging.hpp"
+#include "app/reload.hpp"
+#include "app/systemd_notify.hpp"
 #include "config/load.hpp"
 #include "exporter/dead_letter.hpp"
 #include "exporter/exporter.hpp"
@@ -47,13 +55,23 @@ queue::SpoolOptions spool_options(const config::QueueConfig& queue) {
   return options;
 }
 
+// Pings systemd's watchdog from an I/O thread: if the I/O threads hang, systemd restarts us.
+void start_watchdog(net::steady_timer& timer, std::chrono::microseconds interval) {
+  timer.expires_after(interval);
+  timer.async_wait([&timer, interval](const boost::system::error_code& ec) {
+    if (ec) return;
+    notify_watchdog();
+    start_watchdog(timer, interval);
+  });
+}
+
 std::uint64_t spans_in(const std::vector<queue::QueueItem>& items) {
   std::uint64_t spans = 0;
   for (const auto& item : items) spans += item.span_count;
   return spans;
 }
 
-int run_proxy(const config::Config& config) {
+int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
   setup_logging(config.log);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -76,7 +94,37 @@ int run_proxy(const config::Config& config) {
   handler.set_spool(spool.get());
   auto router = std::make_shared<const routing::Router>(config);
   handler.set_router(router);
+  admin::RoutingTotals routing_totals;
+  routing_totals.set_current(router);
   net::io_context io(static_cast<int>(config.receiver.io_threads));
+
+  std::atomic<bool> listening{false};
+  const auto readiness = [&] {
+    admin::ReadinessInputs inputs;
+    inputs.listening = listening.load();
+    inputs.draining = handler.draining();
+    inputs.upstream = span_exporter.health().snapshot();
+    inputs.upstream_url = config.mlflow.url;
+    const queue::QueueStats queued = span_queue.stats();
+    inputs.queue_bytes = queued.bytes;
+    inputs.queue_max_bytes = queued.max_bytes;
+    if (spool) {
+      inputs.spool_bytes = spool->disk_bytes();
+      inputs.spool_max_bytes = spool->options().max_disk_bytes;
+    }
+    inputs.queue_high_water = config.admin.queue_high_water;
+    return admin::evaluate_readiness(inputs);
+  };
+  ReloadStats reload_stats;
+  admin::ProxyCollector collector({&receiver_stats, &span_queue, spool.get(), &span_exporter,
+                                   &routing_totals, [&] { return readiness().ready; },
+                                   &reload_stats.applied, &reload_stats.rejected});
+  std::unique_ptr<admin::AdminServer> admin_server;
+  if (config.admin.enabled) {
+    admin_server = std::make_unique<admin::AdminServer>(
+        config.admin.listen,
+        admin::AdminHandlers{readiness, [&] { return admin::serialize_metrics(collector); }});
+  }
   receiver::HttpServer server(io, config.receiver, handler, receiver_stats);
   std::unique_ptr<receiver::GrpcServer> grpc_server;
   if (config.receiver.grpc.enabled) {
@@ -88,13 +136,28 @@ int run_proxy(const config::Config& config) {
   signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
     if (ec) return;
     // Stop taking work before draining: new requests get 503 with Retry-After, never a reset.
+    notify_stopping("draining " + std::to_string(span_queue.stats().queued_spans) +
+                    " queued spans");
     handler.set_draining();
     server.stop_accepting();
     span_queue.close();
     stop_signal.set_value(signal_number);
   });
 
+  // SIGHUP: new routes and policies, on an I/O thread (loading takes milliseconds).
+  net::signal_set reload_signals(io, SIGHUP);
+  std::function<void()> await_reload = [&] {
+    reload_signals.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      reload_routing(reload_source, config, handler, routing_totals, reload_stats);
+      await_reload();
+    });
+  };
+  await_reload();
+
   try {
+    // Admin first: a liveness probe sees the process while the OTLP port opens.
+    if (admin_server) admin_server->start();
     // gRPC first: once the HTTP port answers (what start scripts and tests wait for), both are up.
     if (grpc_server) grpc_server->start();
     server.start();
@@ -107,6 +170,14 @@ int run_proxy(const config::Config& config) {
     return 1;
   }
   span_exporter.start();
+  listening.store(true);
+  if (admin_server) {
+    spdlog::info("admin endpoint on http://{} (/healthz, /readyz, /metrics)",
+                 config.admin.listen.to_string());
+  }
+  notify_ready("accepting OTLP/HTTP on " + config.receiver.listen.to_string());
+  net::steady_timer watchdog(io);
+  if (const auto interval = watchdog_interval()) start_watchdog(watchdog, *interval);
   spdlog::info("otlp-mlflow-proxy {} accepting OTLP/HTTP on {} (/v1/traces); forwarding to MLflow "
                "at {}, experiment {} unless the client sends x-mlflow-experiment-id",
                PROXY_VERSION, config.receiver.listen.to_string(), config.mlflow.url,
@@ -135,6 +206,7 @@ int run_proxy(const config::Config& config) {
   const std::uint64_t left = span_exporter.drain_and_stop(deadline);
   io.stop();
   for (auto& thread : io_threads) thread.join();
+  if (admin_server) admin_server->stop();
   std::uint64_t kept_in_spool = 0;
   std::uint64_t dead_lettered_at_shutdown = 0;
   if (left > 0) {
@@ -222,8 +294,13 @@ int run_main(int argc, char** argv) {
     case config::Action::run:
       break;
   }
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  const config::Environment environment = config::process_environment();
+  const ConfigSource reload_source = [args, environment] {
+    return config::load(args, environment).config;
+  };
   try {
-    return run_proxy(loaded.config);
+    return run_proxy(loaded.config, reload_source);
   } catch (const config::ConfigError& e) {
     std::cerr << "otlp-mlflow-proxy: configuration error: " << e.what() << "\n";
     return 1;

@@ -122,6 +122,14 @@ struct ExporterConfig {
   RetryConfig retry;
 };
 
+// The admin listener (/healthz, /readyz, /metrics), loopback by default; "off" disables it.
+struct AdminConfig {
+  bool enabled = true;
+  Endpoint listen{"127.0.0.1", 13133};
+  double queue_high_water = 0.9;  // /readyz fails while the queue holds more of queue.max_bytes
+  std::chrono::milliseconds probe_interval = 5s;  // MLflow's /health, when no export went out
+};
+
 enum class LogFormat { text, json };
 
 struct LogConfig {
@@ -260,6 +268,7 @@ struct Config {
   QueueConfig queue;
   ExporterConfig exporter;
   LogConfig log;
+  AdminConfig admin;
   std::vector<NamedPolicy> policies;  // user policies; built-ins are added by the policy stage
   std::vector<RouteConfig> routes;    // ordered, first match wins
   DefaultRouteConfig default_route;

@@ -49,7 +49,10 @@ constexpr std::array kMlflowVariables{kTrackingUri,      kExperimentId,     kExp
                                       kTrackingUsername, kTrackingPassword, kTrackingToken};
 
 // The settings that both OTLP_MLFLOW_PROXY_* variables and flags can override.
-enum class Setting { listen, grpc_listen, mlflow_url, experiment_id, experiment_name, log_level, log_format };
+enum class Setting {
+  listen, grpc_listen, mlflow_url, experiment_id, experiment_name, log_level, log_format,
+  admin_listen
+};
 
 struct Overrides {
   std::optional<Endpoint> listen;
@@ -59,6 +62,7 @@ struct Overrides {
   std::optional<std::string> experiment_name;
   std::optional<std::string> log_level;
   std::optional<LogFormat> log_format;
+  std::optional<std::optional<Endpoint>> admin_listen;  // nullopt inside: "off"
 };
 
 struct OverrideSource {
@@ -74,6 +78,7 @@ constexpr std::array kOverrideVariables{
     OverrideSource{"OTLP_MLFLOW_PROXY_EXPERIMENT_NAME", Setting::experiment_name},
     OverrideSource{"OTLP_MLFLOW_PROXY_LOG_LEVEL", Setting::log_level},
     OverrideSource{"OTLP_MLFLOW_PROXY_LOG_FORMAT", Setting::log_format},
+    OverrideSource{"OTLP_MLFLOW_PROXY_ADMIN_LISTEN", Setting::admin_listen},
 };
 
 enum class FlagKind { value, config_file, check_config, version, help };
@@ -104,6 +109,8 @@ constexpr std::array kFlags{
              "trace|debug|info|warn|error|critical|off (default info)"},
     FlagSpec{"--log-format", FlagKind::value, Setting::log_format, "FORMAT",
              "text|json (default text)"},
+    FlagSpec{"--admin-listen", FlagKind::value, Setting::admin_listen, "HOST:PORT|off",
+             "/healthz, /readyz, /metrics (default 127.0.0.1:13133)"},
     FlagSpec{"--check-config", FlagKind::check_config, {}, {},
              "validate, print the effective config (secrets hidden), exit"},
     FlagSpec{"--version", FlagKind::version, {}, {}, "print the version and exit"},
@@ -174,6 +181,9 @@ void apply_override(Overrides& overrides, Setting setting, std::string_view text
     case Setting::log_format:
       overrides.log_format = parse_log_format(text);
       break;
+    case Setting::admin_listen:
+      overrides.admin_listen = parse_optional_endpoint(text);
+      break;
   }
 }
 
@@ -184,6 +194,10 @@ void apply_overrides(const Overrides& overrides, Config& config, Deferred& defer
   set_experiment(config.mlflow, deferred, overrides.experiment_id, overrides.experiment_name);
   if (overrides.log_level) config.log.level = *overrides.log_level;
   if (overrides.log_format) config.log.format = *overrides.log_format;
+  if (overrides.admin_listen) {
+    config.admin.enabled = overrides.admin_listen->has_value();
+    if (*overrides.admin_listen) config.admin.listen = **overrides.admin_listen;
+  }
 }
 
 // ---- flags -------------------------------------------------------------------------------------
@@ -530,6 +544,7 @@ class YamlLoader {
                        {"queue", [this](const Field& f) { queue(f); }},
                        {"exporter", [this](const Field& f) { exporter(f); }},
                        {"log", [this](const Field& f) { log(f); }},
+                       {"admin", [this](const Field& f) { admin(f); }},
                        {"policies", [this](const Field& f) { policies(f); }},
                        {"routes", [this](const Field& f) { routes(f); }},
                        {"default_route", [this](const Field& f) { default_route(f); }},
@@ -628,6 +643,25 @@ class YamlLoader {
     if (!a.bearer_token.empty() && !a.bearer_token_file.empty()) {
       fail(field.mark(), field.path, "set bearer_token or bearer_token_file, not both");
     }
+  }
+
+  void admin(const Field& field) {
+    auto& a = config_.admin;
+    for_each_field(
+        field, false,
+        {
+            {"listen",
+             [&](const Field& f) {
+               const auto endpoint = read(f, kOptionalEndpointShape, parse_optional_endpoint);
+               a.enabled = endpoint.has_value();
+               if (endpoint) a.listen = *endpoint;
+             }},
+            {"queue_high_water",
+             [&](const Field& f) {
+               a.queue_high_water = read(f, kFractionShape, parse_fraction);
+             }},
+            {"probe_interval", [&](const Field& f) { a.probe_interval = read_duration(f, 100ms); }},
+        });
   }
 
   void mlflow(const Field& field) {

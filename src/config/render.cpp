@@ -264,6 +264,12 @@ std::string render_effective(const Config& config) {
   string_value(out, "format", format_log_format(config.log.format));
   out << YAML::EndMap;
 
+  begin_section(out, "admin");
+  string_value(out, "listen", config.admin.enabled ? config.admin.listen.to_string() : "off");
+  plain_value(out, "queue_high_water", format_number(config.admin.queue_high_water));
+  plain_value(out, "probe_interval", format_duration(config.admin.probe_interval));
+  out << YAML::EndMap;
+
   plain_value(out, "shutdown_timeout", format_duration(config.shutdown_timeout));
   render_routing(out, config);
   out << YAML::EndMap;

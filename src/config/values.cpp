@@ -273,6 +273,16 @@ std::optional<Endpoint> parse_optional_endpoint(std::string_view text) {
   return endpoint_of_shape(text, kOptionalEndpointShape);
 }
 
+double parse_fraction(std::string_view text) {
+  double value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() ||
+      !std::isfinite(value) || value <= 0 || value > 1) {
+    fail_shape(kFractionShape, text);
+  }
+  return value;
+}
+
 std::string parse_url(std::string_view text) {
   auto fail = [&](std::string_view hint = {}) {
     fail_shape(kUrlShape, hide_url_password(text), hint);

@@ -26,6 +26,7 @@ inline constexpr std::string_view kSizeShape = "a size such as 64MiB";
 inline constexpr std::string_view kDurationShape = "a duration such as 30s or 500ms";
 inline constexpr std::string_view kEndpointShape = "HOST:PORT";
 inline constexpr std::string_view kOptionalEndpointShape = "HOST:PORT or off";
+inline constexpr std::string_view kFractionShape = "a number above 0 and at most 1, such as 0.9";
 inline constexpr std::string_view kUrlShape = "an http:// or https:// URL with a host";
 inline constexpr std::string_view kBoolShape = "true or false";
 inline constexpr std::string_view kNumberShape = "a number";
@@ -67,6 +68,9 @@ Endpoint parse_endpoint(std::string_view text);
 // parse_endpoint, or "off" (also "none", "disabled"): a listener that can be switched off.
 // Returns nullopt for off.
 std::optional<Endpoint> parse_optional_endpoint(std::string_view text);
+
+// A share in (0, 1].
+double parse_fraction(std::string_view text);
 
 // http(s)://[userinfo@]host[:port][/path]; returns it with the scheme lower-cased and trailing
 // slashes removed, so "{url}/v1/traces" is always well-formed.

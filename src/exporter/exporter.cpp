@@ -90,7 +90,43 @@ void Exporter::start() {
       }
     });
   }
+  if (config_.admin.enabled) {
+    net::co_spawn(io_, probe_loop(), [](std::exception_ptr error) {
+      if (!error) return;
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        spdlog::error("MLflow health probe failed: {}", e.what());
+      }
+    });
+  }
   thread_ = std::thread([this] { io_.run(); });
+}
+
+// While exports flow, their answers say whether MLflow is up; when none went out for a probe
+// interval (no traffic, or the workers are backing off), GET /health tells /readyz instead.
+net::awaitable<void> Exporter::probe_loop() {
+  const auto interval = config_.admin.probe_interval;
+  HttpClientOptions options = client_options_;
+  options.request_timeout = std::min(options.request_timeout, std::max(interval, std::chrono::milliseconds(1000)));
+  HttpClient client(io_.get_executor(), upstream_, options);
+  for (;;) {
+    if (stopping_.load()) co_return;
+    if (std::chrono::steady_clock::now() - health_.last_contact() >= interval) {
+      http::request<http::string_body> request{http::verb::get, upstream_.target("/health"), 11};
+      const HttpResult result = co_await client.send(std::move(request));
+      if (result.error) {
+        health_.record_unreachable("MLflow at " + config_.mlflow.url + " is unreachable (" +
+                                   result.failed_step + ": " + result.error.message() + ")");
+      } else if (result.response.result_int() / 100 == 2) {
+        health_.record_accepting();
+      } else {
+        health_.record_refusing("MLflow at " + config_.mlflow.url + " answered GET /health with " +
+                                std::to_string(result.response.result_int()));
+      }
+    }
+    co_await pause(interval);
+  }
 }
 
 void Exporter::wake_workers() {
@@ -290,9 +326,13 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
     request.set(http::field::content_type, "application/x-protobuf");
     request.set("x-mlflow-experiment-id", experiment_id);
     request.body() = body;
+    const auto sent_at = std::chrono::steady_clock::now();
     const HttpResult result = co_await client.send(std::move(request));
+    stats_.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
 
     if (result.error) {
+      health_.record_unreachable("MLflow at " + config_.mlflow.url + " is unreachable (" +
+                                 result.failed_step + ": " + result.error.message() + ")");
       stats_.transport_errors.fetch_add(1);
       stats_.retries.fetch_add(1);
       const auto delay = backoff(++attempt, std::nullopt);
@@ -309,7 +349,17 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
 
     const int status = result.response.result_int();
     last_status = status;
+    if (status >= 0 && status < ExporterStats::kMaxStatus) {
+      stats_.responses_by_status[static_cast<std::size_t>(status)].fetch_add(1, std::memory_order_relaxed);
+    }
     const ExportVerdict verdict = classify_export_response(status, result.response.body());
+    if (verdict.action == ExportAction::retry || verdict.action == ExportAction::hold_not_ready ||
+        verdict.action == ExportAction::retry_transient) {
+      health_.record_refusing("MLflow at " + config_.mlflow.url + " answered " +
+                              std::to_string(status) + ": " + verdict.reason);
+    } else {
+      health_.record_accepting();
+    }
     switch (verdict.action) {
       case ExportAction::delivered:
         if (stats_.upstream_not_ready.exchange(false)) {

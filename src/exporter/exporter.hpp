@@ -3,6 +3,7 @@
 // table until the batch is delivered or dead-lettered.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -14,10 +15,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/latency_histogram.hpp"
 #include "config/config.hpp"
 #include "exporter/dead_letter.hpp"
 #include "exporter/experiment_resolver.hpp"
 #include "exporter/http_client.hpp"
+#include "exporter/upstream_health.hpp"
 #include "queue/span_queue.hpp"
 
 namespace proxy::exporter {
@@ -35,6 +38,10 @@ struct ExporterStats {
   Counter batches_split{0};  // a rejected batch retried item by item to find the culprit
   Counter spans_abandoned_at_shutdown{0};
   std::atomic<bool> upstream_not_ready{false};
+  // MLflow's answers to POST /v1/traces by HTTP status (index: the status code), for /metrics.
+  static constexpr int kMaxStatus = 600;
+  std::array<Counter, kMaxStatus> responses_by_status{};
+  LatencyHistogram upstream_latency;  // POST /v1/traces, sent to answered (or failed)
 };
 
 class Exporter {
@@ -59,6 +66,7 @@ class Exporter {
   void dead_letter(const std::vector<queue::QueueItem>& items, int status, const std::string& reason);
 
   const ExporterStats& stats() const { return stats_; }
+  const UpstreamHealth& health() const { return health_; }
 
  private:
   boost::asio::awaitable<void> worker(unsigned index);
@@ -66,6 +74,7 @@ class Exporter {
   boost::asio::awaitable<void> deliver_each(HttpClient& client,
                                             const std::vector<queue::QueueItem>& batch);
   boost::asio::awaitable<void> pause(std::chrono::milliseconds delay);
+  boost::asio::awaitable<void> probe_loop();
   std::chrono::milliseconds backoff(unsigned attempt, std::optional<std::chrono::milliseconds> retry_after);
   void wake_workers();
   void release(const std::vector<queue::QueueItem>& batch);
@@ -92,6 +101,7 @@ class Exporter {
   std::mt19937_64 random_{std::random_device{}()};
   std::thread thread_;
   ExporterStats stats_;
+  UpstreamHealth health_;
 };
 
 }  // namespace proxy::exporter

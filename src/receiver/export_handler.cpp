@@ -52,6 +52,12 @@ std::optional<BodyEncoding> parse_content_type(std::string_view header) {
   return std::nullopt;
 }
 
+ReceiverStats::Encoding stats_encoding(const http::request_header<>& header) {
+  const auto encoding = parse_content_type(header[http::field::content_type]);
+  if (!encoding) return ReceiverStats::kOtherEncoding;
+  return *encoding == BodyEncoding::json ? ReceiverStats::kJson : ReceiverStats::kProtobuf;
+}
+
 // Errors are answered in the request's encoding when it is one we speak, else protobuf.
 BodyEncoding answer_encoding(const http::request_header<>& header) {
   return parse_content_type(header[http::field::content_type]).value_or(BodyEncoding::protobuf);
@@ -132,7 +138,7 @@ ExportHandler::ExportHandler(const config::ReceiverConfig& receiver,
 
 std::variant<std::vector<queue::QueueItem>, routing::RoutingError> ExportHandler::route(
     otlp::ExportRequest& request, std::optional<std::string_view> header) const {
-  if (router_) return router_->route(request, header);
+  if (const auto router = this->router()) return router->route(request, header);
   // Without a router (the handler tested alone): the selector's experiment, spans unchanged.
   auto selected = selector_.select(header);
   if (auto* routing_error = std::get_if<routing::RoutingError>(&selected)) return *routing_error;
@@ -146,6 +152,7 @@ std::variant<std::vector<queue::QueueItem>, routing::RoutingError> ExportHandler
 
 Response ExportHandler::error(const http::request_header<>& header, http::status status,
                               std::string message, std::string_view peer) {
+  bump(stats_.requests_rejected_by_encoding[stats_encoding(header)]);
   std::uint64_t suppressed = 0;
   if (reject_log_.allow(suppressed)) {
     spdlog::warn("rejected {} {} from {}: {} {} ({} similar rejections not logged)",
@@ -227,6 +234,7 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
                                     std::string_view peer,
                                     std::shared_ptr<queue::CommitTicket>* commit) {
   using Kind = IngestOutcome::Kind;
+  const auto by_encoding = encoding == BodyEncoding::json ? ReceiverStats::kJson : ReceiverStats::kProtobuf;
   if (draining()) {
     bump(stats_.rejected_draining);
     return {Kind::draining, std::string(kDrainingMessage)};
@@ -268,6 +276,7 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
   if (span_count == 0 && invalid.rejected > 0) {
     bump(stats_.rejected_invalid_spans);
     bump(stats_.spans_rejected_invalid, invalid.rejected);
+    bump(stats_.spans_invalid_by_encoding[by_encoding], invalid.rejected);
     return {Kind::bad_request, "all " + std::to_string(invalid.rejected) +
                                    " spans are invalid; first: " + invalid.first_problem};
   }
@@ -306,7 +315,9 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
     }
   }
   bump(stats_.requests_accepted);
+  bump(stats_.requests_accepted_by_encoding[by_encoding]);
   bump(stats_.spans_accepted, span_count);
+  bump(stats_.spans_accepted_by_encoding[by_encoding], span_count);
 
   // 6. The answer: partial_success tells the client what was dropped (rejected spans) or cut
   // (attributes: rejected_spans stays 0, the message is a warning).
@@ -314,6 +325,7 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
   std::string& warning = outcome.warning;
   if (invalid.rejected > 0) {
     bump(stats_.spans_rejected_invalid, invalid.rejected);
+    bump(stats_.spans_invalid_by_encoding[by_encoding], invalid.rejected);
     warning = std::to_string(invalid.rejected) + " invalid spans rejected; first: " +
               invalid.first_problem;
   } else if (span_count == 0) {

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string_view>
 
@@ -81,8 +83,16 @@ class ExportHandler {
   void set_spool(queue::Spool* spool) { spool_ = spool; }
 
   // Routes and policies (the proxy always has them; without, spans go unchanged to the
-  // selector's experiment). A shared_ptr so that a reload can swap it.
-  void set_router(std::shared_ptr<const routing::Router> router) { router_ = std::move(router); }
+  // selector's experiment). Safe to call while requests run (SIGHUP reload): each request keeps
+  // the router it started with until it is done.
+  void set_router(std::shared_ptr<const routing::Router> router) {
+    std::lock_guard lock(router_mutex_);
+    router_ = std::move(router);
+  }
+  std::shared_ptr<const routing::Router> router() const {
+    std::lock_guard lock(router_mutex_);
+    return router_;
+  }
 
   // An error response for a request that could not be read (header too large, body over the
   // limit): HTTP status and a message, encoded as the request asked where known.
@@ -102,6 +112,9 @@ class ExportHandler {
   routing::ExperimentSelector selector_;
   queue::SpanQueue& queue_;
   queue::Spool* spool_ = nullptr;
+  // A mutex, not std::atomic<std::shared_ptr>: held for a pointer copy, uncontended in practice
+  // (one lock per request, not per span), and understood by every sanitizer.
+  mutable std::mutex router_mutex_;
   std::shared_ptr<const routing::Router> router_;
   ReceiverStats& stats_;
   std::atomic<bool> draining_{false};

@@ -218,6 +218,7 @@ net::awaitable<void> HttpServer::State::serve(beast::tcp_stream stream, std::str
         break;
       } else {
         bump(stats.rejected_bad_body);
+        bump(stats.requests_rejected_by_encoding[ReceiverStats::kOtherEncoding]);
         response = bad_request_response("malformed HTTP request: " + header_ec.message());
       }
       response.keep_alive(false);

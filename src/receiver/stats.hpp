@@ -2,7 +2,9 @@
 // and (later) metrics. Every reject has its own counter.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace proxy::receiver {
@@ -45,6 +47,14 @@ struct ReceiverStats {
   Counter idle_timeouts{0};                 // keep-alive connections closed for idling
   Counter read_timeouts{0};
   Counter connections_open{0};
+
+  // By the request's Content-Type, for the metrics' encoding label: every answered request is
+  // counted once, as accepted or as rejected (read timeouts get no answer and count only above).
+  enum Encoding : std::size_t { kProtobuf, kJson, kOtherEncoding, kEncodingCount };
+  std::array<Counter, kEncodingCount> requests_accepted_by_encoding{};
+  std::array<Counter, kEncodingCount> requests_rejected_by_encoding{};
+  std::array<Counter, kEncodingCount> spans_accepted_by_encoding{};
+  std::array<Counter, kEncodingCount> spans_invalid_by_encoding{};
 };
 
 inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) {

@@ -38,11 +38,15 @@ class ScriptedAnswer:
 
 
 class FakeMlflow:
-    def __init__(self, version: str = "3.7.0", on_export=None):
+    def __init__(self, version: str = "3.7.0", on_export=None, port: int = 0):
         self.version = version
         # on_export(Export), called under self.lock instead of keeping the export: long runs
         # (bench/soak.py) count what arrived without holding every request in memory.
         self.on_export = on_export
+        # Cleared: POST /v1/traces waits (up to 60 s) until it is set again, so spans pile up
+        # in the proxy's queue while /health still answers.
+        self.accepting = threading.Event()
+        self.accepting.set()
         self.exports: list[Export] = []          # every POST /v1/traces, accepted or not
         self.experiments: dict[str, str] = {}    # name -> id
         self.creates: list[str] = []             # every experiments/create call's name
@@ -51,7 +55,7 @@ class FakeMlflow:
         self.hidden_lookups: dict[str, int] = {}
         self.script: list[ScriptedAnswer] = []   # answers for the next exports, then 200
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -142,6 +146,7 @@ class FakeMlflow:
                     return self._answer(404, '{"detail":"Not Found"}')
                 request = ExportTraceServiceRequest()
                 request.ParseFromString(body)
+                fake.accepting.wait(60)
                 with fake.lock:
                     answer = fake.script.pop(0) if fake.script else ScriptedAnswer(200, '{"partialSuccess":null}')
                     export = Export(self.headers.get("x-mlflow-experiment-id"), dict(self.headers),

@@ -142,6 +142,10 @@ void require_same(const Config& a, const Config& b) {
   CHECK(a.log.level == b.log.level);
   CHECK(a.log.format == b.log.format);
   CHECK(a.shutdown_timeout == b.shutdown_timeout);
+  CHECK(a.admin.enabled == b.admin.enabled);
+  CHECK(a.admin.listen.to_string() == b.admin.listen.to_string());
+  CHECK(a.admin.queue_high_water == b.admin.queue_high_water);
+  CHECK(a.admin.probe_interval == b.admin.probe_interval);
 }
 
 }  // namespace
@@ -664,6 +668,34 @@ TEST_CASE("every key is read", "[config][yaml]") {
   CHECK(c.log.level == "debug");
   CHECK(c.log.format == LogFormat::json);
   CHECK(c.shutdown_timeout == 0ms);
+  CHECK(c.admin.enabled);
+  CHECK(c.admin.listen.to_string() == "0.0.0.0:19133");
+  CHECK(c.admin.queue_high_water == 0.5);
+  CHECK(c.admin.probe_interval == 750ms);
+}
+
+TEST_CASE("the admin listener can be moved or turned off from each layer", "[config][admin]") {
+  CHECK(proxy::config::load({}, {}).config.admin.listen.to_string() == "127.0.0.1:13133");
+  CHECK(proxy::config::load({}, {}).config.admin.enabled);
+  TempDir dir;
+  const std::string off = dir.write("off.yaml", "admin:\n  listen: off\n");
+  CHECK_FALSE(proxy::config::load({"--config", off}, {}).config.admin.enabled);
+  // A higher layer turns it back on with an address.
+  Config on = proxy::config::load({"--config", off, "--admin-listen", "127.0.0.1:1"}, {}).config;
+  CHECK(on.admin.enabled);
+  CHECK(on.admin.listen.port == 1);
+  CHECK_FALSE(
+      proxy::config::load({}, {{"OTLP_MLFLOW_PROXY_ADMIN_LISTEN", "off"}}).config.admin.enabled);
+  CHECK_FALSE(proxy::config::load({"--admin-listen=off"}, {}).config.admin.enabled);
+  CHECK_THROWS_WITH(proxy::config::load({"--admin-listen", "13133"}, {}),
+                    Catch::Contains("--admin-listen: expected HOST:PORT"));
+  const std::string bad = dir.write("bad.yaml", "admin:\n  queue_high_water: 1.5\n");
+  CHECK_THROWS_WITH(proxy::config::load({"--config", bad}, {}),
+                    Catch::Contains("bad.yaml:2:21: admin.queue_high_water: expected a number above "
+                                    "0 and at most 1"));
+  const std::string fast = dir.write("fast.yaml", "admin:\n  probe_interval: 10ms\n");
+  CHECK_THROWS_WITH(proxy::config::load({"--config", fast}, {}),
+                    Catch::Contains("admin.probe_interval"));
 }
 
 TEST_CASE("the example config loads and holds exactly the defaults", "[config][yaml]") {
@@ -685,7 +717,7 @@ TEST_CASE("YAML structure errors give file:line:col and the path", "[config][yam
        "proxy.yaml:3:1: expected one YAML document, found a second one"},
       {"recever:\n  listen: a:1\n",
        "proxy.yaml:1:1: recever: unknown key (expected one of: receiver, mlflow, queue, exporter, "
-       "log, policies, routes, default_route, preview_cache, shutdown_timeout)"},
+       "log, admin, policies, routes, default_route, preview_cache, shutdown_timeout)"},
       {"exporter:\n  concurrency: 2\n  retry:\n    initial_backoff: 1s\n    multiplyer: 3\n",
        "proxy.yaml:5:5: exporter.retry.multiplyer: unknown key (expected one of: initial_backoff, "
        "max_backoff, multiplier, max_transient_422_retries)"},
@@ -938,7 +970,8 @@ TEST_CASE("usage lists every flag and variable", "[config]") {
         "--grpc-listen HOST:PORT|off", "OTLP_MLFLOW_PROXY_GRPC_LISTEN",
         "OTLP_MLFLOW_PROXY_MLFLOW_URL", "OTLP_MLFLOW_PROXY_EXPERIMENT_ID",
         "OTLP_MLFLOW_PROXY_EXPERIMENT_NAME", "OTLP_MLFLOW_PROXY_LOG_LEVEL",
-        "OTLP_MLFLOW_PROXY_LOG_FORMAT", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID",
+        "OTLP_MLFLOW_PROXY_LOG_FORMAT", "--admin-listen HOST:PORT|off",
+        "OTLP_MLFLOW_PROXY_ADMIN_LISTEN", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID",
         "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
         "MLFLOW_TRACKING_TOKEN"}) {
     INFO(item);
