@@ -1,18 +1,48 @@
-# First version; a hardened image with healthcheck and spool volume comes with the service issue.
+# syntax=docker/dockerfile:1
+# otlp-mlflow-proxy container image: built on Debian 12, run on debian:12-slim with only the
+# runtime libraries, as a non-root user, the spool on a volume, /healthz as the health check.
+#
+#   docker build -t otlp-mlflow-proxy .
+#   docker run -p 4318:4318 -p 13133:13133 -e MLFLOW_TRACKING_URI=http://mlflow:5000 \
+#     -v proxy-spool:/var/lib/otlp-mlflow-proxy otlp-mlflow-proxy
+#
+# Configuration: environment variables (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME,
+# OTLP_MLFLOW_PROXY_*; see --help), or mount a file over /etc/otlp-mlflow-proxy/config.yaml
+# (routes and policies; `docker kill -s HUP` reloads them).
+
 FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake ninja-build \
       pkg-config libboost1.81-dev libboost-json1.81-dev libprotobuf-dev protobuf-compiler \
-      libspdlog-dev libyaml-cpp-dev zlib1g-dev libzstd-dev libssl-dev libre2-dev && rm -rf /var/lib/apt/lists/*
-COPY . /src
-RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPROXY_BUILD_TESTS=OFF \
- && cmake --build /build && strip /build/src/otlp-mlflow-proxy
+      libspdlog-dev libyaml-cpp-dev zlib1g-dev libzstd-dev libssl-dev libre2-dev \
+      prometheus-cpp-dev libsystemd-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPROXY_BUILD_TESTS=OFF \
+      -DPROXY_CONFIG_DIR=/etc/otlp-mlflow-proxy \
+ && cmake --build /build --target otlp-mlflow-proxy \
+ && strip /build/src/otlp-mlflow-proxy
 
 FROM debian:12-slim
+# The shared libraries the binary links (ldd), nothing else: no compiler, no shell tools added.
 RUN apt-get update && apt-get install -y --no-install-recommends libprotobuf32 libspdlog1.10 \
-      libyaml-cpp0.7 libboost-json1.81.0 zlib1g libzstd1 libre2-9 libssl3 ca-certificates \
- && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 proxy
+      libfmt9 libyaml-cpp0.7 libboost-json1.81.0 zlib1g libzstd1 libre2-9 libssl3 \
+      libprometheus-cpp-core1.0 libsystemd0 ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/otlp-mlflow-proxy --shell /usr/sbin/nologin proxy \
+ && install -d -o proxy -g proxy -m 0700 /var/lib/otlp-mlflow-proxy
 COPY --from=build /build/src/otlp-mlflow-proxy /usr/local/bin/otlp-mlflow-proxy
+COPY deploy/config.yaml /etc/otlp-mlflow-proxy/config.yaml
+ENV OTLP_MLFLOW_PROXY_CONFIG=/etc/otlp-mlflow-proxy/config.yaml \
+    OTLP_MLFLOW_PROXY_LISTEN=0.0.0.0:4318 \
+    OTLP_MLFLOW_PROXY_GRPC_LISTEN=0.0.0.0:4317 \
+    OTLP_MLFLOW_PROXY_ADMIN_LISTEN=0.0.0.0:13133
+VOLUME /var/lib/otlp-mlflow-proxy
+WORKDIR /var/lib/otlp-mlflow-proxy
 USER proxy
-EXPOSE 4318
-ENV OTLP_MLFLOW_PROXY_LISTEN=0.0.0.0:4318
+EXPOSE 4318 4317 13133
+# bash's /dev/tcp: no HTTP client in the image just for the health check.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/13133 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3 | grep -q ' 200 '"]
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/otlp-mlflow-proxy"]

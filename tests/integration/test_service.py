@@ -1,6 +1,6 @@
 """Running as a service: the systemd unit (syntax, sandboxing score, install layout), the
 sd_notify protocol against a fake NOTIFY_SOCKET (READY=1 once listening, WATCHDOG=1 pings,
-STOPPING=1 on SIGTERM), and the shipped service configuration."""
+RELOADING=1 and READY=1 around a SIGHUP, STOPPING=1 on SIGTERM), the deployment examples, and the shipped service configuration."""
 from __future__ import annotations
 
 import os
@@ -121,7 +121,7 @@ class NotifySocket:
         self.sock.close()
 
 
-def test_sd_notify_ready_watchdog_and_stopping(fake_mlflow, tmp_path, proxy_binary):
+def test_sd_notify_ready_watchdog_reloading_and_stopping(fake_mlflow, tmp_path, proxy_binary):
     notify = NotifySocket(tmp_path / "notify.sock")
     proxy = ProxyProcess(tmp_path, binary=proxy_binary, mlflow_url=fake_mlflow.url,
                          experiment_id="1",
@@ -133,6 +133,9 @@ def test_sd_notify_ready_watchdog_and_stopping(fake_mlflow, tmp_path, proxy_bina
         # READY=1 comes once the listener is open: a connection works right away.
         socket.create_connection((proxy.host, proxy.port), timeout=2).close()
         notify.wait_for("WATCHDOG=1", timeout=5)  # every 200 ms (half of WATCHDOG_USEC)
+        proxy.signal(signal.SIGHUP)  # ExecReload: RELOADING=1, then READY=1 again
+        notify.wait_for("RELOADING=1")
+        assert "STATUS=reloaded" in notify.wait_for("READY=1")
         proxy.signal(signal.SIGTERM)
         stopping = notify.wait_for("STOPPING=1")
         assert "STATUS=draining" in stopping
