@@ -39,6 +39,9 @@ constexpr RejectReason kRejectReasons[] = {
     {"connection_limit", &receiver::ReceiverStats::rejected_connection_limit},
     {"unauthenticated", &receiver::ReceiverStats::rejected_unauthenticated},
     {"deadline", &receiver::ReceiverStats::rejected_deadline},
+    {"header_count", &receiver::ReceiverStats::rejected_header_count},
+    {"decompression_ratio", &receiver::ReceiverStats::rejected_decompression_ratio},
+    {"too_many_spans", &receiver::ReceiverStats::rejected_too_many_spans},
     {"read_timeout", &receiver::ReceiverStats::read_timeouts},
 };
 
@@ -117,6 +120,14 @@ void collect_receiver(Families& out, const receiver::ReceiverStats& stats) {
             as_double(load(stats.connections_open)));
   out.counter("receiver_grpc_requests_total", "OTLP/gRPC Export calls received",
               as_double(load(stats.requests_grpc)));
+  out.counter("receiver_trimmed_spans_total",
+              "Spans kept with attributes cut to the receiver's limits",
+              as_double(load(stats.spans_attributes_trimmed)));
+  out.counter("receiver_dropped_attributes_total",
+              "Attributes cut by the receiver's limits (also in dropped_attributes_count)",
+              as_double(load(stats.attributes_dropped)));
+  out.counter("receiver_idle_timeouts_total", "Keep-alive connections closed for idling",
+              as_double(load(stats.idle_timeouts)));
 }
 
 void collect_routing(Families& out, const RoutingCounts& counts) {

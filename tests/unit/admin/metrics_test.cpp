@@ -52,6 +52,7 @@ TEST_CASE("the collector exposes the stages' counters with exact values", "[admi
   receiver::bump(receiver_stats.requests_rejected_by_encoding[receiver::ReceiverStats::kOtherEncoding]);
   receiver::bump(receiver_stats.rejected_content_type);
   receiver::bump(receiver_stats.rejected_queue_full, 2);
+  receiver::bump(receiver_stats.rejected_too_many_spans, 5);
 
   queue::SpanQueue span_queue(1000);
   std::vector<queue::QueueItem> items;
@@ -79,6 +80,7 @@ TEST_CASE("the collector exposes the stages' counters with exact values", "[admi
                        "result=\"accepted\"} 12"));
   CHECK(has_line(text, "otlp_mlflow_proxy_receiver_rejects_total{reason=\"queue_full\"} 2"));
   CHECK(has_line(text, "otlp_mlflow_proxy_receiver_rejects_total{reason=\"content_type\"} 1"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_receiver_rejects_total{reason=\"too_many_spans\"} 5"));
   CHECK(has_line(text, "otlp_mlflow_proxy_queue_bytes 100"));
   CHECK(has_line(text, "otlp_mlflow_proxy_queue_spans 4"));
   CHECK(has_line(text, "otlp_mlflow_proxy_queue_max_bytes 1000"));
