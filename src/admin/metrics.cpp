@@ -128,6 +128,17 @@ void collect_receiver(Families& out, const receiver::ReceiverStats& stats) {
               as_double(load(stats.attributes_dropped)));
   out.counter("receiver_idle_timeouts_total", "Keep-alive connections closed for idling",
               as_double(load(stats.idle_timeouts)));
+  auto& discarded = out.family("receiver_discarded_requests_total",
+                               "OTLP logs and metrics exports answered 200 and dropped (MLflow "
+                               "stores traces only), by signal",
+                               MetricType::Counter);
+  Families::add(discarded, as_double(load(stats.logs_requests_discarded)), {{"signal", "logs"}});
+  Families::add(discarded, as_double(load(stats.metrics_requests_discarded)),
+                {{"signal", "metrics"}});
+  out.counter("receiver_discarded_bytes_total", "Body bytes of discarded logs and metrics exports",
+              as_double(load(stats.other_signal_bytes_discarded)));
+  out.gauge("receiver_connections", "Open client connections",
+            as_double(load(stats.connections_open)));
 }
 
 void collect_routing(Families& out, const RoutingCounts& counts) {

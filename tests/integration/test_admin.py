@@ -89,7 +89,7 @@ def test_metrics_count_known_traffic_exactly(fake_mlflow, start):
     # Refused: a 415 (text/plain), a 400 (undecodable protobuf), a 404.
     assert post(proxy.host, proxy.port, b"x", headers={"Content-Type": "text/plain"})[0] == 415
     assert post(proxy.host, proxy.port, b"\xff\xff\xff")[0] == 400
-    status, _, _ = admin_get(proxy.host, proxy.port, "/v1/metrics")
+    status, _, _ = admin_get(proxy.host, proxy.port, "/v1/nothing")
     assert status == 404
     fake_mlflow.wait_for_spans(len(sent))
     wait_until(lambda: scrape(proxy).value("otlp_mlflow_proxy_exported_spans_total") == 10, 10,
