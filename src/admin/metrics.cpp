@@ -137,8 +137,6 @@ void collect_receiver(Families& out, const receiver::ReceiverStats& stats) {
                 {{"signal", "metrics"}});
   out.counter("receiver_discarded_bytes_total", "Body bytes of discarded logs and metrics exports",
               as_double(load(stats.other_signal_bytes_discarded)));
-  out.gauge("receiver_connections", "Open client connections",
-            as_double(load(stats.connections_open)));
 }
 
 void collect_routing(Families& out, const RoutingCounts& counts) {
