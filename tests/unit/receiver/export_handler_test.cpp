@@ -365,6 +365,8 @@ TEST_CASE("OTLP logs and metrics are answered 200 in the request's encoding, cou
   auto text = post("x", "text/plain");
   text.target("/v1/metrics");
   CHECK(f.handler.handle(text, "test").result() == http::status::unsupported_media_type);
+}
+
 // ---- the protocol-neutral pipeline both front doors share --------------------------------------
 
 TEST_CASE("ingest: outcomes the gRPC door maps to statuses", "[receiver][ingest]") {
