@@ -82,15 +82,16 @@ class RecordingExporter(private val delegate: SpanExporter) : SpanExporter {
 
     override fun flush(): CompletableResultCode = delegate.flush()
 
-    /** Waits until every export has completed and no new one has started for 300 ms (the simple
-     *  processor hands spans to the exporter from coroutines, so export() may still be coming). */
+    /** Waits until at least one export was made, every export has completed and no new one has
+     *  started for 300 ms (the processors hand spans to the exporter from other threads, so under
+     *  load the first export() may start well after forceFlush returns). */
     fun awaitQuiet(timeoutSeconds: Long) {
         val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeoutSeconds)
         var seen = -1
         while (System.nanoTime() < deadline) {
             val now = pending.size
             CompletableResultCode.ofAll(pending.toList()).join(timeoutSeconds, TimeUnit.SECONDS)
-            if (now == seen && results.size == now) return
+            if (now > 0 && now == seen && results.size == now) return
             seen = now
             Thread.sleep(300)
         }
