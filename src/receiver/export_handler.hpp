@@ -11,7 +11,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 
 #include <boost/beast/http.hpp>
 
@@ -43,6 +45,16 @@ struct IngestOutcome {
     draining,       // shutting down: retry (against the replacement)
     storage_error,  // the spool could not write: retry later
   };
+  // A constructor rather than aggregate initialisation: clang's -Wmissing-field-initializers
+  // would otherwise flag every {kind, message} that leaves the accepted-only fields out.
+  IngestOutcome() = default;
+  IngestOutcome(Kind kind_, std::string message_, std::int64_t rejected_spans_ = 0,
+                std::string warning_ = {})
+      : kind(kind_),
+        message(std::move(message_)),
+        rejected_spans(rejected_spans_),
+        warning(std::move(warning_)) {}
+
   Kind kind = Kind::accepted;
   std::string message;            // why, for every kind but accepted
   std::int64_t rejected_spans = 0;  // accepted: invalid spans dropped (partial_success)
