@@ -1,6 +1,6 @@
 // Retry policy as data, and the pure function that picks the next delay: exponential backoff
-// with full jitter (AWS architecture blog, "Exponential Backoff And Jitter"), never shorter than
-// what the server asked for in Retry-After.
+// with full jitter (AWS architecture blog, "Exponential Backoff And Jitter"), or exactly what the
+// server asked for in Retry-After (at least initial_backoff, at most ten times max_backoff).
 #pragma once
 
 #include <chrono>

@@ -47,11 +47,16 @@ TEST_CASE("backoff grows exponentially to its cap, with full jitter", "[exporter
   CHECK(next_retry_delay(policy, 1, 0.0, std::nullopt) == 0ms);
 }
 
-TEST_CASE("Retry-After sets the minimum delay", "[exporter][retry]") {
+TEST_CASE("Retry-After sets the delay, longer or shorter than the backoff", "[exporter][retry]") {
   config::RetryConfig policy;
   policy.initial_backoff = 100ms;
   policy.max_backoff = 1000ms;
   CHECK(next_retry_delay(policy, 1, 0.5, 2000ms) == 2000ms);
+  // After many failures the backoff ceiling is max_backoff; the server's "0" or "1" still wins.
+  CHECK(next_retry_delay(policy, 30, 0.999999, 0ms) == 100ms);  // floor: no busy loop
+  CHECK(next_retry_delay(policy, 30, 0.999999, 300ms) == 300ms);
+  // A hostile or broken Retry-After cannot park the exporter for an hour.
+  CHECK(next_retry_delay(policy, 1, 0.5, 3600000ms) == 10000ms);
   CHECK(parse_retry_after("2") == 2000ms);
   CHECK(parse_retry_after(" 10 ") == 10000ms);
   CHECK_FALSE(parse_retry_after(""));
