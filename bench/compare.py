@@ -311,9 +311,10 @@ def loadgen(tools: Tools, url: str, *, rate: float, duration: float, spans_per_r
     return json.loads(lines[-1])
 
 
-def acked_spans(result: dict) -> int:
-    """Spans in requests answered 2xx (the loadgen's `spans` counts what was acknowledged)."""
-    return int(result["spans"])
+def acked_spans(result: dict, spans_per_request: int) -> int:
+    """Spans in requests answered 2xx: the loadgen's `spans` counts every request sent, `ok` the
+    answered 2xx, and every request carries the same number of spans."""
+    return int(result["ok"]) * spans_per_request
 
 
 def wait_delivered(sink: Sink, base: int, expected: int, timeout: float) -> tuple[int, float]:
@@ -371,7 +372,7 @@ def measure(system: str, scenario: Scenario, rnd: int, tools: Tools, args, workd
         # Warm-up: connections, allocator arenas, Go's heap and JIT-free code paths all settled.
         warm = loadgen(tools, url, rate=0, duration=args.warmup, connections=scenario.connections,
                        **common)
-        wait_delivered(sink, 0, acked_spans(warm), args.drain_timeout)
+        wait_delivered(sink, 0, acked_spans(warm, scenario.spans_per_request), args.drain_timeout)
 
         # Maximum sustained rate: closed loop at full speed, then until delivered.
         base = sink.stats()["spans"]
@@ -380,7 +381,7 @@ def measure(system: str, scenario: Scenario, rnd: int, tools: Tools, args, workd
         res = loadgen(tools, url, rate=0, duration=args.duration,
                       connections=scenario.connections, **common)
         load_s = time.monotonic() - t0
-        run.acked_spans = acked_spans(res)
+        run.acked_spans = acked_spans(res, scenario.spans_per_request)
         run.errors = int(res["errors"])
         run.delivered_spans, run.drain_s = wait_delivered(sink, base, run.acked_spans,
                                                           args.drain_timeout)
@@ -407,9 +408,10 @@ def measure(system: str, scenario: Scenario, rnd: int, tools: Tools, args, workd
         run.lat_p99_us = float(lat["latency_us"]["p99"])
         run.lat_p999_us = float(lat["latency_us"]["p999"])
         run.lat_errors = int(lat["errors"])
-        delivered, _ = wait_delivered(sink, base, acked_spans(lat), args.drain_timeout)
-        if delivered != acked_spans(lat):
-            run.notes.append(f"latency run: sink has {delivered} of {acked_spans(lat)} acked spans")
+        lat_acked = acked_spans(lat, scenario.spans_per_request)
+        delivered, _ = wait_delivered(sink, base, lat_acked, args.drain_timeout)
+        if delivered != lat_acked:
+            run.notes.append(f"latency run: sink has {delivered} of {lat_acked} acked spans")
         if run.lat_rate < 0.95 * args.latency_rate:
             run.notes.append(f"latency run reached {run.lat_rate:.0f} of {args.latency_rate} spans/s")
         run.peak_rss_mib = peak_rss_kib(proc.pid) / 1024
@@ -493,7 +495,7 @@ def mlflow_compare(tools: Tools, args, workdir: Path) -> list[MlflowRun]:
                     res = loadgen(tools, url, rate=rate, duration=args.mlflow_duration,
                                   spans_per_request=spr, connections=conns, gzip=False, cpu=None,
                                   headers=headers, timeout=args.mlflow_duration + 300)
-                    run.acked_spans = acked_spans(res)
+                    run.acked_spans = acked_spans(res, spr)
                     run.errors = int(res["errors"])
                     run.offered_spans_per_s = float(res["spans_per_s"])
                     run.lat_p50_us = float(res["latency_us"]["p50"])
