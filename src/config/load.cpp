@@ -1135,7 +1135,10 @@ std::string wrap_names(const std::vector<std::string_view>& names) {
   std::string text;
   std::string line = " ";
   for (std::size_t i = 0; i < names.size(); ++i) {
-    std::string item = " " + std::string(names[i]) + (i + 1 < names.size() ? "," : "");
+    // Appended, not `" " + std::string(...)`: GCC 12 at -O3 reports a false -Wrestrict there.
+    std::string item(" ");
+    item.append(names[i]);
+    if (i + 1 < names.size()) item.push_back(',');
     if (line.size() + item.size() > 90) {
       text += line + "\n";
       line = " ";
