@@ -3,7 +3,6 @@ file and `replay`, backpressure with the Python OTel SDK, a damaged spool, SIGTE
 backlog. Each is bounded in time."""
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 import time
@@ -11,7 +10,7 @@ import pytest
 
 from support.delivery import (LoadSender, numbered_request, post, read_dead_letters,
                               record_offsets, segment_files, span_ids_of, mlflow_span_ids)
-from support.fake_mlflow import FakeMlflow, ScriptedAnswer
+from support.fake_mlflow import ScriptedAnswer
 from support.net import wait_until
 from support.proxy_process import ProxyProcess
 
@@ -19,29 +18,8 @@ FAST_RETRY = {"initial_backoff": "50ms", "max_backoff": "500ms", "max_transient_
 
 
 @pytest.fixture
-def fake_mlflow():
-    fake = FakeMlflow().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def proxies(tmp_path, proxy_binary):
-    started: list[ProxyProcess] = []
-
-    def start(mlflow_url: str, config: dict, name: str | None = None, **kwargs) -> ProxyProcess:
-        name = name or f"proxy{len(started)}"
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(json.dumps(config))
-        proxy = ProxyProcess(tmp_path, binary=proxy_binary, mlflow_url=mlflow_url, config=path,
-                             name=name, **kwargs)
-        started.append(proxy)
-        return proxy.start()
-
-    yield start
-    for proxy in started:
-        if proxy.running():
-            proxy.kill()
+def proxy_teardown() -> str:
+    return "kill"  # tests leave MLflow failing: a draining SIGTERM would wait out the deadline
 
 
 def send(proxy: ProxyProcess, spans: int = 3) -> list[str]:
@@ -51,9 +29,9 @@ def send(proxy: ProxyProcess, spans: int = 3) -> list[str]:
     return ids
 
 
-def test_503_with_retry_after_is_honoured(fake_mlflow, proxies):
+def test_503_with_retry_after_is_honoured(fake_mlflow, proxy_factory):
     fake_mlflow.script = [ScriptedAnswer(503, "{}", {"Retry-After": "2"})]
-    proxy = proxies(fake_mlflow.url, {"mlflow": {"experiment_id": "1"},
+    proxy = proxy_factory({"mlflow": {"experiment_id": "1"},
                                       "exporter": {"retry": FAST_RETRY}})
     ids = send(proxy)
     fake_mlflow.wait_for_spans(len(ids), timeout=15)
@@ -63,10 +41,10 @@ def test_503_with_retry_after_is_honoured(fake_mlflow, proxies):
 
 
 def test_status_table_dead_letters_exactly_the_rejected_spans_and_replay_delivers_them(
-        fake_mlflow, proxies, tmp_path, proxy_binary, mlflow, unique_name):
+        fake_mlflow, proxy_factory, tmp_path, proxy_binary, mlflow, unique_name):
     dead_letter = tmp_path / "dead.otlpdl"
     name = unique_name("faults")
-    proxy = proxies(fake_mlflow.url, {
+    proxy = proxy_factory({
         "mlflow": {"experiment_name": name},
         "exporter": {"retry": FAST_RETRY, "dead_letter_file": str(dead_letter),
                      "batch_linger": "0ms"}})
@@ -111,14 +89,14 @@ def test_status_table_dead_letters_exactly_the_rejected_spans_and_replay_deliver
                what="the replayed spans in MLflow")
 
 
-def test_queue_full_answers_429_and_the_otel_sdk_delivers_everything(fake_mlflow, proxies):
+def test_queue_full_answers_429_and_the_otel_sdk_delivers_everything(fake_mlflow, proxy_factory):
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
     # MLflow unavailable for a few seconds: the small queue fills up.
     fake_mlflow.script = [ScriptedAnswer(503, "{}", {"Retry-After": "1"}) for _ in range(3)]
-    proxy = proxies(fake_mlflow.url, {"mlflow": {"experiment_id": "1"},
+    proxy = proxy_factory({"mlflow": {"experiment_id": "1"},
                                       "queue": {"max_bytes": "16KiB", "retry_after": "1s"},
                                       "exporter": {"retry": FAST_RETRY}})
     raw_ids = []
@@ -164,13 +142,13 @@ def test_queue_full_answers_429_and_the_otel_sdk_delivers_everything(fake_mlflow
     assert "the proxy's queue is full" in proxy.log_text()
 
 
-def test_damaged_spool_starts_counts_and_delivers_the_rest(fake_mlflow, proxies, tmp_path):
+def test_damaged_spool_starts_counts_and_delivers_the_rest(fake_mlflow, proxy_factory, tmp_path):
     state = tmp_path / "state"
     config = {"mlflow": {"experiment_id": "1"},
               "queue": {"durability": "disk", "state_dir": str(state), "fsync": "always"},
               "exporter": {"retry": FAST_RETRY}}
     fake_mlflow.script = [ScriptedAnswer(503, "{}") for _ in range(10_000)]
-    proxy = proxies(fake_mlflow.url, config, name="before")
+    proxy = proxy_factory(config, name="before")
     sent = [send(proxy) for _ in range(5)]
     proxy.kill()  # SIGKILL: nothing delivered, everything in the spool
 
@@ -184,9 +162,9 @@ def test_damaged_spool_starts_counts_and_delivers_the_rest(fake_mlflow, proxies,
     segment.write_bytes(bytes(data))
 
     fake_mlflow.script = []
-    restarted = proxies(fake_mlflow.url, config, name="after")
+    restarted = proxy_factory(config, name="after")
     want = sent[0] + sent[2] + sent[3]
-    delivered = fake_mlflow.wait_for_spans(len(want), timeout=15)
+    fake_mlflow.wait_for_spans(len(want), timeout=15)
     time.sleep(0.5)
     assert sorted(set(fake_mlflow.delivered_span_ids())) == sorted(want)
     log = restarted.log_text()
@@ -194,13 +172,13 @@ def test_damaged_spool_starts_counts_and_delivers_the_rest(fake_mlflow, proxies,
     assert restarted.stop(timeout=20) == 0
 
 
-def test_sigterm_with_a_backlog_keeps_it_in_the_spool_then_delivers_it(fake_mlflow, proxies, tmp_path):
+def test_sigterm_with_a_backlog_keeps_it_in_the_spool_then_delivers_it(fake_mlflow, proxy_factory, tmp_path):
     state = tmp_path / "state"
     config = {"mlflow": {"experiment_id": "1"}, "shutdown_timeout": "1s",
               "queue": {"durability": "disk", "state_dir": str(state)},
               "exporter": {"retry": FAST_RETRY}}
     fake_mlflow.script = [ScriptedAnswer(503, "{}") for _ in range(10_000)]
-    proxy = proxies(fake_mlflow.url, config, name="draining")
+    proxy = proxy_factory(config, name="draining")
     sent = [sid for _ in range(4) for sid in send(proxy)]
     started = time.monotonic()
     assert proxy.stop(timeout=20) == 0
@@ -208,19 +186,19 @@ def test_sigterm_with_a_backlog_keeps_it_in_the_spool_then_delivers_it(fake_mlfl
     assert f"{len(sent)} undelivered spans kept in the spool" in proxy.log_text()
 
     fake_mlflow.script = []
-    restarted = proxies(fake_mlflow.url, config, name="restarted")
+    restarted = proxy_factory(config, name="restarted")
     fake_mlflow.wait_for_spans(len(sent), timeout=15)
     assert set(sent) <= set(fake_mlflow.delivered_span_ids())
     assert restarted.stop(timeout=20) == 0
     assert "drained: every acknowledged span was delivered" in restarted.log_text()
 
 
-def test_sigterm_in_memory_mode_dead_letters_the_backlog(fake_mlflow, proxies, tmp_path):
+def test_sigterm_in_memory_mode_dead_letters_the_backlog(fake_mlflow, proxy_factory, tmp_path):
     dead_letter = tmp_path / "dl.otlpdl"
     config = {"mlflow": {"experiment_id": "1"}, "shutdown_timeout": "1s",
               "exporter": {"retry": FAST_RETRY, "dead_letter_file": str(dead_letter)}}
     fake_mlflow.script = [ScriptedAnswer(503, "{}") for _ in range(10_000)]
-    proxy = proxies(fake_mlflow.url, config)
+    proxy = proxy_factory(config)
     sent = [sid for _ in range(3) for sid in send(proxy)]
     assert proxy.stop(timeout=20, expect_exit_code=1) == 1
     assert f"{len(sent)} undelivered spans dead-lettered to {dead_letter}" in proxy.log_text()
@@ -228,7 +206,7 @@ def test_sigterm_in_memory_mode_dead_letters_the_backlog(fake_mlflow, proxies, t
     assert sorted(kept) == sorted(sent)
 
 
-def test_sigkill_under_load_with_fsync_always_loses_no_acknowledged_span(fake_mlflow, proxies,
+def test_sigkill_under_load_with_fsync_always_loses_no_acknowledged_span(fake_mlflow, proxy_factory,
                                                                          tmp_path):
     state = tmp_path / "state"
     config = {"mlflow": {"experiment_id": "1"},
@@ -236,13 +214,13 @@ def test_sigkill_under_load_with_fsync_always_loses_no_acknowledged_span(fake_ml
               "exporter": {"retry": FAST_RETRY}}
     # MLflow slow to accept at first, so the kill finds spans both queued and in flight.
     fake_mlflow.script = [ScriptedAnswer(503, "{}") for _ in range(20)]
-    proxy = proxies(fake_mlflow.url, config, name="killed")
+    proxy = proxy_factory(config, name="killed")
     load = LoadSender(proxy.host, proxy.port, threads=4).start()
     time.sleep(1.5)
     proxy.kill()
     load.stop()
     assert len(load.acknowledged) > 0
-    restarted = proxies(fake_mlflow.url, config, name="restarted")
+    restarted = proxy_factory(config, name="restarted")
     wait_until(lambda: set(load.acknowledged) <= set(fake_mlflow.delivered_span_ids()), 30,
                what="every acknowledged span at the fake MLflow")
     assert restarted.stop(timeout=20) == 0

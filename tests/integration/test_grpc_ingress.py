@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 
 import grpc
 import pytest
@@ -21,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest, ExportTraceServiceResponse)
 
 from support.delivery import numbered_request, post
-from support.fake_mlflow import FakeMlflow, ScriptedAnswer
+from support.fake_mlflow import ScriptedAnswer
 from support.net import free_port, wait_until
 from support.proxy_process import ProxyProcess
 
@@ -30,34 +29,16 @@ FAST_RETRY = {"initial_backoff": "50ms", "max_backoff": "500ms"}
 
 
 @pytest.fixture
-def fake_mlflow():
-    fake = FakeMlflow().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def grpc_proxy(tmp_path, proxy_binary, fake_mlflow, proxy_log_report):
-    started = proxy_log_report([])
-
+def grpc_proxy(proxy_factory):
+    """proxy_factory with experiment 1 by default and the gRPC listener required."""
     def start(config: dict | None = None, **kwargs) -> ProxyProcess:
         config = config or {}
         config.setdefault("mlflow", {}).setdefault("experiment_id", "1")
-        path = tmp_path / f"grpc{len(started)}.yaml"
-        path.write_text(json.dumps(config))
-        kwargs.setdefault("mlflow_url", fake_mlflow.url)
-        proxy = ProxyProcess(tmp_path, binary=proxy_binary, config=path,
-                             name=f"grpc{len(started)}", **kwargs)
-        started.append(proxy)
-        proxy.start()
+        proxy = proxy_factory(config, **kwargs)
         if "--grpc-listen" not in kwargs.get("extra_args", []):
             assert proxy.grpc_target, "the binary advertises no --grpc-listen"
         return proxy
-
-    yield start
-    for proxy in started:
-        if proxy.running():
-            proxy.stop()
+    return start
 
 
 def stub(target: str, credentials: grpc.ChannelCredentials | None = None, **options):

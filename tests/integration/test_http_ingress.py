@@ -23,33 +23,6 @@ SANITIZED = os.environ.get("PROXY_SANITIZED") == "1"
 
 
 @pytest.fixture
-def fake_mlflow():
-    fake = FakeMlflow().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def proxy_factory(tmp_path, proxy_binary, fake_mlflow, proxy_log_report):
-    started = proxy_log_report([])
-
-    def start(config: dict | None = None, **kwargs) -> ProxyProcess:
-        if config is not None:
-            path = tmp_path / f"proxy{len(started)}.yaml"
-            path.write_text(json.dumps(config))  # JSON is YAML
-            kwargs["config"] = path
-        kwargs.setdefault("mlflow_url", fake_mlflow.url)
-        proxy = ProxyProcess(tmp_path, binary=proxy_binary, name=f"proxy{len(started)}", **kwargs)
-        started.append(proxy)
-        return proxy.start()
-
-    yield start
-    for proxy in started:
-        if proxy.running():
-            proxy.stop()
-
-
-@pytest.fixture
 def proxy(proxy_factory):
     return proxy_factory(experiment_name="integration")
 

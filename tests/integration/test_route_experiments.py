@@ -5,31 +5,14 @@ experiment and the route, counted and logged (rate-limited), never dropped silen
 experiment exists, `replay` delivers them."""
 from __future__ import annotations
 
-import json
 import subprocess
 
-import pytest
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from support.delivery import numbered_request, post, read_dead_letters, span_ids_of
 from support.fake_mlflow import FakeMlflow
 from support.net import wait_until
-from support.proxy_process import ProxyProcess
-
-
-@pytest.fixture
-def fake_mlflow():
-    fake = FakeMlflow().start()
-    yield fake
-    fake.stop()
-
-
-def start(tmp_path, proxy_binary, mlflow_url: str, config: dict) -> ProxyProcess:
-    path = tmp_path / "proxy.yaml"
-    path.write_text(json.dumps(config))
-    return ProxyProcess(tmp_path, binary=proxy_binary, mlflow_url=mlflow_url, config=path,
-                        name="proxy").start()
 
 
 def three_services() -> tuple[bytes, dict[str, list[str]]]:
@@ -50,10 +33,10 @@ def delivered_to(fake: FakeMlflow, experiment_id: str) -> list[str]:
 
 
 def test_a_route_that_may_not_create_dead_letters_a_missing_experiment_and_names_it(
-        fake_mlflow, tmp_path, proxy_binary):
+        fake_mlflow, proxy_factory, tmp_path, proxy_binary):
     fake_mlflow.experiments["already-there"] = "7"
     dead_letter = tmp_path / "dead.otlpdl"
-    proxy = start(tmp_path, proxy_binary, fake_mlflow.url, {
+    proxy = proxy_factory({
         "mlflow": {"experiment_id": "1"},  # create_experiments defaults to true
         "exporter": {"dead_letter_file": str(dead_letter), "batch_linger": "0ms"},
         "routes": [
@@ -108,10 +91,10 @@ def test_a_route_that_may_not_create_dead_letters_a_missing_experiment_and_names
     assert fake_mlflow.creates == ["made-on-demand"], "replay must not create what the route may not"
 
 
-def test_a_route_may_create_when_the_global_default_forbids_it(fake_mlflow, tmp_path,
+def test_a_route_may_create_when_the_global_default_forbids_it(fake_mlflow, proxy_factory, tmp_path,
                                                                proxy_binary):
     dead_letter = tmp_path / "dead.otlpdl"
-    proxy = start(tmp_path, proxy_binary, fake_mlflow.url, {
+    proxy = proxy_factory({
         "mlflow": {"experiment_name": "default-missing", "create_experiments": False},
         "exporter": {"dead_letter_file": str(dead_letter), "batch_linger": "0ms"},
         "routes": [
@@ -142,12 +125,12 @@ def one_service(service: str, spans: int = 2) -> tuple[bytes, list[str]]:
 
 
 def test_an_experiment_created_concurrently_by_someone_else_is_looked_up_again(
-        fake_mlflow, tmp_path, proxy_binary):
+        fake_mlflow, proxy_factory, tmp_path, proxy_binary):
     # The proxy's lookup says "missing", its create answers RESOURCE_ALREADY_EXISTS (another
     # client won the race): it looks up again and delivers there.
     fake_mlflow.experiments["racy"] = "9"
     fake_mlflow.hidden_lookups["racy"] = 1
-    proxy = start(tmp_path, proxy_binary, fake_mlflow.url, {
+    proxy = proxy_factory({
         "mlflow": {"experiment_name": "racy"}, "exporter": {"batch_linger": "0ms"}})
     body, ids = one_service("svc")
     assert post(proxy.host, proxy.port, body)[0] == 200
@@ -156,11 +139,11 @@ def test_an_experiment_created_concurrently_by_someone_else_is_looked_up_again(
     assert fake_mlflow.experiments == {"racy": "9"}
 
 
-def test_an_unknown_experiment_id_is_resolved_again_once(fake_mlflow, tmp_path, proxy_binary):
+def test_an_unknown_experiment_id_is_resolved_again_once(fake_mlflow, proxy_factory, tmp_path, proxy_binary):
     from support.fake_mlflow import ScriptedAnswer
     dead_letter = tmp_path / "dead.otlpdl"
     fake_mlflow.experiments["moved"] = "7"
-    proxy = start(tmp_path, proxy_binary, fake_mlflow.url, {
+    proxy = proxy_factory({
         "mlflow": {"experiment_name": "moved"},
         "exporter": {"batch_linger": "0ms", "dead_letter_file": str(dead_letter)}})
     body, first = one_service("svc")

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from support.proxy_process import REPO_ROOT, ProxyProcess
-from support.fake_mlflow import FakeMlflow
 
 UNIT = REPO_ROOT / "deploy" / "systemd" / "otlp-mlflow-proxy.service"
 SERVICE_CONFIG = REPO_ROOT / "deploy" / "config.yaml"
@@ -23,13 +22,6 @@ MAX_EXPOSURE = 2.0  # systemd-analyze security: "OK" and below; the unit scores 
 
 needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                            reason="systemd-analyze is not installed")
-
-
-@pytest.fixture
-def fake_mlflow():
-    fake = FakeMlflow().start()
-    yield fake
-    fake.stop()
 
 
 def unit_for(binary: Path, tmp_path: Path) -> Path:
