@@ -4,7 +4,6 @@ backlog. Each is bounded in time."""
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 import pytest
 
@@ -12,6 +11,7 @@ from support.delivery import (LoadSender, numbered_request, post, read_dead_lett
                               record_offsets, segment_files, span_ids_of, mlflow_span_ids)
 from support.fake_mlflow import ScriptedAnswer
 from support.net import wait_until
+from support.otel_clients import send_span_per_export
 from support.proxy_process import ProxyProcess
 
 FAST_RETRY = {"initial_backoff": "50ms", "max_backoff": "500ms", "max_transient_422_retries": 2}
@@ -91,8 +91,6 @@ def test_status_table_dead_letters_exactly_the_rejected_spans_and_replay_deliver
 
 def test_queue_full_answers_429_and_the_otel_sdk_delivers_everything(fake_mlflow, proxy_factory):
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
     # MLflow unavailable for a few seconds: the small queue fills up.
     fake_mlflow.script = [ScriptedAnswer(503, "{}", {"Retry-After": "1"}) for _ in range(3)]
@@ -111,32 +109,9 @@ def test_queue_full_answers_429_and_the_otel_sdk_delivers_everything(fake_mlflow
     else:
         pytest.fail("the queue never filled up")
 
-    results = []
-
-    class Recording(OTLPSpanExporter):
-        def export(self, spans):
-            result = super().export(spans)
-            results.append(result)
-            return result
-
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(Recording(endpoint=proxy.traces_url, timeout=60)))
-    tracer = provider.get_tracer("fault-test")
-    sdk_ids = []
-
-    def produce():
-        for i in range(8):
-            with tracer.start_as_current_span(f"sdk span {i}") as span:
-                span.set_attribute("padding", "y" * 1500)
-                sdk_ids.append(format(span.get_span_context().span_id, "016x"))
-
-    producers = [threading.Thread(target=produce) for _ in range(3)]
-    for t in producers:
-        t.start()
-    for t in producers:
-        t.join(120)
-    provider.shutdown()
-    assert results and all(r == SpanExportResult.SUCCESS for r in results)
+    sdk_ids, results = send_span_per_export(OTLPSpanExporter(endpoint=proxy.traces_url, timeout=60),
+                                            tracer_name="fault-test")
+    assert results == ["SUCCESS"] * 24, results
     delivered = fake_mlflow.wait_for_spans(len(raw_ids) + len(sdk_ids), timeout=30)
     assert set(raw_ids) | set(sdk_ids) <= set(delivered)
     assert "the proxy's queue is full" in proxy.log_text()

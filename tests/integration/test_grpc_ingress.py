@@ -9,7 +9,6 @@ import json
 import signal
 import socket
 import subprocess
-import threading
 
 import grpc
 import pytest
@@ -22,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from support.delivery import numbered_request, post
 from support.fake_mlflow import ScriptedAnswer
 from support.net import free_port, wait_until
+from support.otel_clients import send_span_per_export
 from support.proxy_process import ProxyProcess
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -182,8 +182,6 @@ def fill_queue(proxy: ProxyProcess) -> tuple[list[str], grpc.RpcError]:
 def test_queue_full_is_resource_exhausted_with_retry_info_and_the_sdk_delivers_everything(
         grpc_proxy, fake_mlflow):
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
     # MLflow unavailable for a few seconds: the small queue fills up.
     fake_mlflow.script = [ScriptedAnswer(503, "{}", {"Retry-After": "1"}) for _ in range(3)]
@@ -194,33 +192,10 @@ def test_queue_full_is_resource_exhausted_with_retry_info_and_the_sdk_delivers_e
     assert "queue is full" in refusal.details()
     assert retry_delay(refusal) == (1.0, 1.0)
 
-    results = []
-
-    class Recording(OTLPSpanExporter):
-        def export(self, spans):
-            result = super().export(spans)
-            results.append(result)
-            return result
-
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(
-        Recording(endpoint=proxy.grpc_target, insecure=True, timeout=60)))
-    tracer = provider.get_tracer("grpc-backpressure-test")
-    sdk_ids = []
-
-    def produce():
-        for i in range(8):
-            with tracer.start_as_current_span(f"sdk span {i}") as span:
-                span.set_attribute("padding", "y" * 1500)
-                sdk_ids.append(format(span.get_span_context().span_id, "016x"))
-
-    producers = [threading.Thread(target=produce) for _ in range(3)]
-    for t in producers:
-        t.start()
-    for t in producers:
-        t.join(120)
-    provider.shutdown()
-    assert len(results) == 24 and all(r == SpanExportResult.SUCCESS for r in results), results
+    sdk_ids, results = send_span_per_export(
+        OTLPSpanExporter(endpoint=proxy.grpc_target, insecure=True, timeout=60),
+        tracer_name="grpc-backpressure-test")
+    assert results == ["SUCCESS"] * 24, results
     delivered = fake_mlflow.wait_for_spans(len(raw_ids) + len(sdk_ids), timeout=30)
     assert set(raw_ids) | set(sdk_ids) <= set(delivered)
 

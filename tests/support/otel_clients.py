@@ -342,3 +342,30 @@ def assert_trace_matches(sent: SentTrace, got: MlflowTrace, **kwargs) -> None:
     if problems:
         raise AssertionError("MLflow's trace differs from what was sent:\n  - "
                              + "\n  - ".join(problems) + "\nMLflow returned:\n" + got.dump())
+
+
+def send_span_per_export(exporter: SpanExporter, *, threads: int = 3, spans_per_thread: int = 8,
+                         padding_bytes: int = 1500,
+                         tracer_name: str = "span-per-export") -> tuple[list[str], list[str]]:
+    """Spans from `threads` threads through a SimpleSpanProcessor (one export per span, as old
+    Koog does), each with `padding_bytes` of padding; returns the span ids and every export's
+    result name, after provider.shutdown() has waited for the SDK's retries."""
+    recording = RecordingExporter(exporter)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(recording))
+    tracer = provider.get_tracer(tracer_name)
+    span_ids: list[str] = []
+
+    def produce():
+        for i in range(spans_per_thread):
+            with tracer.start_as_current_span(f"sdk span {i}") as span:
+                span.set_attribute("padding", "y" * padding_bytes)
+                span_ids.append(format(span.get_span_context().span_id, "016x"))
+
+    producers = [threading.Thread(target=produce) for _ in range(threads)]
+    for t in producers:
+        t.start()
+    for t in producers:
+        t.join(120)
+    provider.shutdown()
+    return span_ids, recording.results
