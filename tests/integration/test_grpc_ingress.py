@@ -9,6 +9,7 @@ import json
 import signal
 import socket
 import subprocess
+import time
 
 import grpc
 import pytest
@@ -177,6 +178,27 @@ def fill_queue(proxy: ProxyProcess) -> tuple[list[str], grpc.RpcError]:
                 return acknowledged, error
             acknowledged += ids
     pytest.fail("the queue never filled up")
+
+
+def test_a_call_past_its_deadline_is_answered_deadline_exceeded_and_not_enqueued(grpc_proxy,
+                                                                                fake_mlflow):
+    proxy = grpc_proxy()
+    channel, client = stub(proxy.grpc_target)
+    with channel:
+        first, first_ids = numbered_request(2)
+        client.Export(first, timeout=10)  # connected: the deadline below is spent on the message
+        # About 10 MB cannot reach the proxy within 5 ms, so the deadline passes on the way in.
+        late, late_ids = numbered_request(200, payload_bytes=50_000)
+        with pytest.raises(grpc.RpcError) as caught:
+            client.Export(late, timeout=0.005)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        after, after_ids = numbered_request(2)
+        client.Export(after, timeout=10)  # the proxy keeps serving on the same connection
+    fake_mlflow.wait_for_spans(4)
+    time.sleep(0.5)  # a late request that was enqueued after all would be exported by now
+    delivered = set(fake_mlflow.delivered_span_ids())
+    assert set(first_ids) | set(after_ids) <= delivered
+    assert not delivered & set(late_ids), "a call past its deadline was enqueued"
 
 
 def test_queue_full_is_resource_exhausted_with_retry_info_and_the_sdk_delivers_everything(
