@@ -7,7 +7,7 @@
 namespace proxy::otlp {
 namespace {
 
-// Cuts `attributes` to `limit` and adds the cut to `dropped` (saturating: the field is 32-bit).
+// Cuts `attributes` to `limit` and adds the cut to dropped_attributes_count.
 // Returns how many were cut.
 template <typename Owner>
 std::size_t trim(Owner& owner, std::size_t limit) {
@@ -16,9 +16,7 @@ std::size_t trim(Owner& owner, std::size_t limit) {
   if (size <= limit) return 0;
   const std::size_t excess = size - limit;
   attributes.DeleteSubrange(static_cast<int>(limit), static_cast<int>(excess));
-  const std::uint64_t dropped = std::uint64_t{owner.dropped_attributes_count()} + excess;
-  owner.set_dropped_attributes_count(static_cast<std::uint32_t>(
-      std::min<std::uint64_t>(dropped, std::numeric_limits<std::uint32_t>::max())));
+  add_dropped_attributes(owner, excess);
   return excess;
 }
 

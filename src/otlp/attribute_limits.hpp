@@ -3,7 +3,10 @@
 // dropped_attributes_count, so MLflow still gets the span and readers can see it was cut.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include "otlp/types.hpp"
@@ -23,6 +26,15 @@ struct TrimmedAttributes {
   // attributes, limit 128
   std::string first;
 };
+
+// Adds `count` to a resource's, span's, event's or link's dropped_attributes_count, saturating:
+// the field is 32-bit and a client may already send it near the top.
+template <typename Owner>
+void add_dropped_attributes(Owner& owner, std::uint64_t count) {
+  const std::uint64_t total = std::uint64_t{owner.dropped_attributes_count()} + count;
+  owner.set_dropped_attributes_count(static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(total, std::numeric_limits<std::uint32_t>::max())));
+}
 
 TrimmedAttributes trim_attributes(ExportRequest& request, const AttributeLimits& limits);
 

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 
 #include "config/values.hpp"
+#include "otlp/attribute_limits.hpp"
 
 namespace proxy::policy {
 namespace {
@@ -322,13 +323,13 @@ void apply(const CompiledPolicy& policy, otlp::ResourceSpans& resource_spans, Po
     const auto decide_resource = [&policy](std::string_view key) { return policy.decide_resource(key); };
     const std::uint32_t dropped =
         process_attributes(policy, *resource.mutable_attributes(), decide_resource, tally);
-    if (dropped) resource.set_dropped_attributes_count(resource.dropped_attributes_count() + dropped);
+    if (dropped) otlp::add_dropped_attributes(resource, dropped);
   }
   for (auto& scope_spans : *resource_spans.mutable_scope_spans()) {
     for (otlp::Span& span : *scope_spans.mutable_spans()) {
       ++tally.spans;
       if (const std::uint32_t dropped = process_attributes(policy, *span.mutable_attributes(), decide, tally)) {
-        span.set_dropped_attributes_count(span.dropped_attributes_count() + dropped);
+        otlp::add_dropped_attributes(span, dropped);
       }
       for (auto& event : *span.mutable_events()) {
         const std::string_view name = event.name();
@@ -337,12 +338,12 @@ void apply(const CompiledPolicy& policy, otlp::ResourceSpans& resource_spans, Po
         };
         if (const std::uint32_t dropped =
                 process_attributes(policy, *event.mutable_attributes(), decide_event, tally)) {
-          event.set_dropped_attributes_count(event.dropped_attributes_count() + dropped);
+          otlp::add_dropped_attributes(event, dropped);
         }
       }
       for (auto& link : *span.mutable_links()) {
         if (const std::uint32_t dropped = process_attributes(policy, *link.mutable_attributes(), decide, tally)) {
-          link.set_dropped_attributes_count(link.dropped_attributes_count() + dropped);
+          otlp::add_dropped_attributes(link, dropped);
         }
       }
       if (span.has_status() && !span.status().message().empty()) {

@@ -1,3 +1,6 @@
+#include <cstdint>
+#include <limits>
+
 #include <catch2/catch.hpp>
 
 #include "policy/policy.hpp"
@@ -170,6 +173,18 @@ TEST_CASE("drop removes the attribute and counts it as dropped on the span", "[p
   CHECK(one.span->attributes(2).key() == "c");
   CHECK(one.span->dropped_attributes_count() == 3);
   CHECK(tally.count(PolicyMode::drop, Family::genai) == 2);
+}
+
+TEST_CASE("the dropped count saturates instead of wrapping past 2^32 - 1", "[policy]") {
+  const CompiledPolicy policy{policy_with(PolicyMode::drop)};
+  OneSpan one;
+  set(one.attributes(), "gen_ai.input.messages", text("secret prompt"));
+  set(one.attributes(), "gen_ai.output.messages", text("secret answer"));
+  one.span->set_dropped_attributes_count(std::numeric_limits<std::uint32_t>::max() - 1);
+  PolicyTally tally;
+  apply(policy, one.resource_spans, tally);
+  CHECK(one.span->attributes_size() == 0);
+  CHECK(one.span->dropped_attributes_count() == std::numeric_limits<std::uint32_t>::max());
 }
 
 TEST_CASE("key overrides come first, in order, with their own truncate length", "[policy]") {
