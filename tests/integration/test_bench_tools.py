@@ -1,0 +1,110 @@
+"""Smoke of the benchmark's own tools (bench/loadgen.cpp, bench/fake_sink.cpp): the load generator
+drives the proxy for two seconds, the proxy delivers to the fake sink, and every span the
+generator had acknowledged is counted there, with the experiment header. The benchmark proper
+(bench/compare.py) runs outside CI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from support.net import wait_until
+from support.proxy_process import ProxyProcess
+
+SANITIZED = os.environ.get("PROXY_SANITIZED") == "1"
+
+
+def bench_tool(proxy_binary: Path, name: str) -> Path:
+    """The tools are built into <build>/bench/ next to <build>/src/otlp-mlflow-proxy."""
+    path = proxy_binary.parent.parent / "bench" / name
+    if not (path.exists() and os.access(path, os.X_OK)):
+        if os.environ.get("E2E_REQUIRE_PROXY") == "1":
+            pytest.fail(f"{path} not built (target {name})")
+        pytest.skip(f"{path} not built (target {name})")
+    return path
+
+
+@pytest.fixture
+def sink(tmp_path, proxy_binary):
+    port_file = tmp_path / "sink.port"
+    log = open(tmp_path / "sink.log", "w")
+    proc = subprocess.Popen([str(bench_tool(proxy_binary, "bench-fake-sink")), "--listen", "127.0.0.1:0",
+                             "--port-file", str(port_file), "--require-header", "x-mlflow-experiment-id"],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_until(port_file.exists, timeout=15, what="the fake sink's port file")
+        yield f"http://127.0.0.1:{port_file.read_text().strip()}"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0, (tmp_path / "sink.log").read_text()
+        log.close()
+
+
+def get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read()
+
+
+def loadgen(proxy_binary: Path, url: str, *args: str) -> dict:
+    out = subprocess.run([str(bench_tool(proxy_binary, "bench-loadgen")), "--url", url, "--warmup", "0",
+                          "--duration", "2", *args],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 1, out.stdout
+    return json.loads(lines[0])
+
+
+def test_fake_sink_answers_like_mlflow(sink):
+    assert get(sink + "/version") == (200, b"3.7.0")
+    assert get(sink + "/health") == (200, b"OK")
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        get(sink + "/nothing")
+    assert missing.value.code == 404
+    # Without the experiment header: 400, counted. A body that is no protobuf: 400, counted.
+    request = urllib.request.Request(sink + "/v1/traces", data=b"", method="POST",
+                                     headers={"Content-Type": "application/x-protobuf"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 400
+    request.add_header("x-mlflow-experiment-id", "1")
+    request.data = b"\xff\xff\xff"
+    with pytest.raises(urllib.error.HTTPError) as garbage:
+        urllib.request.urlopen(request, timeout=5)
+    assert garbage.value.code == 400
+    stats = json.loads(get(sink + "/stats")[1])
+    assert stats == {"requests": 0, "spans": 0, "bytes": 0, "bad_header": 1, "decode_errors": 1}
+
+
+@pytest.mark.parametrize("args", [["--rate", "5000", "--spans-per-request", "50"],
+                                  ["--rate", "1000", "--spans-per-request", "1", "--gzip"]],
+                         ids=["batched", "one-span-gzip"])
+def test_loadgen_through_proxy_to_sink(tmp_path, proxy_binary, proxy_log_report, sink, args):
+    proxy = ProxyProcess(tmp_path, binary=proxy_binary, mlflow_url=sink, experiment_id="1")
+    proxy_log_report([proxy])
+    proxy.start()
+    try:
+        result = loadgen(proxy_binary, proxy.traces_url, "--connections", "2", *args)
+        assert result["errors"] == 0 and result["status"] == {"200": result["requests"]}, result
+        rate = float(args[1])
+        # Open loop at a fixed rate: two seconds' worth, give or take the last request.
+        assert result["spans"] >= rate * 2 * 0.95, result
+        assert result["latency_us"]["p50"] > 0 and result["latency_us"]["max"] >= result["latency_us"]["p999"]
+        # spans_per_s runs to the last answer, which a loaded machine can delay: only roughly.
+        if not SANITIZED:
+            assert rate * 0.5 < result["spans_per_s"] <= rate * 1.05, result
+
+        def delivered():
+            return json.loads(get(sink + "/stats")[1])["spans"] >= result["spans"]
+        wait_until(delivered, timeout=30, what="the proxy to deliver every span to the sink")
+        time.sleep(0.3)  # nothing more than what was acknowledged arrives late
+        stats = json.loads(get(sink + "/stats")[1])
+        assert stats["spans"] == result["spans"], (stats, result)
+        assert stats["bad_header"] == 0 and stats["decode_errors"] == 0, stats
+    finally:
+        proxy.stop()
