@@ -218,6 +218,11 @@ net::awaitable<void> connection(Run& run, Tally& tally) {
   boost::beast::flat_buffer buffer;
   net::steady_timer timer(executor);
   const bool paced = run.interval.count() > 0;
+  if (!paced && run.start > Clock::now()) {
+    // Unpaced connections start together at the schedule's origin, so nothing goes uncounted.
+    timer.expires_at(run.start);
+    co_await timer.async_wait(kNoThrow);
+  }
   for (;;) {
     const std::uint64_t index = run.next.fetch_add(1, std::memory_order_relaxed);
     Clock::time_point due = run.start + run.interval * static_cast<std::int64_t>(index);

@@ -1,0 +1,124 @@
+// bench-decode-floor: the protobuf floor under the proxy's hot path, on the very bodies
+// bench-loadgen sends. Per step, spans per CPU-second on one thread:
+//   parse         ExportTraceServiceRequest parsed into a reused arena (what the proxy does first)
+//   parse+encode  the same, then serialized again (the least a proxy that rewrites spans does)
+//   parse+gunzip  with --gzip bodies: inflate, then parse
+//
+//   bench-decode-floor [--spans-per-request K] [--mix koog|openinference|both] [--seconds S]
+//
+// Output: one JSON line, {"spans_per_request","body_bytes","parse_spans_per_s",
+// "parse_encode_spans_per_s","gunzip_parse_spans_per_s"}.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/arena.h>
+
+#include "agent_traffic.hpp"
+
+namespace {
+
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+bool gunzip(const std::string& in, std::string& out) {
+  z_stream z{};
+  if (inflateInit2(&z, 15 + 32) != Z_OK) return false;
+  if (out.size() < in.size() * 8) out.resize(in.size() * 8);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = inflate(&z, Z_FINISH);
+  const std::size_t produced = z.total_out;
+  inflateEnd(&z);
+  out.resize(produced);
+  return rc == Z_STREAM_END;
+}
+
+// Runs step(body) over the pool for about `seconds` of CPU time; spans per CPU-second.
+template <typename Step>
+double measure(const std::vector<std::string>& pool, int spans_per_request, double seconds, Step step) {
+  const double start = cpu_seconds();
+  std::uint64_t spans = 0;
+  double elapsed = 0;
+  std::size_t i = 0;
+  while (elapsed < seconds) {
+    for (int n = 0; n < 64; ++n, ++i) {
+      if (!step(pool[i % pool.size()])) {
+        std::cerr << "bench-decode-floor: a body failed to decode\n";
+        std::exit(1);
+      }
+      spans += static_cast<std::uint64_t>(spans_per_request);
+    }
+    elapsed = cpu_seconds() - start;
+  }
+  return static_cast<double>(spans) / elapsed;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int spans_per_request = 50;
+  double seconds = 2;
+  bench::Mix mix = bench::Mix::both;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) {
+      std::cerr << "usage: bench-decode-floor [--spans-per-request K] [--mix koog|openinference|both] [--seconds S]\n";
+      return 2;
+    }
+    const std::string value = argv[++i];
+    if (flag == "--spans-per-request") spans_per_request = std::max(1, std::atoi(value.c_str()));
+    else if (flag == "--seconds") seconds = std::max(0.1, std::atof(value.c_str()));
+    else if (flag == "--mix") mix = value == "koog" ? bench::Mix::koog : value == "openinference" ? bench::Mix::openinference : bench::Mix::both;
+    else {
+      std::cerr << "bench-decode-floor: unknown flag " << flag << "\n";
+      return 2;
+    }
+  }
+  bench::TraceSource source(mix, 0x5eed'0f'a9e47ULL);
+  std::vector<std::string> pool;
+  std::vector<std::string> gzipped;
+  std::size_t bytes = 0;
+  const std::size_t count = std::max<std::size_t>(64, static_cast<std::size_t>(16384 / spans_per_request));
+  for (std::size_t i = 0; i < count; ++i) {
+    pool.push_back(bench::encode_request(source, spans_per_request));
+    gzipped.push_back(bench::gzip(pool.back()));
+    bytes += pool.back().size();
+  }
+
+  // The proxy's arena: a reused first block, so a typical request decodes without malloc.
+  std::vector<char> block(256 * 1024);
+  auto parse_into = [&](const std::string& body, auto&& then) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block.data();
+    options.initial_block_size = block.size();
+    google::protobuf::Arena arena(options);
+    auto* request = google::protobuf::Arena::CreateMessage<bench::ExportRequest>(&arena);
+    return request->ParseFromString(body) && then(*request);
+  };
+  const double parse = measure(pool, spans_per_request, seconds, [&](const std::string& body) {
+    return parse_into(body, [](const bench::ExportRequest&) { return true; });
+  });
+  std::string out;
+  const double parse_encode = measure(pool, spans_per_request, seconds, [&](const std::string& body) {
+    return parse_into(body, [&](const bench::ExportRequest& request) { return request.SerializeToString(&out); });
+  });
+  std::string inflated;
+  const double gunzip_parse = measure(gzipped, spans_per_request, seconds, [&](const std::string& body) {
+    return gunzip(body, inflated) && parse_into(inflated, [](const bench::ExportRequest&) { return true; });
+  });
+  std::printf("{\"spans_per_request\":%d,\"body_bytes\":%zu,\"parse_spans_per_s\":%.0f,"
+              "\"parse_encode_spans_per_s\":%.0f,\"gunzip_parse_spans_per_s\":%.0f}\n",
+              spans_per_request, bytes / pool.size(), parse, parse_encode, gunzip_parse);
+  return 0;
+}
