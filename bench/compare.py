@@ -31,6 +31,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -293,7 +294,8 @@ class Tools:
 
 def loadgen(tools: Tools, url: str, *, rate: float, duration: float, spans_per_request: int,
             connections: int, gzip: bool, cpu: str | None, warmup: float = 0,
-            headers: dict[str, str] | None = None, timeout: float | None = None) -> dict:
+            headers: dict[str, str] | None = None, timeout: float | None = None,
+            seed: int | None = None) -> dict:
     cmd = [str(tools.loadgen), "--url", url, "--rate", str(rate), "--duration", str(duration),
            "--warmup", str(warmup), "--spans-per-request", str(spans_per_request),
            "--connections", str(connections), "--threads", "1", "--mix", "both"]
@@ -301,6 +303,8 @@ def loadgen(tools: Tools, url: str, *, rate: float, duration: float, spans_per_r
         cmd.append("--gzip")
     for name, value in (headers or {}).items():
         cmd += ["--header", f"{name}={value}"]
+    if seed is not None:
+        cmd += ["--seed", str(seed)]
     out = subprocess.run(pinned(cpu, cmd), capture_output=True, text=True,
                          timeout=timeout or duration + warmup + 120, stdin=subprocess.DEVNULL)
     if out.returncode != 0:
@@ -308,7 +312,11 @@ def loadgen(tools: Tools, url: str, *, rate: float, duration: float, spans_per_r
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if not lines:
         raise RuntimeError(f"bench-loadgen printed no JSON: {out.stdout[-2000:]} {out.stderr[-2000:]}")
-    return json.loads(lines[-1])
+    result = json.loads(lines[-1])
+    # "bench-loadgen: N distinct requests of K spans": beyond N requests the ids repeat.
+    pool = re.search(r"(\d+) distinct requests of (\d+) spans", out.stderr)
+    result["distinct_spans"] = int(pool[1]) * int(pool[2]) if pool else None
+    return result
 
 
 def acked_spans(result: dict, spans_per_request: int) -> int:
@@ -447,6 +455,7 @@ class MlflowRun:
     stored_spans_per_s: float = 0.0
     lat_p50_us: float = 0.0
     lat_p99_us: float = 0.0
+    distinct_spans: int | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -465,63 +474,76 @@ def mlflow_compare(tools: Tools, args, workdir: Path) -> list[MlflowRun]:
     server.start()
     db = workdir / "mlflow" / "mlflow.db"
     try:
-        for scenario, spr, conns in (("batched", 50, 2), ("single", 1, 8)):
-            for path in ("direct", "proxy"):
-                exp = server.create_experiment(f"bench-{scenario}-{path}")
-                run = MlflowRun(scenario, path)
-                rundir = workdir / f"mlflow-{scenario}-{path}"
-                rundir.mkdir()
-                proxy = None
-                try:
-                    if path == "direct":
-                        url = server.url + "/v1/traces"
-                        headers = {"x-mlflow-experiment-id": exp}
-                        rate = 0.0  # as fast as MLflow answers: the agent waits for each export
-                    else:
-                        port = free_port()
-                        cmd = [str(tools.proxy), "--config", str(proxy_config(rundir / "proxy.yaml")),
-                               "--listen", f"127.0.0.1:{port}", "--mlflow-url", server.url,
-                               "--experiment-id", exp, "--grpc-listen", "off",
-                               "--admin-listen", "off"]
-                        proxy = Managed("proxy", cmd, rundir)
-                        wait_port(port, proxy.proc, "proxy", proxy.log_path)
-                        url = f"http://127.0.0.1:{port}/v1/traces"
-                        headers = {}
-                        # Offer well beyond what MLflow stored directly, so MLflow is the limit
-                        # through the proxy too (the proxy queues what MLflow has not taken yet).
-                        direct = next(r for r in runs if r.scenario == scenario and r.path == "direct")
-                        rate = max(200.0, 3 * direct.stored_spans_per_s)
-                    t0 = time.monotonic()
-                    res = loadgen(tools, url, rate=rate, duration=args.mlflow_duration,
-                                  spans_per_request=spr, connections=conns, gzip=False, cpu=None,
-                                  headers=headers, timeout=args.mlflow_duration + 300)
-                    run.acked_spans = acked_spans(res, spr)
-                    run.errors = int(res["errors"])
-                    run.offered_spans_per_s = float(res["spans_per_s"])
-                    run.lat_p50_us = float(res["latency_us"]["p50"])
-                    run.lat_p99_us = float(res["latency_us"]["p99"])
-                    deadline = time.monotonic() + args.mlflow_drain_timeout
+        for seed, (scenario, spr, conns, path) in enumerate(
+                (("batched", 50, 2, "direct"), ("batched", 50, 2, "proxy"),
+                 ("single", 1, 8, "direct"), ("single", 1, 8, "proxy")), start=101):
+            exp = server.create_experiment(f"bench-{scenario}-{path}")
+            run = MlflowRun(scenario, path)
+            rundir = workdir / f"mlflow-{scenario}-{path}"
+            rundir.mkdir()
+            proxy = None
+            try:
+                if path == "direct":
+                    url = server.url + "/v1/traces"
+                    headers = {"x-mlflow-experiment-id": exp}
+                    rate = 0.0  # as fast as MLflow answers: the agent waits for each export
+                    duration = args.mlflow_duration
+                else:
+                    port = free_port()
+                    cmd = [str(tools.proxy), "--config", str(proxy_config(rundir / "proxy.yaml")),
+                           "--listen", f"127.0.0.1:{port}", "--mlflow-url", server.url,
+                           "--experiment-id", exp, "--grpc-listen", "off",
+                           "--admin-listen", "off"]
+                    proxy = Managed("proxy", cmd, rundir)
+                    wait_port(port, proxy.proc, "proxy", proxy.log_path)
+                    url = f"http://127.0.0.1:{port}/v1/traces"
+                    headers = {}
+                    # A fixed number of spans, offered far faster than MLflow takes them: the
+                    # proxy acknowledges and queues them, so the time until MLflow holds them
+                    # all is MLflow's own pace through the proxy. At least twice what MLflow
+                    # stored directly, and fewer than the load generator's distinct ids (a
+                    # repeated trace id would be one trace in MLflow, not new spans).
+                    direct = next(r for r in runs if r.scenario == scenario and r.path == "direct")
+                    total = max(2000, 2 * direct.stored_spans)
+                    if direct.distinct_spans:
+                        total = min(total, int(0.9 * direct.distinct_spans))
+                    rate = args.mlflow_proxy_rate
+                    duration = total / rate
+                t0 = time.monotonic()
+                res = loadgen(tools, url, rate=rate, duration=duration,
+                              spans_per_request=spr, connections=conns, gzip=False, cpu=None,
+                              headers=headers, timeout=duration + 300, seed=seed)
+                run.distinct_spans = res["distinct_spans"]
+                run.acked_spans = acked_spans(res, spr)
+                run.errors = int(res["errors"])
+                run.offered_spans_per_s = float(res["spans_per_s"])
+                run.lat_p50_us = float(res["latency_us"]["p50"])
+                run.lat_p99_us = float(res["latency_us"]["p99"])
+                deadline = time.monotonic() + args.mlflow_drain_timeout
+                stored = count_stored(db, exp)
+                while stored < run.acked_spans and time.monotonic() < deadline:
+                    time.sleep(0.25)
                     stored = count_stored(db, exp)
-                    while stored < run.acked_spans and time.monotonic() < deadline:
-                        time.sleep(0.25)
-                        stored = count_stored(db, exp)
-                    run.stored_spans = stored
-                    # From the start of the load to the poll that saw the last span stored (the
-                    # polls are 250 ms apart, so this is at most that late).
-                    run.stored_spans_per_s = stored / (time.monotonic() - t0)
-                    if stored < run.acked_spans:
-                        run.notes.append(f"MLflow stored {stored} of {run.acked_spans} acked spans "
-                                         f"within {args.mlflow_drain_timeout:.0f}s")
-                    if run.errors:
-                        run.notes.append(f"{run.errors} errors: {res.get('status')}")
-                finally:
-                    if proxy is not None:
-                        proxy.stop(timeout=args.mlflow_drain_timeout)
-                runs.append(run)
-                print(f"  mlflow {scenario:8s} {path:7s} stored {run.stored_spans} spans, "
-                      f"{run.stored_spans_per_s:8.1f} spans/s; agent latency p50 {run.lat_p50_us/1000:.1f} ms "
-                      f"p99 {run.lat_p99_us/1000:.1f} ms" + (f" [{'; '.join(run.notes)}]" if run.notes else ""),
-                      flush=True)
+                run.stored_spans = stored
+                # From the start of the load to the poll that saw the last span stored (the
+                # polls are 250 ms apart, so this is at most that late).
+                run.stored_spans_per_s = stored / (time.monotonic() - t0)
+                if stored < run.acked_spans:
+                    run.notes.append(f"MLflow stored {stored} of {run.acked_spans} acked spans "
+                                     f"within {args.mlflow_drain_timeout:.0f}s")
+                if run.errors:
+                    run.notes.append(f"{run.errors} errors: {res.get('status')}")
+                if run.distinct_spans and run.acked_spans > run.distinct_spans:
+                    run.notes.append(f"{run.acked_spans} spans sent but only "
+                                     f"{run.distinct_spans} distinct ids: repeats not counted")
+            finally:
+                if proxy is not None:
+                    proxy.stop(timeout=args.mlflow_drain_timeout)
+            runs.append(run)
+            print(f"  mlflow {scenario:8s} {path:7s} stored {run.stored_spans} spans, "
+                  f"{run.stored_spans_per_s:8.1f} spans/s; agent latency p50 {run.lat_p50_us/1000:.1f} ms "
+                  f"p99 {run.lat_p99_us/1000:.1f} ms" + (f" [{'; '.join(run.notes)}]" if run.notes else ""),
+                  flush=True)
     finally:
         server.stop()
     return runs
@@ -634,8 +656,12 @@ def plot(path: Path, runs: list[Run], mlflow_runs: list[MlflowRun]) -> None:
     systems = [s for s in ("proxy", "collector") if any(r.system == s for r in runs)]
     scenarios = [s for s in SCENARIOS if any(r.scenario == s for r in runs)]
     colors = {"proxy": "#1f77b4", "collector": "#ff7f0e", "direct": "#7f7f7f"}
-    panels = 4 if mlflow_runs else 3
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.2))
+    panels = (3 if runs else 0) + (1 if mlflow_runs else 0)
+    rows, cols = (2, 2) if panels == 4 else (1, panels)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False)
+    axes = list(axes.flat)
+    if not runs:
+        axes = [None, None, None, *axes]
     width = 0.8 / max(len(systems), 1)
     xs = range(len(scenarios))
 
@@ -651,21 +677,22 @@ def plot(path: Path, runs: list[Run], mlflow_runs: list[MlflowRun]) -> None:
             ax.set_yscale("log")
         ax.legend(fontsize=8)
 
-    bars(axes[0], "max_spans_per_s", "max sustained spans/s (1 core)\nhigher is better")
-    bars(axes[1], "cpu_s_per_million", "CPU-seconds per 1M spans\nlower is better")
-    ax = axes[2]
-    for i, sy in enumerate(systems):
-        for j, (metric, alpha) in enumerate((("lat_p50_us", 1.0), ("lat_p99_us", 0.6),
-                                            ("lat_p999_us", 0.3))):
-            vals = [(median_of(runs, sc, sy, metric) or 0) / 1000 for sc in scenarios]
-            pos = [x + (i - (len(systems) - 1) / 2) * width for x in xs]
-            ax.scatter(pos, vals, color=colors[sy], alpha=alpha, s=40,
-                       label=f"{sy} {metric[4:-3]}", marker="o^s"[j])
-    ax.axhline(1.0, color="red", lw=0.8, ls="--", label="1 ms target (p99)")
-    ax.set_yscale("log")
-    ax.set_xticks(list(xs), scenarios)
-    ax.set_title("ack latency at 10k spans/s (ms, log)\nlower is better", fontsize=10)
-    ax.legend(fontsize=6, ncol=2)
+    if runs:
+        bars(axes[0], "max_spans_per_s", "max sustained spans/s (1 core)\nhigher is better")
+        bars(axes[1], "cpu_s_per_million", "CPU-seconds per 1M spans\nlower is better")
+        ax = axes[2]
+        for i, sy in enumerate(systems):
+            for j, (metric, alpha) in enumerate((("lat_p50_us", 1.0), ("lat_p99_us", 0.6),
+                                                ("lat_p999_us", 0.3))):
+                vals = [(median_of(runs, sc, sy, metric) or 0) / 1000 for sc in scenarios]
+                pos = [x + (i - (len(systems) - 1) / 2) * width for x in xs]
+                ax.scatter(pos, vals, color=colors[sy], alpha=alpha, s=40,
+                           label=f"{sy} {metric[4:-3]}", marker="o^s"[j])
+        ax.axhline(1.0, color="red", lw=0.8, ls="--", label="1 ms target (p99)")
+        ax.set_yscale("log")
+        ax.set_xticks(list(xs), scenarios)
+        ax.set_title("ack latency at 10k spans/s (ms, log)\nlower is better", fontsize=10)
+        ax.legend(fontsize=6, ncol=2)
     if mlflow_runs:
         ax = axes[3]
         labels, vals, cols = [], [], []
@@ -723,6 +750,8 @@ def main() -> int:
     p.add_argument("--mlflow-only", action="store_true", help="only the real-MLflow comparison")
     p.add_argument("--mlflow-duration", type=float, default=20.0)
     p.add_argument("--mlflow-drain-timeout", type=float, default=240.0)
+    p.add_argument("--mlflow-proxy-rate", type=float, default=5000.0,
+                   help="spans/s offered to the proxy in front of MLflow")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     p.add_argument("--name", default="compare", help="output file stem (default compare)")
     p.add_argument("--smoke", action="store_true",
