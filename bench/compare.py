@@ -563,6 +563,7 @@ METRICS = [  # (field, label, format, better)
     ("lat_p50_us", "p50 ack latency @10k spans/s (µs)", "{:,.0f}", "lower"),
     ("lat_p99_us", "p99 ack latency @10k spans/s (µs)", "{:,.0f}", "lower"),
     ("lat_p999_us", "p999 ack latency @10k spans/s (µs)", "{:,.0f}", "lower"),
+    ("cpu_busy", "share of its core used at full speed", "{:.2f}", "info"),
 ]
 
 
@@ -575,7 +576,7 @@ def write_csv(path: Path, runs: list[Run], mlflow_runs: list[MlflowRun]) -> None
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         cols = [m[0] for m in METRICS] + ["acked_spans", "delivered_spans", "errors", "drain_s",
-                                          "cpu_busy", "lat_rate", "lat_errors", "notes"]
+                                          "lat_rate", "lat_errors", "notes"]
         w.writerow(["bench", "round", "scenario", "system", *cols])
         for r in runs:
             w.writerow(["core", r.round, r.scenario, r.system,
@@ -603,7 +604,10 @@ def markdown(runs: list[Run], mlflow_runs: list[MlflowRun], meta: dict) -> str:
            f"Full-speed runs {meta['duration']} s, latency runs {meta['latency_duration']} s at "
            f"{meta['latency_rate']:,.0f} spans/s.",
            "",
-           f"Proxy {meta['proxy_version']}; Collector {meta['collector_version']}.",
+           f"Proxy {meta['proxy_version']}; Collector {meta['collector_version']}. "
+           f"Load average (1/5/15 min) {meta['load_before']} before, {meta['load_after']} after: "
+           "other work shares these CPUs, so spans/s swings with it; CPU-seconds per span is the "
+           "steadier figure. cpu busy below 1.0 means the system did not get the whole core.",
            ""]
     for sc in scenarios:
         s = SCENARIOS[sc]
@@ -615,7 +619,9 @@ def markdown(runs: list[Run], mlflow_runs: list[MlflowRun], meta: dict) -> str:
             vals = [median_of(runs, sc, sy, metric) for sy in systems]
             cells = [fmt.format(v) if v is not None else "n/a" for v in vals]
             row = f"| {label} | " + " | ".join(cells)
-            if len(systems) == 2:
+            if len(systems) == 2 and better == "info":
+                row += " | "
+            elif len(systems) == 2:
                 ratio = vals[0] / vals[1] if vals[0] is not None and vals[1] else None
                 row += f" | {ratio:.2f}x ({better} is better)" if ratio is not None else " | n/a"
             out.append(row + " |")
@@ -788,6 +794,7 @@ def main() -> int:
         "latency_duration": args.latency_duration, "latency_rate": args.latency_rate,
         "system_cpu": args.system_cpu or "any", "client_cpu": args.client_cpu or "any",
         "proxy_version": f"commit {commit}",
+        "load_before": "%.1f %.1f %.1f" % os.getloadavg(),
         "collector_version": version_of([str(tools.collector), "--version"]) if tools.collector
         else "not run",
     }
@@ -812,6 +819,7 @@ def main() -> int:
             print(f"compare: failed; logs kept in {keep}", file=sys.stderr)
             raise
 
+    meta["load_after"] = "%.1f %.1f %.1f" % os.getloadavg()
     stem = out / args.name
     write_csv(stem.with_suffix(".csv"), runs, mlflow_runs)
     stem.with_suffix(".md").write_text(markdown(runs, mlflow_runs, meta))
