@@ -630,6 +630,7 @@ def markdown(runs: list[Run], mlflow_runs: list[MlflowRun], meta: dict) -> str:
         if notes:
             out += ["", "Notes: " + " — ".join(notes)]
         out.append("")
+    out += targets(runs, mlflow_runs)
     if mlflow_runs:
         out += ["## Real MLflow (SQLite): agent straight to MLflow vs through the proxy", "",
                 "| client | path | spans stored/s | agent p50 latency (ms) | agent p99 latency (ms) "
@@ -652,6 +653,44 @@ def markdown(runs: list[Run], mlflow_runs: list[MlflowRun], meta: dict) -> str:
             out += ["", "Notes: " + " — ".join(notes)]
         out.append("")
     return "\n".join(out)
+
+
+def targets(runs: list[Run], mlflow_runs: list[MlflowRun]) -> list[str]:
+    """Issue 8's targets against the medians: met or missed, and by how much."""
+    rows = []
+
+    def med(sc, sy, metric):
+        return median_of(runs, sc, sy, metric)
+
+    def add(target, value, goal, fmt, higher=True):
+        if value is None:
+            return
+        ok = value >= goal if higher else value <= goal
+        rows.append(f"| {target} | {fmt.format(value)} | {'met' if ok else 'missed'} |")
+
+    for sc in ("batched", "batched-gzip", "single"):
+        p, c = med(sc, "proxy", "spans_per_cpu_s"), med(sc, "collector", "spans_per_cpu_s")
+        if p and c:
+            add(f"spans per CPU-second, proxy/Collector, {sc} (>= 3x)", p / c, 3, "{:.2f}x")
+        p, c = med(sc, "proxy", "peak_rss_mib"), med(sc, "collector", "peak_rss_mib")
+        if p and c:
+            add(f"peak RSS, proxy/Collector, {sc} (<= 0.33x)", p / c, 1 / 3, "{:.2f}x", higher=False)
+    add("proxy spans per CPU-second, batched, no gzip (>= 300,000)",
+        med("batched", "proxy", "spans_per_cpu_s"), 300_000, "{:,.0f}")
+    add("proxy one-span requests per CPU-second (>= 40,000)",
+        med("single", "proxy", "requests_per_cpu_s"), 40_000, "{:,.0f}")
+    add("proxy p99 ack latency at 10k spans/s, batched (< 1 ms)",
+        (med("batched", "proxy", "lat_p99_us") or 0) / 1000 if runs else None, 1.0, "{:.2f} ms",
+        higher=False)
+    for sc, goal in (("batched", 1.0), ("single", 2.0)):
+        d = next((m for m in mlflow_runs if m.scenario == sc and m.path == "direct"), None)
+        p = next((m for m in mlflow_runs if m.scenario == sc and m.path == "proxy"), None)
+        if d and p and d.stored_spans_per_s:
+            add(f"MLflow spans stored/s through the proxy / direct, {sc} (>= {goal:g}x)",
+                p.stored_spans_per_s / d.stored_spans_per_s, goal, "{:.2f}x")
+    if not rows:
+        return []
+    return ["## Issue 8's targets", "", "| target | measured | |", "|---|---|---|", *rows, ""]
 
 
 def plot(path: Path, runs: list[Run], mlflow_runs: list[MlflowRun]) -> None:
