@@ -510,7 +510,6 @@ def mlflow_compare(tools: Tools, args, workdir: Path) -> list[MlflowRun]:
                         total = min(total, int(0.9 * direct.distinct_spans))
                     rate = args.mlflow_proxy_rate
                     duration = total / rate
-                t0 = time.monotonic()
                 res = loadgen(tools, url, rate=rate, duration=duration,
                               spans_per_request=spr, connections=conns, gzip=False, cpu=None,
                               headers=headers, timeout=duration + 300, seed=seed)
@@ -520,15 +519,16 @@ def mlflow_compare(tools: Tools, args, workdir: Path) -> list[MlflowRun]:
                 run.offered_spans_per_s = float(res["spans_per_s"])
                 run.lat_p50_us = float(res["latency_us"]["p50"])
                 run.lat_p99_us = float(res["latency_us"]["p99"])
+                load_end = time.monotonic()
                 deadline = time.monotonic() + args.mlflow_drain_timeout
                 stored = count_stored(db, exp)
                 while stored < run.acked_spans and time.monotonic() < deadline:
                     time.sleep(0.25)
                     stored = count_stored(db, exp)
                 run.stored_spans = stored
-                # From the start of the load to the poll that saw the last span stored (the
-                # polls are 250 ms apart, so this is at most that late).
-                run.stored_spans_per_s = stored / (time.monotonic() - t0)
+                # Over the loadgen's measured window (not its pool building) plus the time until
+                # the poll that saw the last span stored (polls are 250 ms apart).
+                run.stored_spans_per_s = stored / (float(res["seconds"]) + time.monotonic() - load_end)
                 if stored < run.acked_spans:
                     run.notes.append(f"MLflow stored {stored} of {run.acked_spans} acked spans "
                                      f"within {args.mlflow_drain_timeout:.0f}s")
