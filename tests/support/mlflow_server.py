@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -143,17 +144,17 @@ def decode_status(status: dict | None) -> tuple[str, str]:
     return name, status.get("message") or ""
 
 
-def expected_mlflow_value(value: Any) -> Any:
+def expected_mlflow_value(value: Any, parses_json_strings: bool = True) -> Any:
     """What MLflow 3.17 gives back for an attribute value we sent.
 
     OTel SDK sequences (tuples) come back as lists. A string whose text is JSON of a string,
     object or array comes back parsed (MLflow's ``sanitize_attributes`` strips what it takes for a
-    second layer of JSON encoding); strings such as "2", "true" or "null" stay strings."""
-    if isinstance(value, tuple):
-        return [expected_mlflow_value(v) for v in value]
-    if isinstance(value, list):
-        return [expected_mlflow_value(v) for v in value]
-    if isinstance(value, str):
+    second layer of JSON encoding); strings such as "2", "true" or "null" stay strings.
+    parses_json_strings=False: MLflow 3.6, which has no sanitize_attributes and gives every string
+    back as sent (checked against a live 3.6.0 server)."""
+    if isinstance(value, (tuple, list)):
+        return [expected_mlflow_value(v, parses_json_strings) for v in value]
+    if isinstance(value, str) and parses_json_strings:
         try:
             parsed = json.loads(value)
         except ValueError:
@@ -184,6 +185,7 @@ class MlflowSpan:
     status_message: str
     events: list[SpanEvent]
     raw: dict = field(repr=False)
+    parses_json_strings: bool = True  # the server's JSON-string rule (see expected_mlflow_value)
 
     @property
     def user_attributes(self) -> dict[str, Any]:
@@ -292,6 +294,8 @@ class MlflowClient:
         self.request_timeout = request_timeout
         self.session = requests.Session()
         self.session.trust_env = False  # no HTTP(S)_PROXY for 127.0.0.1
+        self._batch_get_only = False  # MLflow 3.6: no traces/get (see get_trace_raw)
+        self._version: tuple[int, int] | None = None
 
     # -- plumbing --
     def _call(self, method: str, path: str, *, params=None, json_body=None,
@@ -360,17 +364,50 @@ class MlflowClient:
         return [t["trace_id"] for t in self.search_traces(experiment_id)]
 
     def get_trace_raw(self, trace_id: str) -> dict | None:
-        """The raw ``trace`` object (trace_info and spans), or None when MLflow has no such trace."""
-        r = self._call("GET", "/api/3.0/mlflow/traces/get",
-                       params={"trace_id": mlflow_trace_id(trace_id), "allow_partial": "true"},
-                       ok=(200, 404))
-        if r.status_code == 404:
-            return None
-        return r.json()["trace"]
+        """The raw ``trace`` object (trace_info and spans), or None when MLflow has no such trace.
+
+        MLflow 3.6 has no ``traces/get``: its ``GET /api/3.0/mlflow/traces/<trace_id>`` route
+        (GetTraceInfoV3, info only) takes the path's last segment as a trace id and answers 404
+        ``Trace with ID 'get' not found.``, which looks like a missing trace. There the complete
+        trace comes from ``GET /api/3.0/mlflow/traces/batchGet?trace_ids=...`` (BatchGetTraces,
+        ``{"traces": [Trace...]}``, ``{}`` for an unknown id; same Trace shape as traces/get)."""
+        tid = mlflow_trace_id(trace_id)
+        if not self._batch_get_only:
+            r = self._call("GET", "/api/3.0/mlflow/traces/get",
+                           params={"trace_id": tid, "allow_partial": "true"}, ok=(200, 404))
+            if r.status_code == 200:
+                return r.json()["trace"]
+            if "'get'" not in r.text:
+                return None
+            self._batch_get_only = True  # this server predates traces/get
+        traces = self._call("GET", "/api/3.0/mlflow/traces/batchGet",
+                            params={"trace_ids": tid}).json().get("traces", [])
+        return next((t for t in traces if t.get("trace_info", {}).get("trace_id") == tid), None)
 
     def get_trace(self, trace_id: str) -> MlflowTrace | None:
         raw = self.get_trace_raw(trace_id)
-        return None if raw is None else normalize_trace(raw)
+        if raw is None:
+            return None
+        trace = normalize_trace(raw)
+        if not self.parses_json_strings():
+            for span in trace.spans:
+                span.parses_json_strings = False
+        return trace
+
+    def version_tuple(self) -> tuple[int, int]:
+        """(major, minor) of GET /version, read once."""
+        if self._version is None:
+            match = re.match(r"(\d+)\.(\d+)", self.version())
+            if not match:
+                raise AssertionError(f"MLflow at {self.url} reports no version: {self.version()!r}")
+            self._version = (int(match[1]), int(match[2]))
+        return self._version
+
+    def parses_json_strings(self) -> bool:
+        """Whether string attributes holding JSON come back parsed (MLflow's sanitize_attributes,
+        checked in 3.17.2) or as sent (checked in 3.6.0). It came with the fix of mlflow/mlflow
+        issue 18767, filed against 3.6; releases between were not checked, 3.7 is assumed."""
+        return self.version_tuple() >= (3, 7)
 
     def wait_for_trace(self, trace_id: str, timeout: float = 30.0,
                        diagnostics: Callable[[], str] | None = None) -> MlflowTrace:
@@ -457,15 +494,18 @@ def mlflow_executable() -> str:
 
 
 class MlflowServer(MlflowClient):
-    """`mlflow server` on a SQLite store in workdir, listening on 127.0.0.1:<free port>.
+    """`mlflow server` on a SQLite store in workdir (or `backend_store_uri`), listening on
+    127.0.0.1:<free port>.
 
     The FastAPI/uvicorn server (the default) is required: /v1/traces does not exist under
     gunicorn or waitress. Startup takes 5-10 s (database migrations on a fresh file)."""
 
     def __init__(self, workdir: Path | str, port: int | None = None, workers: int = 1,
                  extra_args: list[str] | None = None, env: dict[str, str] | None = None,
-                 startup_timeout: float = 120.0, warmup: bool = True):
+                 startup_timeout: float = 120.0, warmup: bool = True,
+                 backend_store_uri: str | None = None):
         self.workdir = Path(workdir)
+        self.backend_store_uri = backend_store_uri or f"sqlite:///{self.workdir / 'mlflow.db'}"
         self.port = port or free_port()
         super().__init__(f"http://127.0.0.1:{self.port}")
         self.workers = workers
@@ -481,7 +521,7 @@ class MlflowServer(MlflowClient):
     def command(self) -> list[str]:
         return [
             mlflow_executable(), "server",
-            "--backend-store-uri", f"sqlite:///{self.workdir / 'mlflow.db'}",
+            "--backend-store-uri", self.backend_store_uri,
             "--default-artifact-root", str(self.workdir / "artifacts"),
             "--host", "127.0.0.1",
             "--port", str(self.port),

@@ -297,7 +297,8 @@ def compare_span(want: SentSpan, have: MlflowSpan, *, check_events: bool = True,
             (want.start_time_unix_nano, want.end_time_unix_nano):
         problems.append(f"times: sent {want.start_time_unix_nano}..{want.end_time_unix_nano}, "
                         f"got {have.start_time_unix_nano}..{have.end_time_unix_nano}")
-    expected_attrs = {k: expected_mlflow_value(v) for k, v in want.attributes.items()}
+    rule = have.parses_json_strings
+    expected_attrs = {k: expected_mlflow_value(v, rule) for k, v in want.attributes.items()}
     for k, v in (overrides or {}).items():
         if v is ...:
             expected_attrs.pop(k, None)
@@ -318,7 +319,7 @@ def compare_span(want: SentSpan, have: MlflowSpan, *, check_events: bool = True,
             problems.append(f"status message: sent {want.status_message!r}, "
                             f"got {have.status_message!r}")
     if check_events:
-        want_ev = [(e.name, {k: expected_mlflow_value(v) for k, v in e.attributes.items()})
+        want_ev = [(e.name, {k: expected_mlflow_value(v, rule) for k, v in e.attributes.items()})
                    for e in want.events]
         have_ev = [(e.name, e.attributes) for e in have.events]
         if not _same(have_ev, want_ev):
