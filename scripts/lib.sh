@@ -4,6 +4,8 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE_DIR="${OTLP_MLFLOW_PROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otlp-mlflow-proxy}"
 VENV_DIR="${OTLP_MLFLOW_PROXY_VENV:-$CACHE_DIR/venv}"
+# A second virtualenv with MLflow 3.6.0 (the oldest with /v1/traces) for the e2e version matrix.
+MLFLOW36_VENV_DIR="${OTLP_MLFLOW_PROXY_MLFLOW36_VENV:-$CACHE_DIR/venv-mlflow-3.6.0}"
 # ccache keys on paths relative to the checkout, so a fresh clone (CI) reuses earlier builds.
 export CCACHE_BASEDIR="$REPO_ROOT"
 
@@ -15,7 +17,8 @@ BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config ccache
   prometheus-cpp-dev libsystemd-dev)  # /metrics (core only), sd_notify
 # And what the tests need on top.
 TEST_PACKAGES=(catch2 python3 python3-venv curl systemd  # systemd-analyze for the unit tests
-  openjdk-17-jdk-headless maven)  # the real Koog agent in tests/e2e/koog/
+  openjdk-17-jdk-headless maven  # the real Koog agent in tests/e2e/koog/
+  postgresql)  # MLflow on a PostgreSQL store (tests/e2e/test_postgres_store.py runs its own cluster)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -50,6 +53,24 @@ ensure_venv() {
   [ -x "$VENV_DIR/bin/python" ] || python3 -m venv "$VENV_DIR"
   "$VENV_DIR/bin/pip" install -q --disable-pip-version-check --upgrade pip
   "$VENV_DIR/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  echo "$wanted" >"$stamp"
+}
+
+# The MLflow 3.6.0 server of the end-to-end version matrix, in its own virtualenv (its pins clash
+# with the latest MLflow's), rebuilt only when tests/requirements-mlflow-3.6.txt changes.
+ensure_mlflow36_venv() {
+  local requirements="$REPO_ROOT/tests/requirements-mlflow-3.6.txt"
+  local stamp="$MLFLOW36_VENV_DIR/.requirements.sha256"
+  local wanted
+  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [ -x "$MLFLOW36_VENV_DIR/bin/mlflow" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+    return 0
+  fi
+  log "preparing the MLflow 3.6.0 virtualenv in $MLFLOW36_VENV_DIR"
+  mkdir -p "$CACHE_DIR"
+  [ -x "$MLFLOW36_VENV_DIR/bin/python" ] || python3 -m venv "$MLFLOW36_VENV_DIR"
+  "$MLFLOW36_VENV_DIR/bin/pip" install -q --disable-pip-version-check --upgrade pip
+  "$MLFLOW36_VENV_DIR/bin/pip" install -q --disable-pip-version-check -r "$requirements"
   echo "$wanted" >"$stamp"
 }
 

@@ -24,6 +24,11 @@ ensure_koog_agent  # tests/e2e/test_koog_agent.py runs it
 log "end-to-end tests (real MLflow, real OpenTelemetry SDK, a real Koog agent)"
 PROXY_BIN="$REPO_ROOT/build/src/otlp-mlflow-proxy" "${pytest[@]}" "$REPO_ROOT/tests/e2e"
 
+ensure_mlflow36_venv
+log "end-to-end tests against MLflow 3.6.0, the oldest with /v1/traces (-m mlflow36: forwarding, gRPC, Koog normalization, PostgreSQL, versions)"
+MLFLOW_BIN="$MLFLOW36_VENV_DIR/bin/mlflow" PROXY_BIN="$REPO_ROOT/build/src/otlp-mlflow-proxy" \
+  "${pytest[@]}" -m mlflow36 "$REPO_ROOT/tests/e2e"
+
 if [ "${PROXY_TEST_SANITIZERS:-1}" != "0" ]; then
   log "AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/): unit and integration tests"
   build_proxy "$REPO_ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DPROXY_SANITIZE=address,undefined

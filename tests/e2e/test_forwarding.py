@@ -36,6 +36,7 @@ def _assert_mlflow_derivations(got):
     assert usage and '"input_tokens": 12' in usage and '"output_tokens": 34' in usage, got.dump()
 
 
+@pytest.mark.mlflow36
 @pytest.mark.parametrize("compression", [None, "gzip"], ids=["identity", "gzip"])
 def test_sdk_protobuf_lands_in_experiment_created_by_name(mlflow, start_proxy, unique_name,
                                                           compression):
@@ -77,6 +78,7 @@ def test_client_experiment_header_wins_over_configured_name(mlflow, start_proxy,
         assert got.trace_id not in mlflow.trace_ids(other["experiment_id"])
 
 
+@pytest.mark.mlflow36
 def test_configured_experiment_id(mlflow, start_proxy, unique_name):
     exp = mlflow.create_experiment(unique_name("by-id"))
     proxy = start_proxy(config=VERBOSE, experiment_id=exp)
@@ -90,6 +92,7 @@ def test_configured_experiment_id(mlflow, start_proxy, unique_name):
     _assert_mlflow_derivations(got)
 
 
+@pytest.mark.mlflow36
 def test_sdk_one_request_per_span_root_last(mlflow, start_proxy, unique_name):
     """Koog before 1.0 exports each span in its own request, the root last."""
     exp = mlflow.create_experiment(unique_name("simple"))
@@ -104,6 +107,7 @@ def test_sdk_one_request_per_span_root_last(mlflow, start_proxy, unique_name):
     assert_trace_matches(sent, got)
 
 
+@pytest.mark.mlflow36
 @pytest.mark.parametrize("content_type", [CONTENT_TYPE_JSON, "application/json; charset=utf-8"])
 def test_otlp_json_over_raw_http(mlflow, start_proxy, unique_name, content_type):
     exp = mlflow.create_experiment(unique_name("json"))
@@ -171,6 +175,7 @@ def test_header_names_are_case_insensitive(mlflow, start_proxy, unique_name):
     assert_trace_matches(req.trace, got)
 
 
+@pytest.mark.mlflow36
 @pytest.mark.parametrize("compression", [None, "gzip"], ids=["identity", "gzip"])
 def test_sdk_grpc_through_proxy(mlflow, start_proxy, unique_name, compression):
     """OTLP/gRPC in (the SDKs' default protocol), OTLP/HTTP protobuf out to MLflow."""

@@ -80,6 +80,7 @@ def _conversation_id(got) -> str:
     return got.span(f"invoke_agent {AGENT_ID}").attributes["gen_ai.conversation.id"]
 
 
+@pytest.mark.mlflow36
 def test_koog_trace_is_first_class_in_mlflow(mlflow, start_proxy, unique_name, koog_jar):
     name, run, got, info = _run(mlflow, start_proxy, unique_name, verbose=True, config=VERBOSE)
 
@@ -126,6 +127,7 @@ def test_koog_trace_is_first_class_in_mlflow(mlflow, start_proxy, unique_name, k
     assert "mlflow.spanInputs" in root.attributes and "mlflow.spanOutputs" in root.attributes
 
 
+@pytest.mark.mlflow36
 def test_normalization_never_unmasks(mlflow, start_proxy, unique_name, koog_jar):
     """Koog verbose, the proxy's default policy masks content: what normalization copies (node
     inputs/outputs, the root's preview) is the masked marker, and no content reaches MLflow."""
