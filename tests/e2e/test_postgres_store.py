@@ -10,6 +10,7 @@ import concurrent.futures
 import pytest
 
 from support.mlflow_server import MlflowServer
+from support.net import wait_until
 from support.otel_clients import assert_trace_matches, send_koog_trace
 from support.postgres import PostgresCluster, PostgresUnavailable
 
@@ -52,8 +53,11 @@ def test_traces_through_the_proxy_land_in_postgres(postgres_mlflow, start_proxy,
     for trace in sent:
         assert trace.all_exports_succeeded, f"{trace.export_results}\n{proxy.describe()}"
 
-    experiment_id = server.experiment_id_by_name(name)
-    assert experiment_id is not None, f"the proxy did not create {name!r}\n{proxy.describe()}"
+    try:
+        experiment_id = wait_until(lambda: server.experiment_id_by_name(name), WAIT,
+                                   what=f"experiment {name!r}")
+    except TimeoutError as e:
+        raise AssertionError(f"the proxy did not create {name!r}: {e}\n{proxy.describe()}")
     for trace in sent:
         got = server.wait_for_spans(experiment_id, trace.trace_id, KOOG_SPANS, timeout=WAIT,
                                     require_complete=True, diagnostics=proxy.describe)

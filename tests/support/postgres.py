@@ -64,8 +64,10 @@ class PostgresCluster:
 
     @property
     def uri(self) -> str:
-        """The SQLAlchemy URL MLflow's --backend-store-uri takes (TCP, trust authentication)."""
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+        """The SQLAlchemy URL MLflow's --backend-store-uri takes (TCP, trust authentication).
+        The driver is named: SQLAlchemy 2.1 (the latest MLflow's) defaults postgresql:// to
+        psycopg 3, 2.0 (MLflow 3.6's) to psycopg2; psycopg2 is in both virtualenvs."""
+        return f"postgresql+psycopg2://{self.user}@127.0.0.1:{self.port}/{self.database}"
 
     def dsn(self) -> dict:
         return {"host": "127.0.0.1", "port": self.port, "user": self.user, "dbname": self.database}
