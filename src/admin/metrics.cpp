@@ -226,6 +226,17 @@ void collect_exporter(Families& out, const exporter::Exporter& span_exporter) {
               as_double(load(stats.dead_letter_write_failures)));
   out.counter("export_batches_split_total", "Rejected batches retried one request at a time",
               as_double(load(stats.batches_split)));
+  const exporter::UpstreamVersion::Snapshot version = span_exporter.upstream_version().snapshot();
+  out.gauge("upstream_mlflow_info",
+            "MLflow's version from GET /version (unknown until read, and after an answer that "
+            "is no version) and whether it decodes gzip request bodies (3.7 and newer)",
+            1, {{"version", version.version.empty() ? "unknown" : version.version},
+                {"accepts_gzip", version.gzip ? "true" : "false"}});
+  out.counter("upstream_gzip_requests_total", "POST /v1/traces sent gzip-compressed",
+              as_double(load(stats.requests_gzipped)));
+  out.counter("upstream_gzip_refused_total",
+              "gzip bodies MLflow answered 400 or 415 to (compression: auto), sent again plain",
+              as_double(load(stats.gzip_refused)));
 
   const LatencyHistogram::Snapshot latency = stats.upstream_latency.snapshot();
   auto& histogram = out.family("upstream_request_duration_seconds",

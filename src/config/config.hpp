@@ -111,6 +111,10 @@ struct RetryConfig {
   unsigned max_transient_422_retries = 5;  // "database is locked" and similar
 };
 
+// Content-Encoding of requests to MLflow. automatic: gzip when GET /version says 3.7 or newer
+// (3.6 cannot decode it), none until the version is known.
+enum class UpstreamCompression { automatic, gzip, none };
+
 struct ExporterConfig {
   unsigned concurrency = 2;  // concurrent requests to MLflow (SQLite serializes writers)
   std::size_t max_batch_bytes = 4 * kMiB;
@@ -120,6 +124,7 @@ struct ExporterConfig {
   // ./otlp-mlflow-proxy.otlpdl without a state_dir.
   std::string dead_letter_file;
   RetryConfig retry;
+  UpstreamCompression compression = UpstreamCompression::automatic;
 };
 
 // The admin listener (/healthz, /readyz, /metrics), loopback by default; "off" disables it.

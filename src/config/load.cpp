@@ -731,6 +731,10 @@ class YamlLoader {
             {"dead_letter_file",
              [&](const Field& f) { e.dead_letter_file = read_optional_string(f); }},
             {"retry", [this](const Field& f) { retry(f); }},
+            {"compression",
+             [&](const Field& f) {
+               e.compression = read(f, kCompressionShape, parse_upstream_compression);
+             }},
         });
   }
 

@@ -252,6 +252,7 @@ std::string render_effective(const Config& config) {
   integer_value(out, "max_batch_spans", exporter.max_batch_spans);
   plain_value(out, "batch_linger", format_duration(exporter.batch_linger));
   string_value(out, "dead_letter_file", exporter.dead_letter_file);
+  plain_value(out, "compression", std::string(format_upstream_compression(exporter.compression)));
   begin_section(out, "retry");
   plain_value(out, "initial_backoff", format_duration(exporter.retry.initial_backoff));
   plain_value(out, "max_backoff", format_duration(exporter.retry.max_backoff));

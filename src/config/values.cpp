@@ -383,6 +383,25 @@ FsyncPolicy parse_fsync(std::string_view text) {
   fail_shape(kFsyncShape, text);
 }
 
+UpstreamCompression parse_upstream_compression(std::string_view text) {
+  if (iequals(text, "auto")) return UpstreamCompression::automatic;
+  if (iequals(text, "gzip")) return UpstreamCompression::gzip;
+  if (iequals(text, "none")) return UpstreamCompression::none;
+  fail_shape(kCompressionShape, text);
+}
+
+std::string_view format_upstream_compression(UpstreamCompression compression) {
+  switch (compression) {
+    case UpstreamCompression::automatic:
+      return "auto";
+    case UpstreamCompression::gzip:
+      return "gzip";
+    case UpstreamCompression::none:
+      return "none";
+  }
+  return "auto";
+}
+
 std::string_view format_durability(Durability durability) {
   return durability == Durability::disk ? "disk" : "memory";
 }

@@ -37,6 +37,7 @@ inline constexpr std::string_view kLogLevelShape =
 inline constexpr std::string_view kLogFormatShape = "text or json";
 inline constexpr std::string_view kDurabilityShape = "memory or disk";
 inline constexpr std::string_view kFsyncShape = "always, interval or never";
+inline constexpr std::string_view kCompressionShape = "auto, gzip or none";
 inline constexpr std::string_view kExperimentIdShape =
     "a numeric experiment id (MLflow experiment ids are digits, such as 123)";
 
@@ -105,6 +106,8 @@ Durability parse_durability(std::string_view text);
 FsyncPolicy parse_fsync(std::string_view text);
 std::string_view format_durability(Durability durability);
 std::string_view format_fsync(FsyncPolicy policy);
+UpstreamCompression parse_upstream_compression(std::string_view text);
+std::string_view format_upstream_compression(UpstreamCompression compression);
 
 inline constexpr std::string_view kResourceTargetShape = "one of all, root, none";
 inline constexpr std::string_view kSpanTypeShape =

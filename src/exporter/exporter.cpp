@@ -8,6 +8,8 @@
 #include <spdlog/spdlog.h>
 
 #include "common/rate_limited_log.hpp"
+#include "exporter/gzip.hpp"
+#include "exporter/mlflow_version.hpp"
 #include "exporter/response_classifier.hpp"
 #include "exporter/retry_policy.hpp"
 
@@ -90,6 +92,15 @@ void Exporter::start() {
       }
     });
   }
+  // Never blocks the start: until /version answers, requests go out uncompressed.
+  net::co_spawn(io_, version_loop(), [](std::exception_ptr error) {
+    if (!error) return;
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      spdlog::error("reading MLflow's version failed: {}", e.what());
+    }
+  });
   if (config_.admin.enabled) {
     net::co_spawn(io_, probe_loop(), [](std::exception_ptr error) {
       if (!error) return;
@@ -127,6 +138,89 @@ net::awaitable<void> Exporter::probe_loop() {
     }
     co_await pause(interval);
   }
+}
+
+// GET /version at start, and again once MLflow answers after an outage (it may have been
+// upgraded or replaced meanwhile), at the health probe's interval until it answers.
+net::awaitable<void> Exporter::version_loop() {
+  const auto interval = config_.admin.probe_interval;
+  HttpClientOptions options = client_options_;
+  options.request_timeout = std::min(options.request_timeout, std::max(interval, std::chrono::milliseconds(1000)));
+  HttpClient client(io_.get_executor(), upstream_, options);
+  bool told_unknown = false;
+  for (;;) {
+    if (stopping_.load()) co_return;
+    const std::uint64_t outages = health_.outages();
+    if (version_.needs_reading(outages)) {
+      http::request<http::string_body> request{http::verb::get, upstream_.target("/version"), 11};
+      const HttpResult result = co_await client.send(std::move(request));
+      const int status = result.error ? 0 : result.response.result_int();
+      if (result.error || status == 429 || status >= 500) {
+        // Down or busy: /readyz and the export log say so; here only that gzip waits.
+        if (!told_unknown) {
+          spdlog::info("MLflow's version at {} is not known yet (GET /version: {}); sending "
+                       "uncompressed until it answers",
+                       config_.mlflow.url,
+                       result.error ? result.failed_step + ": " + result.error.message()
+                                    : "HTTP " + std::to_string(status));
+          told_unknown = true;
+        }
+      } else {
+        record_version(result, outages);
+        told_unknown = false;
+      }
+    }
+    co_await pause(interval);
+  }
+}
+
+void Exporter::record_version(const HttpResult& result, std::uint64_t outages) {
+  const int status = result.response.result_int();
+  const std::optional<MlflowVersion> version =
+      status / 100 == 2 ? parse_mlflow_version(result.response.body()) : std::nullopt;
+  const UpstreamVersion::Snapshot before = version_.snapshot();
+  if (!version) {
+    std::string answer = status / 100 == 2 ? "\"" + result.response.body().substr(0, 60) + "\""
+                                           : "HTTP " + std::to_string(status);
+    for (char& c : answer) {
+      if (c < 0x20) c = ' ';
+    }
+    spdlog::warn("MLflow at {} answered GET /version with {}, not a version; sending uncompressed "
+                 "(exporter.compression: gzip forces gzip, for MLflow 3.7 and newer)",
+                 config_.mlflow.url, answer);
+    version_.record({}, false, outages);
+    return;
+  }
+  const bool gzip = mlflow_accepts_gzip(*version);
+  const bool gzip_ok = version_.record(version->text, gzip, outages);
+  const char* sending = "uncompressed (exporter.compression: none)";
+  if (config_.exporter.compression == config::UpstreamCompression::gzip) {
+    sending = "gzip (exporter.compression: gzip)";
+  } else if (config_.exporter.compression == config::UpstreamCompression::automatic) {
+    sending = gzip_ok ? "gzip"
+              : gzip  ? "uncompressed (it refused a gzip body before)"
+                      : "uncompressed (MLflow before 3.7 cannot decode gzip)";
+  }
+  const std::string change =
+      before.version.empty() || before.version == version->text ? "" : " (was " + before.version + ")";
+  spdlog::info("MLflow {} at {}{}; sending {}", version->text, config_.mlflow.url, change, sending);
+  if (!gzip && config_.exporter.compression == config::UpstreamCompression::gzip) {
+    spdlog::warn("exporter.compression is gzip, but MLflow {} cannot decode gzip request bodies "
+                 "(3.7 and newer can): its answers will be 400; use auto or none",
+                 version->text);
+  }
+}
+
+bool Exporter::use_gzip() const {
+  switch (config_.exporter.compression) {
+    case config::UpstreamCompression::gzip:
+      return true;
+    case config::UpstreamCompression::none:
+      return false;
+    case config::UpstreamCompression::automatic:
+      return version_.gzip_ok(health_.outages());
+  }
+  return false;
 }
 
 void Exporter::wake_workers() {
@@ -296,6 +390,8 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
   unsigned attempt = 0;
   unsigned transient_failures = 0;
   bool reresolved = false;
+  std::optional<std::string> gzipped;  // compressed once, on the first attempt that wants gzip
+  bool gzip_refused = false;
   for (;;) {
     std::string experiment_id = experiment.value;
     if (experiment.kind == ExperimentRef::Kind::name) {
@@ -325,7 +421,15 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
     http::request<http::string_body> request{http::verb::post, upstream_.target("/v1/traces"), 11};
     request.set(http::field::content_type, "application/x-protobuf");
     request.set("x-mlflow-experiment-id", experiment_id);
-    request.body() = body;
+    const bool gzip = !gzip_refused && use_gzip() &&
+                      (gzipped || (gzipped = gzip_compress(body)).has_value());
+    if (gzip) {
+      request.set(http::field::content_encoding, "gzip");
+      request.body() = *gzipped;
+      stats_.requests_gzipped.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      request.body() = body;
+    }
     const auto sent_at = std::chrono::steady_clock::now();
     const HttpResult result = co_await client.send(std::move(request));
     stats_.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
@@ -351,6 +455,18 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
     last_status = status;
     if (status >= 0 && status < ExporterStats::kMaxStatus) {
       stats_.responses_by_status[static_cast<std::size_t>(status)].fetch_add(1, std::memory_order_relaxed);
+    }
+    if (gzip && (status == 400 || status == 415) &&
+        config_.exporter.compression == config::UpstreamCompression::automatic) {
+      // The version said gzip, the server says no (a router in front of MLflow answering
+      // /version, or a build without gzip): send this batch plain and read /version again.
+      stats_.gzip_refused.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("MLflow at {} answered {} to a gzip body although GET /version said {}; "
+                   "sending uncompressed while it reports that version",
+                   config_.mlflow.url, status, version_.snapshot().version);
+      version_.forget();
+      gzip_refused = true;
+      continue;
     }
     const ExportVerdict verdict = classify_export_response(status, result.response.body());
     if (verdict.action == ExportAction::retry || verdict.action == ExportAction::hold_not_ready ||

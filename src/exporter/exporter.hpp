@@ -21,6 +21,7 @@
 #include "exporter/experiment_resolver.hpp"
 #include "exporter/http_client.hpp"
 #include "exporter/upstream_health.hpp"
+#include "exporter/upstream_version.hpp"
 #include "queue/span_queue.hpp"
 
 namespace proxy::exporter {
@@ -37,6 +38,9 @@ struct ExporterStats {
   Counter dead_letter_write_failures{0};
   Counter batches_split{0};  // a rejected batch retried item by item to find the culprit
   Counter spans_abandoned_at_shutdown{0};
+  Counter requests_gzipped{0};  // POST /v1/traces sent with Content-Encoding: gzip
+  // gzip bodies MLflow answered 400/415 to under compression: auto, re-sent uncompressed.
+  Counter gzip_refused{0};
   std::atomic<bool> upstream_not_ready{false};
   // MLflow's answers to POST /v1/traces by HTTP status (index: the status code), for /metrics.
   static constexpr int kMaxStatus = 600;
@@ -67,6 +71,7 @@ class Exporter {
 
   const ExporterStats& stats() const { return stats_; }
   const UpstreamHealth& health() const { return health_; }
+  const UpstreamVersion& upstream_version() const { return version_; }
 
  private:
   boost::asio::awaitable<void> worker(unsigned index);
@@ -75,6 +80,9 @@ class Exporter {
                                             const std::vector<queue::QueueItem>& batch);
   boost::asio::awaitable<void> pause(std::chrono::milliseconds delay);
   boost::asio::awaitable<void> probe_loop();
+  boost::asio::awaitable<void> version_loop();
+  void record_version(const HttpResult& result, std::uint64_t outages);
+  bool use_gzip() const;
   std::chrono::milliseconds backoff(unsigned attempt, std::optional<std::chrono::milliseconds> retry_after);
   void wake_workers();
   void release(const std::vector<queue::QueueItem>& batch);
@@ -102,6 +110,7 @@ class Exporter {
   std::thread thread_;
   ExporterStats stats_;
   UpstreamHealth health_;
+  UpstreamVersion version_;
 };
 
 }  // namespace proxy::exporter

@@ -35,6 +35,9 @@ class UpstreamHealth {
     return snapshot_;
   }
 
+  // How many times MLflow became unreachable: what was learned about it before may be stale.
+  std::uint64_t outages() const { return outages_.load(std::memory_order_relaxed); }
+
   // When anything was last heard from MLflow (or tried): the probe stays quiet while exports run.
   std::chrono::steady_clock::time_point last_contact() const {
     return std::chrono::steady_clock::time_point(
@@ -46,6 +49,9 @@ class UpstreamHealth {
     const auto now = std::chrono::steady_clock::now();
     last_contact_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
     std::lock_guard lock(mutex_);
+    if (state == State::unreachable && snapshot_.state != State::unreachable) {
+      outages_.fetch_add(1, std::memory_order_relaxed);
+    }
     if (snapshot_.state != state || snapshot_.reason != reason) {
       snapshot_ = Snapshot{state, std::move(reason), now};
     }
@@ -54,6 +60,7 @@ class UpstreamHealth {
   mutable std::mutex mutex_;
   Snapshot snapshot_;
   std::atomic<std::int64_t> last_contact_{0};
+  std::atomic<std::uint64_t> outages_{0};
 };
 
 }  // namespace proxy::exporter

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,8 +40,12 @@ class ScriptedAnswer:
 
 
 class FakeMlflow:
-    def __init__(self, version: str = "3.7.0", on_export=None, port: int = 0):
+    def __init__(self, version: str = "3.7.0", on_export=None, port: int = 0,
+                 decodes_gzip: bool | None = None):
         self.version = version
+        # Whether POST /v1/traces decompresses a gzip body. None: as MLflow of `version` does
+        # (3.7 and newer); 3.6 parses the compressed bytes as protobuf and answers 400.
+        self.decodes_gzip = decodes_gzip
         # on_export(Export), called under self.lock instead of keeping the export: long runs
         # (bench/soak.py) count what arrived without holding every request in memory.
         self.on_export = on_export
@@ -55,6 +61,7 @@ class FakeMlflow:
         self.hidden_lookups: dict[str, int] = {}
         self.script: list[ScriptedAnswer] = []   # answers for the next exports, then 200
         self.lock = threading.Lock()
+        self._connections: set = set()  # open client sockets, closed by stop() like an exit would
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -68,8 +75,22 @@ class FakeMlflow:
         return self
 
     def stop(self) -> None:
+        """Stops like a process exit: the listener and every keep-alive connection close."""
         self._server.shutdown()
         self._server.server_close()
+        with self.lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def gzip_decoding(self) -> bool:
+        if self.decodes_gzip is not None:
+            return self.decodes_gzip
+        match = re.match(r"(\d+)\.(\d+)", self.version)
+        return bool(match) and (int(match[1]), int(match[2])) >= (3, 7)
 
     def delivered(self) -> list[Export]:
         with self.lock:
@@ -91,6 +112,16 @@ class FakeMlflow:
             def log_message(self, *args):  # quiet
                 pass
 
+            def setup(self):
+                super().setup()
+                with fake.lock:
+                    fake._connections.add(self.connection)
+
+            def finish(self):
+                with fake.lock:
+                    fake._connections.discard(self.connection)
+                super().finish()
+
             def _answer(self, status: int, body: str = "{}", headers: dict | None = None):
                 data = body.encode()
                 self.send_response(status)
@@ -103,7 +134,7 @@ class FakeMlflow:
 
             def _body(self) -> bytes:
                 data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if self.headers.get("Content-Encoding") == "gzip":
+                if self.headers.get("Content-Encoding") == "gzip" and fake.gzip_decoding():
                     data = gzip.decompress(data)
                 return data
 
@@ -145,6 +176,13 @@ class FakeMlflow:
                 if url.path != "/v1/traces":
                     return self._answer(404, '{"detail":"Not Found"}')
                 request = ExportTraceServiceRequest()
+                if self.headers.get("Content-Encoding") == "gzip" and not fake.gzip_decoding():
+                    # MLflow 3.6: the compressed bytes are no protobuf it can use.
+                    with fake.lock:
+                        fake.exports.append(Export(self.headers.get("x-mlflow-experiment-id"),
+                                                   dict(self.headers), request, 400,
+                                                   time.monotonic()))
+                    return self._answer(400, '{"detail":"Invalid OpenTelemetry protobuf format"}')
                 request.ParseFromString(body)
                 fake.accepting.wait(60)
                 with fake.lock:

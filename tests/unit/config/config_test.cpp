@@ -139,6 +139,7 @@ void require_same(const Config& a, const Config& b) {
   CHECK(a.exporter.retry.max_backoff == b.exporter.retry.max_backoff);
   CHECK(a.exporter.retry.multiplier == b.exporter.retry.multiplier);
   CHECK(a.exporter.retry.max_transient_422_retries == b.exporter.retry.max_transient_422_retries);
+  CHECK(a.exporter.compression == b.exporter.compression);
   CHECK(a.log.level == b.log.level);
   CHECK(a.log.format == b.log.format);
   CHECK(a.shutdown_timeout == b.shutdown_timeout);
@@ -665,6 +666,7 @@ TEST_CASE("every key is read", "[config][yaml]") {
   CHECK(c.exporter.retry.max_backoff == 60s);
   CHECK(c.exporter.retry.multiplier == 1.5);
   CHECK(c.exporter.retry.max_transient_422_retries == 0);
+  CHECK(c.exporter.compression == proxy::config::UpstreamCompression::none);
   CHECK(c.log.level == "debug");
   CHECK(c.log.format == LogFormat::json);
   CHECK(c.shutdown_timeout == 0ms);
@@ -849,6 +851,8 @@ TEST_CASE("YAML value errors give file:line:col and the path", "[config][yaml]")
       {"queue:\n  retry_after: 2500ms\n",
        "proxy.yaml:2:16: queue.retry_after: must be a whole number of seconds, got \"2500ms\""},
       // exporter
+      {"exporter:\n  compression: zstd\n",
+       "proxy.yaml:2:16: exporter.compression: expected auto, gzip or none, got \"zstd\""},
       {"exporter:\n  concurrency: 0\n",
        "proxy.yaml:2:16: exporter.concurrency: " + integer + "1 to 64, got \"0\""},
       {"exporter:\n  concurrency: 100\n",
