@@ -235,7 +235,8 @@ void collect_exporter(Families& out, const exporter::Exporter& span_exporter) {
   out.counter("upstream_gzip_requests_total", "POST /v1/traces sent gzip-compressed",
               as_double(load(stats.requests_gzipped)));
   out.counter("upstream_gzip_refused_total",
-              "gzip bodies MLflow answered 400 or 415 to (compression: auto), sent again plain",
+              "gzip bodies MLflow could not read (415, or a 400 naming the protobuf format) "
+              "under compression: auto, sent again uncompressed",
               as_double(load(stats.gzip_refused)));
 
   const LatencyHistogram::Snapshot latency = stats.upstream_latency.snapshot();

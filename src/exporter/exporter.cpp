@@ -33,6 +33,13 @@ RateLimitedLog& missing_experiment_log() {
   return log;
 }
 
+// An answer to a gzip body that means "cannot read it" rather than "bad spans": 415, or the 400
+// MLflow gives a body that is no protobuf ("Invalid OpenTelemetry protobuf format", which is
+// what 3.6 says to gzip). Other 400s are about the spans and go the usual way.
+bool refuses_gzip(int status, std::string_view body) {
+  return status == 415 || (status == 400 && body.find("protobuf") != std::string_view::npos);
+}
+
 std::size_t spans_in(const std::vector<queue::QueueItem>& batch) {
   std::size_t spans = 0;
   for (const auto& item : batch) spans += item.span_count;
@@ -456,7 +463,7 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
     if (status >= 0 && status < ExporterStats::kMaxStatus) {
       stats_.responses_by_status[static_cast<std::size_t>(status)].fetch_add(1, std::memory_order_relaxed);
     }
-    if (gzip && (status == 400 || status == 415) &&
+    if (gzip && refuses_gzip(status, result.response.body()) &&
         config_.exporter.compression == config::UpstreamCompression::automatic) {
       // The version said gzip, the server says no (a router in front of MLflow answering
       // /version, or a build without gzip): send this batch plain and read /version again.
