@@ -1,6 +1,8 @@
 #include "normalize/normalize.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <system_error>
 
 #include <boost/json.hpp>
@@ -48,22 +50,50 @@ bool present(const otlp::AnyValue* value) {
   return true;
 }
 
+// The keys a span may carry, one bit per class of (length, middle and last byte): normalizing a
+// span looks up some twenty keys, most of them absent (otel.span.kind, mlflow.spanType, ...), and
+// a clear bit answers "absent" without scanning the span's attributes. A set bit only means
+// "maybe": the scan decides.
+class KeyFilter {
+ public:
+  explicit KeyFilter(const otlp::Span& span) {
+    for (const otlp::KeyValue& attribute : span.attributes()) add(attribute.key());
+  }
+  void add(std::string_view key) { bits_ |= bit(key); }
+  bool may_contain(std::string_view key) const { return (bits_ & bit(key)) != 0; }
+
+ private:
+  static std::uint64_t bit(std::string_view key) {
+    if (key.empty()) return 1;
+    const auto last = static_cast<unsigned char>(key.back());
+    const auto middle = static_cast<unsigned char>(key[key.size() / 2]);
+    return std::uint64_t{1} << ((key.size() * 7 + last * 3 + middle) & 63);
+  }
+  std::uint64_t bits_ = 0;
+};
+
+const otlp::AnyValue* find(const otlp::Span& span, const KeyFilter& keys, std::string_view key) {
+  return keys.may_contain(key) ? find_attribute(span, key) : nullptr;
+}
+
 template <std::size_t N>
-bool any_present(const otlp::Span& span, const std::array<std::string_view, N>& keys) {
-  for (std::string_view key : keys) {
-    if (present(find_attribute(span, key))) return true;
+bool any_present(const otlp::Span& span, const KeyFilter& keys,
+                 const std::array<std::string_view, N>& names) {
+  for (std::string_view key : names) {
+    if (present(find(span, keys, key))) return true;
   }
   return false;
 }
 
-otlp::AnyValue* add_attribute(otlp::Span& span, std::string_view key) {
+otlp::AnyValue* add_attribute(otlp::Span& span, KeyFilter& keys, std::string_view key) {
   otlp::KeyValue* attribute = span.add_attributes();
   attribute->set_key(std::string(key));
+  keys.add(key);
   return attribute->mutable_value();
 }
 
-void add_string(otlp::Span& span, std::string_view key, std::string_view value) {
-  add_attribute(span, key)->set_string_value(std::string(value));
+void add_string(otlp::Span& span, KeyFilter& keys, std::string_view key, std::string_view value) {
+  add_attribute(span, keys, key)->set_string_value(std::string(value));
 }
 
 // "name" or "name <anything>": Koog's span names are the operation, a space, then the subject.
@@ -110,8 +140,9 @@ std::string links_json(const otlp::Span& span) {
 
 // Copies a Koog content value as span inputs/outputs: its JSON as structure, so MLflow shows the
 // text or object instead of a quoted string; anything else (masked, hashed, hidden) as it is.
-void copy_content(otlp::Span& span, std::string_view key, const otlp::AnyValue& value) {
-  otlp::AnyValue* target = add_attribute(span, key);
+void copy_content(otlp::Span& span, KeyFilter& keys, std::string_view key,
+                  const otlp::AnyValue& value) {
+  otlp::AnyValue* target = add_attribute(span, keys, key);
   if (value.value_case() == otlp::AnyValue::kStringValue) {
     if (auto parsed = parse_json_value(value.string_value())) {
       *target = std::move(*parsed);
@@ -121,18 +152,51 @@ void copy_content(otlp::Span& span, std::string_view key, const otlp::AnyValue& 
   *target = value;
 }
 
+std::string_view span_type_of(const config::NormalizeConfig& config, const otlp::Span& span,
+                              const KeyFilter& keys) {
+  if (find(span, keys, kSpanType) != nullptr) return {};
+  const std::string_view operation = string_of(find(span, keys, "gen_ai.operation.name"));
+  for (std::string_view mapped : kMappedOperations) {
+    if (operation == mapped) return {};
+  }
+  if (any_present(span, keys, kOtherTypeKeys)) return {};
+
+  for (const config::SpanTypeRule& rule : config.span_type_rules) {
+    if (!rule.name.empty() && !policy::glob_match(rule.name, span.name())) continue;
+    if (!rule.attribute.empty()) {
+      const otlp::AnyValue* value = find(span, keys, rule.attribute);
+      if (value == nullptr) continue;
+      if (!rule.value.empty() && string_of(value) != rule.value) continue;
+    }
+    return rule.type;
+  }
+  if (!config.span_types) return {};
+
+  // Koog: strategy, node and subgraph spans carry these keys (KoogAttributes in Koog's
+  // OpenTelemetry feature); they are steps of the agent's graph.
+  if (find(span, keys, "koog.strategy.name") != nullptr ||
+      find(span, keys, "koog.node.id") != nullptr ||
+      find(span, keys, "koog.subgraph.id") != nullptr) {
+    return kChain;
+  }
+  if (name_is(span.name(), "create_agent") || name_is(span.name(), "invoke_agent")) return kAgent;
+  if (present(find(span, keys, "gen_ai.request.model"))) return kLlm;
+  return {};
+}
+
 void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& resource_spans,
                     const otlp::ScopeSpans& scope_spans, otlp::Span& span, NormalizeTally& tally) {
   const config::NormalizeConfig& config = normalizer.config();
   ++tally.spans;
+  KeyFilter keys(span);
 
   if (config.resource_target == config::ResourceTarget::all ||
       (config.resource_target == config::ResourceTarget::root && span.parent_span_id().empty())) {
     for (const std::string& key : config.resource_attributes) {
-      if (find_attribute(span, key) != nullptr) continue;
+      if (find(span, keys, key) != nullptr) continue;
       for (const otlp::KeyValue& attribute : resource_spans.resource().attributes()) {
         if (attribute.key() == key) {
-          *add_attribute(span, key) = attribute.value();
+          *add_attribute(span, keys, key) = attribute.value();
           tally.add(Rule::resource_attribute);
           break;
         }
@@ -140,47 +204,47 @@ void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& res
     }
   }
 
-  if (config.span_kind && find_attribute(span, "otel.span.kind") == nullptr) {
+  if (config.span_kind && find(span, keys, "otel.span.kind") == nullptr) {
     if (std::string_view kind = kind_name(span.kind()); !kind.empty()) {
-      add_string(span, "otel.span.kind", kind);
+      add_string(span, keys, "otel.span.kind", kind);
       tally.add(Rule::span_kind);
     }
   }
   if (config.scope && !scope_spans.scope().name().empty() &&
-      find_attribute(span, "otel.scope.name") == nullptr) {
-    add_string(span, "otel.scope.name", scope_spans.scope().name());
+      find(span, keys, "otel.scope.name") == nullptr) {
+    add_string(span, keys, "otel.scope.name", scope_spans.scope().name());
     if (!scope_spans.scope().version().empty() &&
-        find_attribute(span, "otel.scope.version") == nullptr) {
-      add_string(span, "otel.scope.version", scope_spans.scope().version());
+        find(span, keys, "otel.scope.version") == nullptr) {
+      add_string(span, keys, "otel.scope.version", scope_spans.scope().version());
     }
     tally.add(Rule::scope);
   }
-  if (config.links && span.links_size() > 0 && find_attribute(span, "otel.links") == nullptr) {
-    add_string(span, "otel.links", links_json(span));
+  if (config.links && span.links_size() > 0 && find(span, keys, "otel.links") == nullptr) {
+    add_string(span, keys, "otel.links", links_json(span));
     tally.add(Rule::links);
   }
 
-  if (std::string_view type = normalizer.span_type(span); !type.empty()) {
-    add_string(span, kSpanType, type);
+  if (std::string_view type = span_type_of(config, span, keys); !type.empty()) {
+    add_string(span, keys, kSpanType, type);
     tally.add(Rule::span_type);
   }
 
   if (config.koog_io) {
-    if (!has_inputs(span)) {
-      const otlp::AnyValue* input = find_attribute(span, "koog.node.input");
-      if (!present(input)) input = find_attribute(span, "koog.subgraph.input");
+    if (!any_present(span, keys, kInputKeys)) {
+      const otlp::AnyValue* input = find(span, keys, "koog.node.input");
+      if (!present(input)) input = find(span, keys, "koog.subgraph.input");
       if (present(input)) {
         const otlp::AnyValue copy = *input;  // add_attribute may reallocate the attributes
-        copy_content(span, kSpanInputs, copy);
+        copy_content(span, keys, kSpanInputs, copy);
         tally.add(Rule::inputs);
       }
     }
-    if (!has_outputs(span)) {
-      const otlp::AnyValue* output = find_attribute(span, "koog.node.output");
-      if (!present(output)) output = find_attribute(span, "koog.subgraph.output");
+    if (!any_present(span, keys, kOutputKeys)) {
+      const otlp::AnyValue* output = find(span, keys, "koog.node.output");
+      if (!present(output)) output = find(span, keys, "koog.subgraph.output");
       if (present(output)) {
         const otlp::AnyValue copy = *output;
-        copy_content(span, kSpanOutputs, copy);
+        copy_content(span, keys, kSpanOutputs, copy);
         tally.add(Rule::outputs);
       }
     }
@@ -188,13 +252,13 @@ void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& res
 
   // The joined messages go to mlflow.spanInputs, which MLflow reads instead of
   // gen_ai.input.messages (stored the same way), so the span's own attribute stays as sent.
-  if (config.system_instructions && find_attribute(span, kSpanInputs) == nullptr) {
-    std::string_view instructions = string_of(find_attribute(span, "system_instructions"));
-    if (instructions.empty()) instructions = string_of(find_attribute(span, "gen_ai.system_instructions"));
-    const std::string_view messages = string_of(find_attribute(span, "gen_ai.input.messages"));
+  if (config.system_instructions && find(span, keys, kSpanInputs) == nullptr) {
+    std::string_view instructions = string_of(find(span, keys, "system_instructions"));
+    if (instructions.empty()) instructions = string_of(find(span, keys, "gen_ai.system_instructions"));
+    const std::string_view messages = string_of(find(span, keys, "gen_ai.input.messages"));
     if (!instructions.empty() && !messages.empty()) {
       if (auto joined = join_system_instructions(messages, instructions)) {
-        add_string(span, kSpanInputs, *joined);
+        add_string(span, keys, kSpanInputs, *joined);
         tally.add(Rule::system_instructions);
       }
     }
@@ -215,18 +279,18 @@ void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& res
     }
   }
 
-  if (config.session_from_conversation && find_attribute(span, "session.id") == nullptr) {
-    if (const otlp::AnyValue* conversation = find_attribute(span, "gen_ai.conversation.id");
+  if (config.session_from_conversation && find(span, keys, "session.id") == nullptr) {
+    if (const otlp::AnyValue* conversation = find(span, keys, "gen_ai.conversation.id");
         present(conversation)) {
       const otlp::AnyValue copy = *conversation;
-      *add_attribute(span, "session.id") = copy;
+      *add_attribute(span, keys, "session.id") = copy;
       tally.add(Rule::session);
     }
   }
-  if (config.user_from_enduser && find_attribute(span, "user.id") == nullptr) {
-    if (const otlp::AnyValue* user = find_attribute(span, "enduser.id"); present(user)) {
+  if (config.user_from_enduser && find(span, keys, "user.id") == nullptr) {
+    if (const otlp::AnyValue* user = find(span, keys, "enduser.id"); present(user)) {
       const otlp::AnyValue copy = *user;
-      *add_attribute(span, "user.id") = copy;
+      *add_attribute(span, keys, "user.id") = copy;
       tally.add(Rule::user);
     }
   }
@@ -251,34 +315,7 @@ void NormalizeStats::add(const NormalizeTally& tally) {
 Normalizer::Normalizer(const config::NormalizeConfig& config) : config_(config) {}
 
 std::string_view Normalizer::span_type(const otlp::Span& span) const {
-  if (find_attribute(span, kSpanType) != nullptr) return {};
-  const std::string_view operation = string_of(find_attribute(span, "gen_ai.operation.name"));
-  for (std::string_view mapped : kMappedOperations) {
-    if (operation == mapped) return {};
-  }
-  if (any_present(span, kOtherTypeKeys)) return {};
-
-  for (const config::SpanTypeRule& rule : config_.span_type_rules) {
-    if (!rule.name.empty() && !policy::glob_match(rule.name, span.name())) continue;
-    if (!rule.attribute.empty()) {
-      const otlp::AnyValue* value = find_attribute(span, rule.attribute);
-      if (value == nullptr) continue;
-      if (!rule.value.empty() && string_of(value) != rule.value) continue;
-    }
-    return rule.type;
-  }
-  if (!config_.span_types) return {};
-
-  // Koog: strategy, node and subgraph spans carry these keys (KoogAttributes in Koog's
-  // OpenTelemetry feature); they are steps of the agent's graph.
-  if (find_attribute(span, "koog.strategy.name") != nullptr ||
-      find_attribute(span, "koog.node.id") != nullptr ||
-      find_attribute(span, "koog.subgraph.id") != nullptr) {
-    return kChain;
-  }
-  if (name_is(span.name(), "create_agent") || name_is(span.name(), "invoke_agent")) return kAgent;
-  if (present(find_attribute(span, "gen_ai.request.model"))) return kLlm;
-  return {};
+  return span_type_of(config_, span, KeyFilter(span));
 }
 
 void apply(const Normalizer& normalizer, otlp::ResourceSpans& resource_spans,
@@ -298,8 +335,14 @@ const otlp::AnyValue* find_attribute(const otlp::Span& span, std::string_view ke
   return nullptr;
 }
 
-bool has_inputs(const otlp::Span& span) { return any_present(span, kInputKeys); }
-bool has_outputs(const otlp::Span& span) { return any_present(span, kOutputKeys); }
+bool has_inputs(const otlp::Span& span) {
+  return std::any_of(kInputKeys.begin(), kInputKeys.end(),
+                     [&](std::string_view key) { return present(find_attribute(span, key)); });
+}
+bool has_outputs(const otlp::Span& span) {
+  return std::any_of(kOutputKeys.begin(), kOutputKeys.end(),
+                     [&](std::string_view key) { return present(find_attribute(span, key)); });
+}
 
 std::optional<std::string> join_system_instructions(std::string_view messages,
                                                     std::string_view instructions) {
