@@ -111,7 +111,7 @@ def main() -> None:
                     return True
                 except OSError:
                     return False
-            wait_for(accepts, 15, "the proxy")
+            wait_for(accepts, 120, "the proxy")
             if args.perf:
                 perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384",
                                          "-p", str(proxy.pid), "-o", str(args.perf)],
@@ -139,7 +139,7 @@ def main() -> None:
                 perf.send_signal(signal.SIGINT)
                 perf.wait(timeout=60)
             proxy.send_signal(signal.SIGTERM)
-            proxy.wait(timeout=30)
+            proxy.wait(timeout=120)
             sink.send_signal(signal.SIGTERM)
             sink.wait(timeout=10)
     print(json.dumps(result))
