@@ -187,8 +187,16 @@ void Exporter::record_version(const HttpResult& result, std::uint64_t outages) {
       status / 100 == 2 ? parse_mlflow_version(result.response.body()) : std::nullopt;
   const UpstreamVersion::Snapshot before = version_.snapshot();
   if (!version) {
-    std::string answer = status / 100 == 2 ? "\"" + result.response.body().substr(0, 60) + "\""
-                                           : "HTTP " + std::to_string(status);
+    // Appended, not `"\"" + std::string(...)`: GCC 12 at -O3 (Release) reports a false
+    // -Wrestrict there, and warnings are errors.
+    std::string answer;
+    if (status / 100 == 2) {
+      answer.push_back('"');
+      answer.append(result.response.body(), 0, 60);
+      answer.push_back('"');
+    } else {
+      answer = "HTTP " + std::to_string(status);
+    }
     for (char& c : answer) {
       if (c < 0x20) c = ' ';
     }
