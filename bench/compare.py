@@ -203,6 +203,7 @@ queue:
   durability: memory
   max_bytes: {QUEUE_BYTES}
 exporter:
+  compression: auto   # gzip: the fake sink reports MLflow 3.7.0
   concurrency: {EXPORT_CONCURRENCY}
   max_batch_spans: {BATCH_SPANS}
   batch_linger: {BATCH_LINGER_MS}ms
@@ -240,7 +241,7 @@ exporters:
     traces_endpoint: {sink_url}/v1/traces
     headers:
       x-mlflow-experiment-id: "{EXPERIMENT_ID}"
-    compression: none   # the proxy sends uncompressed protobuf to MLflow
+    compression: gzip   # as the proxy (exporter.compression: auto) to an MLflow of 3.7 or later
     encoding: proto
     sending_queue:
       enabled: true
