@@ -14,24 +14,31 @@ FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake ninja-build \
       pkg-config libboost1.81-dev libboost-json1.81-dev libprotobuf-dev protobuf-compiler \
       libspdlog-dev libyaml-cpp-dev zlib1g-dev libzstd-dev libssl-dev libre2-dev \
-      prometheus-cpp-dev libsystemd-dev \
+      prometheus-cpp-dev libsystemd-dev libgrpc++-dev protobuf-compiler-grpc \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPROXY_BUILD_TESTS=OFF \
       -DPROXY_CONFIG_DIR=/etc/otlp-mlflow-proxy \
  && cmake --build /build --target otlp-mlflow-proxy \
- && strip /build/src/otlp-mlflow-proxy
+ && strip /build/src/otlp-mlflow-proxy \
+ && for lib in $(ldd /build/src/otlp-mlflow-proxy | awk '/=> \// {print $3}'); do \
+      dpkg -S "$lib" 2>/dev/null || dpkg -S "$(realpath "$lib")"; \
+    done | cut -d: -f1 | sort -u > /build/runtime-packages
 
 FROM debian:12-slim
-# The shared libraries the binary links (ldd), nothing else: no compiler, no shell tools added.
-RUN apt-get update && apt-get install -y --no-install-recommends libprotobuf32 libspdlog1.10 \
-      libfmt9 libyaml-cpp0.7 libboost-json1.81.0 zlib1g libzstd1 libre2-9 libssl3 \
-      libprometheus-cpp-core1.0 libsystemd0 ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /var/lib/otlp-mlflow-proxy --shell /usr/sbin/nologin proxy \
- && install -d -o proxy -g proxy -m 0700 /var/lib/otlp-mlflow-proxy
+# The packages of the shared libraries the binary links (found by ldd and dpkg in the build stage,
+# so a new dependency cannot be forgotten here), nothing else: no compiler, no shell tools added.
+COPY --from=build /build/runtime-packages /tmp/runtime-packages
+RUN apt-get update \
+ && xargs -a /tmp/runtime-packages apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /tmp/runtime-packages /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/otlp-mlflow-proxy --shell /usr/sbin/nologin \
+      --user-group otlp-proxy \
+ && install -d -o otlp-proxy -g otlp-proxy -m 0700 /var/lib/otlp-mlflow-proxy
 COPY --from=build /build/src/otlp-mlflow-proxy /usr/local/bin/otlp-mlflow-proxy
+RUN if ldd /usr/local/bin/otlp-mlflow-proxy | grep 'not found'; then exit 1; fi \
+ && /usr/local/bin/otlp-mlflow-proxy --version
 COPY deploy/config.yaml /etc/otlp-mlflow-proxy/config.yaml
 ENV OTLP_MLFLOW_PROXY_CONFIG=/etc/otlp-mlflow-proxy/config.yaml \
     OTLP_MLFLOW_PROXY_LISTEN=0.0.0.0:4318 \
@@ -39,7 +46,8 @@ ENV OTLP_MLFLOW_PROXY_CONFIG=/etc/otlp-mlflow-proxy/config.yaml \
     OTLP_MLFLOW_PROXY_ADMIN_LISTEN=0.0.0.0:13133
 VOLUME /var/lib/otlp-mlflow-proxy
 WORKDIR /var/lib/otlp-mlflow-proxy
-USER proxy
+# Not "proxy": Debian's base-passwd already has a system user of that name (uid 13).
+USER otlp-proxy
 EXPOSE 4318 4317 13133
 # bash's /dev/tcp: no HTTP client in the image just for the health check.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
