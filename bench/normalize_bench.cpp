@@ -134,10 +134,10 @@ int main(int argc, char** argv) {
       const auto now = Clock::now();
       for (auto& resource_spans : *decoded.mutable_resource_spans()) {
         normalize::apply(normalizer, resource_spans, tally);
-        normalize::collect_previews(normalizer, 0, resource_spans, cache, now);
+        normalize::collect_previews(normalizer, "r0", resource_spans, cache, now);
       }
       for (auto& resource_spans : *decoded.mutable_resource_spans()) {
-        normalize::fill_previews(normalizer, 0, resource_spans, cache, now, tally);
+        normalize::fill_previews(normalizer, "r0", resource_spans, cache, now, tally);
       }
     });
     // The stage alone: decode plus stage, minus decode, per span.

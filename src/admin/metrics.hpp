@@ -15,6 +15,7 @@
 
 #include "admin/routing_totals.hpp"
 #include "exporter/exporter.hpp"
+#include "normalize/preview_cache.hpp"
 #include "queue/span_queue.hpp"
 #include "queue/spool.hpp"
 #include "receiver/stats.hpp"
@@ -34,6 +35,7 @@ struct MetricSources {
   std::function<bool()> ready;  // the /readyz verdict, as a gauge
   const std::atomic<std::uint64_t>* reloads_applied = nullptr;   // SIGHUP
   const std::atomic<std::uint64_t>* reloads_rejected = nullptr;
+  const normalize::PreviewCache* preview_cache = nullptr;  // shared by every router
 };
 
 class ProxyCollector final : public prometheus::Collectable {

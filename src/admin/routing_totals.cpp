@@ -27,6 +27,17 @@ void RoutingCounts::add(const routing::Router& router) {
   policy_spans += policy.spans.load(std::memory_order_relaxed);
   requests_split += stats.requests_split.load(std::memory_order_relaxed);
   headers_overridden += stats.headers_overridden.load(std::memory_order_relaxed);
+  const normalize::NormalizeStats& normalized = router.normalize_stats();
+  normalize_spans += normalized.spans.load(std::memory_order_relaxed);
+  for (std::size_t rule = 0; rule < normalize::kRuleCount; ++rule) {
+    normalize_changes[rule] += normalized.count(static_cast<normalize::Rule>(rule));
+  }
+  for (std::size_t source = 0; source < normalize::kTypeSourceCount; ++source) {
+    for (std::size_t type = 0; type < normalize::kSpanTypeCount; ++type) {
+      normalize_typed[source][type] +=
+          normalized.typed_count(static_cast<normalize::TypeSource>(source), type);
+    }
+  }
 }
 
 void RoutingCounts::add(const RoutingCounts& other) {
@@ -42,6 +53,15 @@ void RoutingCounts::add(const RoutingCounts& other) {
   policy_spans += other.policy_spans;
   requests_split += other.requests_split;
   headers_overridden += other.headers_overridden;
+  normalize_spans += other.normalize_spans;
+  for (std::size_t rule = 0; rule < normalize::kRuleCount; ++rule) {
+    normalize_changes[rule] += other.normalize_changes[rule];
+  }
+  for (std::size_t source = 0; source < normalize::kTypeSourceCount; ++source) {
+    for (std::size_t type = 0; type < normalize::kSpanTypeCount; ++type) {
+      normalize_typed[source][type] += other.normalize_typed[source][type];
+    }
+  }
 }
 
 void RoutingTotals::set_current(std::shared_ptr<const routing::Router> router) {

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "normalize/normalize.hpp"
 #include "policy/policy.hpp"
 #include "routing/router.hpp"
 
@@ -27,6 +28,10 @@ struct RoutingCounts {
   std::uint64_t policy_spans = 0;
   std::uint64_t requests_split = 0;
   std::uint64_t headers_overridden = 0;
+  std::uint64_t normalize_spans = 0;
+  std::array<std::uint64_t, normalize::kRuleCount> normalize_changes{};
+  std::array<std::array<std::uint64_t, normalize::kSpanTypeCount>, normalize::kTypeSourceCount>
+      normalize_typed{};
 
   void add(const routing::Router& router);
   void add(const RoutingCounts& other);

@@ -115,7 +115,11 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
   routing::ExperimentSelector selector(config.mlflow);
   receiver::ExportHandler handler(config.receiver, config.queue, selector, span_queue, receiver_stats);
   handler.set_spool(spool.get());
-  auto router = std::make_shared<const routing::Router>(config);
+  // The trace preview cache outlives every router (SIGHUP swaps routers, not the cache), and the
+  // queue asks it when a root held for its preview may go.
+  auto preview_cache = std::make_shared<normalize::PreviewCache>(config.preview_cache);
+  routing::install_preview_holds(span_queue, preview_cache);
+  auto router = std::make_shared<const routing::Router>(config, preview_cache);
   handler.set_router(router);
   admin::RoutingTotals routing_totals;
   routing_totals.set_current(router);
@@ -141,7 +145,8 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
   ReloadStats reload_stats;
   admin::ProxyCollector collector({&receiver_stats, &span_queue, spool.get(), &span_exporter,
                                    &routing_totals, [&] { return readiness().ready; },
-                                   &reload_stats.applied, &reload_stats.rejected});
+                                   &reload_stats.applied, &reload_stats.rejected,
+                                   preview_cache.get()});
   std::unique_ptr<admin::AdminServer> admin_server;
   if (config.admin.enabled) {
     admin_server = std::make_unique<admin::AdminServer>(
@@ -260,9 +265,10 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
   const auto& exported = span_exporter.stats();
   spdlog::info("stopped: accepted {} spans in {} requests, delivered {} spans, dead-lettered {}, "
                "rejected {} invalid spans",
-               receiver_stats.spans_accepted.load(), receiver_stats.requests_accepted.load(),
+               receiver_stats.total_spans(receiver::ReceiverStats::kSpansAccepted),
+               receiver_stats.total_requests(receiver::ReceiverStats::kAccepted),
                exported.spans_delivered.load(), exported.spans_dead_lettered.load(),
-               receiver_stats.spans_rejected_invalid.load());
+               receiver_stats.total_spans(receiver::ReceiverStats::kSpansInvalid));
   spdlog::info("policy: {}", policy::summarize(router->policy_stats()));
   if (exported.spans_missing_experiment.load() > 0) {
     spdlog::warn("{} spans were dead-lettered because their experiment did not exist and their route "

@@ -12,14 +12,16 @@
 namespace proxy::app {
 namespace {
 
-// What a reload applies: routes, policies, the default route, and the default experiment
-// (mlflow.experiment_id / experiment_name, which the default route sends to).
+// What a reload applies: routes, policies, the default route, the default experiment
+// (mlflow.experiment_id / experiment_name, which the default route sends to) and the preview
+// cache's limits.
 config::Config without_reloadable(config::Config config) {
   config.policies.clear();
   config.routes.clear();
   config.default_route = {};
   config.mlflow.experiment_id.clear();
   config.mlflow.experiment_name.clear();
+  config.preview_cache = {};
   return config;
 }
 
@@ -46,7 +48,12 @@ bool reload_routing(const ConfigSource& source, const config::Config& running,
   bool applied = false;
   try {
     const config::Config next = source();
-    auto router = std::make_shared<const routing::Router>(next);
+    // The preview cache carries over (traces in progress keep their previews), with the new
+    // limits once the new routes compiled.
+    const auto previews = handler.router() ? handler.router()->shared_preview_cache() : nullptr;
+    auto router = std::make_shared<const routing::Router>(next, previews);
+    router->shared_preview_cache()->reconfigure(next.preview_cache,
+                                                normalize::PreviewCache::Clock::now());
     handler.set_router(router);
     totals.set_current(router);
     applied = true;

@@ -1,5 +1,6 @@
 // SIGHUP: the configuration is loaded again (same flags, file and environment) and its routes,
-// policies, default route and default experiment replace the running ones. Requests in flight
+// policies, default route and default experiment replace the running ones; the trace preview
+// cache is kept (with the new preview_cache limits). Requests in flight
 // finish with the router they started with; the swap drops no connection and no span. A file
 // that does not load, or routes that do not compile, change nothing: the error is logged.
 #pragma once

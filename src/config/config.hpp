@@ -239,6 +239,10 @@ struct NormalizeConfig {
   bool session_from_conversation = true;  // gen_ai.conversation.id -> session.id
   bool user_from_enduser = true;          // enduser.id -> user.id
   bool previews = true;  // a root without inputs/outputs takes its trace's invoke_agent ones
+  // A root that arrives before its trace's invoke_agent (Koog sends a trace in concurrent
+  // requests) is acknowledged at once but exported at most this much later, so its preview can be
+  // filled; 0: never held.
+  std::chrono::milliseconds preview_hold = 50ms;
 };
 
 // The invoke_agent inputs/outputs remembered until their trace's root arrives. Shared by all

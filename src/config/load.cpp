@@ -30,6 +30,8 @@ using namespace std::string_view_literals;
 
 // Durations above this are surely mistakes, and keep deadline arithmetic far from overflow.
 constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24);
+constexpr std::chrono::milliseconds kMaxPreviewHold = std::chrono::seconds(10);
+constexpr std::string_view kPreviewHoldShape = "a duration from 0ms to 10s, such as 50ms";
 constexpr std::size_t kMaxBodyBytes = kGiB;
 constexpr std::size_t kMaxHeaderBytes = kMiB;
 constexpr std::size_t kMaxBatchBytes = kGiB;
@@ -1097,6 +1099,13 @@ class YamlLoader {
              [&](const Field& f) { n.session_from_conversation = flag(f); }},
             {"user_from_enduser", [&](const Field& f) { n.user_from_enduser = flag(f); }},
             {"previews", [&](const Field& f) { n.previews = flag(f); }},
+            {"preview_hold",
+             [&](const Field& f) {
+               // Bounded: a held root delays its trace's completion in MLflow by this much.
+               n.preview_hold = read(f, kPreviewHoldShape, [](std::string_view text) {
+                 return parse_duration(text, 0ms, kMaxPreviewHold);
+               });
+             }},
         });
   }
 

@@ -87,6 +87,7 @@ void render_normalize(YAML::Emitter& out, const NormalizeConfig& n) {
   flag_value(out, "session_from_conversation", n.session_from_conversation);
   flag_value(out, "user_from_enduser", n.user_from_enduser);
   flag_value(out, "previews", n.previews);
+  plain_value(out, "preview_hold", format_duration(n.preview_hold));
   out << YAML::EndMap;
 }
 

@@ -139,11 +139,6 @@ constexpr std::array<std::pair<std::string_view, ResourceTarget>, 3> kResourceTa
     {"none", ResourceTarget::none},
 }};
 
-// MLflow's SpanType constants (mlflow/entities/span.py).
-constexpr std::array<std::string_view, 15> kSpanTypes{
-    "LLM",      "CHAIN",  "AGENT",   "TOOL",     "CHAT_MODEL", "RETRIEVER", "PARSER",   "EMBEDDING",
-    "RERANKER", "MEMORY", "UNKNOWN", "WORKFLOW", "TASK",       "GUARDRAIL", "EVALUATOR"};
-
 }  // namespace
 
 std::string quoted(std::string_view text) {

@@ -2,6 +2,7 @@
 // shared by the YAML, environment and flag layers so each accepts exactly the same spellings.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -113,6 +114,11 @@ inline constexpr std::string_view kResourceTargetShape = "one of all, root, none
 inline constexpr std::string_view kSpanTypeShape =
     "one of MLflow's span types: LLM, CHAIN, AGENT, TOOL, CHAT_MODEL, RETRIEVER, PARSER, "
     "EMBEDDING, RERANKER, MEMORY, UNKNOWN, WORKFLOW, TASK, GUARDRAIL, EVALUATOR";
+
+// MLflow's SpanType constants (mlflow/entities/span.py).
+inline constexpr std::array<std::string_view, 15> kSpanTypes{
+    "LLM",      "CHAIN",  "AGENT",   "TOOL",     "CHAT_MODEL", "RETRIEVER", "PARSER",   "EMBEDDING",
+    "RERANKER", "MEMORY", "UNKNOWN", "WORKFLOW", "TASK",       "GUARDRAIL", "EVALUATOR"};
 
 ResourceTarget parse_resource_target(std::string_view text);
 std::string_view format_resource_target(ResourceTarget target);

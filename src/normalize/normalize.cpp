@@ -152,7 +152,22 @@ void copy_content(otlp::Span& span, KeyFilter& keys, std::string_view key,
   *target = value;
 }
 
-std::string_view span_type_of(const config::NormalizeConfig& config, const otlp::Span& span,
+// The index of an MLflow span type in config::kSpanTypes (for the metrics' type label); only a
+// user rule's type is looked up, the built-in rules' are constants.
+std::size_t type_index_of(std::string_view type) {
+  for (std::size_t i = 0; i < config::kSpanTypes.size(); ++i) {
+    if (config::kSpanTypes[i] == type) return i;
+  }
+  return 0;  // unreachable: the loader accepts only these
+}
+
+constexpr std::size_t kChainIndex = 1;
+constexpr std::size_t kAgentIndex = 2;
+constexpr std::size_t kLlmIndex = 0;
+static_assert(config::kSpanTypes[kChainIndex] == kChain && config::kSpanTypes[kAgentIndex] == kAgent &&
+              config::kSpanTypes[kLlmIndex] == kLlm);
+
+SpanTypeDecision span_type_of(const config::NormalizeConfig& config, const otlp::Span& span,
                               const KeyFilter& keys) {
   if (find(span, keys, kSpanType) != nullptr) return {};
   const std::string_view operation = string_of(find(span, keys, "gen_ai.operation.name"));
@@ -168,7 +183,7 @@ std::string_view span_type_of(const config::NormalizeConfig& config, const otlp:
       if (value == nullptr) continue;
       if (!rule.value.empty() && string_of(value) != rule.value) continue;
     }
-    return rule.type;
+    return {rule.type, TypeSource::user_rule, type_index_of(rule.type)};
   }
   if (!config.span_types) return {};
 
@@ -177,10 +192,12 @@ std::string_view span_type_of(const config::NormalizeConfig& config, const otlp:
   if (find(span, keys, "koog.strategy.name") != nullptr ||
       find(span, keys, "koog.node.id") != nullptr ||
       find(span, keys, "koog.subgraph.id") != nullptr) {
-    return kChain;
+    return {kChain, TypeSource::koog_graph, kChainIndex};
   }
-  if (name_is(span.name(), "create_agent") || name_is(span.name(), "invoke_agent")) return kAgent;
-  if (present(find(span, keys, "gen_ai.request.model"))) return kLlm;
+  if (name_is(span.name(), "create_agent") || name_is(span.name(), "invoke_agent")) {
+    return {kAgent, TypeSource::agent_name, kAgentIndex};
+  }
+  if (present(find(span, keys, "gen_ai.request.model"))) return {kLlm, TypeSource::model, kLlmIndex};
   return {};
 }
 
@@ -224,9 +241,10 @@ void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& res
     tally.add(Rule::links);
   }
 
-  if (std::string_view type = span_type_of(config, span, keys); !type.empty()) {
-    add_string(span, keys, kSpanType, type);
+  if (const SpanTypeDecision typed = span_type_of(config, span, keys); !typed.type.empty()) {
+    add_string(span, keys, kSpanType, typed.type);
     tally.add(Rule::span_type);
+    ++tally.typed[static_cast<std::size_t>(typed.source)][typed.type_index];
   }
 
   if (config.koog_io) {
@@ -305,16 +323,30 @@ std::string_view rule_name(Rule rule) {
   return kNames[static_cast<std::size_t>(rule)];
 }
 
+std::string_view type_source_name(TypeSource source) {
+  static constexpr std::array<std::string_view, kTypeSourceCount> kNames{
+      "user_rule", "koog_graph", "agent_name", "model"};
+  return kNames[static_cast<std::size_t>(source)];
+}
+
 void NormalizeStats::add(const NormalizeTally& tally) {
   for (std::size_t i = 0; i < kRuleCount; ++i) {
     if (tally.changes[i] != 0) changes[i].fetch_add(tally.changes[i], std::memory_order_relaxed);
   }
   spans.fetch_add(tally.spans, std::memory_order_relaxed);
+  if (tally.count(Rule::span_type) == 0) return;
+  for (std::size_t source = 0; source < kTypeSourceCount; ++source) {
+    for (std::size_t type = 0; type < kSpanTypeCount; ++type) {
+      if (const std::uint64_t n = tally.typed[source][type]; n != 0) {
+        typed[source][type].fetch_add(n, std::memory_order_relaxed);
+      }
+    }
+  }
 }
 
 Normalizer::Normalizer(const config::NormalizeConfig& config) : config_(config) {}
 
-std::string_view Normalizer::span_type(const otlp::Span& span) const {
+SpanTypeDecision Normalizer::span_type(const otlp::Span& span) const {
   return span_type_of(config_, span, KeyFilter(span));
 }
 

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "config/values.hpp"
 #include "otlp/types.hpp"
 
 namespace proxy::normalize {
@@ -62,9 +63,29 @@ enum class Rule : std::size_t {
 inline constexpr std::size_t kRuleCount = static_cast<std::size_t>(Rule::count_);
 std::string_view rule_name(Rule rule);
 
+// Which rule gave a span its mlflow.spanType.
+enum class TypeSource : std::size_t {
+  user_rule,   // normalize.span_type_rules
+  koog_graph,  // Koog strategy/node/subgraph -> CHAIN
+  agent_name,  // create_agent/invoke_agent span names -> AGENT
+  model,       // gen_ai.request.model without a mapped operation -> LLM
+  count_
+};
+inline constexpr std::size_t kTypeSourceCount = static_cast<std::size_t>(TypeSource::count_);
+inline constexpr std::size_t kSpanTypeCount = config::kSpanTypes.size();
+std::string_view type_source_name(TypeSource source);
+
+// The type a span should get: empty when MLflow types it itself or no rule matches.
+struct SpanTypeDecision {
+  std::string_view type;
+  TypeSource source = TypeSource::user_rule;
+  std::size_t type_index = 0;  // into config::kSpanTypes
+};
+
 struct NormalizeTally {
   std::array<std::uint64_t, kRuleCount> changes{};
   std::uint64_t spans = 0;
+  std::array<std::array<std::uint64_t, kSpanTypeCount>, kTypeSourceCount> typed{};
 
   void add(Rule rule) { ++changes[static_cast<std::size_t>(rule)]; }
   std::uint64_t count(Rule rule) const { return changes[static_cast<std::size_t>(rule)]; }
@@ -73,10 +94,14 @@ struct NormalizeTally {
 struct NormalizeStats {
   std::array<std::atomic<std::uint64_t>, kRuleCount> changes{};
   std::atomic<std::uint64_t> spans{0};
+  std::array<std::array<std::atomic<std::uint64_t>, kSpanTypeCount>, kTypeSourceCount> typed{};
 
   void add(const NormalizeTally& tally);
   std::uint64_t count(Rule rule) const {
     return changes[static_cast<std::size_t>(rule)].load(std::memory_order_relaxed);
+  }
+  std::uint64_t typed_count(TypeSource source, std::size_t type_index) const {
+    return typed[static_cast<std::size_t>(source)][type_index].load(std::memory_order_relaxed);
   }
 };
 
@@ -88,8 +113,8 @@ class Normalizer {
   const config::NormalizeConfig& config() const { return config_; }
   bool enabled() const { return config_.enabled; }
 
-  // The type a span should get, or empty when MLflow types it itself or no rule matches.
-  std::string_view span_type(const otlp::Span& span) const;
+  // The type a span should get, and which rule gave it (type empty: none).
+  SpanTypeDecision span_type(const otlp::Span& span) const;
 
  private:
   config::NormalizeConfig config_;

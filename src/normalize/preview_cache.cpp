@@ -1,5 +1,6 @@
 #include "normalize/preview_cache.hpp"
 
+#include <algorithm>
 #include <initializer_list>
 
 #include "normalize/json_value.hpp"
@@ -83,6 +84,15 @@ bool is_agent_invocation(const otlp::Span& span) {
   return string_of(find_attribute(span, "gen_ai.operation.name")) == "invoke_agent";
 }
 
+// A root that starts an agent (Koog's create_agent): its trace will have an invoke_agent, worth
+// waiting for. Other roots are never held: nothing says content is coming.
+bool is_agent_root(const otlp::Span& span) {
+  const std::string_view operation = string_of(find_attribute(span, "gen_ai.operation.name"));
+  if (operation == "create_agent" || operation == "invoke_agent") return true;
+  const std::string_view name = span.name();
+  return name == "create_agent" || name.starts_with("create_agent ");
+}
+
 bool better(const PreviewPart& candidate, const PreviewPart& current, bool earliest) {
   if (candidate.value.empty()) return false;
   if (current.value.empty()) return true;
@@ -94,15 +104,17 @@ bool better(const PreviewPart& candidate, const PreviewPart& current, bool earli
 
 PreviewCache::PreviewCache(const config::PreviewCacheConfig& config) : config_(config) {}
 
-std::string PreviewCache::key_of(std::size_t route, std::string_view trace_id) {
-  std::string key(trace_id);
+std::string PreviewCache::key_of(std::string_view route, std::string_view trace_id) {
+  std::string key;
+  key.reserve(trace_id.size() + 1 + route.size());
+  key += trace_id;
   key += '/';
-  key += std::to_string(route);
+  key += route;
   return key;
 }
 
-std::size_t PreviewCache::entry_bytes(std::string_view trace_id, std::size_t value_bytes) {
-  return trace_id.size() + 8 + value_bytes + kEntryOverhead;
+std::size_t PreviewCache::entry_bytes(std::string_view key, std::size_t value_bytes) {
+  return key.size() + value_bytes + kEntryOverhead;
 }
 
 void PreviewCache::erase_locked(std::list<Entry>::iterator it) {
@@ -112,57 +124,85 @@ void PreviewCache::erase_locked(std::list<Entry>::iterator it) {
 }
 
 void PreviewCache::expire_locked(Clock::time_point now) {
-  while (!order_.empty() && order_.front().expires <= now) {
+  while (!order_.empty() && order_.front().created + config_.ttl <= now) {
     erase_locked(order_.begin());
-    stats_.evicted_expired.fetch_add(1, std::memory_order_relaxed);
+    stats_.evicted_ttl.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
-void PreviewCache::offer(std::size_t route, std::string_view trace_id, PreviewPart inputs,
-                         PreviewPart outputs, Clock::time_point now) {
-  if (inputs.value.empty() && outputs.value.empty()) return;
+// Evicts the oldest entries (never `keep`) until the cache fits max_bytes.
+void PreviewCache::shrink_locked(std::list<Entry>::iterator keep) {
+  while (bytes_ > config_.max_bytes && !order_.empty() && order_.begin() != keep) {
+    erase_locked(order_.begin());
+    stats_.evicted_size.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void PreviewCache::reconfigure(const config::PreviewCacheConfig& config, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  config_ = config;
+  expire_locked(now);
+  shrink_locked(order_.end());
+}
+
+config::PreviewCacheConfig PreviewCache::config() const {
+  std::lock_guard lock(mutex_);
+  return config_;
+}
+
+void PreviewCache::offer(std::string_view route, std::string_view trace_id, PreviewPart inputs,
+                         PreviewPart outputs, bool from_agent, Clock::time_point now) {
+  if (inputs.value.empty() && outputs.value.empty() && !from_agent) return;
   std::lock_guard lock(mutex_);
   expire_locked(now);
   std::string key = key_of(route, trace_id);
   auto found = index_.find(std::string_view(key));
   std::list<Entry>::iterator entry;
   if (found == index_.end()) {
-    order_.push_back(Entry{std::move(key), {}, {}, now + config_.ttl, 0});
+    order_.push_back(Entry{std::move(key), {}, {}, now, 0, false});
     entry = std::prev(order_.end());
     index_.emplace(std::string_view(entry->key), entry);
     stats_.stored.fetch_add(1, std::memory_order_relaxed);
   } else {
     entry = found->second;
   }
+  entry->agent_seen = entry->agent_seen || from_agent;
   if (better(inputs, entry->inputs, true)) entry->inputs = std::move(inputs);
   if (better(outputs, entry->outputs, false)) entry->outputs = std::move(outputs);
   const std::size_t bytes =
-      entry_bytes(trace_id, entry->inputs.value.size() + entry->outputs.value.size());
+      entry_bytes(entry->key, entry->inputs.value.size() + entry->outputs.value.size());
   bytes_ = bytes_ - entry->bytes + bytes;
   entry->bytes = bytes;
   if (bytes > config_.max_bytes) {  // this trace alone does not fit
     erase_locked(entry);
-    stats_.too_large.fetch_add(1, std::memory_order_relaxed);
+    stats_.evicted_oversize.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  while (bytes_ > config_.max_bytes && order_.begin() != entry) {
-    erase_locked(order_.begin());
-    stats_.evicted_full.fetch_add(1, std::memory_order_relaxed);
-  }
+  shrink_locked(entry);
 }
 
-std::optional<Preview> PreviewCache::take(std::size_t route, std::string_view trace_id,
+std::optional<Preview> PreviewCache::take(std::string_view route, std::string_view trace_id,
                                           Clock::time_point now) {
   std::lock_guard lock(mutex_);
   expire_locked(now);
-  if (index_.empty()) return std::nullopt;
-  const std::string key = key_of(route, trace_id);
-  auto found = index_.find(std::string_view(key));
-  if (found == index_.end()) return std::nullopt;
+  auto found = index_.empty() ? index_.end() : index_.find(std::string_view(key_of(route, trace_id)));
+  if (found == index_.end()) {
+    stats_.misses.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
+  }
   Preview preview{std::move(found->second->inputs.value), std::move(found->second->outputs.value)};
   erase_locked(found->second);
-  stats_.used.fetch_add(1, std::memory_order_relaxed);
+  stats_.hits.fetch_add(1, std::memory_order_relaxed);
   return preview;
+}
+
+bool PreviewCache::agent_seen(std::string_view route, std::string_view trace_id,
+                              Clock::time_point now) const {
+  std::lock_guard lock(mutex_);
+  if (index_.empty()) return false;
+  const auto found = index_.find(std::string_view(key_of(route, trace_id)));
+  return found != index_.end() && found->second->agent_seen &&
+         found->second->created + config_.ttl > now;
 }
 
 std::size_t PreviewCache::bytes() const {
@@ -175,7 +215,7 @@ std::size_t PreviewCache::entries() const {
   return order_.size();
 }
 
-void collect_previews(const Normalizer& normalizer, std::size_t route,
+void collect_previews(const Normalizer& normalizer, std::string_view route,
                       const otlp::ResourceSpans& resource_spans, PreviewCache& cache,
                       PreviewCache::Clock::time_point now) {
   if (!normalizer.enabled() || !normalizer.config().previews) return;
@@ -190,47 +230,93 @@ void collect_previews(const Normalizer& normalizer, std::size_t route,
                             "user", 1, 2, start),
                     part_of(first_present(span, {kSpanOutputs, "gen_ai.output.messages", "output.value"}),
                             "assistant", 1, 2, end),
-                    now);
+                    true, now);
         continue;
       }
       const std::string_view node = string_of(find_attribute(span, "koog.node.id"));
       if (node == "__start__") {
         cache.offer(route, span.trace_id(),
-                    part_of(first_present(span, {"koog.node.input"}), "user", 2, 0, start), {}, now);
+                    part_of(first_present(span, {"koog.node.input"}), "user", 2, 0, start), {}, false,
+                    now);
       } else if (node == "__finish__") {
         cache.offer(route, span.trace_id(), {},
-                    part_of(first_present(span, {"koog.node.output"}), "assistant", 2, 0, end), now);
+                    part_of(first_present(span, {"koog.node.output"}), "assistant", 2, 0, end),
+                    false, now);
       }
     }
   }
 }
 
-void fill_previews(const Normalizer& normalizer, std::size_t route,
+namespace {
+
+// Adds the preview's parts the root lacks; true when it got any.
+bool fill_root(otlp::Span& span, const Preview& preview, bool need_inputs, bool need_outputs) {
+  bool filled = false;
+  auto fill = [&](std::string_view key, const std::string& bytes) {
+    otlp::AnyValue value;
+    if (bytes.empty() || !value.ParseFromString(bytes)) return;
+    otlp::KeyValue* attribute = span.add_attributes();
+    attribute->set_key(std::string(key));
+    *attribute->mutable_value() = std::move(value);
+    filled = true;
+  };
+  if (need_inputs) fill(kSpanInputs, preview.inputs);
+  if (need_outputs) fill(kSpanOutputs, preview.outputs);
+  return filled;
+}
+
+}  // namespace
+
+void fill_previews(const Normalizer& normalizer, std::string_view route,
                    otlp::ResourceSpans& resource_spans, PreviewCache& cache,
-                   PreviewCache::Clock::time_point now, NormalizeTally& tally) {
+                   PreviewCache::Clock::time_point now, NormalizeTally& tally,
+                   std::vector<std::string>* held) {
   if (!normalizer.enabled() || !normalizer.config().previews) return;
+  const bool may_hold = held != nullptr && normalizer.config().preview_hold.count() > 0;
   for (otlp::ScopeSpans& scope_spans : *resource_spans.mutable_scope_spans()) {
     for (otlp::Span& span : *scope_spans.mutable_spans()) {
       if (!span.parent_span_id().empty()) continue;
       const bool need_inputs = !has_inputs(span);
       const bool need_outputs = !has_outputs(span);
       if (!need_inputs && !need_outputs) continue;
+      if (may_hold && is_agent_root(span) && !cache.agent_seen(route, span.trace_id(), now)) {
+        held->push_back(span.trace_id());
+        cache.stats().held.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
       auto preview = cache.take(route, span.trace_id(), now);
-      if (!preview) continue;
-      bool filled = false;
-      auto fill = [&](std::string_view key, const std::string& bytes) {
-        otlp::AnyValue value;
-        if (bytes.empty() || !value.ParseFromString(bytes)) return;
-        otlp::KeyValue* attribute = span.add_attributes();
-        attribute->set_key(std::string(key));
-        *attribute->mutable_value() = std::move(value);
-        filled = true;
-      };
-      if (need_inputs) fill(kSpanInputs, preview->inputs);
-      if (need_outputs) fill(kSpanOutputs, preview->outputs);
-      if (filled) tally.add(Rule::preview);
+      if (preview && fill_root(span, *preview, need_inputs, need_outputs)) tally.add(Rule::preview);
     }
   }
+}
+
+bool fill_held_roots(std::string_view route, const std::vector<std::string>& traces,
+                     std::string& payload, PreviewCache& cache, PreviewCache::Clock::time_point now) {
+  otlp::ExportRequest request;
+  if (traces.empty() || !request.ParseFromString(payload)) return false;
+  std::size_t filled = 0;
+  std::size_t released = 0;
+  for (otlp::ResourceSpans& resource_spans : *request.mutable_resource_spans()) {
+    for (otlp::ScopeSpans& scope_spans : *resource_spans.mutable_scope_spans()) {
+      for (otlp::Span& span : *scope_spans.mutable_spans()) {
+        if (!span.parent_span_id().empty() ||
+            std::find(traces.begin(), traces.end(), span.trace_id()) == traces.end()) {
+          continue;
+        }
+        const bool need_inputs = !has_inputs(span);
+        const bool need_outputs = !has_outputs(span);
+        if (!need_inputs && !need_outputs) continue;
+        ++released;
+        auto preview = cache.take(route, span.trace_id(), now);
+        if (preview && fill_root(span, *preview, need_inputs, need_outputs)) ++filled;
+      }
+    }
+  }
+  cache.stats().filled_after_hold.fetch_add(filled, std::memory_order_relaxed);
+  cache.stats().released_unfilled.fetch_add(released - filled, std::memory_order_relaxed);
+  if (filled == 0) return false;
+  payload = request.SerializeAsString();
+  return true;
 }
 
 }  // namespace proxy::normalize

@@ -14,6 +14,11 @@
 // Bounded by bytes (key, values and bookkeeping) and by age; the oldest entries go first when a
 // new one does not fit, and every eviction is counted. Thread-safe (one mutex: the work under it
 // is a hash lookup and a string copy). The caller passes the time, so the stage has no clock.
+//
+// Koog sends a trace's spans in concurrent requests, so its root (create_agent) can arrive before
+// the request with invoke_agent and its nodes. Such a root is held briefly (normalize.preview_hold,
+// see SpanQueue's holds) and filled by fill_held_roots once its trace's invoke_agent arrived or
+// the hold ran out.
 #pragma once
 
 #include <atomic>
@@ -26,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "config/config.hpp"
 #include "normalize/normalize.hpp"
@@ -46,63 +52,94 @@ struct PreviewPart {
 };
 
 struct PreviewCacheStats {
-  std::atomic<std::uint64_t> stored{0};
-  std::atomic<std::uint64_t> used{0};             // roots given a preview
-  std::atomic<std::uint64_t> evicted_full{0};     // oldest evicted to make room
-  std::atomic<std::uint64_t> evicted_expired{0};  // older than the TTL
-  std::atomic<std::uint64_t> too_large{0};        // one preview bigger than the whole cache
+  std::atomic<std::uint64_t> stored{0};            // entries created
+  std::atomic<std::uint64_t> hits{0};              // roots that found their trace's preview
+  std::atomic<std::uint64_t> misses{0};            // roots that found none
+  std::atomic<std::uint64_t> evicted_size{0};      // oldest evicted to make room
+  std::atomic<std::uint64_t> evicted_ttl{0};       // older than the TTL
+  std::atomic<std::uint64_t> evicted_oversize{0};  // one trace's preview bigger than the whole cache
+  // normalize.preview_hold: roots that arrived before their trace's invoke_agent, and how their
+  // hold ended.
+  std::atomic<std::uint64_t> held{0};
+  std::atomic<std::uint64_t> filled_after_hold{0};
+  std::atomic<std::uint64_t> released_unfilled{0};
 };
 
+// Shared by every route and, through reloads, by every Router (so a SIGHUP does not forget the
+// previews of traces in progress). Entries are keyed by trace and by a route key: the route's
+// name, experiment and policy name, so a root only receives content from its own route, under
+// the policy it was collected with; the content is its own trace's, already stored by MLflow in
+// that experiment on the span it came from.
 class PreviewCache {
  public:
   using Clock = std::chrono::steady_clock;
 
   explicit PreviewCache(const config::PreviewCacheConfig& config);
 
+  // New limits (a reload): a smaller max_bytes evicts the oldest at once (counted as size), a
+  // shorter ttl expires entries by their age.
+  void reconfigure(const config::PreviewCacheConfig& config, Clock::time_point now);
+  config::PreviewCacheConfig config() const;
+
   // Keeps the better of the trace's known inputs (outputs) and these; an empty part is no
-  // candidate.
-  void offer(std::size_t route, std::string_view trace_id, PreviewPart inputs, PreviewPart outputs,
-             Clock::time_point now);
+  // candidate. `from_agent`: they come from the trace's invoke_agent span.
+  void offer(std::string_view route, std::string_view trace_id, PreviewPart inputs,
+             PreviewPart outputs, bool from_agent, Clock::time_point now);
   // The trace's preview, removed from the cache (a trace has one root); nullopt when unknown or
-  // expired.
-  std::optional<Preview> take(std::size_t route, std::string_view trace_id, Clock::time_point now);
+  // expired. Counted as a hit or a miss.
+  std::optional<Preview> take(std::string_view route, std::string_view trace_id,
+                              Clock::time_point now);
+  // Whether the trace's invoke_agent has been offered (and not expired): a root need not wait.
+  bool agent_seen(std::string_view route, std::string_view trace_id, Clock::time_point now) const;
 
   std::size_t bytes() const;
   std::size_t entries() const;
   const PreviewCacheStats& stats() const { return stats_; }
+  PreviewCacheStats& stats() { return stats_; }
 
   // What an entry costs against max_bytes: its key, its values and a fixed bookkeeping estimate.
-  static std::size_t entry_bytes(std::string_view trace_id, std::size_t value_bytes);
+  static std::size_t entry_bytes(std::string_view key, std::size_t value_bytes);
 
  private:
   struct Entry {
     std::string key;
     PreviewPart inputs;
     PreviewPart outputs;
-    Clock::time_point expires;
+    Clock::time_point created;
     std::size_t bytes;
+    bool agent_seen;
   };
   void expire_locked(Clock::time_point now);
+  void shrink_locked(std::list<Entry>::iterator keep);
   void erase_locked(std::list<Entry>::iterator it);
-  static std::string key_of(std::size_t route, std::string_view trace_id);
+  static std::string key_of(std::string_view route, std::string_view trace_id);
 
   config::PreviewCacheConfig config_;
   mutable std::mutex mutex_;
-  std::list<Entry> order_;  // oldest first; the TTL is fixed, so also soonest to expire first
+  std::list<Entry> order_;  // oldest first; one TTL for all, so also soonest to expire first
   std::unordered_map<std::string_view, std::list<Entry>::iterator> index_;  // views into Entry::key
   std::size_t bytes_ = 0;
   PreviewCacheStats stats_;
 };
 
 // Offers the candidates among the resource spans' non-root spans (see the ranks above).
-void collect_previews(const Normalizer& normalizer, std::size_t route,
+void collect_previews(const Normalizer& normalizer, std::string_view route,
                       const otlp::ResourceSpans& resource_spans, PreviewCache& cache,
                       PreviewCache::Clock::time_point now);
 
 // Gives root spans without inputs (outputs) their trace's remembered ones, as mlflow.spanInputs
-// (mlflow.spanOutputs).
-void fill_previews(const Normalizer& normalizer, std::size_t route,
+// (mlflow.spanOutputs). With normalize.preview_hold and `held`, a root whose trace's invoke_agent
+// has not been seen yet is left unfilled and its trace id appended to `held`: the caller holds
+// the root's queue item and calls fill_held_roots when the hold ends.
+void fill_previews(const Normalizer& normalizer, std::string_view route,
                    otlp::ResourceSpans& resource_spans, PreviewCache& cache,
-                   PreviewCache::Clock::time_point now, NormalizeTally& tally);
+                   PreviewCache::Clock::time_point now, NormalizeTally& tally,
+                   std::vector<std::string>* held = nullptr);
+
+// The end of a hold: fills the held roots (their trace ids in `traces`) in `payload`, a
+// serialized ExportTraceServiceRequest, from the cache; each counted as filled_after_hold or
+// released_unfilled. Returns true when `payload` was rewritten.
+bool fill_held_roots(std::string_view route, const std::vector<std::string>& traces,
+                     std::string& payload, PreviewCache& cache, PreviewCache::Clock::time_point now);
 
 }  // namespace proxy::normalize

@@ -8,24 +8,15 @@ SpanQueue::SpanQueue(std::size_t max_bytes) : max_bytes_(max_bytes) {}
 
 PushResult SpanQueue::push(std::vector<QueueItem>&& items) {
   std::size_t incoming = 0;
-  std::size_t spans = 0;
-  for (const auto& item : items) {
-    incoming += item.payload.size();
-    spans += item.span_count;
-  }
-  const auto now = std::chrono::steady_clock::now();
+  for (const auto& item : items) incoming += item.payload.size();
+  const auto now = Clock::now();
   std::function<void()> notify;
   {
     std::lock_guard lock(mutex_);
     if (closed_) return PushResult::closed;
     if (bytes_ + incoming > max_bytes_) return PushResult::full;
     bytes_ += incoming;
-    queued_bytes_ += incoming;
-    queued_spans_ += spans;
-    for (auto& item : items) {
-      item.enqueued_at = now;
-      items_.push_back(std::move(item));
-    }
+    for (auto& item : items) enqueue_locked(std::move(item), now);
     notify = on_items_available_;
   }
   if (notify) notify();
@@ -40,17 +31,53 @@ PushResult SpanQueue::reserve(std::size_t bytes) {
   return PushResult::accepted;
 }
 
+void SpanQueue::enqueue_locked(QueueItem&& item, Clock::time_point now) {
+  item.enqueued_at = now;
+  if (item.hold) {
+    held_spans_ += item.span_count;
+    held_.push_back(std::move(item));
+    return;
+  }
+  queued_bytes_ += item.payload.size();
+  queued_spans_ += item.span_count;
+  items_.push_back(std::move(item));
+}
+
+// Once closed (shutting down) nothing waits: the drain delivers held items at once.
+bool SpanQueue::releasable_locked(const QueueItem& item, Clock::time_point now) const {
+  return closed_ || now >= item.hold->until || (hold_ready_ && hold_ready_(item));
+}
+
+// Held items whose hold ended go to the front: they are older than what arrived meanwhile.
+void SpanQueue::promote_locked(Clock::time_point now) {
+  std::vector<QueueItem> promoted;
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (!releasable_locked(*it, now)) {
+      ++it;
+      continue;
+    }
+    held_spans_ -= it->span_count;
+    queued_bytes_ += it->payload.size();
+    queued_spans_ += it->span_count;
+    promoted.push_back(std::move(*it));
+    it = held_.erase(it);
+  }
+  for (auto it = promoted.rbegin(); it != promoted.rend(); ++it) items_.push_front(std::move(*it));
+}
+
+void SpanQueue::set_hold_hooks(std::function<bool(const QueueItem&)> ready,
+                               std::function<void(QueueItem&)> release) {
+  std::lock_guard lock(mutex_);
+  hold_ready_ = std::move(ready);
+  hold_release_ = std::move(release);
+}
+
 void SpanQueue::push_reserved(std::vector<QueueItem>&& items) {
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = Clock::now();
   std::function<void()> notify;
   {
     std::lock_guard lock(mutex_);
-    for (auto& item : items) {
-      item.enqueued_at = now;
-      queued_bytes_ += item.payload.size();
-      queued_spans_ += item.span_count;
-      items_.push_back(std::move(item));
-    }
+    for (auto& item : items) enqueue_locked(std::move(item), now);
     notify = on_items_available_;
   }
   if (notify) notify();
@@ -71,37 +98,68 @@ void SpanQueue::push_recovered(std::vector<QueueItem>&& items) {
   push_reserved(std::move(items));
 }
 
-std::chrono::steady_clock::duration SpanQueue::linger_left(std::size_t max_bytes,
-                                                           std::size_t max_spans,
-                                                           std::chrono::milliseconds linger) const {
+SpanQueue::Clock::duration SpanQueue::linger_left(std::size_t max_bytes, std::size_t max_spans,
+                                                  std::chrono::milliseconds linger,
+                                                  Clock::time_point now) const {
   std::lock_guard lock(mutex_);
-  if (items_.empty() || queued_bytes_ >= max_bytes || queued_spans_ >= max_spans) return {};
-  const auto ready_at = items_.front().enqueued_at + linger;
-  const auto now = std::chrono::steady_clock::now();
-  return ready_at > now ? ready_at - now : std::chrono::steady_clock::duration{};
+  if (items_.empty() && held_.empty()) return {};
+  if (!items_.empty() && (queued_bytes_ >= max_bytes || queued_spans_ >= max_spans)) return {};
+  Clock::time_point ready_at = Clock::time_point::max();
+  if (!items_.empty()) ready_at = items_.front().enqueued_at + linger;
+  for (const QueueItem& item : held_) {
+    const Clock::time_point hold_end = releasable_locked(item, now) ? now : item.hold->until;
+    ready_at = std::min(ready_at, std::max(hold_end, item.enqueued_at + linger));
+  }
+  return ready_at > now ? ready_at - now : Clock::duration{};
 }
 
-std::vector<QueueItem> SpanQueue::pop_batch(std::size_t max_bytes, std::size_t max_spans) {
+std::vector<QueueItem> SpanQueue::pop_batch(std::size_t max_bytes, std::size_t max_spans,
+                                            Clock::time_point now) {
   std::vector<QueueItem> batch;
-  std::lock_guard lock(mutex_);
-  if (items_.empty()) return batch;
-  const ExperimentRef experiment = items_.front().experiment;
-  std::size_t batch_bytes = 0;
-  std::size_t batch_spans = 0;
-  for (auto it = items_.begin(); it != items_.end();) {
-    if (!(it->experiment == experiment)) {
-      ++it;
-      continue;
+  std::function<void(QueueItem&)> release_hold;
+  {
+    std::lock_guard lock(mutex_);
+    if (!held_.empty()) promote_locked(now);
+    if (items_.empty()) return batch;
+    const ExperimentRef experiment = items_.front().experiment;
+    std::size_t batch_bytes = 0;
+    std::size_t batch_spans = 0;
+    for (auto it = items_.begin(); it != items_.end();) {
+      if (!(it->experiment == experiment)) {
+        ++it;
+        continue;
+      }
+      const bool fits = batch_bytes + it->payload.size() <= max_bytes &&
+                        batch_spans + it->span_count <= max_spans;
+      if (!batch.empty() && !fits) break;
+      batch_bytes += it->payload.size();
+      batch_spans += it->span_count;
+      queued_spans_ -= it->span_count;
+      queued_bytes_ -= it->payload.size();
+      if (it->hold && !release_hold) release_hold = hold_release_;
+      batch.push_back(std::move(*it));
+      it = items_.erase(it);
     }
-    const bool fits = batch_bytes + it->payload.size() <= max_bytes &&
-                      batch_spans + it->span_count <= max_spans;
-    if (!batch.empty() && !fits) break;
-    batch_bytes += it->payload.size();
-    batch_spans += it->span_count;
-    queued_spans_ -= it->span_count;
-    queued_bytes_ -= it->payload.size();
-    batch.push_back(std::move(*it));
-    it = items_.erase(it);
+  }
+  if (!release_hold) {
+    for (QueueItem& item : batch) item.hold.reset();
+    return batch;
+  }
+  // Held items leave with their release hook run, outside the lock (it may parse and rewrite
+  // the payload); the budget follows the payload's new size.
+  std::size_t grown = 0;
+  std::size_t shrunk = 0;
+  for (QueueItem& item : batch) {
+    if (!item.hold) continue;
+    const std::size_t before = item.payload.size();
+    release_hold(item);
+    item.hold.reset();
+    if (item.payload.size() > before) grown += item.payload.size() - before;
+    else shrunk += before - item.payload.size();
+  }
+  if (grown != shrunk) {
+    std::lock_guard lock(mutex_);
+    bytes_ = bytes_ + grown - std::min(shrunk, bytes_ + grown);
   }
   return batch;
 }
@@ -132,9 +190,12 @@ std::vector<QueueItem> SpanQueue::take_all() {
   std::lock_guard lock(mutex_);
   std::vector<QueueItem> all(std::make_move_iterator(items_.begin()),
                              std::make_move_iterator(items_.end()));
+  for (auto& item : held_) all.push_back(std::move(item));
   items_.clear();
+  held_.clear();
   queued_bytes_ = 0;
   queued_spans_ = 0;
+  held_spans_ = 0;
   return all;
 }
 
@@ -150,12 +211,13 @@ void SpanQueue::close() {
 
 bool SpanQueue::empty() const {
   std::lock_guard lock(mutex_);
-  return items_.empty();
+  return items_.empty() && held_.empty();
 }
 
 QueueStats SpanQueue::stats() const {
   std::lock_guard lock(mutex_);
-  return {bytes_, items_.size(), queued_spans_, max_bytes_};
+  return {bytes_, items_.size() + held_.size(), queued_spans_ + held_spans_, max_bytes_,
+          held_.size()};
 }
 
 }  // namespace proxy::queue

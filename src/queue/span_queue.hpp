@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -16,6 +17,27 @@
 #include "common/experiment_ref.hpp"
 
 namespace proxy::queue {
+
+// A hold on a queue item (normalize.preview_hold): the item is queued (acknowledged, counted
+// against the budget, in the spool) but not handed to the exporter before `until`, unless the
+// queue's ready hook says it may go earlier. `key` and `traces` are the hold hooks' business
+// (normalize: the preview cache's route key and the held roots' trace ids).
+//
+// Why here: the hold must start after the acknowledgement (the client is answered at once) and
+// must not put acknowledged spans anywhere the durability rules do not reach. A held item is
+// an ordinary queue item that pop_batch passes over: it is in the spool before the ack (disk),
+// counts against the budget, and empty()/take_all() see it, so drain and shutdown deliver,
+// spool or dead-letter it like any other. pop_batch skips it without stopping, so other traces
+// and experiments are not blocked, and linger_left wakes a worker when the hold ends, so it is
+// not delayed longer. Holding in the exporter instead would pin one of its few workers (or
+// re-queue batches), and a stage before the queue would hold acknowledged spans outside the
+// spool and the budget. The root is filled when it leaves (the release hook), because only then
+// is the late invoke_agent known.
+struct Hold {
+  std::chrono::steady_clock::time_point until{};
+  std::string key;
+  std::vector<std::string> traces;
+};
 
 // One request's spans for one experiment, as a serialized ExportTraceServiceRequest. Serialized
 // requests concatenate into a valid request (repeated fields append), so batching is appending.
@@ -25,19 +47,23 @@ struct QueueItem {
   std::uint32_t span_count = 0;
   std::uint64_t record_id = 0;  // the spool record holding it; 0 in memory mode
   std::chrono::steady_clock::time_point enqueued_at{};  // set by the queue, for the batch linger
+  std::shared_ptr<const Hold> hold{};  // null: exported as soon as batching allows
 };
 
 enum class PushResult { accepted, full, closed };
 
 struct QueueStats {
   std::size_t bytes = 0;        // held: queued plus handed out and not yet released
-  std::size_t queued_items = 0;
-  std::size_t queued_spans = 0;
+  std::size_t queued_items = 0;  // held items included
+  std::size_t queued_spans = 0;  // held items' spans included
   std::size_t max_bytes = 0;
+  std::size_t held_items = 0;  // items under a hold (Hold), not yet available to the exporter
 };
 
 class SpanQueue {
  public:
+  using Clock = std::chrono::steady_clock;
+
   explicit SpanQueue(std::size_t max_bytes);
 
   // All of one request's items or none, so a client never sees half of its request accepted.
@@ -54,12 +80,23 @@ class SpanQueue {
 
   // How long a worker should wait for a fuller batch: zero once the queued spans reach the batch
   // limits, or the oldest has waited `linger`, or nothing is queued.
-  std::chrono::steady_clock::duration linger_left(std::size_t max_bytes, std::size_t max_spans,
-                                                  std::chrono::milliseconds linger) const;
+  // Held items count from the end of their hold (or from when the ready hook lets them go).
+  Clock::duration linger_left(std::size_t max_bytes, std::size_t max_spans,
+                              std::chrono::milliseconds linger, Clock::time_point now = Clock::now()) const;
 
   // Up to the limits, the oldest item's experiment and the following items of that same
-  // experiment, oldest first. At least one item when any is queued, even one over the limits.
-  std::vector<QueueItem> pop_batch(std::size_t max_bytes, std::size_t max_spans);
+  // experiment, oldest first. At least one item when any is available, even one over the
+  // limits. Held items become available when their hold ends or the ready hook says so; before
+  // a held item is returned its release hook runs (outside the lock) and the budget follows any
+  // change of its payload's size.
+  std::vector<QueueItem> pop_batch(std::size_t max_bytes, std::size_t max_spans,
+                                   Clock::time_point now = Clock::now());
+
+  // The hold hooks: `ready` (called under the queue's lock: must be quick and must not call
+  // back into the queue) may let a held item go before its hold ends; `release` may rewrite a
+  // held item's payload when it goes. Set before the exporter starts.
+  void set_hold_hooks(std::function<bool(const QueueItem&)> ready,
+                      std::function<void(QueueItem&)> release);
 
   // Gives back the budget of popped items once they are delivered or dead-lettered, and tells
   // the release hook (the spool marks their records done).
@@ -68,7 +105,8 @@ class SpanQueue {
   void release(std::size_t bytes);
   void set_on_released(std::function<void(const std::vector<QueueItem>&)> callback);
 
-  // Everything still queued, for dead-lettering at shutdown; their budget stays held.
+  // Everything still queued, held items included, for dead-lettering at shutdown; their budget
+  // stays held.
   std::vector<QueueItem> take_all();
 
   // Called after a push makes items available (outside the lock; must not block).
@@ -81,8 +119,16 @@ class SpanQueue {
   QueueStats stats() const;
 
  private:
+  void enqueue_locked(QueueItem&& item, Clock::time_point now);
+  void promote_locked(Clock::time_point now);
+  bool releasable_locked(const QueueItem& item, Clock::time_point now) const;
+
   mutable std::mutex mutex_;
   std::deque<QueueItem> items_;
+  std::deque<QueueItem> held_;  // items under a hold, in arrival order; few (agent roots)
+  std::size_t held_spans_ = 0;
+  std::function<bool(const QueueItem&)> hold_ready_;
+  std::function<void(QueueItem&)> hold_release_;
   std::size_t max_bytes_;
   std::size_t bytes_ = 0;
   std::size_t queued_spans_ = 0;

@@ -152,7 +152,12 @@ std::variant<std::vector<queue::QueueItem>, routing::RoutingError> ExportHandler
 
 Response ExportHandler::error(const http::request_header<>& header, http::status status,
                               std::string message, std::string_view peer) {
-  bump(stats_.requests_rejected_by_encoding[stats_encoding(header)]);
+  bump(stats_.by_protocol[ReceiverStats::kHttp].requests[stats_encoding(header)][ReceiverStats::kRejected]);
+  return error_response(header, status, std::move(message), peer);
+}
+
+Response ExportHandler::error_response(const http::request_header<>& header, http::status status,
+                                       std::string message, std::string_view peer) {
   std::uint64_t suppressed = 0;
   if (reject_log_.allow(suppressed)) {
     spdlog::warn("rejected {} {} from {}: {} {} ({} similar rejections not logged)",
@@ -234,7 +239,6 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
                                     std::string_view peer,
                                     std::shared_ptr<queue::CommitTicket>* commit) {
   using Kind = IngestOutcome::Kind;
-  const auto by_encoding = encoding == BodyEncoding::json ? ReceiverStats::kJson : ReceiverStats::kProtobuf;
   if (draining()) {
     bump(stats_.rejected_draining);
     return {Kind::draining, std::string(kDrainingMessage)};
@@ -250,7 +254,6 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
   const otlp::DecodeResult decoded = encoding == BodyEncoding::json
                                          ? otlp::decode_json(body, *export_request)
                                          : otlp::decode_protobuf(body, *export_request);
-  bump(encoding == BodyEncoding::json ? stats_.requests_json : stats_.requests_protobuf);
   if (!decoded.ok) {
     bump(stats_.rejected_bad_body);
     return {Kind::bad_request, decoded.message};
@@ -261,10 +264,12 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
   if (const std::size_t received = otlp::count_spans(*export_request);
       received > receiver_.max_spans_per_request) {
     bump(stats_.rejected_too_many_spans);
-    return {Kind::too_large, "request carries " + std::to_string(received) +
-                                 " spans; the limit is " +
-                                 std::to_string(receiver_.max_spans_per_request) +
-                                 " per request: send smaller batches"};
+    IngestOutcome outcome{Kind::too_large, "request carries " + std::to_string(received) +
+                                               " spans; the limit is " +
+                                               std::to_string(receiver_.max_spans_per_request) +
+                                               " per request: send smaller batches"};
+    outcome.spans = received;
+    return outcome;
   }
   const otlp::TrimmedAttributes trimmed = otlp::trim_attributes(
       *export_request, {receiver_.max_attributes_per_span, receiver_.max_attributes_per_event,
@@ -275,18 +280,27 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
   const std::size_t span_count = otlp::count_spans(*export_request);
   if (span_count == 0 && invalid.rejected > 0) {
     bump(stats_.rejected_invalid_spans);
-    bump(stats_.spans_rejected_invalid, invalid.rejected);
-    bump(stats_.spans_invalid_by_encoding[by_encoding], invalid.rejected);
-    return {Kind::bad_request, "all " + std::to_string(invalid.rejected) +
-                                   " spans are invalid; first: " + invalid.first_problem};
+    return {Kind::bad_request,
+            "all " + std::to_string(invalid.rejected) + " spans are invalid; first: " +
+                invalid.first_problem,
+            static_cast<std::int64_t>(invalid.rejected)};
   }
 
   // 4. Route, applying each route's policy: one queue item per route (so per experiment).
   auto routed = route(*export_request, experiment_header);
   if (const auto* routing_error = std::get_if<routing::RoutingError>(&routed)) {
     bump(stats_.rejected_routing);
-    return {Kind::bad_request, routing_error->message};
+    IngestOutcome outcome{Kind::bad_request, routing_error->message,
+                          static_cast<std::int64_t>(invalid.rejected)};
+    outcome.spans = span_count;
+    return outcome;
   }
+  // A refusal from here on: the valid spans are the client's to send again.
+  const auto refused = [&](Kind kind, std::string message) {
+    IngestOutcome outcome{kind, std::move(message), static_cast<std::int64_t>(invalid.rejected)};
+    outcome.spans = span_count;
+    return outcome;
+  };
 
   // 5. Enqueue: once this succeeds the spans are acknowledged and the proxy owns them.
   if (span_count > 0) {
@@ -298,34 +312,29 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
       *commit = std::move(admission.commit);
     } else if (admission.commit && !admission.commit->wait()) {
       bump(stats_.rejected_storage_error);
-      return {Kind::storage_error, std::string(kStorageErrorMessage)};
+      return refused(Kind::storage_error, std::string(kStorageErrorMessage));
     }
     switch (admission.result) {
       case queue::PushResult::accepted:
         break;
       case queue::PushResult::full:
         bump(stats_.rejected_queue_full);
-        return {Kind::queue_full,
-                "the proxy's queue is full (MLflow is slower than the incoming spans or "
-                "unreachable); retry after " + std::to_string(queue_config_.retry_after.count()) +
-                    "s"};
+        return refused(Kind::queue_full,
+                       "the proxy's queue is full (MLflow is slower than the incoming spans or "
+                       "unreachable); retry after " +
+                           std::to_string(queue_config_.retry_after.count()) + "s");
       case queue::PushResult::closed:
         bump(stats_.rejected_draining);
-        return {Kind::draining, std::string(kDrainingMessage)};
+        return refused(Kind::draining, std::string(kDrainingMessage));
     }
   }
-  bump(stats_.requests_accepted);
-  bump(stats_.requests_accepted_by_encoding[by_encoding]);
-  bump(stats_.spans_accepted, span_count);
-  bump(stats_.spans_accepted_by_encoding[by_encoding], span_count);
 
   // 6. The answer: partial_success tells the client what was dropped (rejected spans) or cut
   // (attributes: rejected_spans stays 0, the message is a warning).
   IngestOutcome outcome{Kind::accepted, {}, static_cast<std::int64_t>(invalid.rejected), {}};
+  outcome.spans = span_count;
   std::string& warning = outcome.warning;
   if (invalid.rejected > 0) {
-    bump(stats_.spans_rejected_invalid, invalid.rejected);
-    bump(stats_.spans_invalid_by_encoding[by_encoding], invalid.rejected);
     warning = std::to_string(invalid.rejected) + " invalid spans rejected; first: " +
               invalid.first_problem;
   } else if (span_count == 0) {
@@ -367,8 +376,45 @@ bool ExportHandler::authorized(std::string_view authorization) const {
   return difference == 0;
 }
 
+void ExportHandler::count(ReceiverStats::Protocol protocol, ReceiverStats::Encoding encoding,
+                          const IngestOutcome& outcome) {
+  ReceiverStats::DoorCounters& door = stats_.by_protocol[protocol];
+  const bool accepted = outcome.kind == IngestOutcome::Kind::accepted;
+  bump(door.requests[encoding][accepted ? ReceiverStats::kAccepted : ReceiverStats::kRejected]);
+  if (outcome.spans > 0) {
+    bump(door.spans[encoding][accepted ? ReceiverStats::kSpansAccepted : ReceiverStats::kSpansRefused],
+         outcome.spans);
+  }
+  if (outcome.rejected_spans > 0) {
+    bump(door.spans[encoding][ReceiverStats::kSpansInvalid],
+         static_cast<std::uint64_t>(outcome.rejected_spans));
+  }
+}
+
+Response ExportHandler::answer(const http::request_header<>& header, const IngestOutcome& outcome,
+                               std::string_view peer) {
+  const BodyEncoding encoding = answer_encoding(header);
+  switch (outcome.kind) {
+    case IngestOutcome::Kind::accepted:
+      return make_response(http::status::ok, encoding,
+                           otlp::encode_export_response(encoding, outcome.rejected_spans,
+                                                        outcome.warning),
+                           header.version(), wants_keep_alive(header));
+    case IngestOutcome::Kind::bad_request:
+      return error_response(header, http::status::bad_request, outcome.message, peer);
+    case IngestOutcome::Kind::too_large:
+      return error_response(header, http::status::payload_too_large, outcome.message, peer);
+    case IngestOutcome::Kind::queue_full:
+      return error_response(header, http::status::too_many_requests, outcome.message, peer);
+    case IngestOutcome::Kind::draining:
+    case IngestOutcome::Kind::storage_error:
+      break;
+  }
+  return error_response(header, http::status::service_unavailable, outcome.message, peer);
+}
+
 Response ExportHandler::handle(const Request& request, std::string_view peer,
-                              std::shared_ptr<queue::CommitTicket>* commit) {
+                              PendingCommit* pending) {
   if (auto refused = check_header(request.base(), peer)) return std::move(*refused);
   const BodyEncoding encoding = *parse_content_type(request[http::field::content_type]);
   if (const OtherSignal signal = other_signal(path_of(request.target()));
@@ -420,34 +466,24 @@ Response ExportHandler::handle(const Request& request, std::string_view peer,
   }
 
   const auto header_value = request.find(routing::kExperimentHeader);
+  std::shared_ptr<queue::CommitTicket> commit;
   IngestOutcome outcome =
       ingest(body, encoding,
              header_value == request.end()
                  ? std::nullopt
                  : std::optional<std::string_view>(header_value->value()),
-             peer, commit);
+             peer, pending != nullptr ? &commit : nullptr);
   if (decompressed.capacity() > kKeptBufferBytes) std::string().swap(decompressed);
 
-  switch (outcome.kind) {
-    case IngestOutcome::Kind::accepted:
-      return make_response(http::status::ok, encoding,
-                           otlp::encode_export_response(encoding, outcome.rejected_spans,
-                                                        outcome.warning),
-                           request.version(), request.keep_alive());
-    case IngestOutcome::Kind::bad_request:
-      return error(request.base(), http::status::bad_request, std::move(outcome.message), peer);
-    case IngestOutcome::Kind::too_large:
-      return error(request.base(), http::status::payload_too_large, std::move(outcome.message),
-                   peer);
-    case IngestOutcome::Kind::queue_full:
-      return error(request.base(), http::status::too_many_requests, std::move(outcome.message),
-                   peer);
-    case IngestOutcome::Kind::draining:
-    case IngestOutcome::Kind::storage_error:
-      break;
+  const ReceiverStats::Encoding counted_as =
+      encoding == BodyEncoding::json ? ReceiverStats::kJson : ReceiverStats::kProtobuf;
+  Response response = answer(request.base(), outcome, peer);
+  if (commit) {
+    *pending = {std::move(commit), counted_as, std::move(outcome)};
+  } else {
+    count(ReceiverStats::kHttp, counted_as, outcome);
   }
-  return error(request.base(), http::status::service_unavailable, std::move(outcome.message),
-               peer);
+  return response;
 }
 
 }  // namespace proxy::receiver

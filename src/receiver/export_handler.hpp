@@ -57,8 +57,18 @@ struct IngestOutcome {
 
   Kind kind = Kind::accepted;
   std::string message;            // why, for every kind but accepted
-  std::int64_t rejected_spans = 0;  // accepted: invalid spans dropped (partial_success)
+  std::int64_t rejected_spans = 0;  // invalid spans dropped (accepted: partial_success)
   std::string warning;            // accepted: partial_success.error_message, may be empty
+  // accepted: the spans queued; refused after decoding: the spans the client must send again.
+  std::uint64_t spans = 0;
+};
+
+// An accepted request whose spool write is under way (durability: disk): the door answers, and
+// counts the request, once `ticket` completes (false: storage_error).
+struct PendingCommit {
+  std::shared_ptr<queue::CommitTicket> ticket;
+  ReceiverStats::Encoding encoding = ReceiverStats::kProtobuf;
+  IngestOutcome outcome;
 };
 
 class ExportHandler {
@@ -72,9 +82,19 @@ class ExportHandler {
                                        std::string_view peer);
 
   // With a spool (durability: disk) the 200 may only be sent once the spans are stored: then
-  // `commit` receives a ticket to await before answering (without `commit`, handle() waits).
-  Response handle(const Request& request, std::string_view peer,
-                  std::shared_ptr<queue::CommitTicket>* commit = nullptr);
+  // `pending` receives a ticket to await before answering and counting (without `pending`,
+  // handle() waits). Counts the request (protocol http) unless it is left pending.
+  Response handle(const Request& request, std::string_view peer, PendingCommit* pending = nullptr);
+
+  // The HTTP answer to an ingest outcome (not counted: see count()).
+  Response answer(const http::request_header<>& header, const IngestOutcome& outcome,
+                  std::string_view peer);
+
+  // Counts one answered request of a door in the by-protocol counters, from its final outcome.
+  // The doors call it (not ingest()), because only they know the protocol and when the answer
+  // is final (after a spool commit).
+  void count(ReceiverStats::Protocol protocol, ReceiverStats::Encoding encoding,
+             const IngestOutcome& outcome);
 
   // The shared pipeline, from an uncompressed body on: decode (as `encoding`), validate, route
   // with `experiment_header` (x-mlflow-experiment-id, from an HTTP header or gRPC metadata),
@@ -107,7 +127,8 @@ class ExportHandler {
   }
 
   // An error response for a request that could not be read (header too large, body over the
-  // limit): HTTP status and a message, encoded as the request asked where known.
+  // limit): HTTP status and a message, encoded as the request asked where known. Counted as a
+  // rejected HTTP request.
   Response error(const http::request_header<>& header, http::status status, std::string message,
                  std::string_view peer);
 
@@ -116,6 +137,8 @@ class ExportHandler {
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
  private:
+  Response error_response(const http::request_header<>& header, http::status status,
+                          std::string message, std::string_view peer);
   std::variant<std::vector<queue::QueueItem>, routing::RoutingError> route(
       otlp::ExportRequest& request, std::optional<std::string_view> header) const;
 

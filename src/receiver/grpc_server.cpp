@@ -88,13 +88,12 @@ class GrpcServer::Service final
                                    const grpc::ByteBuffer* request,
                                    grpc::ByteBuffer* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    bump(stats_.requests_grpc);
     std::string peer = context->peer();
 
     // 1. Inbound authentication, before anything is decoded.
     if (!handler_.authorized(metadata_value(*context, kAuthorizationKey).value_or(""))) {
       bump(stats_.rejected_unauthenticated);
-      refuse(*reactor, peer,
+      refuse_early(*reactor, peer,
              grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                           "missing or wrong \"authorization: Bearer <token>\" metadata "
                           "(receiver.auth)"));
@@ -105,7 +104,7 @@ class GrpcServer::Service final
     // client has already given up on it and will retry or drop it itself.
     if (context->IsCancelled() || context->deadline() <= std::chrono::system_clock::now()) {
       bump(stats_.rejected_deadline);
-      refuse(*reactor, peer,
+      refuse_early(*reactor, peer,
              grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                           "the call's deadline passed before the proxy could take it"));
       return reactor;
@@ -115,7 +114,7 @@ class GrpcServer::Service final
     // against receiver.max_body_bytes).
     std::vector<grpc::Slice> slices;
     if (!request->Dump(&slices).ok()) {
-      refuse(*reactor, peer, grpc::Status(grpc::StatusCode::INTERNAL, "cannot read the message"));
+      refuse_early(*reactor, peer, grpc::Status(grpc::StatusCode::INTERNAL, "cannot read the message"));
       return reactor;
     }
     thread_local std::string joined;
@@ -140,18 +139,24 @@ class GrpcServer::Service final
     slices.clear();
 
     if (commit) {
-      // durability: disk: answer once the spool has the spans, without holding this thread.
+      // durability: disk: answer (and count) once the spool has the spans, without holding
+      // this thread.
       commit->on_complete([this, context, reactor, response, outcome = std::move(outcome),
                            peer = std::move(peer)](bool stored) mutable {
         if (!stored) {
           bump(stats_.rejected_storage_error);
+          const std::uint64_t spans = outcome.spans;
           outcome = {IngestOutcome::Kind::storage_error,
-                     "the proxy could not write the spans to its spool; retry later"};
+                     "the proxy could not write the spans to its spool; retry later",
+                     outcome.rejected_spans};
+          outcome.spans = spans;
         }
+        handler_.count(ReceiverStats::kGrpc, ReceiverStats::kProtobuf, outcome);
         answer(*context, *reactor, *response, outcome, peer);
       });
       return reactor;
     }
+    handler_.count(ReceiverStats::kGrpc, ReceiverStats::kProtobuf, outcome);
     answer(*context, *reactor, *response, outcome, peer);
     return reactor;
   }
@@ -195,6 +200,14 @@ class GrpcServer::Service final
                          handler_.retry_after()));
         return;
     }
+  }
+
+  // A call refused before the pipeline saw it (authentication, deadline, unreadable message).
+  void refuse_early(grpc::ServerUnaryReactor& reactor, const std::string& peer,
+                    grpc::Status status) {
+    bump(stats_.by_protocol[ReceiverStats::kGrpc]
+             .requests[ReceiverStats::kProtobuf][ReceiverStats::kRejected]);
+    refuse(reactor, peer, std::move(status));
   }
 
   void refuse(grpc::ServerUnaryReactor& reactor, const std::string& peer, grpc::Status status) {

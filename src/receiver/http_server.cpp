@@ -218,7 +218,8 @@ net::awaitable<void> HttpServer::State::serve(beast::tcp_stream stream, std::str
         break;
       } else {
         bump(stats.rejected_bad_body);
-        bump(stats.requests_rejected_by_encoding[ReceiverStats::kOtherEncoding]);
+        bump(stats.by_protocol[ReceiverStats::kHttp]
+                 .requests[ReceiverStats::kOtherEncoding][ReceiverStats::kRejected]);
         response = bad_request_response("malformed HTTP request: " + header_ec.message());
       }
       response.keep_alive(false);
@@ -263,17 +264,23 @@ net::awaitable<void> HttpServer::State::serve(beast::tcp_stream stream, std::str
       break;
     }
 
-    std::shared_ptr<queue::CommitTicket> commit;
-    Response response = handler.handle(parser.get(), peer, &commit);
-    if (commit) {
-      // durability: disk: answer once the spool has the spans, without holding an I/O thread.
-      const bool stored = co_await queue::async_wait_commit(std::move(commit), net::use_awaitable);
+    PendingCommit pending;
+    Response response = handler.handle(parser.get(), peer, &pending);
+    if (pending.ticket) {
+      // durability: disk: answer (and count) once the spool has the spans, without holding an
+      // I/O thread.
+      const bool stored =
+          co_await queue::async_wait_commit(std::move(pending.ticket), net::use_awaitable);
       if (!stored) {
         bump(stats.rejected_storage_error);
-        response = handler.error(parser.get().base(), http::status::service_unavailable,
-                                 "the proxy could not write the spans to its spool; retry later",
-                                 peer);
+        const std::uint64_t spans = pending.outcome.spans;
+        pending.outcome = {IngestOutcome::Kind::storage_error,
+                           "the proxy could not write the spans to its spool; retry later",
+                           pending.outcome.rejected_spans};
+        pending.outcome.spans = spans;
+        response = handler.answer(parser.get().base(), pending.outcome, peer);
       }
+      handler.count(ReceiverStats::kHttp, pending.encoding, pending.outcome);
     }
     if (handler.draining()) response.keep_alive(false);
     const bool keep_alive = response.keep_alive();

@@ -1,5 +1,6 @@
 // What the receiver did, as plain relaxed atomics: cheap to bump on the hot path, read for logs
-// and (later) metrics. Every reject has its own counter.
+// and /metrics. Every reject has its own counter (shared by both doors); requests and spans are
+// also counted per door (protocol), encoding and result, by the door once its answer is final.
 #pragma once
 
 #include <array>
@@ -12,17 +13,11 @@ namespace proxy::receiver {
 struct ReceiverStats {
   using Counter = std::atomic<std::uint64_t>;
 
-  Counter requests_accepted{0};
-  Counter spans_accepted{0};
-  Counter spans_rejected_invalid{0};  // dropped from an otherwise accepted request (partial success)
-  Counter requests_json{0};
-  Counter requests_protobuf{0};
   Counter requests_compressed{0};
   // POST /v1/logs and /v1/metrics: answered 200, not forwarded (MLflow stores traces only).
   Counter logs_requests_discarded{0};
   Counter metrics_requests_discarded{0};
   Counter other_signal_bytes_discarded{0};
-  Counter requests_grpc{0};
 
   Counter rejected_not_found{0};
   Counter rejected_method{0};
@@ -48,13 +43,40 @@ struct ReceiverStats {
   Counter read_timeouts{0};
   Counter connections_open{0};
 
-  // By the request's Content-Type, for the metrics' encoding label: every answered request is
-  // counted once, as accepted or as rejected (read timeouts get no answer and count only above).
+  // Per door, by the request's encoding (its Content-Type; gRPC is always protobuf), for the
+  // metrics' protocol, encoding and result labels: every answered request is counted once, as
+  // accepted or as rejected (read timeouts get no answer and count only above). Fixed arrays, so
+  // counting is an index and a relaxed add, no lookup.
+  enum Protocol : std::size_t { kHttp, kGrpc, kProtocolCount };
   enum Encoding : std::size_t { kProtobuf, kJson, kOtherEncoding, kEncodingCount };
-  std::array<Counter, kEncodingCount> requests_accepted_by_encoding{};
-  std::array<Counter, kEncodingCount> requests_rejected_by_encoding{};
-  std::array<Counter, kEncodingCount> spans_accepted_by_encoding{};
-  std::array<Counter, kEncodingCount> spans_invalid_by_encoding{};
+  enum RequestResult : std::size_t { kAccepted, kRejected, kRequestResultCount };
+  enum SpanResult : std::size_t {
+    kSpansAccepted,  // queued and acknowledged
+    kSpansInvalid,   // dropped as invalid (partial_success, or a 400 when all were)
+    kSpansRefused,   // decoded, but the whole request was refused (queue full, draining, ...)
+    kSpanResultCount
+  };
+  struct DoorCounters {
+    std::array<std::array<Counter, kRequestResultCount>, kEncodingCount> requests{};
+    std::array<std::array<Counter, kSpanResultCount>, kEncodingCount> spans{};
+  };
+  std::array<DoorCounters, kProtocolCount> by_protocol{};
+
+  // Sums over doors and encodings, for the shutdown log.
+  std::uint64_t total_requests(RequestResult result) const {
+    std::uint64_t total = 0;
+    for (const DoorCounters& door : by_protocol) {
+      for (const auto& encoding : door.requests) total += encoding[result].load(std::memory_order_relaxed);
+    }
+    return total;
+  }
+  std::uint64_t total_spans(SpanResult result) const {
+    std::uint64_t total = 0;
+    for (const DoorCounters& door : by_protocol) {
+      for (const auto& encoding : door.spans) total += encoding[result].load(std::memory_order_relaxed);
+    }
+    return total;
+  }
 };
 
 inline void bump(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) {

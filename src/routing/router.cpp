@@ -56,9 +56,18 @@ void append_resource_spans(std::string& out, const otlp::ResourceSpans& resource
   resource_spans.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t*>(out.data() + at));
 }
 
-Router::Router(const config::Config& config)
-    : table_(config), route_configs_(config.routes), preview_cache_(config.preview_cache) {
+Router::Router(const config::Config& config, std::shared_ptr<normalize::PreviewCache> previews)
+    : table_(config),
+      route_configs_(config.routes),
+      preview_cache_(previews ? std::move(previews)
+                              : std::make_shared<normalize::PreviewCache>(config.preview_cache)) {
   stats_.route_spans = std::make_unique<RouterStats::Counter[]>(table_.routes().size());
+  // Stable across reloads (unlike the route's index), and different when the route now sends to
+  // another experiment or under another policy.
+  for (const CompiledRoute& route : table_.routes()) {
+    preview_keys_.push_back(route.name + '\x1f' + route.experiment.describe() + '\x1f' +
+                            route.policy_name);
+  }
 }
 
 std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
@@ -102,12 +111,23 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
     const CompiledRoute& compiled = table_.routes()[route];
     policy::apply(*compiled.policy, resource_spans, tally);
     normalize::apply(*compiled.normalizer, resource_spans, normalized);
-    normalize::collect_previews(*compiled.normalizer, route, resource_spans, preview_cache_, now);
+    normalize::collect_previews(*compiled.normalizer, preview_keys_[route], resource_spans,
+                                *preview_cache_, now);
   };
+  // Roots left unfilled to wait for their trace's invoke_agent: their item is held.
+  thread_local std::vector<std::string> held;
   auto fill = [&](std::size_t route, otlp::ResourceSpans& resource_spans) {
-    normalize::fill_previews(*table_.routes()[route].normalizer, route, resource_spans,
-                             preview_cache_, now, normalized);
+    normalize::fill_previews(*table_.routes()[route].normalizer, preview_keys_[route],
+                             resource_spans, *preview_cache_, now, normalized, &held);
   };
+  auto hold = [&](std::size_t route, queue::QueueItem& item) {
+    if (held.empty()) return;
+    item.hold = std::make_shared<const queue::Hold>(queue::Hold{
+        now + table_.routes()[route].normalizer->config().preview_hold, preview_keys_[route],
+        std::move(held)});
+    held.clear();
+  };
+  held.clear();
   std::vector<queue::QueueItem> items;
   if (single) {
     std::uint32_t spans = 0;
@@ -120,6 +140,7 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
     }
     if (spans > 0) {
       items.push_back({*experiments[first], request.SerializeAsString(), spans});
+      hold(first, items.back());
       stats_.route_spans[first].fetch_add(spans, std::memory_order_relaxed);
     }
   } else {
@@ -131,6 +152,7 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
     }
     thread_local std::vector<std::size_t> item_of_route;
     item_of_route.assign(route_count, SIZE_MAX);
+    std::vector<std::vector<std::string>> held_of_item;
     for (int i = 0; i < request.resource_spans_size(); ++i) {
       const std::size_t route = route_of[static_cast<std::size_t>(i)];
       otlp::ResourceSpans& resource_spans = *request.mutable_resource_spans(i);
@@ -140,16 +162,40 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
       if (item_of_route[route] == SIZE_MAX) {
         item_of_route[route] = items.size();
         items.push_back({*experiments[route], {}, 0});
+        held_of_item.emplace_back();
       }
       queue::QueueItem& item = items[item_of_route[route]];
+      for (std::string& trace : held) held_of_item[item_of_route[route]].push_back(std::move(trace));
+      held.clear();
       append_resource_spans(item.payload, resource_spans);
       item.span_count += spans;
       stats_.route_spans[route].fetch_add(spans, std::memory_order_relaxed);
+    }
+    for (std::size_t route = 0; route < route_count; ++route) {
+      if (item_of_route[route] == SIZE_MAX) continue;
+      held = std::move(held_of_item[item_of_route[route]]);
+      hold(route, items[item_of_route[route]]);
     }
   }
   policy_stats_.add(tally);
   normalize_stats_.add(normalized);
   return items;
+}
+
+void install_preview_holds(queue::SpanQueue& queue,
+                           std::shared_ptr<normalize::PreviewCache> previews) {
+  queue.set_hold_hooks(
+      [previews](const queue::QueueItem& item) {
+        const auto now = normalize::PreviewCache::Clock::now();
+        for (const std::string& trace : item.hold->traces) {
+          if (!previews->agent_seen(item.hold->key, trace, now)) return false;
+        }
+        return true;
+      },
+      [previews](queue::QueueItem& item) {
+        normalize::fill_held_roots(item.hold->key, item.hold->traces, item.payload, *previews,
+                                   normalize::PreviewCache::Clock::now());
+      });
 }
 
 std::vector<std::string> Router::describe() const {

@@ -32,8 +32,10 @@ struct RouterStats {
 
 class Router {
  public:
-  // Throws config::ConfigError (see RouteTable).
-  explicit Router(const config::Config& config);
+  // Throws config::ConfigError (see RouteTable). `previews`: the trace preview cache, shared
+  // with the routers before and after this one (reloads); null: a cache of its own.
+  explicit Router(const config::Config& config,
+                  std::shared_ptr<normalize::PreviewCache> previews = nullptr);
 
   // Routes and applies the policies; the items are ready to push. A malformed client header on
   // a route that honors or overrides it is a RoutingError (400).
@@ -44,7 +46,10 @@ class Router {
   const policy::PolicyStats& policy_stats() const { return policy_stats_; }
   const RouterStats& stats() const { return stats_; }
   const normalize::NormalizeStats& normalize_stats() const { return normalize_stats_; }
-  const normalize::PreviewCache& preview_cache() const { return preview_cache_; }
+  const normalize::PreviewCache& preview_cache() const { return *preview_cache_; }
+  const std::shared_ptr<normalize::PreviewCache>& shared_preview_cache() const {
+    return preview_cache_;
+  }
 
   // One line per route for the start-up log: name, match, experiment, policy, header mode.
   std::vector<std::string> describe() const;
@@ -55,8 +60,13 @@ class Router {
   mutable policy::PolicyStats policy_stats_;
   mutable RouterStats stats_;
   mutable normalize::NormalizeStats normalize_stats_;
-  mutable normalize::PreviewCache preview_cache_;  // shared by all routes, keyed by route
+  std::shared_ptr<normalize::PreviewCache> preview_cache_;  // shared by all routes, keyed by route
+  std::vector<std::string> preview_keys_;  // per route: name, experiment, policy
 };
+
+// Lets the queue release items held for a trace preview (normalize.preview_hold) as soon as their
+// trace's invoke_agent has arrived, and fill their roots from `previews` when they go.
+void install_preview_holds(queue::SpanQueue& queue, std::shared_ptr<normalize::PreviewCache> previews);
 
 // Appends `resource_spans` to `out` as field 1 of an ExportTraceServiceRequest: serialized
 // requests concatenate, so a batch is built by appending.

@@ -8,11 +8,14 @@ import gzip
 import json
 import signal
 import threading
+import time
 
+import grpc
 import pytest
 
 from support.admin import admin_get, readiness, scrape, wait_ready
-from support.delivery import numbered_request, post
+from support.delivery import (AGENT_PROMPT, agent_trace, delivered_span, numbered_request, post,
+                              span_attribute)
 from support.fake_mlflow import FakeMlflow
 from support.net import free_port, port_accepts, wait_until
 from support.proxy_process import ProxyProcess
@@ -63,6 +66,13 @@ def to_otlp_json(request) -> dict:
     return body
 
 
+def grpc_export(proxy: ProxyProcess, request) -> None:
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+    assert proxy.grpc_target, "the binary advertises no --grpc-listen"
+    with grpc.insecure_channel(proxy.grpc_target) as channel:
+        trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=10)
+
+
 def test_healthz_and_readyz_once_mlflow_answers(fake_mlflow, start):
     proxy = start(fake_mlflow.url, {"mlflow": {"experiment_id": "1"}, "admin": FAST_PROBE})
     status, body, _ = admin_get(proxy.host, proxy.admin_port, "/healthz")
@@ -91,31 +101,44 @@ def test_metrics_count_known_traffic_exactly(fake_mlflow, start):
     assert post(proxy.host, proxy.port, b"\xff\xff\xff")[0] == 400
     status, _, _ = admin_get(proxy.host, proxy.port, "/v1/nothing")
     assert status == 404
+    # gRPC: one Export of 3 spans, one whose only span is invalid (INVALID_ARGUMENT).
+    request, ids = numbered_request(3)
+    grpc_export(proxy, request)
+    sent += ids
+    bad, _ = numbered_request(1)
+    bad.resource_spans[0].scope_spans[0].spans[0].span_id = b"\0" * 8
+    with pytest.raises(grpc.RpcError) as refused:
+        grpc_export(proxy, bad)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     fake_mlflow.wait_for_spans(len(sent))
-    wait_until(lambda: scrape(proxy).value("otlp_mlflow_proxy_exported_spans_total") == 10, 10,
+    wait_until(lambda: scrape(proxy).value("otlp_mlflow_proxy_exported_spans_total") == 13, 10,
                what="the delivery counted")
 
     m = scrape(proxy)
-    http = {}  # receiver samples carry no protocol label (HTTP and gRPC share the counters)
-    assert m.value("otlp_mlflow_proxy_receiver_requests_total", **http, encoding="protobuf",
-                   result="accepted") == 3
-    assert m.value("otlp_mlflow_proxy_receiver_requests_total", **http, encoding="json",
-                   result="accepted") == 1
-    assert m.value("otlp_mlflow_proxy_receiver_requests_total", **http, encoding="protobuf",
-                   result="rejected") == 1  # the bad body
-    assert m.value("otlp_mlflow_proxy_receiver_requests_total", **http, encoding="other",
+    requests = "otlp_mlflow_proxy_receiver_requests_total"
+    spans = "otlp_mlflow_proxy_receiver_spans_total"
+    http, grpc_door = {"protocol": "http"}, {"protocol": "grpc"}
+    assert m.value(requests, **http, encoding="protobuf", result="accepted") == 3
+    assert m.value(requests, **http, encoding="json", result="accepted") == 1
+    assert m.value(requests, **http, encoding="protobuf", result="rejected") == 1  # the bad body
+    assert m.value(requests, **http, encoding="other",
                    result="rejected") == 2  # text/plain, and the GET without a Content-Type
-    assert m.value("otlp_mlflow_proxy_receiver_spans_total", **http, encoding="protobuf",
-                   result="accepted") == 6
-    assert m.value("otlp_mlflow_proxy_receiver_spans_total", **http, encoding="json",
-                   result="accepted") == 4
-    assert m.value("otlp_mlflow_proxy_receiver_rejects_total", **http, reason="content_type") == 1
-    assert m.value("otlp_mlflow_proxy_receiver_rejects_total", **http, reason="bad_body") == 1
-    assert m.value("otlp_mlflow_proxy_receiver_rejects_total", **http, reason="not_found") == 1
-    assert m.value("otlp_mlflow_proxy_receiver_rejects_total", **http, reason="queue_full") == 0
-    assert m.value("otlp_mlflow_proxy_receiver_compressed_requests_total", **http) == 1
-    assert m.value("otlp_mlflow_proxy_routed_spans_total", route="default", experiment="1") == 10
-    assert m.value("otlp_mlflow_proxy_exported_spans_total") == 10
+    assert m.value(spans, **http, encoding="protobuf", result="accepted") == 6
+    assert m.value(spans, **http, encoding="json", result="accepted") == 4
+    assert m.value(spans, **http, encoding="protobuf", result="invalid") == 0
+    assert m.value(requests, **grpc_door, encoding="protobuf", result="accepted") == 1
+    assert m.value(requests, **grpc_door, encoding="protobuf", result="rejected") == 1
+    assert m.value(spans, **grpc_door, encoding="protobuf", result="accepted") == 3
+    assert m.value(spans, **grpc_door, encoding="protobuf", result="invalid") == 1
+    assert m.value(spans, **grpc_door, encoding="protobuf", result="refused") == 0
+    assert m.value("otlp_mlflow_proxy_receiver_rejects_total", reason="content_type") == 1
+    assert m.value("otlp_mlflow_proxy_receiver_rejects_total", reason="bad_body") == 1
+    assert m.value("otlp_mlflow_proxy_receiver_rejects_total", reason="invalid_spans") == 1
+    assert m.value("otlp_mlflow_proxy_receiver_rejects_total", reason="not_found") == 1
+    assert m.value("otlp_mlflow_proxy_receiver_rejects_total", reason="queue_full") == 0
+    assert m.value("otlp_mlflow_proxy_receiver_compressed_requests_total") == 1
+    assert m.value("otlp_mlflow_proxy_routed_spans_total", route="default", experiment="1") == 13
+    assert m.value("otlp_mlflow_proxy_exported_spans_total") == 13
     delivered_requests = len(fake_mlflow.delivered())
     assert m.value("otlp_mlflow_proxy_upstream_requests_total", status="200") == delivered_requests
     assert m.value("otlp_mlflow_proxy_upstream_requests_total", status="error") == 0
@@ -145,6 +168,107 @@ def test_policy_actions_are_counted_by_mode(fake_mlflow, start):
     m = scrape(proxy)
     assert m.value("otlp_mlflow_proxy_policy_actions_total", mode="mask", family="genai") == 3
     assert m.value("otlp_mlflow_proxy_policy_spans_total") == 3
+
+
+def test_normalization_and_trace_preview_counters_after_known_traffic(fake_mlflow, start):
+    """Two agent traces: one whose root arrives before its invoke_agent (held, then filled when
+    the invoke_agent arrives, long before its 5 s hold ends), one whose invoke_agent never comes
+    (held 200 ms, then exported unfilled). Every normalize and preview counter is exact."""
+    proxy = start(fake_mlflow.url, {
+        "mlflow": {"experiment_id": "1"},
+        "exporter": {"batch_linger": "0ms"},
+        "routes": [{"name": "koog", "match": {"resource": {"service.name": "koog"}},
+                    "experiment_id": "1", "policy": "verbose",
+                    "normalize": {"preview_hold": "5s"}}],
+        "default_route": {"policy": "verbose", "normalize": {"preview_hold": "200ms"}},
+    })
+    root_first, rest, root_id = agent_trace("koog")
+    assert post(proxy.host, proxy.port, root_first.SerializeToString())[0] == 200
+    wait_until(lambda: scrape(proxy).value("otlp_mlflow_proxy_preview_holds_total") == 1, 10,
+               what="the root held")
+    assert scrape(proxy).value("otlp_mlflow_proxy_queue_held_items") == 1
+    rest_posted = time.monotonic()
+    assert post(proxy.host, proxy.port, rest.SerializeToString())[0] == 200
+    root, arrived = delivered_span(fake_mlflow, root_id)
+    assert arrived - rest_posted < 4.0, "the root waited for its hold instead of its invoke_agent"
+    inputs, outputs = span_attribute(root, "mlflow.spanInputs"), span_attribute(root, "mlflow.spanOutputs")
+    assert inputs is not None and outputs is not None, root
+    assert AGENT_PROMPT.encode() in inputs.SerializeToString()
+
+    lonely_root, _, lonely_id = agent_trace("other")
+    posted = time.monotonic()
+    assert post(proxy.host, proxy.port, lonely_root.SerializeToString())[0] == 200
+    lonely, arrived = delivered_span(fake_mlflow, lonely_id)
+    assert arrived - posted >= 0.2, "exported before its hold ended"
+    assert arrived - posted < 5.0
+    assert span_attribute(lonely, "mlflow.spanInputs") is None
+    fake_mlflow.wait_for_spans(7)
+
+    m = scrape(proxy)
+    assert m.value("otlp_mlflow_proxy_normalize_spans_total") == 7
+    changes = "otlp_mlflow_proxy_normalize_changes_total"
+    assert m.value(changes, rule="resource_attribute") == 7  # service.name on every span
+    assert m.value(changes, rule="scope") == 7
+    assert m.value(changes, rule="span_kind") == 0  # the spans have no kind
+    assert m.value(changes, rule="span_type") == 4
+    assert m.value(changes, rule="inputs") == 1  # the __start__ node
+    assert m.value(changes, rule="outputs") == 1  # the __finish__ node
+    assert m.value(changes, rule="session") == 1  # invoke_agent's gen_ai.conversation.id
+    assert m.value(changes, rule="user") == 1  # the LLM call's enduser.id
+    assert m.value(changes, rule="token_count") == 1
+    assert m.value(changes, rule="preview") == 0  # neither root was filled at once
+    typed = "otlp_mlflow_proxy_normalize_typed_spans_total"
+    assert m.value(typed, rule="koog_graph", type="CHAIN") == 3  # strategy and two nodes
+    assert m.value(typed, rule="model", type="LLM") == 1
+    assert m.value(typed, rule="agent_name", type="AGENT") == 0  # MLflow types agents itself
+    assert m.value("otlp_mlflow_proxy_preview_holds_total") == 2
+    assert m.value("otlp_mlflow_proxy_preview_hold_releases_total", result="filled") == 1
+    assert m.value("otlp_mlflow_proxy_preview_hold_releases_total", result="unfilled") == 1
+    assert m.value("otlp_mlflow_proxy_preview_cache_stored_total") == 1
+    assert m.value("otlp_mlflow_proxy_preview_cache_lookups_total", result="hit") == 1
+    assert m.value("otlp_mlflow_proxy_preview_cache_lookups_total", result="miss") == 1
+    for reason in ("size", "ttl", "oversize"):
+        assert m.value("otlp_mlflow_proxy_preview_cache_evictions_total", reason=reason) == 0
+    assert m.value("otlp_mlflow_proxy_preview_cache_entries") == 0
+    assert m.value("otlp_mlflow_proxy_preview_cache_bytes") == 0
+    assert m.value("otlp_mlflow_proxy_preview_cache_max_bytes") == 16 * 1024 * 1024
+    assert m.value("otlp_mlflow_proxy_queue_held_items") == 0
+
+
+def test_preview_cache_evictions_are_counted_by_reason(fake_mlflow, start):
+    """A cache with room for one trace and a one-second TTL: the second trace's invoke_agent
+    evicts the first (size); the third expires (ttl)."""
+    proxy = start(fake_mlflow.url, {"mlflow": {"experiment_id": "1"},
+                                    "default_route": {"policy": "verbose"},
+                                    "preview_cache": {"max_bytes": "400B", "ttl": "1s"}})
+    for _ in range(2):
+        _, rest, _ = agent_trace("koog")
+        assert post(proxy.host, proxy.port, rest.SerializeToString())[0] == 200
+    m = scrape(proxy)
+    assert m.value("otlp_mlflow_proxy_preview_cache_stored_total") == 2
+    assert m.value("otlp_mlflow_proxy_preview_cache_evictions_total", reason="size") == 1
+    assert m.value("otlp_mlflow_proxy_preview_cache_entries") == 1
+    time.sleep(1.1)
+    _, rest, _ = agent_trace("koog")  # its offer expires the old entry first
+    assert post(proxy.host, proxy.port, rest.SerializeToString())[0] == 200
+    m = scrape(proxy)
+    assert m.value("otlp_mlflow_proxy_preview_cache_evictions_total", reason="ttl") == 1
+    assert m.value("otlp_mlflow_proxy_preview_cache_evictions_total", reason="size") == 1
+    assert m.value("otlp_mlflow_proxy_preview_cache_entries") == 1
+
+
+def test_a_held_root_is_delivered_at_shutdown_without_waiting_out_its_hold(fake_mlflow, start):
+    proxy = start(fake_mlflow.url, {"mlflow": {"experiment_id": "1"},
+                                    "exporter": {"batch_linger": "0ms"},
+                                    "default_route": {"normalize": {"preview_hold": "10s"}}})
+    root_request, _, root_id = agent_trace("koog")
+    assert post(proxy.host, proxy.port, root_request.SerializeToString())[0] == 200
+    assert scrape(proxy).value("otlp_mlflow_proxy_queue_held_items") == 1
+    stopping = time.monotonic()
+    assert proxy.stop() == 0
+    assert time.monotonic() - stopping < 8, "the drain waited out the hold"
+    delivered_span(fake_mlflow, root_id, timeout=1)
+    assert "drained: every acknowledged span was delivered" in proxy.log_text()
 
 
 def test_not_ready_while_mlflow_is_down_with_the_reason_then_ready(start):

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from support.admin import scrape
-from support.delivery import LoadSender, numbered_request, post
+from support.delivery import (AGENT_PROMPT, LoadSender, agent_trace, delivered_span,
+                              numbered_request, post, span_attribute)
 from support.fake_mlflow import FakeMlflow
 from support.net import wait_until
 from support.proxy_process import ProxyProcess
@@ -135,4 +136,35 @@ def test_reloading_under_load_loses_no_connection_and_no_span(fake_mlflow, proxy
     assert sender.acknowledged
     fake_mlflow.wait_for_spans(len(sender.acknowledged))
     assert set(sender.acknowledged) <= set(fake_mlflow.delivered_span_ids())
+    assert proxy.stop() == 0
+
+
+def test_a_reload_keeps_trace_previews_and_applies_new_cache_limits(fake_mlflow, proxy):
+    """The preview cache outlives the router: a trace whose invoke_agent arrived before a SIGHUP
+    and whose root arrives after still gets its preview; the new preview_cache limits apply
+    without a restart."""
+    root_request, rest, root_id = agent_trace("team-a")
+    assert post(proxy.host, proxy.port, rest.SerializeToString())[0] == 200
+    if proxy.admin_port:
+        assert scrape(proxy).value("otlp_mlflow_proxy_preview_cache_entries") == 1
+
+    config = routing_config("11", "verbose")
+    config["preview_cache"] = {"max_bytes": "1MiB", "ttl": "5m"}
+    proxy.config_path.write_text(json.dumps(config))
+    proxy.signal(signal.SIGHUP)
+    wait_for_log(proxy, "reload applied")
+    assert "take effect only after a restart" not in proxy.log_text()
+
+    assert post(proxy.host, proxy.port, root_request.SerializeToString())[0] == 200
+    root, _ = delivered_span(fake_mlflow, root_id)
+    inputs = span_attribute(root, "mlflow.spanInputs")
+    assert inputs is not None, root
+    assert AGENT_PROMPT.encode() in inputs.SerializeToString()
+    assert span_attribute(root, "mlflow.spanOutputs") is not None
+    if proxy.admin_port:
+        m = scrape(proxy)
+        assert m.value("otlp_mlflow_proxy_preview_cache_max_bytes") == 1024 * 1024
+        assert m.value("otlp_mlflow_proxy_preview_cache_lookups_total", result="hit") == 1
+        assert m.value("otlp_mlflow_proxy_preview_cache_entries") == 0
+        assert m.value("otlp_mlflow_proxy_normalize_changes_total", rule="preview") == 1
     assert proxy.stop() == 0

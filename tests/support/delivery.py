@@ -164,3 +164,82 @@ def mlflow_span_ids(client, experiment_id: str) -> list[str]:
         trace = client.get_trace(trace_id)
         ids.extend(s.span_id for s in (trace.spans if trace else []))
     return ids
+
+
+AGENT_PROMPT = "Weather in Paris?"
+AGENT_ANSWER = "Sunny."
+
+
+def agent_trace(service: str) -> tuple[ExportTraceServiceRequest, ExportTraceServiceRequest, str]:
+    """A Koog-shaped agent trace split as Koog's concurrent exports may deliver it root first:
+    the root (create_agent, no inputs or outputs) alone, then invoke_agent (a user prompt, an
+    answer, the conversation id), the strategy, the graph's __start__ and __finish__ nodes, and an
+    LLM call without an operation name (a model, an end user, a token count sent as a string).
+    Returns (the root's request, the other request, the root's span id in hex)."""
+    n = next(_counter)
+    trace_id = ((_prefix << 64) | (int(time.time() * 1000) << 20) | n).to_bytes(16, "big")
+
+    def request() -> tuple[ExportTraceServiceRequest, object]:
+        out = ExportTraceServiceRequest()
+        rs = out.resource_spans.add()
+        attr = rs.resource.attributes.add()
+        attr.key, attr.value.string_value = "service.name", service
+        ss = rs.scope_spans.add()
+        ss.scope.name = service
+        return out, ss
+
+    def add(ss, i: int, name: str, attributes: dict, parent: bytes | None):
+        span = ss.spans.add()
+        span.trace_id = trace_id
+        span.span_id = ((_prefix << 48) | (n << 8) | i).to_bytes(8, "big")
+        if parent:
+            span.parent_span_id = parent
+        span.name = name
+        span.start_time_unix_nano = 1_700_000_000_000_000_000 + i
+        span.end_time_unix_nano = 1_700_000_001_000_000_000 - i
+        for key, value in attributes.items():
+            a = span.attributes.add()
+            a.key, a.value.string_value = key, value
+        return span
+
+    first, root_scope = request()
+    root = add(root_scope, 1, "create_agent weather", {"gen_ai.operation.name": "create_agent"}, None)
+    rest, ss = request()
+    add(ss, 2, "invoke_agent weather", {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"%s"}]}]'
+                                 % AGENT_PROMPT,
+        "gen_ai.output.messages": '[{"role":"assistant","parts":[{"type":"text","content":"%s"}]}]'
+                                  % AGENT_ANSWER,
+        "gen_ai.conversation.id": "conversation-1"}, root.span_id)
+    add(ss, 3, "strategy weather_strategy", {"koog.strategy.name": "weather_strategy"}, root.span_id)
+    add(ss, 4, "node __start__", {"koog.node.id": "__start__",
+                                  "koog.node.input": '"%s"' % AGENT_PROMPT}, root.span_id)
+    add(ss, 5, "node __finish__", {"koog.node.id": "__finish__",
+                                   "koog.node.output": '"%s"' % AGENT_ANSWER}, root.span_id)
+    add(ss, 6, "llm call", {"gen_ai.request.model": "gpt-test", "enduser.id": "alice",
+                            "gen_ai.usage.input_tokens": "12"}, root.span_id)
+    return first, rest, root.span_id.hex()
+
+
+def delivered_span(fake, span_id: str, timeout: float = 15.0):
+    """(the span, the arrival time) once the fake MLflow has received span `span_id`."""
+    from .net import wait_until
+
+    def find():
+        for export in fake.delivered():
+            for rs in export.request.resource_spans:
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        if span.span_id.hex() == span_id:
+                            return span, export.time
+        return None
+    return wait_until(find, timeout, what=f"span {span_id} at the fake MLflow")
+
+
+def span_attribute(span, key: str):
+    """The attribute's value (an AnyValue), or None."""
+    for attribute in span.attributes:
+        if attribute.key == key:
+            return attribute.value
+    return None

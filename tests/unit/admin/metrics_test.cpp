@@ -47,9 +47,15 @@ TEST_CASE("the collector exposes the stages' counters with exact values", "[admi
   config::Config config;
   config.mlflow.experiment_id = "7";
   receiver::ReceiverStats receiver_stats;
-  receiver::bump(receiver_stats.requests_accepted_by_encoding[receiver::ReceiverStats::kJson], 3);
-  receiver::bump(receiver_stats.spans_accepted_by_encoding[receiver::ReceiverStats::kJson], 12);
-  receiver::bump(receiver_stats.requests_rejected_by_encoding[receiver::ReceiverStats::kOtherEncoding]);
+  using R = receiver::ReceiverStats;
+  auto& http = receiver_stats.by_protocol[R::kHttp];
+  auto& grpc = receiver_stats.by_protocol[R::kGrpc];
+  receiver::bump(http.requests[R::kJson][R::kAccepted], 3);
+  receiver::bump(http.spans[R::kJson][R::kSpansAccepted], 12);
+  receiver::bump(http.requests[R::kOtherEncoding][R::kRejected]);
+  receiver::bump(grpc.requests[R::kProtobuf][R::kAccepted], 5);
+  receiver::bump(grpc.spans[R::kProtobuf][R::kSpansAccepted], 50);
+  receiver::bump(grpc.spans[R::kProtobuf][R::kSpansRefused], 7);
   receiver::bump(receiver_stats.rejected_content_type);
   receiver::bump(receiver_stats.rejected_queue_full, 2);
   receiver::bump(receiver_stats.rejected_too_many_spans, 5);
@@ -65,19 +71,28 @@ TEST_CASE("the collector exposes the stages' counters with exact values", "[admi
   totals.set_current(router);
   REQUIRE(route(*router, 2) == 1);
 
-  admin::ProxyCollector collector(
-      {&receiver_stats, &span_queue, nullptr, &span_exporter, &totals, [] { return false; }});
+  admin::ProxyCollector collector({&receiver_stats, &span_queue, nullptr, &span_exporter, &totals,
+                                   [] { return false; }, nullptr, nullptr,
+                                   &router->preview_cache()});
   const std::string text = admin::serialize_metrics(collector);
   INFO(text);
   CHECK(has_line(text, "otlp_mlflow_proxy_build_info{version=\"" PROXY_VERSION "\"} 1"));
   CHECK(has_line(text, "otlp_mlflow_proxy_ready 0"));
   CHECK(has_line(text, "# TYPE otlp_mlflow_proxy_receiver_requests_total counter"));
-  CHECK(has_line(text, "otlp_mlflow_proxy_receiver_requests_total{encoding=\"json\","
-                       "result=\"accepted\"} 3"));
-  CHECK(has_line(text, "otlp_mlflow_proxy_receiver_requests_total{encoding=\"other\","
-                       "result=\"rejected\"} 1"));
-  CHECK(has_line(text, "otlp_mlflow_proxy_receiver_spans_total{encoding=\"json\","
-                       "result=\"accepted\"} 12"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_receiver_requests_total{protocol=\"http\","
+                       "encoding=\"json\",result=\"accepted\"} 3"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_receiver_requests_total{protocol=\"http\","
+                       "encoding=\"other\",result=\"rejected\"} 1"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_receiver_spans_total{protocol=\"http\","
+                       "encoding=\"json\",result=\"accepted\"} 12"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_receiver_requests_total{protocol=\"grpc\","
+                       "encoding=\"protobuf\",result=\"accepted\"} 5"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_receiver_spans_total{protocol=\"grpc\","
+                       "encoding=\"protobuf\",result=\"accepted\"} 50"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_receiver_spans_total{protocol=\"grpc\","
+                       "encoding=\"protobuf\",result=\"refused\"} 7"));
+  // gRPC is protobuf only: no JSON series for it
+  CHECK(text.find("protocol=\"grpc\",encoding=\"json\"") == std::string::npos);
   CHECK(has_line(text, "otlp_mlflow_proxy_receiver_rejects_total{reason=\"queue_full\"} 2"));
   CHECK(has_line(text, "otlp_mlflow_proxy_receiver_rejects_total{reason=\"content_type\"} 1"));
   CHECK(has_line(text, "otlp_mlflow_proxy_receiver_rejects_total{reason=\"too_many_spans\"} 5"));
@@ -90,6 +105,18 @@ TEST_CASE("the collector exposes the stages' counters with exact values", "[admi
   CHECK(has_line(text, "otlp_mlflow_proxy_upstream_request_duration_seconds_count 0"));
   CHECK(has_line(text, "otlp_mlflow_proxy_upstream_request_duration_seconds_bucket{le=\"+Inf\"} 0"));
   CHECK(has_line(text, "otlp_mlflow_proxy_upstream_up 0"));
+  // The two spans get no type (no operation, no model); both are roots without outputs, so both
+  // looked for a preview and found none.
+  CHECK(has_line(text, "otlp_mlflow_proxy_normalize_spans_total 2"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_normalize_changes_total{rule=\"span_type\"} 0"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_normalize_typed_spans_total{rule=\"koog_graph\","
+                       "type=\"CHAIN\"} 0"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_preview_cache_entries 0"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_preview_cache_max_bytes 16777216"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_preview_cache_lookups_total{result=\"miss\"} 2"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_preview_cache_evictions_total{reason=\"ttl\"} 0"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_preview_hold_releases_total{result=\"filled\"} 0"));
+  CHECK(has_line(text, "otlp_mlflow_proxy_queue_held_items 0"));
   // No spool in memory mode.
   CHECK(text.find("otlp_mlflow_proxy_spool_") == std::string::npos);
 }

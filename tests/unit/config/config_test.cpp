@@ -1086,6 +1086,7 @@ TEST_CASE("normalize: defaults, every key, per route, rendered", "[config][norma
   CHECK(d.resource_target == ResourceTarget::all);
   CHECK((d.span_kind && d.scope && !d.links && d.span_types && d.koog_io && d.system_instructions &&
          d.session_from_conversation && d.user_from_enduser && d.previews));
+  CHECK(d.preview_hold == 50ms);
   CHECK(defaults.preview_cache.max_bytes == 16 * proxy::config::kMiB);
   CHECK(defaults.preview_cache.ttl == 600s);
 
@@ -1102,6 +1103,7 @@ TEST_CASE("normalize: defaults, every key, per route, rendered", "[config][norma
   CHECK(n.span_type_rules[0].type == "RETRIEVER");  // MLflow's spelling
   CHECK(n.span_type_rules[1].attribute == "db.system");
   CHECK(n.span_type_rules[1].value == "postgresql");
+  CHECK(n.preview_hold == 250ms);
   CHECK(every.preview_cache.max_bytes == proxy::config::kMiB);
   CHECK(every.preview_cache.ttl == 30s);
   const std::string rendered = proxy::config::render_effective(every);
@@ -1109,6 +1111,7 @@ TEST_CASE("normalize: defaults, every key, per route, rendered", "[config][norma
   CHECK(contains(rendered, "span_type_rules:"));
   CHECK(contains(rendered, "{name: \"retrieve *\", type: RETRIEVER}"));
   CHECK(contains(rendered, "preview_cache:\n  max_bytes: 1MiB\n  ttl: 30s"));
+  CHECK(contains(rendered, "previews: false\n    preview_hold: 250ms\n"));
 
   // A route's section starts from the defaults; a route without one uses default_route's.
   const Config routed = load_yaml(R"(
@@ -1142,6 +1145,8 @@ TEST_CASE("normalize errors give file:line:col and the path", "[config][normaliz
                  "default_route.normalize.span_type_rules[0].type: expected one of MLflow's span types"));
   CHECK(contains(yaml_error("default_route:\n  normalize:\n    span_type_rules:\n      - {type: TOOL}\n"),
                  "span_type_rules[0]: expected a mapping with type and a name or an attribute"));
+  CHECK(contains(yaml_error("default_route:\n  normalize:\n    preview_hold: 1m\n"),
+                 "default_route.normalize.preview_hold: must be at most 10s, got \"1m\""));
   CHECK(contains(yaml_error("default_route:\n  normalize:\n    span_type_rules:\n"
                             "      - {name: x, value: y, type: TOOL}\n"),
                  "span_type_rules[0]: value needs an attribute"));

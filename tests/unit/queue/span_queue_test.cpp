@@ -110,3 +110,101 @@ TEST_CASE("pushes notify the consumer and concurrent producers lose nothing", "[
   CHECK(notified.load() == kProducers * kPerProducer);
   CHECK(queue.stats().bytes == 0);
 }
+
+// Holds (normalize.preview_hold): a held item is queued and counted at once, but handed to the
+// exporter only when its hold ends or the ready hook lets it go; the time is passed in.
+namespace {
+
+std::vector<QueueItem> held_item(const ExperimentRef& experiment, std::size_t bytes,
+                                 SpanQueue::Clock::time_point until) {
+  auto out = items(experiment, bytes, 2);
+  out.front().hold = std::make_shared<const Hold>(Hold{until, "route", {"trace"}});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a held item waits out its hold without blocking others", "[queue][hold]") {
+  using namespace std::chrono_literals;
+  SpanQueue queue(1000);
+  const auto t0 = SpanQueue::Clock::now();
+  int released = 0;
+  queue.set_hold_hooks([](const QueueItem&) { return false; },
+                       [&released](QueueItem& item) {
+                         ++released;
+                         item.payload += "filled";  // the root got its preview
+                       });
+  REQUIRE(queue.push(held_item(ExperimentRef::by_id("1"), 100, t0 + 50ms)) == PushResult::accepted);
+  REQUIRE(queue.push(items(ExperimentRef::by_id("1"), 10)) == PushResult::accepted);
+  REQUIRE(queue.push(items(ExperimentRef::by_id("2"), 20)) == PushResult::accepted);
+  CHECK(queue.stats().held_items == 1);
+  CHECK(queue.stats().queued_items == 3);
+  CHECK(queue.stats().queued_spans == 4);
+  CHECK(queue.stats().bytes == 130);
+
+  // Other items of the same experiment and other experiments go at once.
+  auto first = queue.pop_batch(1000, 1000, t0);
+  REQUIRE(first.size() == 1);
+  CHECK(first.front().payload.size() == 10);
+  auto second = queue.pop_batch(1000, 1000, t0 + 1ms);
+  REQUIRE(second.size() == 1);
+  CHECK(second.front().experiment == ExperimentRef::by_id("2"));
+  CHECK(released == 0);
+
+  // Only the held item is left: a worker sleeps until its hold ends, not longer.
+  CHECK(queue.linger_left(1000, 1000, 0ms, t0 + 10ms) == 40ms);
+  CHECK(queue.pop_batch(1000, 1000, t0 + 49ms).empty());
+  CHECK_FALSE(queue.empty());
+  auto held = queue.pop_batch(1000, 1000, t0 + 50ms);
+  REQUIRE(held.size() == 1);
+  CHECK(released == 1);
+  CHECK(held.front().hold == nullptr);
+  CHECK(held.front().payload.size() == 106);
+  CHECK(queue.empty());
+  CHECK(queue.stats().held_items == 0);
+  // The budget follows the rewritten payload, so releasing it gives back exactly what it holds.
+  CHECK(queue.stats().bytes == 136);
+  queue.release(first);
+  queue.release(second);
+  queue.release(held);
+  CHECK(queue.stats().bytes == 0);
+}
+
+TEST_CASE("a held item goes early once the ready hook says so", "[queue][hold]") {
+  using namespace std::chrono_literals;
+  SpanQueue queue(1000);
+  const auto t0 = SpanQueue::Clock::now();
+  bool ready = false;
+  queue.set_hold_hooks([&ready](const QueueItem& item) { return ready && item.hold->key == "route"; },
+                       [](QueueItem&) {});
+  REQUIRE(queue.push(held_item(ExperimentRef::by_id("1"), 100, t0 + 10s)) == PushResult::accepted);
+  CHECK(queue.pop_batch(1000, 1000, t0).empty());
+  CHECK(queue.linger_left(1000, 1000, 0ms, t0) == 10s);
+  ready = true;  // its trace's invoke_agent arrived
+  CHECK(queue.linger_left(1000, 1000, 0ms, t0) == SpanQueue::Clock::duration::zero());
+  CHECK(queue.pop_batch(1000, 1000, t0).size() == 1);
+}
+
+TEST_CASE("closing the queue ends every hold, so the drain delivers held items", "[queue][hold]") {
+  using namespace std::chrono_literals;
+  SpanQueue queue(1000);
+  const auto t0 = SpanQueue::Clock::now();
+  REQUIRE(queue.push(held_item(ExperimentRef::by_id("1"), 100, t0 + 10s)) == PushResult::accepted);
+  CHECK(queue.pop_batch(1000, 1000, t0).empty());
+  queue.close();
+  CHECK(queue.linger_left(1000, 1000, 0ms, t0) == SpanQueue::Clock::duration::zero());
+  CHECK(queue.pop_batch(1000, 1000, t0).size() == 1);
+}
+
+TEST_CASE("held items are never lost: shutdown takes them with the rest", "[queue][hold]") {
+  using namespace std::chrono_literals;
+  SpanQueue queue(1000);
+  const auto t0 = SpanQueue::Clock::now();
+  REQUIRE(queue.push(held_item(ExperimentRef::by_id("1"), 100, t0 + 10s)) == PushResult::accepted);
+  REQUIRE(queue.push(items(ExperimentRef::by_id("1"), 10)) == PushResult::accepted);
+  queue.close();
+  const auto all = queue.take_all();
+  CHECK(all.size() == 2);
+  CHECK(queue.empty());
+  CHECK(queue.stats().queued_spans == 0);
+}

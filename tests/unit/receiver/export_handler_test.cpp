@@ -352,7 +352,7 @@ TEST_CASE("OTLP logs and metrics are answered 200 in the request's encoding, cou
   CHECK(f.stats.logs_requests_discarded == 1);
   CHECK(f.stats.metrics_requests_discarded == 1);
   CHECK(f.stats.other_signal_bytes_discarded == 4 + 22);
-  CHECK(f.stats.requests_accepted == 0);
+  CHECK(f.stats.total_requests(receiver::ReceiverStats::kAccepted) == 0);
   CHECK(f.span_queue.empty());
 
   // The same header checks as traces: method, content type.
@@ -405,6 +405,60 @@ TEST_CASE("ingest: outcomes the gRPC door maps to statuses", "[receiver][ingest]
                        std::nullopt, "test");
   CHECK(draining.kind == Kind::draining);
   CHECK(f.stats.rejected_draining.load() == 1);
+}
+
+TEST_CASE("requests and spans are counted by the door, by encoding and result", "[handler][stats]") {
+  using R = receiver::ReceiverStats;
+  Fixture f;
+  // ingest() alone (what the gRPC door calls) counts nothing by protocol: the door does.
+  const auto outcome = f.handler.ingest(one_span_request().SerializeAsString(),
+                                        otlp::BodyEncoding::protobuf, std::nullopt, "test");
+  CHECK(outcome.spans == 1);
+  CHECK(f.stats.total_requests(R::kAccepted) == 0);
+  f.handler.count(R::kGrpc, R::kProtobuf, outcome);
+
+  CHECK(f.handler.handle(post(one_span_request().SerializeAsString()), "test").result() ==
+        http::status::ok);
+  otlp::ExportRequest mixed = one_span_request();
+  *mixed.mutable_resource_spans(0)->mutable_scope_spans(0)->add_spans() =
+      one_span_request(std::string(16, '\x01'), std::string(8, '\0')).resource_spans(0).scope_spans(0).spans(0);
+  CHECK(f.handler.handle(post(mixed.SerializeAsString()), "test").result() == http::status::ok);
+  CHECK(f.handler.handle(post("{not json", "application/json"), "test").result() ==
+        http::status::bad_request);
+  CHECK(f.handler.handle(post("x", "text/plain"), "test").result() ==
+        http::status::unsupported_media_type);
+  f.handler.set_draining();
+  CHECK(f.handler.ingest(one_span_request().SerializeAsString(), otlp::BodyEncoding::protobuf,
+                         std::nullopt, "test").spans == 0);  // refused before decoding
+
+  const auto& http_door = f.stats.by_protocol[R::kHttp];
+  const auto& grpc_door = f.stats.by_protocol[R::kGrpc];
+  CHECK(http_door.requests[R::kProtobuf][R::kAccepted] == 2);
+  CHECK(http_door.spans[R::kProtobuf][R::kSpansAccepted] == 2);
+  CHECK(http_door.spans[R::kProtobuf][R::kSpansInvalid] == 1);
+  CHECK(http_door.requests[R::kJson][R::kRejected] == 1);
+  CHECK(http_door.requests[R::kOtherEncoding][R::kRejected] == 1);
+  CHECK(grpc_door.requests[R::kProtobuf][R::kAccepted] == 1);
+  CHECK(grpc_door.spans[R::kProtobuf][R::kSpansAccepted] == 1);
+  CHECK(f.stats.total_spans(R::kSpansAccepted) == 3);
+  CHECK(f.stats.total_requests(R::kRejected) == 2);
+}
+
+TEST_CASE("a refused request's decoded spans are counted as refused", "[handler][stats]") {
+  using R = receiver::ReceiverStats;
+  config::ReceiverConfig receiver_config;
+  config::QueueConfig queue_config;
+  config::MlflowConfig mlflow_config;
+  mlflow_config.experiment_id = "1";
+  queue::SpanQueue tiny{16};
+  R stats;
+  receiver::ExportHandler handler(receiver_config, queue_config,
+                                  routing::ExperimentSelector(mlflow_config), tiny, stats);
+  CHECK(handler.handle(post(one_span_request().SerializeAsString()), "test").result() ==
+        http::status::too_many_requests);
+  CHECK(stats.by_protocol[R::kHttp].requests[R::kProtobuf][R::kRejected] == 1);
+  CHECK(stats.by_protocol[R::kHttp].spans[R::kProtobuf][R::kSpansRefused] == 1);
+  CHECK(stats.rejected_queue_full == 1);
 }
 
 TEST_CASE("ingest: a full queue is queue_full, a closed one draining", "[receiver][ingest]") {

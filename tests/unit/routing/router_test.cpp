@@ -1,7 +1,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -462,4 +464,152 @@ TEST_CASE("an experiment's create permission survives the spool and dead-letter 
   }
   CHECK(ExperimentRef::from_storage(1, "old") == ExperimentRef::by_name("old", true));
   CHECK_FALSE(ExperimentRef::from_storage(3, "x").has_value());
+}
+
+// ---- trace previews across requests: the hold (normalize.preview_hold) --------------------------
+
+namespace {
+
+// A Koog-shaped trace in two requests: the root (create_agent) alone, then invoke_agent.
+std::pair<otlp::ExportRequest, otlp::ExportRequest> agent_trace(char trace) {
+  auto make = [&](const std::string& name, const std::string& parent, const std::string& operation,
+                  const std::string& messages) {
+    otlp::ExportRequest request;
+    auto* resource_spans = request.add_resource_spans();
+    auto* span = resource_spans->add_scope_spans()->add_spans();
+    span->set_trace_id(std::string(16, trace));
+    span->set_span_id(std::string(7, trace) + (parent.empty() ? '\x01' : '\x02'));
+    span->set_parent_span_id(parent);
+    span->set_name(name);
+    auto* op = span->add_attributes();
+    op->set_key("gen_ai.operation.name");
+    op->mutable_value()->set_string_value(operation);
+    if (!messages.empty()) {
+      auto* input = span->add_attributes();
+      input->set_key("gen_ai.input.messages");
+      input->mutable_value()->set_string_value(messages);
+    }
+    return request;
+  };
+  return {make("create_agent a", "", "create_agent", ""),
+          make("invoke_agent a", std::string(7, trace) + '\x01', "invoke_agent",
+               R"([{"role":"user","parts":[{"type":"text","content":"the prompt"}]}])")};
+}
+
+bool root_has_inputs(const std::string& payload) {
+  otlp::ExportRequest request;
+  REQUIRE(request.ParseFromString(payload));
+  for (const auto& resource_spans : request.resource_spans()) {
+    for (const auto& span : resource_spans.scope_spans(0).spans()) {
+      if (!span.parent_span_id().empty()) continue;
+      for (const auto& attribute : span.attributes()) {
+        if (attribute.key() == "mlflow.spanInputs") return true;
+      }
+    }
+  }
+  return false;
+}
+
+const char* const kVerboseHold = R"yaml(
+mlflow: {experiment_id: "1"}
+default_route:
+  policy: verbose
+  normalize: {preview_hold: 10s}
+)yaml";
+
+}  // namespace
+
+TEST_CASE("a root routed before its invoke_agent is held in the queue, then filled",
+          "[routing][preview][hold]") {
+  const config::Config config = load_yaml(kVerboseHold);
+  auto previews = std::make_shared<normalize::PreviewCache>(config.preview_cache);
+  queue::SpanQueue span_queue(1 << 20);
+  routing::install_preview_holds(span_queue, previews);
+  const Router router(config, previews);
+
+  auto [root, rest] = agent_trace('r');
+  auto routed = router.route(root, std::nullopt);
+  auto& root_items = std::get<std::vector<queue::QueueItem>>(routed);
+  REQUIRE(root_items.size() == 1);
+  REQUIRE(root_items[0].hold != nullptr);
+  CHECK(root_items[0].hold->traces == std::vector<std::string>{std::string(16, 'r')});
+  REQUIRE(span_queue.push(std::move(root_items)) == queue::PushResult::accepted);
+  CHECK(span_queue.pop_batch(1 << 20, 100).empty());  // held: its invoke_agent is not known yet
+
+  auto rest_routed = router.route(rest, std::nullopt);
+  auto& rest_items = std::get<std::vector<queue::QueueItem>>(rest_routed);
+  REQUIRE(rest_items.size() == 1);
+  CHECK(rest_items[0].hold == nullptr);
+  REQUIRE(span_queue.push(std::move(rest_items)) == queue::PushResult::accepted);
+
+  // Released by the ready hook long before its 10 s hold: the root first (it waited longest),
+  // filled from the invoke_agent that arrived meanwhile.
+  const auto batch = span_queue.pop_batch(1 << 20, 100);
+  REQUIRE(batch.size() == 2);
+  CHECK(root_has_inputs(batch[0].payload));
+  CHECK(previews->stats().held == 1);
+  CHECK(previews->stats().filled_after_hold == 1);
+  CHECK(previews->entries() == 0);
+}
+
+TEST_CASE("a reload's router shares the preview cache", "[routing][preview][reload]") {
+  const config::Config config = load_yaml(kVerboseHold);
+  auto first = std::make_shared<const Router>(config);
+  const Router second(config, first->shared_preview_cache());
+  auto [root, rest] = agent_trace('s');
+  first->route(rest, std::nullopt);  // before the reload
+  CHECK(second.preview_cache().entries() == 1);
+  first.reset();
+  auto routed = second.route(root, std::nullopt);  // after: no hold, filled at once
+  const auto& items = std::get<std::vector<queue::QueueItem>>(routed);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].hold == nullptr);
+  CHECK(root_has_inputs(items[0].payload));
+}
+
+TEST_CASE("holds under concurrency: receivers route while a worker pops (for TSan)",
+          "[routing][preview][hold][threads]") {
+  using namespace std::chrono_literals;
+  config::Config config = load_yaml(kVerboseHold);
+  config.default_route.normalize.preview_hold = 20ms;
+  auto previews = std::make_shared<normalize::PreviewCache>(config.preview_cache);
+  queue::SpanQueue span_queue(64 << 20);
+  routing::install_preview_holds(span_queue, previews);
+  const Router router(config, previews);
+  constexpr int kTraces = 200;
+  std::atomic<int> delivered_spans{0};
+  std::atomic<bool> done{false};
+  std::atomic<int> refused{0};
+  std::thread worker([&] {
+    while (!done.load() || !span_queue.empty()) {
+      auto batch = span_queue.pop_batch(1 << 20, 1000);
+      for (const auto& item : batch) delivered_spans += static_cast<int>(item.span_count);
+      span_queue.release(batch);
+      if (batch.empty()) std::this_thread::sleep_for(1ms);
+    }
+  });
+  auto receiver = [&](int first) {
+    for (int i = first; i < kTraces; i += 2) {
+      auto [root, rest] = agent_trace(static_cast<char>(i));
+      for (otlp::ExportRequest* request : {&root, &rest}) {  // root first: every root is held
+        auto routed = router.route(*request, std::nullopt);
+        // (Catch's assertions are not thread-safe: counted, checked after the join.)
+        if (span_queue.push(std::get<std::vector<queue::QueueItem>>(std::move(routed))) !=
+            queue::PushResult::accepted) {
+          ++refused;
+        }
+      }
+    }
+  };
+  std::thread a(receiver, 0);
+  std::thread b(receiver, 1);
+  a.join();
+  b.join();
+  done = true;
+  worker.join();
+  CHECK(refused == 0);
+  CHECK(delivered_spans == 2 * kTraces);
+  const auto& stats = previews->stats();
+  CHECK(stats.filled_after_hold + stats.released_unfilled == stats.held);
+  CHECK(span_queue.stats().bytes == 0);
 }
