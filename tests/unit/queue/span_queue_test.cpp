@@ -180,9 +180,9 @@ TEST_CASE("a held item goes early once the ready hook says so", "[queue][hold]")
   REQUIRE(queue.push(held_item(ExperimentRef::by_id("1"), 100, t0 + 10s)) == PushResult::accepted);
   CHECK(queue.pop_batch(1000, 1000, t0).empty());
   CHECK(queue.linger_left(1000, 1000, 0ms, t0) == 10s);
-  ready = true;  // its trace's invoke_agent arrived
-  CHECK(queue.linger_left(1000, 1000, 0ms, t0) == SpanQueue::Clock::duration::zero());
-  CHECK(queue.pop_batch(1000, 1000, t0).size() == 1);
+  ready = true;  // its trace's invoke_agent arrived (a second later: after the item's enqueue)
+  CHECK(queue.linger_left(1000, 1000, 0ms, t0 + 1s) == SpanQueue::Clock::duration::zero());
+  CHECK(queue.pop_batch(1000, 1000, t0 + 1s).size() == 1);
 }
 
 TEST_CASE("closing the queue ends every hold, so the drain delivers held items", "[queue][hold]") {
@@ -192,8 +192,8 @@ TEST_CASE("closing the queue ends every hold, so the drain delivers held items",
   REQUIRE(queue.push(held_item(ExperimentRef::by_id("1"), 100, t0 + 10s)) == PushResult::accepted);
   CHECK(queue.pop_batch(1000, 1000, t0).empty());
   queue.close();
-  CHECK(queue.linger_left(1000, 1000, 0ms, t0) == SpanQueue::Clock::duration::zero());
-  CHECK(queue.pop_batch(1000, 1000, t0).size() == 1);
+  CHECK(queue.linger_left(1000, 1000, 0ms, t0 + 1s) == SpanQueue::Clock::duration::zero());
+  CHECK(queue.pop_batch(1000, 1000, t0 + 1s).size() == 1);
 }
 
 TEST_CASE("held items are never lost: shutdown takes them with the rest", "[queue][hold]") {
