@@ -3,11 +3,14 @@
 //   parse         ExportTraceServiceRequest parsed into a reused arena (what the proxy does first)
 //   parse+encode  the same, then serialized again (the least a proxy that rewrites spans does)
 //   parse+gunzip  with --gzip bodies: inflate, then parse
+//   gzip L6 / L1  deflate of the plain bodies at zlib's default level and at level 1 (the cost of
+//                 compressing batches on the way to MLflow, per span)
 //
 //   bench-decode-floor [--spans-per-request K] [--mix koog|openinference|both] [--seconds S]
 //
 // Output: one JSON line, {"spans_per_request","body_bytes","parse_spans_per_s",
-// "parse_encode_spans_per_s","gunzip_parse_spans_per_s"}.
+// "parse_encode_spans_per_s","gunzip_parse_spans_per_s","gzip6_spans_per_s","gzip1_spans_per_s",
+// "gzip6_ratio","gzip1_ratio"}.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -117,8 +120,32 @@ int main(int argc, char** argv) {
   const double gunzip_parse = measure(gzipped, spans_per_request, seconds, [&](const std::string& body) {
     return gunzip(body, inflated) && parse_into(inflated, [](const bench::ExportRequest&) { return true; });
   });
+  std::size_t compressed[2] = {0, 0};
+  std::uint64_t compressions[2] = {0, 0};
+  auto deflate_at = [&](int level, int slot) {
+    return [&, level, slot](const std::string& body) {
+      z_stream z{};
+      if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return false;
+      out.resize(deflateBound(&z, body.size()));
+      z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
+      z.avail_in = static_cast<uInt>(body.size());
+      z.next_out = reinterpret_cast<Bytef*>(out.data());
+      z.avail_out = static_cast<uInt>(out.size());
+      const int rc = deflate(&z, Z_FINISH);
+      compressed[slot] += z.total_out;
+      ++compressions[slot];
+      deflateEnd(&z);
+      return rc == Z_STREAM_END;
+    };
+  };
+  const double gzip6 = measure(pool, spans_per_request, seconds, deflate_at(Z_DEFAULT_COMPRESSION, 0));
+  const double gzip1 = measure(pool, spans_per_request, seconds, deflate_at(Z_BEST_SPEED, 1));
+  const double body_bytes = static_cast<double>(bytes) / static_cast<double>(pool.size());
   std::printf("{\"spans_per_request\":%d,\"body_bytes\":%zu,\"parse_spans_per_s\":%.0f,"
-              "\"parse_encode_spans_per_s\":%.0f,\"gunzip_parse_spans_per_s\":%.0f}\n",
-              spans_per_request, bytes / pool.size(), parse, parse_encode, gunzip_parse);
+              "\"parse_encode_spans_per_s\":%.0f,\"gunzip_parse_spans_per_s\":%.0f,"
+              "\"gzip6_spans_per_s\":%.0f,\"gzip1_spans_per_s\":%.0f,\"gzip6_ratio\":%.2f,\"gzip1_ratio\":%.2f}\n",
+              spans_per_request, bytes / pool.size(), parse, parse_encode, gunzip_parse, gzip6, gzip1,
+              body_bytes / (static_cast<double>(compressed[0]) / static_cast<double>(compressions[0])),
+              body_bytes / (static_cast<double>(compressed[1]) / static_cast<double>(compressions[1])));
   return 0;
 }
