@@ -9,9 +9,10 @@ find_package(yaml-cpp REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
-# Policy: RE2 for linear-time redaction patterns, libcrypto for hashing content.
+# Policy: RE2 for linear-time redaction patterns, libcrypto for hashing content; libssl for TLS
+# to MLflow and on the OTLP/HTTP listener (Asio ssl).
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
-find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto)
+find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto SSL)
 # Admin endpoint: prometheus-cpp's core (metric model, text format) without its civetweb exposer;
 # systemd: sd_notify for Type=notify units.
 find_package(prometheus-cpp CONFIG REQUIRED)

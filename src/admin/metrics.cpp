@@ -118,6 +118,9 @@ constexpr Sample<ReceiverStats> kRejectReasons[] = {
     {"decompression_ratio", &ReceiverStats::rejected_decompression_ratio},
     {"too_many_spans", &ReceiverStats::rejected_too_many_spans},
     {"read_timeout", &ReceiverStats::read_timeouts},
+    {"tls_handshake", &ReceiverStats::tls_handshake_failures},
+    {"tls_handshake_timeout", &ReceiverStats::tls_handshake_timeouts},
+    {"plaintext_on_tls", &ReceiverStats::rejected_plaintext_on_tls},
 };
 
 constexpr Sample<ReceiverStats> kDiscardedSignals[] = {
@@ -349,6 +352,10 @@ void collect_queue(Families& out, const queue::SpanQueue& span_queue, const queu
 using exporter::ExporterStats;
 constexpr Scalar<ExporterStats> kExporterScalars[] = {
     {"exported_spans_total", "Spans MLflow accepted", kCounter, &ExporterStats::spans_delivered},
+    {"upstream_tls_handshake_failures_total",
+     "TLS handshakes with MLflow that failed (certificate not trusted, name mismatch, client "
+     "certificate refused); the spans stay queued",
+     kCounter, &ExporterStats::tls_handshake_failures},
     {"export_retries_total",
      "Export attempts retried (after an error, a retryable status or an experiment lookup "
      "failure)",

@@ -24,6 +24,7 @@
 #include "app/reload.hpp"
 #include "app/systemd_notify.hpp"
 #include "config/load.hpp"
+#include "config/values.hpp"
 #include "exporter/dead_letter.hpp"
 #include "exporter/exporter.hpp"
 #include "exporter/replay.hpp"
@@ -131,7 +132,7 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
     inputs.listening = listening.load();
     inputs.draining = handler.draining();
     inputs.upstream = span_exporter.health().snapshot();
-    inputs.upstream_url = config.mlflow.url;
+    inputs.upstream_url = config::hide_url_password(config.mlflow.url);
     const queue::QueueStats queued = span_queue.stats();
     inputs.queue_bytes = queued.bytes;
     inputs.queue_max_bytes = queued.max_bytes;
@@ -204,11 +205,16 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
                  config.admin.listen.to_string());
   }
   notify_ready("accepting OTLP/HTTP on " + config.receiver.listen.to_string());
+  if (config.receiver.tls.enabled()) {
+    spdlog::info("OTLP/HTTP on {} requires TLS{}", config.receiver.listen.to_string(),
+                 config.receiver.tls.client_ca_file.empty() ? "" : " and a client certificate signed by receiver.tls.client_ca_file");
+  }
   net::steady_timer watchdog(io);
   if (const auto interval = watchdog_interval()) start_watchdog(watchdog, *interval);
   spdlog::info("otlp-mlflow-proxy {} accepting OTLP/HTTP on {} (/v1/traces); forwarding to MLflow "
                "at {}, experiment {} unless the client sends x-mlflow-experiment-id",
-               PROXY_VERSION, config.receiver.listen.to_string(), config.mlflow.url,
+               PROXY_VERSION, config.receiver.listen.to_string(),
+               config::hide_url_password(config.mlflow.url),
                selector.configured().describe());
   if (grpc_server) {
     spdlog::info("accepting OTLP/gRPC on {} (TraceService/Export{}{})",
@@ -284,7 +290,8 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
     spdlog::error("shutdown_timeout of {} ms passed: {} undelivered spans dead-lettered to {} "
                   "(memory queue); send them with: otlp-mlflow-proxy replay --mlflow-url {} {}",
                   config.shutdown_timeout.count(), dead_lettered_at_shutdown,
-                  dead_letters.path(), config.mlflow.url, dead_letters.path());
+                  dead_letters.path(), config::hide_url_password(config.mlflow.url),
+                  dead_letters.path());
     return 1;
   }
   spdlog::info("drained: every acknowledged span was delivered or dead-lettered");
@@ -319,6 +326,7 @@ int run_main(int argc, char** argv) {
         queue::SpanQueue probe_queue(1);
         exporter::Exporter probe(loaded.config, probe_queue);
         routing::Router probe_router(loaded.config);
+        receiver::make_server_tls_context(loaded.config.receiver.tls);
       } catch (const config::ConfigError& e) {
         std::cerr << "otlp-mlflow-proxy: configuration error: " << e.what() << "\n";
         return 1;

@@ -31,12 +31,14 @@ struct GrpcReceiverConfig {
   Endpoint listen{"127.0.0.1", 4317};
 };
 
-// Inbound TLS. Empty cert_file: plaintext. client_ca_file: clients must present a certificate
-// signed by it (mTLS). Used by the gRPC listener; not yet by the HTTP one.
+// Inbound TLS on both OTLP listeners. Empty cert_file: plaintext. client_ca_file: clients must
+// present a certificate signed by it (mTLS).
 struct ReceiverTlsConfig {
   std::string cert_file;
   std::string key_file;
   std::string client_ca_file;
+  // OTLP/HTTP: a client must finish its handshake within this (a stalled one holds a connection).
+  std::chrono::milliseconds handshake_timeout = 10s;
 
   bool enabled() const { return !cert_file.empty(); }
 };
@@ -75,6 +77,21 @@ struct ReceiverConfig {
   std::size_t max_attributes_per_link = 128;
 };
 
+// TLS to an https:// MLflow. Empty ca_file: the system's CA store. client_cert_file: a client
+// certificate (mTLS) whose key is in client_key_file, or in the same file when that is empty (as
+// MLFLOW_TRACKING_CLIENT_CERT_PATH has it). insecure_skip_verify: no certificate or host name
+// check at all (a warning at start). Ignored for an http:// URL.
+struct MlflowTlsConfig {
+  std::string ca_file;           // also MLFLOW_TRACKING_SERVER_CERT_PATH (a file or a directory)
+  std::string client_cert_file;  // also MLFLOW_TRACKING_CLIENT_CERT_PATH
+  std::string client_key_file;
+  bool insecure_skip_verify = false;  // also MLFLOW_TRACKING_INSECURE_TLS=true
+
+  bool configured() const {
+    return !ca_file.empty() || !client_cert_file.empty() || insecure_skip_verify;
+  }
+};
+
 // Where spans go in MLflow. Secrets (password, token) are never printed or logged.
 struct MlflowConfig {
   std::string url = "http://127.0.0.1:5000";
@@ -87,6 +104,7 @@ struct MlflowConfig {
   std::string username;  // MLFLOW_TRACKING_USERNAME
   std::string password;  // MLFLOW_TRACKING_PASSWORD
   std::string token;     // MLFLOW_TRACKING_TOKEN
+  MlflowTlsConfig tls;
 };
 
 // memory: acknowledged spans live in RAM until delivered. disk: also in a spool under state_dir.

@@ -47,8 +47,12 @@ constexpr std::string_view kExperimentName = "MLFLOW_EXPERIMENT_NAME";
 constexpr std::string_view kTrackingUsername = "MLFLOW_TRACKING_USERNAME";
 constexpr std::string_view kTrackingPassword = "MLFLOW_TRACKING_PASSWORD";
 constexpr std::string_view kTrackingToken = "MLFLOW_TRACKING_TOKEN";
+constexpr std::string_view kServerCertPath = "MLFLOW_TRACKING_SERVER_CERT_PATH";
+constexpr std::string_view kClientCertPath = "MLFLOW_TRACKING_CLIENT_CERT_PATH";
+constexpr std::string_view kInsecureTls = "MLFLOW_TRACKING_INSECURE_TLS";
 constexpr std::array kMlflowVariables{kTrackingUri,      kExperimentId,     kExperimentName,
-                                      kTrackingUsername, kTrackingPassword, kTrackingToken};
+                                      kTrackingUsername, kTrackingPassword, kTrackingToken,
+                                      kServerCertPath,   kClientCertPath,   kInsecureTls};
 
 // The settings that both OTLP_MLFLOW_PROXY_* variables and flags can override.
 enum class Setting {
@@ -300,15 +304,15 @@ void apply_mlflow_environment(const Environment& env, Config& config, Deferred& 
   }
   set_experiment(config.mlflow, deferred, id, name);
   deferred.experiment_error = id_error;
+  apply_mlflow_client_environment(env, config.mlflow);
+}
 
-  if (std::string_view text = lookup(env, kTrackingUsername); !text.empty()) {
-    config.mlflow.username = std::string(text);
-  }
-  if (std::string_view text = lookup(env, kTrackingPassword); !text.empty()) {
-    config.mlflow.password = std::string(text);
-  }
-  if (std::string_view text = lookup(env, kTrackingToken); !text.empty()) {
-    config.mlflow.token = std::string(text);
+// MLflow refuses both at once; so does the proxy (within one layer the YAML reader says where).
+void check_tls_trust(const MlflowTlsConfig& tls) {
+  if (tls.insecure_skip_verify && !tls.ca_file.empty()) {
+    throw ConfigError("mlflow.tls: ca_file (or " + std::string(kServerCertPath) +
+                      ") and insecure_skip_verify (or " + std::string(kInsecureTls) +
+                      "=true) exclude each other; set one");
   }
 }
 
@@ -624,6 +628,8 @@ class YamlLoader {
                        {"key_file", [&](const Field& f) { t.key_file = read_optional_string(f); }},
                        {"client_ca_file",
                         [&](const Field& f) { t.client_ca_file = read_optional_string(f); }},
+                       {"handshake_timeout",
+                        [&](const Field& f) { t.handshake_timeout = read_duration(f, 1ms); }},
                    });
     if (t.cert_file.empty() != t.key_file.empty()) {
       fail(field.mark(), field.path, "cert_file and key_file go together (both or neither)");
@@ -690,8 +696,42 @@ class YamlLoader {
             {"username", [&](const Field& f) { m.username = read_optional_string(f); }},
             {"password", [&](const Field& f) { m.password = read_optional_string(f); }},
             {"token", [&](const Field& f) { m.token = read_optional_string(f); }},
+            {"tls", [this](const Field& f) { mlflow_tls(f); }},
         });
     set_experiment(m, deferred_, id, name);
+  }
+
+  // Like the experiment, trust (ca_file or insecure_skip_verify) and the client certificate
+  // (file and key) are each one setting: naming part of one here replaces it from MLflow's
+  // variables, so a CA from the environment never meets insecure_skip_verify from the file.
+  void mlflow_tls(const Field& field) {
+    auto& t = config_.mlflow.tls;
+    std::optional<std::string> ca;
+    std::optional<bool> insecure;
+    std::optional<std::string> cert;
+    std::optional<std::string> key;
+    for_each_field(field, false,
+                   {
+                       {"ca_file", [&](const Field& f) { ca = read_optional_string(f); }},
+                       {"client_cert_file", [&](const Field& f) { cert = read_optional_string(f); }},
+                       {"client_key_file", [&](const Field& f) { key = read_optional_string(f); }},
+                       {"insecure_skip_verify",
+                        [&](const Field& f) { insecure = read(f, kBoolShape, parse_bool); }},
+                   });
+    if (insecure.value_or(false) && !ca.value_or("").empty()) {
+      fail(field.mark(), field.path, "set ca_file or insecure_skip_verify: true, not both");
+    }
+    if (!key.value_or("").empty() && cert.value_or("").empty()) {
+      fail(field.mark(), field.path, "client_key_file needs client_cert_file");
+    }
+    if (ca || insecure) {
+      t.ca_file = ca.value_or("");
+      t.insecure_skip_verify = insecure.value_or(false);
+    }
+    if (cert || key) {
+      t.client_cert_file = cert.value_or("");
+      t.client_key_file = key.value_or("");
+    }
   }
 
   void queue(const Field& field) {
@@ -1191,7 +1231,38 @@ LoadedConfig load(const std::vector<std::string>& args, const Environment& env) 
   if (deferred.url_error) throw ConfigError(*deferred.url_error);
   if (deferred.experiment_error) throw ConfigError(*deferred.experiment_error);
   load_bearer_token(config.receiver.auth);
+  check_tls_trust(config.mlflow.tls);
   return loaded;
+}
+
+void apply_mlflow_client_environment(const Environment& env, MlflowConfig& mlflow) {
+  if (std::string_view text = lookup(env, kTrackingUsername); !text.empty()) {
+    mlflow.username = std::string(text);
+  }
+  if (std::string_view text = lookup(env, kTrackingPassword); !text.empty()) {
+    mlflow.password = std::string(text);
+  }
+  if (std::string_view text = lookup(env, kTrackingToken); !text.empty()) {
+    mlflow.token = std::string(text);
+  }
+  if (std::string_view text = lookup(env, kServerCertPath); !text.empty()) {
+    mlflow.tls.ca_file = std::string(text);
+  }
+  if (std::string_view text = lookup(env, kClientCertPath); !text.empty()) {
+    mlflow.tls.client_cert_file = std::string(text);  // MLflow's file holds the key too
+  }
+  if (std::string_view text = lookup(env, kInsecureTls); !text.empty()) {
+    // MLflow's boolean variables also take 1 and 0.
+    if (text == "1" || text == "0") {
+      mlflow.tls.insecure_skip_verify = text == "1";
+    } else {
+      try {
+        mlflow.tls.insecure_skip_verify = parse_bool(text);
+      } catch (const ValueError& e) {
+        throw ConfigError(std::string(kInsecureTls) + ": " + e.what());
+      }
+    }
+  }
 }
 
 Environment process_environment() {

@@ -24,6 +24,11 @@ struct LoadedConfig {
 // Throws ConfigError naming the flag, variable or YAML path (with line and column).
 LoadedConfig load(const std::vector<std::string>& args, const Environment& env);
 
+// MLflow's own client variables: credentials (MLFLOW_TRACKING_USERNAME, _PASSWORD, _TOKEN) and
+// TLS (MLFLOW_TRACKING_SERVER_CERT_PATH, _CLIENT_CERT_PATH, _INSECURE_TLS), applied to `mlflow`.
+// load() uses it for its lowest layer; `replay`, which reads no config file, uses it alone.
+void apply_mlflow_client_environment(const Environment& env, MlflowConfig& mlflow);
+
 // The process environment as an Environment.
 Environment process_environment();
 

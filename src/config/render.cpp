@@ -197,6 +197,7 @@ std::string render_effective(const Config& config) {
     if (!receiver.tls.client_ca_file.empty()) {
       string_value(out, "client_ca_file", receiver.tls.client_ca_file);
     }
+    plain_value(out, "handshake_timeout", format_duration(receiver.tls.handshake_timeout));
     out << YAML::EndMap;
   }
   if (receiver.auth.enabled()) {
@@ -234,6 +235,14 @@ std::string render_effective(const Config& config) {
   string_value(out, "username", mlflow.username);
   secret_value(out, "password", mlflow.password);
   secret_value(out, "token", mlflow.token);
+  if (mlflow.tls.configured()) {  // file names only: the key's content is never read here
+    begin_section(out, "tls");
+    string_value(out, "ca_file", mlflow.tls.ca_file);
+    string_value(out, "client_cert_file", mlflow.tls.client_cert_file);
+    string_value(out, "client_key_file", mlflow.tls.client_key_file);
+    flag_value(out, "insecure_skip_verify", mlflow.tls.insecure_skip_verify);
+    out << YAML::EndMap;
+  }
   out << YAML::EndMap;
 
   begin_section(out, "queue");

@@ -39,7 +39,7 @@ std::string error_code_of(const std::string& body) {
 }
 
 std::string summarize(const HttpResult& result) {
-  if (result.error) return result.failed_step + " failed: " + result.error.message();
+  if (result.error) return result.describe_error();
   return "HTTP " + std::to_string(result.response.result_int()) + " " +
          result.response.body().substr(0, 300);
 }
@@ -111,6 +111,7 @@ net::awaitable<Resolution> ExperimentResolver::lookup(HttpClient& client, const 
   Resolution resolution;
   if (result.error) {
     resolution.error = "looking up experiment \"" + name + "\": " + summarize(result);
+    resolution.tls_failed = result.tls_failed;
     co_return resolution;
   }
   resolution.http_status = result.response.result_int();
@@ -150,6 +151,7 @@ net::awaitable<Resolution> ExperimentResolver::create(HttpClient& client, const 
   Resolution resolution;
   if (result.error) {
     resolution.error = "creating experiment \"" + name + "\": " + summarize(result);
+    resolution.tls_failed = result.tls_failed;
     co_return resolution;
   }
   resolution.http_status = result.response.result_int();

@@ -22,6 +22,7 @@ struct Resolution {
   bool retryable = true;      // false when retrying cannot help (creation not allowed)
   bool missing = false;       // the experiment does not exist and may not be created
   int http_status = 0;        // MLflow's status when it answered with an error
+  bool tls_failed = false;  // could not reach MLflow over TLS (error says why)
 };
 
 class ExperimentResolver {

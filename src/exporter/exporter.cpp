@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/rate_limited_log.hpp"
+#include "config/values.hpp"
 #include "exporter/gzip.hpp"
 #include "exporter/mlflow_version.hpp"
 #include "exporter/response_classifier.hpp"
@@ -40,6 +41,28 @@ bool refuses_gzip(int status, std::string_view body) {
   return status == 415 || (status == 400 && body.find("protobuf") != std::string_view::npos);
 }
 
+// What to check, for the certificate problems an operator meets first.
+std::string tls_hint(const std::string& detail) {
+  if (detail.find("mismatch") != std::string::npos) {
+    return "; the server's certificate does not name the host of mlflow.url (use the name it "
+           "was issued for)";
+  }
+  if (detail.find("issuer") != std::string::npos || detail.find("self-signed") != std::string::npos ||
+      detail.find("self signed") != std::string::npos) {
+    return "; set mlflow.tls.ca_file (or MLFLOW_TRACKING_SERVER_CERT_PATH) to the CA that signed "
+           "MLflow's certificate";
+  }
+  if (detail.find("expired") != std::string::npos || detail.find("not yet valid") != std::string::npos) {
+    return "; check MLflow's certificate dates and this host's clock";
+  }
+  if (detail.find("certificate required") != std::string::npos ||
+      detail.find("handshake failure") != std::string::npos) {
+    return "; if MLflow requires a client certificate, set mlflow.tls.client_cert_file (or "
+           "MLFLOW_TRACKING_CLIENT_CERT_PATH)";
+  }
+  return {};
+}
+
 std::size_t spans_in(const std::vector<queue::QueueItem>& batch) {
   std::size_t spans = 0;
   for (const auto& item : batch) spans += item.span_count;
@@ -50,11 +73,20 @@ UpstreamUrl parse_or_throw(const std::string& url) {
   std::string error;
   auto parsed = parse_upstream_url(url, error);
   if (!parsed) throw config::ConfigError("mlflow.url: " + error);
-  if (parsed->tls) {
-    throw config::ConfigError("mlflow.url: https:// upstreams are not supported by this build yet; "
-                              "use http:// or a local TLS-terminating proxy");
-  }
   return *parsed;
+}
+
+// Credentials from the settings (MLflow's variables or the file), else from the URL's userinfo;
+// TLS for an https:// URL (the files are loaded here, so a bad one fails the start).
+HttpClientOptions client_options_for(const config::MlflowConfig& mlflow, const UpstreamUrl& upstream) {
+  HttpClientOptions options;
+  options.connect_timeout = mlflow.connect_timeout;
+  options.request_timeout = mlflow.request_timeout;
+  options.authorization = mlflow.username.empty() && mlflow.password.empty() && mlflow.token.empty()
+                              ? authorization_header(upstream.username, upstream.password, {})
+                              : authorization_header(mlflow.username, mlflow.password, mlflow.token);
+  if (upstream.tls) options.tls = make_upstream_tls(mlflow.tls);
+  return options;
 }
 
 }  // namespace
@@ -65,11 +97,8 @@ Exporter::Exporter(const config::Config& config, queue::SpanQueue& queue,
       queue_(queue),
       dead_letters_(dead_letters),
       upstream_(parse_or_throw(config.mlflow.url)),
-      client_options_{config.mlflow.connect_timeout, config.mlflow.request_timeout,
-                      config.mlflow.username.empty() && config.mlflow.token.empty()
-                          ? authorization_header(upstream_.username, upstream_.password, {})
-                          : authorization_header(config.mlflow.username, config.mlflow.password,
-                                                 config.mlflow.token)} {
+      client_options_(client_options_for(config.mlflow, upstream_)),
+      shown_url_(config::hide_url_password(config.mlflow.url)) {
   resolver_ = std::make_unique<ExperimentResolver>(io_.get_executor(), upstream_, client_options_,
                                                    config.mlflow.experiment_cache_ttl);
   for (unsigned i = 0; i < config.exporter.concurrency; ++i) {
@@ -86,6 +115,16 @@ Exporter::~Exporter() {
 }
 
 void Exporter::start() {
+  if (upstream_.tls && config_.mlflow.tls.insecure_skip_verify) {
+    spdlog::warn("TLS to MLflow at {} is NOT verified (mlflow.tls.insecure_skip_verify or "
+                 "MLFLOW_TRACKING_INSECURE_TLS): anyone on the path can read and change the spans "
+                 "and credentials; set mlflow.tls.ca_file instead",
+                 shown_url_);
+  } else if (!upstream_.tls && config_.mlflow.tls.configured()) {
+    spdlog::warn("mlflow.tls settings (or MLFLOW_TRACKING_*_CERT_PATH / _INSECURE_TLS) are ignored: "
+                 "MLflow at {} is plain http://",
+                 shown_url_);
+  }
   queue_.set_on_items_available([this] {
     if (idle_workers_.load(std::memory_order_acquire) > 0) wake_workers();
   });
@@ -134,12 +173,12 @@ net::awaitable<void> Exporter::probe_loop() {
       http::request<http::string_body> request{http::verb::get, upstream_.target("/health"), 11};
       const HttpResult result = co_await client.send(std::move(request));
       if (result.error) {
-        health_.record_unreachable("MLflow at " + config_.mlflow.url + " is unreachable (" +
-                                   result.failed_step + ": " + result.error.message() + ")");
+        health_.record_unreachable("MLflow at " + shown_url_ + " is unreachable (" +
+                                   result.describe_error() + ")");
       } else if (result.response.result_int() / 100 == 2) {
         health_.record_accepting();
       } else {
-        health_.record_refusing("MLflow at " + config_.mlflow.url + " answered GET /health with " +
+        health_.record_refusing("MLflow at " + shown_url_ + " answered GET /health with " +
                                 std::to_string(result.response.result_int()));
       }
     }
@@ -422,9 +461,17 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
         }
         const auto delay = backoff(++attempt, std::nullopt);
         std::uint64_t suppressed = 0;
+        if (resolution.tls_failed) {
+          stats_.tls_handshake_failures.fetch_add(1);
+          health_.record_unreachable("MLflow at " + shown_url_ + " is unreachable (" +
+                                     resolution.error + ")");
+        }
         if (retry_log().allow(suppressed)) {
-          spdlog::warn("cannot resolve experiment {} for {} spans: {}; retrying in {} ms",
-                       experiment.describe(), spans, resolution.error, delay.count());
+          spdlog::log(resolution.tls_failed ? spdlog::level::err : spdlog::level::warn,
+                      "cannot resolve experiment {} for {} spans: {}; {} spans kept, retrying in "
+                      "{} ms{}",
+                      experiment.describe(), spans, resolution.error, spans, delay.count(),
+                      resolution.tls_failed ? tls_hint(resolution.error) : std::string());
         }
         stats_.retries.fetch_add(1);
         co_await pause(delay);
@@ -450,17 +497,27 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
     stats_.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
 
     if (result.error) {
-      health_.record_unreachable("MLflow at " + config_.mlflow.url + " is unreachable (" +
-                                 result.failed_step + ": " + result.error.message() + ")");
+      health_.record_unreachable("MLflow at " + shown_url_ + " is unreachable (" +
+                                 result.describe_error() + ")");
       stats_.transport_errors.fetch_add(1);
       stats_.retries.fetch_add(1);
       const auto delay = backoff(++attempt, std::nullopt);
       std::uint64_t suppressed = 0;
-      if (retry_log().allow(suppressed)) {
-        spdlog::warn("sending {} spans to MLflow at {} (experiment {}) failed at {}: {}; retrying "
+      if (result.tls_failed) {
+        const std::string why = result.error_detail.empty() ? result.error.message() : result.error_detail;
+        // Retrying cannot fix a certificate problem, but an operator can (CA file, clock, server
+        // certificate) without losing the spans: they stay queued, so say it loudly.
+        stats_.tls_handshake_failures.fetch_add(1);
+        if (retry_log().allow(suppressed)) {
+          spdlog::error("TLS handshake with MLflow at {} failed: {}; {} spans for experiment {} "
+                        "kept, retrying in {} ms{} ({} similar lines not logged)",
+                        shown_url_, why, spans, experiment_id, delay.count(), tls_hint(why),
+                        suppressed);
+        }
+      } else if (retry_log().allow(suppressed)) {
+        spdlog::warn("sending {} spans to MLflow at {} (experiment {}) failed at {}; retrying "
                      "in {} ms",
-                     spans, config_.mlflow.url, experiment_id, result.failed_step,
-                     result.error.message(), delay.count());
+                     spans, shown_url_, experiment_id, result.describe_error(), delay.count());
       }
       co_await pause(delay);
       continue;
@@ -486,7 +543,7 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
     const ExportVerdict verdict = classify_export_response(status, result.response.body());
     if (verdict.action == ExportAction::retry || verdict.action == ExportAction::hold_not_ready ||
         verdict.action == ExportAction::retry_transient) {
-      health_.record_refusing("MLflow at " + config_.mlflow.url + " answered " +
+      health_.record_refusing("MLflow at " + shown_url_ + " answered " +
                               std::to_string(status) + ": " + verdict.reason);
     } else {
       health_.record_accepting();
@@ -494,7 +551,7 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
     switch (verdict.action) {
       case ExportAction::delivered:
         if (stats_.upstream_not_ready.exchange(false)) {
-          spdlog::info("MLflow at {} accepts spans again", config_.mlflow.url);
+          spdlog::info("MLflow at {} accepts spans again", shown_url_);
         }
         stats_.requests_delivered.fetch_add(1);
         stats_.spans_delivered.fetch_add(spans);

@@ -32,6 +32,7 @@ struct ExporterStats {
   Counter spans_delivered{0};
   Counter retries{0};
   Counter transport_errors{0};
+  Counter tls_handshake_failures{0};  // of those: TLS to MLflow failed (certificate, protocol)
   Counter spans_dead_lettered{0};
   // Of those: the experiment name does not exist and the route may not create it.
   Counter spans_missing_experiment{0};
@@ -100,6 +101,7 @@ class Exporter {
   std::vector<std::vector<queue::QueueItem>*> in_flight_batches_;
   UpstreamUrl upstream_;
   HttpClientOptions client_options_;
+  std::string shown_url_;  // mlflow.url with any password hidden, for logs and /readyz
   boost::asio::io_context io_;
   std::unique_ptr<ExperimentResolver> resolver_;
   std::vector<std::unique_ptr<boost::asio::steady_timer>> wake_timers_;

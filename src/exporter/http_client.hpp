@@ -1,35 +1,62 @@
-// One keep-alive HTTP/1.1 connection to MLflow, used by one coroutine at a time. Connects
-// lazily, reconnects after errors, and retries once on a fresh connection when a reused one turns
-// out to be closed (uvicorn drops idle keep-alive connections after 5 s).
+// One keep-alive HTTP/1.1 connection to MLflow, plaintext or TLS (https://), used by one
+// coroutine at a time. Connects lazily, reconnects after errors, and retries once on a fresh
+// connection when a reused one turns out to be closed (uvicorn drops idle keep-alive connections
+// after 5 s).
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
+#include "config/config.hpp"
 #include "exporter/upstream_url.hpp"
 
 namespace proxy::exporter {
 
 namespace http = boost::beast::http;
 
+inline constexpr std::string_view kTlsHandshakeStep = "TLS handshake";
+
 struct HttpResult {
   boost::system::error_code error;  // transport failure; `response` is meaningless then
-  std::string failed_step;          // "resolve", "connect", "write", "read"
+  std::string failed_step;          // "resolve", "connect", "TLS handshake", "write", "read"
+  std::string error_detail;         // why, when error.message() is not enough (handshakes)
+  // A TLS failure: the handshake, or an alert right after it (with TLS 1.3 a server that
+  // refuses the client's certificate says so only once the client has finished its part).
+  bool tls_failed = false;
   http::response<http::string_body> response;
+
+  // "connect: Connection refused", "TLS handshake: certificate verify failed: ...".
+  std::string describe_error() const {
+    return failed_step + ": " + (error_detail.empty() ? error.message() : error_detail);
+  }
 };
 
+// The TLS side of an https:// upstream, built once and shared by every connection.
+struct UpstreamTls {
+  std::shared_ptr<boost::asio::ssl::context> context;
+  bool verify = true;  // false: mlflow.tls.insecure_skip_verify
+};
+
+// Throws config::ConfigError naming the setting and the file when a CA file, certificate or key
+// cannot be used (missing, unreadable, not PEM, key not matching the certificate).
+std::shared_ptr<const UpstreamTls> make_upstream_tls(const config::MlflowTlsConfig& tls);
+
 struct HttpClientOptions {
-  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds connect_timeout{5000};  // TCP connect, then the TLS handshake
   std::chrono::milliseconds request_timeout{30000};
   std::string authorization;  // full Authorization header value, or empty
+  std::shared_ptr<const UpstreamTls> tls;  // set for an https:// upstream
 };
 
 class HttpClient {
@@ -43,17 +70,27 @@ class HttpClient {
   const UpstreamUrl& upstream() const { return upstream_; }
 
  private:
+  using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
   boost::asio::awaitable<HttpResult> send_once(http::request<http::string_body>& request);
+  boost::asio::awaitable<HttpResult> connect();
+  template <class Stream>
+  boost::asio::awaitable<HttpResult> exchange(Stream& stream, http::request<http::string_body>& request);
+  bool connected() const { return plain_stream_.has_value() || tls_stream_.has_value(); }
   void close();
 
   boost::asio::any_io_executor executor_;
   UpstreamUrl upstream_;
   HttpClientOptions options_;
-  std::optional<boost::beast::tcp_stream> stream_;
+  // One of them while connected: plaintext for http://, TLS for https://.
+  std::optional<boost::beast::tcp_stream> plain_stream_;
+  std::optional<TlsStream> tls_stream_;
   boost::beast::flat_buffer buffer_;
 };
 
-// "Basic ..." or "Bearer ..." from MLflow's own credential settings, or empty.
+// The Authorization header from MLflow's own credential settings, chosen as MLflow's client
+// does: Basic when both username and password are set, else Bearer with a token, else Basic
+// with what there is (credentials in the URL), else empty.
 std::string authorization_header(const std::string& username, const std::string& password,
                                  const std::string& token);
 

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "config/load.hpp"
 #include "config/values.hpp"
 #include "exporter/dead_letter.hpp"
 #include "exporter/exporter.hpp"
@@ -28,7 +29,9 @@ std::string replay_usage() {
   return "Usage: otlp-mlflow-proxy replay [--mlflow-url URL] [--timeout DURATION] FILE|SPOOL_DIR\n"
          "Sends a dead-letter file, or the undelivered records of a spool directory (with no\n"
          "proxy running on it), to MLflow. URL defaults to $MLFLOW_TRACKING_URI; credentials come\n"
-         "from MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN. Spans MLflow rejects\n"
+         "from MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN, TLS (https://) from\n"
+         "MLFLOW_TRACKING_SERVER_CERT_PATH, MLFLOW_TRACKING_CLIENT_CERT_PATH and\n"
+         "MLFLOW_TRACKING_INSECURE_TLS, as for MLflow's own client. Spans MLflow rejects\n"
          "again are written to FILE.rejected (SPOOL_DIR/dead-letter.otlpdl). Exit 0 when all\n"
          "were delivered. --timeout defaults to 5m.\n";
 }
@@ -68,9 +71,12 @@ int replay_main(const std::vector<std::string>& args, const config::Environment&
 
   config::Config config;
   config.mlflow.url = url;
-  config.mlflow.username = env_value(env, "MLFLOW_TRACKING_USERNAME");
-  config.mlflow.password = env_value(env, "MLFLOW_TRACKING_PASSWORD");
-  config.mlflow.token = env_value(env, "MLFLOW_TRACKING_TOKEN");
+  try {
+    config::apply_mlflow_client_environment(env, config.mlflow);
+  } catch (const config::ConfigError& e) {
+    std::cerr << "otlp-mlflow-proxy replay: " << e.what() << "\n";
+    return 2;
+  }
   config.exporter.batch_linger = std::chrono::milliseconds(0);
   config.exporter.retry.max_backoff = std::chrono::seconds(5);
 

@@ -3,24 +3,50 @@
 #include <array>
 #include <string>
 #include <system_error>
+#include <type_traits>
+
+#include <openssl/ssl.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/as_tuple.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/rate_limited_log.hpp"
+#include "common/tls.hpp"
 #include "queue/async_commit.hpp"
 
 namespace proxy::receiver {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
+namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 constexpr auto kNoThrow = net::experimental::as_tuple(net::use_awaitable);
+
+std::shared_ptr<ssl::context> make_server_tls_context(const config::ReceiverTlsConfig& tls) {
+  if (!tls.enabled()) return nullptr;
+  auto context = proxy::tls::make_context(ssl::context::tls_server);
+  std::string error = proxy::tls::load_certificate_and_key(*context, tls.cert_file, "receiver.tls.cert_file",
+                                                           tls.key_file, "receiver.tls.key_file");
+  if (error.empty() && !tls.client_ca_file.empty()) {
+    error = proxy::tls::load_trusted_cas(*context, tls.client_ca_file, "receiver.tls.client_ca_file");
+    if (error.empty()) {
+      context->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+      // Tells clients which CA's certificate to present.
+      SSL_CTX_set_client_CA_list(context->native_handle(), SSL_load_client_CA_file(tls.client_ca_file.c_str()));
+    }
+  }
+  if (!error.empty()) throw config::ConfigError(error);
+  return context;
+}
 
 struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   State(net::io_context& io_context, const config::ReceiverConfig& receiver_config,
@@ -29,19 +55,25 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
         config(receiver_config),
         handler(export_handler),
         stats(receiver_stats),
-        acceptor(net::make_strand(io_context)) {}
+        acceptor(net::make_strand(io_context)),
+        tls_context(make_server_tls_context(receiver_config.tls)) {}
 
   net::io_context& io;
   const config::ReceiverConfig& config;
   ExportHandler& handler;
   ReceiverStats& stats;
   tcp::acceptor acceptor;
+  std::shared_ptr<ssl::context> tls_context;  // null: plaintext
   std::atomic<std::size_t> open_connections{0};
+  RateLimitedLog tls_log{5};
 
   net::awaitable<void> accept_loop();
-  net::awaitable<void> serve(beast::tcp_stream stream, std::string peer);
+  template <class Stream>
+  net::awaitable<void> serve(Stream stream, std::string peer);
+  net::awaitable<void> serve_tls(beast::tcp_stream stream, std::string peer);
   net::awaitable<void> refuse(beast::tcp_stream stream, std::string peer);
-  net::awaitable<void> linger_close(beast::tcp_stream& stream);
+  template <class Stream>
+  net::awaitable<void> linger_close(Stream& stream);
 };
 
 namespace {
@@ -125,22 +157,29 @@ net::awaitable<void> HttpServer::State::accept_loop() {
       continue;
     }
     open_connections.fetch_add(1, std::memory_order_relaxed);
-    net::co_spawn(executor, serve(beast::tcp_stream(std::move(socket)), std::move(peer)),
-                  [self](std::exception_ptr error) {
-                    self->open_connections.fetch_sub(1, std::memory_order_relaxed);
-                    if (!error) return;
-                    try {
-                      std::rethrow_exception(error);
-                    } catch (const std::exception& e) {
-                      spdlog::error("connection handler failed: {}", e.what());
-                    }
-                  });
+    auto done = [self](std::exception_ptr error) {
+      self->open_connections.fetch_sub(1, std::memory_order_relaxed);
+      if (!error) return;
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        spdlog::error("connection handler failed: {}", e.what());
+      }
+    };
+    if (tls_context) {
+      net::co_spawn(executor, serve_tls(beast::tcp_stream(std::move(socket)), std::move(peer)),
+                    std::move(done));
+    } else {
+      net::co_spawn(executor, serve(beast::tcp_stream(std::move(socket)), std::move(peer)),
+                    std::move(done));
+    }
   }
 }
 
 net::awaitable<void> HttpServer::State::refuse(beast::tcp_stream stream, std::string peer) {
   spdlog::warn("refusing connection from {}: {} connections open (receiver.max_connections)", peer,
                config.max_connections);
+  if (tls_context) co_return;  // a TLS client could not read a plaintext answer: just close
   http::request_header<> header;
   header.version(11);
   Response response = handler.error(header, http::status::service_unavailable,
@@ -153,28 +192,80 @@ net::awaitable<void> HttpServer::State::refuse(beast::tcp_stream stream, std::st
 
 // After answering a request whose body was not read, the client is often still sending it;
 // closing at once would reset the connection and destroy the answer in the client's receive
-// buffer. So: stop sending, read and discard for a bounded time and volume, then close.
-net::awaitable<void> HttpServer::State::linger_close(beast::tcp_stream& stream) {
+// buffer. So: stop sending, read and discard for a bounded time and volume, then close. The
+// discarded bytes are read below TLS: there is no need to decrypt them.
+template <class Stream>
+net::awaitable<void> HttpServer::State::linger_close(Stream& stream) {
   constexpr std::size_t kMaxDiscardBytes = 256 * 1024 * 1024;
+  beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
   boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream.expires_after(std::chrono::seconds(2));
+  tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  tcp_layer.expires_after(std::chrono::seconds(2));
   std::array<char, 64 * 1024> sink{};
   std::size_t discarded = 0;
   while (discarded < kMaxDiscardBytes) {
-    auto [ec, bytes] = co_await stream.async_read_some(net::buffer(sink), kNoThrow);
+    auto [ec, bytes] = co_await tcp_layer.async_read_some(net::buffer(sink), kNoThrow);
     if (ec) break;
     discarded += bytes;
   }
 }
 
-net::awaitable<void> HttpServer::State::serve(beast::tcp_stream stream, std::string peer) {
+// The handshake is bounded by tls.handshake_timeout (a client that connects and stalls holds a
+// connection slot only that long); a failure is counted, logged at most a few times a second,
+// and closes this connection only. A plaintext HTTP request gets a plaintext 400 that says so.
+net::awaitable<void> HttpServer::State::serve_tls(beast::tcp_stream tcp_layer, std::string peer) {
+  TlsStream stream(std::move(tcp_layer), *tls_context);
+  beast::get_lowest_layer(stream).expires_after(config.tls.handshake_timeout);
+  auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, kNoThrow);
+  if (!ec) {
+    co_await serve(std::move(stream), std::move(peer));
+    co_return;
+  }
+  if (ec == ssl::error::stream_truncated || ec == net::error::eof ||
+      ec == net::error::connection_reset) {
+    // Closed without a word: a TCP health check or port probe, not a TLS problem.
+    spdlog::debug("connection from {} closed before its TLS handshake", peer);
+    co_return;
+  }
+  std::string why;
+  if (ec == beast::error::timeout) {
+    bump(stats.tls_handshake_timeouts);
+    why = "not completed within " + std::to_string(config.tls.handshake_timeout.count()) +
+          " ms (receiver.tls.handshake_timeout)";
+  } else if (proxy::tls::is_plain_http_request(ec)) {
+    bump(stats.rejected_plaintext_on_tls);
+    why = "the client sent plaintext HTTP to this TLS port (it should use https://)";
+  } else {
+    bump(stats.tls_handshake_failures);
+    why = proxy::tls::describe_handshake_error(ec, SSL_get_verify_result(stream.native_handle()));
+  }
+  std::uint64_t suppressed = 0;
+  if (tls_log.allow(suppressed)) {
+    spdlog::warn("TLS handshake with {} on {} failed: {} ({} similar lines not logged)", peer,
+                 config.listen.to_string(), why, suppressed);
+  }
+  if (proxy::tls::is_plain_http_request(ec)) {
+    // Written below TLS, so an http:// exporter sees why instead of a reset connection.
+    beast::tcp_stream& plain = beast::get_lowest_layer(stream);
+    Response response = bad_request_response(
+        "this port expects TLS: send OTLP to https://" + config.listen.to_string() + "/v1/traces\n");
+    plain.expires_after(std::chrono::seconds(2));
+    co_await http::async_write(plain, response, kNoThrow);
+    co_await linger_close(stream);
+  }
+  boost::system::error_code ignored;
+  beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+template <class Stream>
+net::awaitable<void> HttpServer::State::serve(Stream stream, std::string peer) {
+  beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
   bump(stats.connections_open);
   beast::flat_buffer buffer;
   for (;;) {
     // Idle keep-alive wait: for the first byte of the next request.
     if (buffer.size() == 0) {
-      stream.expires_after(config.idle_timeout);
+      tcp_layer.expires_after(config.idle_timeout);
       auto [ec, bytes] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kNoThrow);
       if (ec == beast::error::timeout) {
         bump(stats.idle_timeouts);
@@ -186,7 +277,7 @@ net::awaitable<void> HttpServer::State::serve(beast::tcp_stream stream, std::str
     }
 
     // From the first byte on, the whole request must arrive within read_timeout.
-    stream.expires_after(config.read_timeout);
+    tcp_layer.expires_after(config.read_timeout);
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
     parser.body_limit(config.max_body_bytes);
@@ -223,7 +314,7 @@ net::awaitable<void> HttpServer::State::serve(beast::tcp_stream stream, std::str
         response = bad_request_response("malformed HTTP request: " + header_ec.message());
       }
       response.keep_alive(false);
-      stream.expires_after(config.read_timeout);
+      tcp_layer.expires_after(config.read_timeout);
       co_await http::async_write(stream, response, kNoThrow);
       co_await linger_close(stream);
       break;
@@ -287,8 +378,13 @@ net::awaitable<void> HttpServer::State::serve(beast::tcp_stream stream, std::str
     auto [write_ec, written] = co_await http::async_write(stream, response, kNoThrow);
     if (write_ec || !keep_alive) break;
   }
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    // close_notify, briefly: a client that does not answer it still gets the TCP close.
+    tcp_layer.expires_after(std::chrono::seconds(1));
+    co_await stream.async_shutdown(kNoThrow);
+  }
   boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
   stats.connections_open.fetch_sub(1, std::memory_order_relaxed);
 }
 

@@ -1,5 +1,6 @@
 // The OTLP/HTTP listener: Boost.Beast HTTP/1.1 with keep-alive, one coroutine per connection on
 // its own strand, limits on header size, body size, read and idle time and connection count.
+// With receiver.tls the same code runs over TLS (optionally requiring client certificates).
 #pragma once
 
 #include <atomic>
@@ -7,14 +8,20 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include "config/config.hpp"
 #include "receiver/export_handler.hpp"
 
 namespace proxy::receiver {
 
+// The listener's TLS context from receiver.tls, or null when TLS is off. Throws
+// config::ConfigError naming the setting and file when one cannot be used.
+std::shared_ptr<boost::asio::ssl::context> make_server_tls_context(const config::ReceiverTlsConfig& tls);
+
 class HttpServer {
  public:
+  // Throws config::ConfigError when receiver.tls names unusable files.
   HttpServer(boost::asio::io_context& io, const config::ReceiverConfig& config,
              ExportHandler& handler, ReceiverStats& stats);
   ~HttpServer();

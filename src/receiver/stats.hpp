@@ -39,6 +39,9 @@ struct ReceiverStats {
   Counter rejected_too_many_spans{0};       // more spans than max_spans_per_request
   Counter spans_attributes_trimmed{0};      // kept, but with attributes cut to the limits
   Counter attributes_dropped{0};            // attributes cut (also in dropped_attributes_count)
+  Counter tls_handshake_failures{0};        // receiver.tls: bad or missing client certificate, protocol
+  Counter tls_handshake_timeouts{0};        // receiver.tls: handshake not done in handshake_timeout
+  Counter rejected_plaintext_on_tls{0};     // plaintext HTTP sent to the TLS port (answered 400)
   Counter idle_timeouts{0};                 // keep-alive connections closed for idling
   Counter read_timeouts{0};
   Counter connections_open{0};

@@ -24,6 +24,7 @@ from support.fake_mlflow import ScriptedAnswer
 from support.net import free_port, wait_until
 from support.otel_clients import send_span_per_export
 from support.proxy_process import ProxyProcess
+from support.tls_certs import make_certificates
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 FAST_RETRY = {"initial_backoff": "50ms", "max_backoff": "500ms"}
@@ -288,26 +289,9 @@ def test_bearer_token_is_required_on_both_doors_and_never_shown(grpc_proxy, fake
     assert token not in shown.stdout and 'bearer_token: "<hidden>"' in shown.stdout
 
 
-def make_certificates(directory):
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, with openssl."""
-    def run(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
-
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test-ca")
-    for name, extension in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
-                            ("client", "extendedKeyUsage=clientAuth")):
-        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        (directory / f"{name}.ext").write_text(extension + "\n")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
-    return {name: (directory / name).read_bytes()
-            for name in ("ca.pem", "server.pem", "client.key", "client.pem")}
-
-
 def test_tls_and_mutual_tls(grpc_proxy, fake_mlflow, tmp_path):
-    pem = make_certificates(tmp_path)
+    certs = make_certificates(tmp_path)
+    pem = {name: certs.read(name) for name in ("ca.pem", "client.key", "client.pem")}
     tls = {"cert_file": str(tmp_path / "server.pem"), "key_file": str(tmp_path / "server.key")}
     proxy = grpc_proxy({"receiver": {"tls": tls}})
     request, ids = numbered_request(2)

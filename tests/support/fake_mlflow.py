@@ -8,6 +8,7 @@ import gzip
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ class ScriptedAnswer:
 
 class FakeMlflow:
     def __init__(self, version: str = "3.7.0", on_export=None, port: int = 0,
-                 decodes_gzip: bool | None = None):
+                 decodes_gzip: bool | None = None, ssl_context: ssl.SSLContext | None = None):
+        """ssl_context: serve https:// with it (tests/support/tls_certs.py makes one; it may
+        require client certificates)."""
         self.version = version
         # Whether POST /v1/traces decompresses a gzip body. None: as MLflow of `version` does
         # (3.7 and newer); 3.6 parses the compressed bytes as protobuf and answers 400.
@@ -60,15 +63,25 @@ class FakeMlflow:
         # (another client creating it at the same moment)
         self.hidden_lookups: dict[str, int] = {}
         self.script: list[ScriptedAnswer] = []   # answers for the next exports, then 200
+        # (method, path, headers) of every request, exports and REST calls alike
+        self.requests: list[tuple[str, str, dict]] = []
+        self.connections = 0         # TCP connections accepted (keep-alive reuse shows here)
+        self.tls_failures: list[str] = []  # failed TLS handshakes, why
         self.lock = threading.Lock()
         self._connections: set = set()  # open client sockets, closed by stop() like an exit would
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self.ssl_context = ssl_context
+        self._server = _Server(self, ("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> "FakeMlflow":
         self._thread.start()
@@ -138,7 +151,12 @@ class FakeMlflow:
                     data = gzip.decompress(data)
                 return data
 
+            def _record(self):
+                with fake.lock:
+                    fake.requests.append((self.command, urlparse(self.path).path, dict(self.headers)))
+
             def do_GET(self):
+                self._record()
                 url = urlparse(self.path)
                 if url.path == "/health":
                     return self._answer(200, "OK")
@@ -160,6 +178,7 @@ class FakeMlflow:
                 return self._answer(404, '{"detail":"Not Found"}')
 
             def do_POST(self):
+                self._record()
                 url = urlparse(self.path)
                 body = self._body()
                 if url.path == "/api/2.0/mlflow/experiments/create":
@@ -198,3 +217,33 @@ class FakeMlflow:
                 return self._answer(answer.status, answer.body, answer.headers)
 
         return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    """Counts connections; with TLS, shakes hands in the connection's own thread (so a stalled
+    client cannot block accept) and records why a handshake failed."""
+
+    def __init__(self, fake: FakeMlflow, address, handler):
+        self.fake = fake
+        super().__init__(address, handler)
+
+    def get_request(self):
+        sock, address = super().get_request()
+        with self.fake.lock:
+            self.fake.connections += 1
+        if self.fake.ssl_context is not None:
+            sock = self.fake.ssl_context.wrap_socket(sock, server_side=True,
+                                                     do_handshake_on_connect=False)
+        return sock, address
+
+    def finish_request(self, request, client_address):
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(10)
+                request.do_handshake()
+                request.settimeout(None)
+            except (ssl.SSLError, OSError) as e:
+                with self.fake.lock:
+                    self.fake.tls_failures.append(str(e))
+                return
+        super().finish_request(request, client_address)

@@ -503,11 +503,18 @@ class MlflowServer(MlflowClient):
     def __init__(self, workdir: Path | str, port: int | None = None, workers: int = 1,
                  extra_args: list[str] | None = None, env: dict[str, str] | None = None,
                  startup_timeout: float = 120.0, warmup: bool = True,
-                 backend_store_uri: str | None = None):
+                 backend_store_uri: str | None = None, tls: tuple[str, str, str] | None = None):
+        """tls: (certificate file, key file, CA file): serve https:// through uvicorn's own TLS
+        (--uvicorn-opts), and trust the CA in this client."""
         self.workdir = Path(workdir)
         self.backend_store_uri = backend_store_uri or f"sqlite:///{self.workdir / 'mlflow.db'}"
         self.port = port or free_port()
-        super().__init__(f"http://127.0.0.1:{self.port}")
+        super().__init__(f"{'https' if tls else 'http'}://127.0.0.1:{self.port}")
+        if tls:
+            cert, key, ca = tls
+            self.session.verify = ca
+            extra_args = [*(extra_args or []),
+                          "--uvicorn-opts", f"--ssl-certfile {cert} --ssl-keyfile {key}"]
         self.workers = workers
         self.extra_args = list(extra_args or [])
         self.extra_env = dict(env or {})

@@ -121,6 +121,7 @@ void require_same(const Config& a, const Config& b) {
   CHECK(a.receiver.tls.cert_file == b.receiver.tls.cert_file);
   CHECK(a.receiver.tls.key_file == b.receiver.tls.key_file);
   CHECK(a.receiver.tls.client_ca_file == b.receiver.tls.client_ca_file);
+  CHECK(a.receiver.tls.handshake_timeout == b.receiver.tls.handshake_timeout);
   CHECK(a.receiver.auth.enabled() == b.receiver.auth.enabled());
   CHECK(a.mlflow.url == b.mlflow.url);
   CHECK(a.mlflow.experiment_id == b.mlflow.experiment_id);
@@ -130,6 +131,10 @@ void require_same(const Config& a, const Config& b) {
   CHECK(a.mlflow.connect_timeout == b.mlflow.connect_timeout);
   CHECK(a.mlflow.experiment_cache_ttl == b.mlflow.experiment_cache_ttl);
   CHECK(a.mlflow.username == b.mlflow.username);
+  CHECK(a.mlflow.tls.ca_file == b.mlflow.tls.ca_file);
+  CHECK(a.mlflow.tls.client_cert_file == b.mlflow.tls.client_cert_file);
+  CHECK(a.mlflow.tls.client_key_file == b.mlflow.tls.client_key_file);
+  CHECK(a.mlflow.tls.insecure_skip_verify == b.mlflow.tls.insecure_skip_verify);
   CHECK(a.queue.max_bytes == b.queue.max_bytes);
   CHECK(a.queue.retry_after == b.queue.retry_after);
   CHECK(a.exporter.concurrency == b.exporter.concurrency);
@@ -639,6 +644,7 @@ TEST_CASE("every key is read", "[config][yaml]") {
   CHECK(c.receiver.tls.cert_file == "/etc/proxy/server.pem");
   CHECK(c.receiver.tls.key_file == "/etc/proxy/server.key");
   CHECK(c.receiver.tls.client_ca_file == "/etc/proxy/ca.pem");
+  CHECK(c.receiver.tls.handshake_timeout == 3s);
   CHECK(c.receiver.auth.bearer_token == "inbound-tkn");
   CHECK(c.mlflow.url == "https://mlflow.example.com:8443/prefix");
   CHECK(c.mlflow.experiment_id == "42");
@@ -650,6 +656,10 @@ TEST_CASE("every key is read", "[config][yaml]") {
   CHECK(c.mlflow.username == "alice");
   CHECK(c.mlflow.password == "pa55word");
   CHECK(c.mlflow.token == "tkn-1234");
+  CHECK(c.mlflow.tls.ca_file == "/etc/proxy/mlflow-ca.pem");
+  CHECK(c.mlflow.tls.client_cert_file == "/etc/proxy/client.pem");
+  CHECK(c.mlflow.tls.client_key_file == "/etc/proxy/client.key");
+  CHECK_FALSE(c.mlflow.tls.insecure_skip_verify);
   CHECK(c.queue.max_bytes == 1'000'000'000);
   CHECK(c.queue.retry_after == 7s);
   CHECK(c.queue.durability == proxy::config::Durability::disk);
@@ -977,7 +987,8 @@ TEST_CASE("usage lists every flag and variable", "[config]") {
         "OTLP_MLFLOW_PROXY_LOG_FORMAT", "--admin-listen HOST:PORT|off",
         "OTLP_MLFLOW_PROXY_ADMIN_LISTEN", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID",
         "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-        "MLFLOW_TRACKING_TOKEN"}) {
+        "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_SERVER_CERT_PATH",
+        "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_TRACKING_INSECURE_TLS"}) {
     INFO(item);
     CHECK(contains(text, item));
   }
@@ -1153,4 +1164,52 @@ TEST_CASE("normalize errors give file:line:col and the path", "[config][normaliz
   CHECK(contains(yaml_error("default_route:\n  normalize:\n    colour: red\n"),
                  "default_route.normalize.colour"));
   CHECK(contains(yaml_error("preview_cache:\n  ttl: 0s\n"), "preview_cache.ttl"));
+}
+
+TEST_CASE("upstream TLS: MLflow's variables, then mlflow.tls, each part one setting", "[config][tls]") {
+  CHECK_FALSE(proxy::config::load({}, {}).config.mlflow.tls.configured());
+  const Environment env{{"MLFLOW_TRACKING_SERVER_CERT_PATH", "/env/ca.pem"},
+                        {"MLFLOW_TRACKING_CLIENT_CERT_PATH", "/env/client-with-key.pem"}};
+  Config from_env = proxy::config::load({}, env).config;
+  CHECK(from_env.mlflow.tls.ca_file == "/env/ca.pem");
+  CHECK(from_env.mlflow.tls.client_cert_file == "/env/client-with-key.pem");
+  CHECK(from_env.mlflow.tls.client_key_file.empty());  // MLflow's file holds the key too
+  CHECK_FALSE(from_env.mlflow.tls.insecure_skip_verify);
+
+  // The file wins; naming trust (insecure) replaces the variable's CA instead of clashing with it.
+  Config insecure = load_yaml("mlflow:\n  tls:\n    insecure_skip_verify: true\n", env).config;
+  CHECK(insecure.mlflow.tls.insecure_skip_verify);
+  CHECK(insecure.mlflow.tls.ca_file.empty());
+  CHECK(insecure.mlflow.tls.client_cert_file == "/env/client-with-key.pem");
+  Config own_cert = load_yaml("mlflow:\n  tls:\n    client_cert_file: c.pem\n    client_key_file: c.key\n", env).config;
+  CHECK(own_cert.mlflow.tls.ca_file == "/env/ca.pem");
+  CHECK(own_cert.mlflow.tls.client_cert_file == "c.pem");
+  CHECK(own_cert.mlflow.tls.client_key_file == "c.key");
+
+  for (const std::string yes : {"true", "TRUE", "1"}) {
+    INFO(yes);
+    CHECK(proxy::config::load({}, {{"MLFLOW_TRACKING_INSECURE_TLS", yes}}).config.mlflow.tls.insecure_skip_verify);
+  }
+  CHECK_FALSE(proxy::config::load({}, {{"MLFLOW_TRACKING_INSECURE_TLS", "false"}})
+                  .config.mlflow.tls.insecure_skip_verify);
+  CHECK(error_of({}, {{"MLFLOW_TRACKING_INSECURE_TLS", "yes please"}}) ==
+        "MLFLOW_TRACKING_INSECURE_TLS: expected true or false, got \"yes please\"");
+  // As in MLflow, a CA and no verification at all exclude each other.
+  CHECK(contains(error_of({}, {{"MLFLOW_TRACKING_INSECURE_TLS", "true"},
+                              {"MLFLOW_TRACKING_SERVER_CERT_PATH", "/ca.pem"}}),
+                 "exclude each other"));
+  CHECK(contains(yaml_error("mlflow:\n  tls:\n    ca_file: a.pem\n    insecure_skip_verify: true\n"),
+                 "proxy.yaml:3:5: mlflow.tls: set ca_file or insecure_skip_verify: true, not both"));
+  CHECK(contains(yaml_error("mlflow:\n  tls:\n    client_key_file: k.pem\n"),
+                 "mlflow.tls: client_key_file needs client_cert_file"));
+  CHECK(contains(yaml_error("mlflow:\n  tls:\n    verify: false\n"),
+                 "mlflow.tls.verify: unknown key"));
+  CHECK(contains(yaml_error("receiver:\n  tls:\n    handshake_timeout: 10\n"),
+                 "receiver.tls.handshake_timeout: expected a duration"));
+
+  // --check-config shows the file names, never a key's content (which it never reads).
+  std::string rendered = proxy::config::render_effective(own_cert);
+  CHECK(contains(rendered, "client_key_file: \"c.key\""));
+  CHECK(contains(rendered, "insecure_skip_verify: false"));
+  CHECK_FALSE(contains(proxy::config::render_effective(Config{}), "insecure_skip_verify"));
 }

@@ -92,10 +92,15 @@ TEST_CASE("MLflow URLs split into host, port and base path", "[exporter][url]") 
   CHECK_THAT(error, Catch::Contains("invalid port"));
 }
 
-TEST_CASE("credentials become Basic or Bearer, the token winning", "[exporter][auth]") {
+// As MLflow's own client (mlflow/utils/rest_utils.py): Basic needs both username and password
+// and then wins over a token, so a shell with all three set behaves as it does for MLflow.
+TEST_CASE("credentials become Basic or Bearer as MLflow's client chooses", "[exporter][auth]") {
   CHECK(authorization_header("", "", "") == "");
   CHECK(authorization_header("alice", "s3cret", "") == "Basic YWxpY2U6czNjcmV0");
-  CHECK(authorization_header("alice", "s3cret", "tok") == "Bearer tok");
+  CHECK(authorization_header("alice", "s3cret", "tok") == "Basic YWxpY2U6czNjcmV0");
+  CHECK(authorization_header("alice", "", "tok") == "Bearer tok");
+  CHECK(authorization_header("", "", "tok") == "Bearer tok");
+  CHECK(authorization_header("alice", "", "") == "Basic YWxpY2U6");  // user@host in the URL
 }
 
 TEST_CASE("credentials in the MLflow URL are taken out of the host and percent-decoded", "[exporter][url]") {
