@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509err.h>
 #include <openssl/x509_vfy.h>
 
 #include <cerrno>
@@ -75,6 +76,12 @@ std::string load_certificate_and_key(ssl::context& context, const std::string& c
   }
   if (std::string error = unreadable(key_path, key_setting); !error.empty()) return error;
   context.use_private_key_file(key_path, ssl::context::pem, ec);
+  if (ec && ec.category() == boost::asio::error::get_ssl_category() &&
+      ERR_GET_LIB(static_cast<unsigned long>(ec.value())) == ERR_LIB_X509 &&
+      ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH) {
+    return std::string(key_setting) + ": the private key in " + quoted(key_path) +
+           " does not match the certificate in " + quoted(cert_path);
+  }
   if (ec) {
     // The file's content is never quoted: it is a secret.
     return std::string(key_setting) + ": " + quoted(key_path) +

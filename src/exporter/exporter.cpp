@@ -29,6 +29,12 @@ RateLimitedLog& retry_log() {
   return log;
 }
 
+// A certificate problem repeats identically on every retry: once a second says it.
+RateLimitedLog& tls_failure_log() {
+  static RateLimitedLog log{1};
+  return log;
+}
+
 RateLimitedLog& missing_experiment_log() {
   static RateLimitedLog log{1};
   return log;
@@ -466,7 +472,7 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
           health_.record_unreachable("MLflow at " + shown_url_ + " is unreachable (" +
                                      resolution.error + ")");
         }
-        if (retry_log().allow(suppressed)) {
+        if ((resolution.tls_failed ? tls_failure_log() : retry_log()).allow(suppressed)) {
           spdlog::log(resolution.tls_failed ? spdlog::level::err : spdlog::level::warn,
                       "cannot resolve experiment {} for {} spans: {}; {} spans kept, retrying in "
                       "{} ms{}",
@@ -508,7 +514,7 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
         // Retrying cannot fix a certificate problem, but an operator can (CA file, clock, server
         // certificate) without losing the spans: they stay queued, so say it loudly.
         stats_.tls_handshake_failures.fetch_add(1);
-        if (retry_log().allow(suppressed)) {
+        if (tls_failure_log().allow(suppressed)) {
           spdlog::error("TLS handshake with MLflow at {} failed: {}; {} spans for experiment {} "
                         "kept, retrying in {} ms{} ({} similar lines not logged)",
                         shown_url_, why, spans, experiment_id, delay.count(), tls_hint(why),
