@@ -56,26 +56,17 @@ def fakes():
 
 
 @pytest.fixture
-def tls_proxy(tmp_path, proxy_binary, proxy_log_report):
-    """tls_proxy(config dict, mlflow_url=..., env=..., ...) -> a started proxy."""
-    started = proxy_log_report([])
-
+def tls_proxy(proxy_factory):
+    """tls_proxy(config dict, **ProxyProcess kwargs) -> a started proxy with fast retries and a
+    short shutdown_timeout (tests/integration/conftest.py proxy_factory)."""
     def start(config: dict | None = None, **kwargs) -> ProxyProcess:
         config = json.loads(json.dumps(config or {}))
         config.setdefault("exporter", {}).setdefault("retry", dict(FAST_RETRY))
         config.setdefault("admin", {}).setdefault("probe_interval", "200ms")
         config.setdefault("shutdown_timeout", "300ms")
-        name = f"tls{len(started)}"
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(json.dumps(config))
-        proxy = ProxyProcess(tmp_path, binary=proxy_binary, config=path, name=name, **kwargs)
-        started.append(proxy)
-        return proxy.start()
+        return proxy_factory(config, **kwargs)
 
-    yield start
-    for proxy in started:
-        if proxy.running():
-            proxy.stop()
+    return start
 
 
 def send(proxy: ProxyProcess, spans: int = 2) -> list[str]:
@@ -296,8 +287,8 @@ def inbound_tls(certs: Certificates, **extra) -> dict:
     return {"cert_file": certs.path("server.pem"), "key_file": certs.path("server.key"), **extra}
 
 
-def test_inbound_https_with_the_sdk_exporter(certs, fakes, tls_proxy):
-    fake = fakes()
+def test_inbound_https_with_the_sdk_exporter(certs, fake_mlflow, tls_proxy):
+    fake = fake_mlflow
     proxy = tls_proxy({"receiver": {"tls": inbound_tls(certs)}, "mlflow": {"experiment_id": "1"}},
                       mlflow_url=fake.url)
     wait_for_log(proxy, "OTLP/HTTP on 127.0.0.1:" + str(proxy.port) + " requires TLS")
@@ -316,8 +307,8 @@ def test_inbound_https_with_the_sdk_exporter(certs, fakes, tls_proxy):
     assert sorted(fake.wait_for_spans(8)) == sorted(ids)
 
 
-def test_inbound_mutual_tls(certs, fakes, tls_proxy):
-    fake = fakes()
+def test_inbound_mutual_tls(certs, fake_mlflow, tls_proxy):
+    fake = fake_mlflow
     proxy = tls_proxy({"receiver": {"tls": inbound_tls(certs, client_ca_file=certs.path("ca.pem"))},
                        "mlflow": {"experiment_id": "1"}}, mlflow_url=fake.url)
     ok, ids = sdk_export(proxy, certs, client="client")
@@ -334,8 +325,8 @@ def test_inbound_mutual_tls(certs, fakes, tls_proxy):
     assert sorted(fake.wait_for_spans(4)) == sorted(ids + more)
 
 
-def test_plaintext_and_stalled_clients_on_the_tls_port(certs, fakes, tls_proxy):
-    fake = fakes()
+def test_plaintext_and_stalled_clients_on_the_tls_port(certs, fake_mlflow, tls_proxy):
+    fake = fake_mlflow
     proxy = tls_proxy({"receiver": {"tls": inbound_tls(certs, handshake_timeout="500ms")},
                        "mlflow": {"experiment_id": "1"}}, mlflow_url=fake.url)
     # A client that connects and says nothing holds its connection only until the timeout,
@@ -370,8 +361,8 @@ def test_plaintext_and_stalled_clients_on_the_tls_port(certs, fakes, tls_proxy):
     assert proxy.running()
 
 
-def test_bearer_token_on_http_and_https(certs, fakes, tls_proxy):
-    fake = fakes()
+def test_bearer_token_on_http_and_https(certs, fake_mlflow, tls_proxy):
+    fake = fake_mlflow
     token = "inbound-bearer-0123456789"
     for tls in (None, inbound_tls(certs)):
         receiver = {"auth": {"bearer_token": token}}
