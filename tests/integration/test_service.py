@@ -63,6 +63,15 @@ def test_service_config_is_valid_and_uses_the_state_directory(proxy_binary):
     assert 'state_dir: "/var/lib/otlp-mlflow-proxy"' in result.stdout
 
 
+def test_service_config_leaves_the_mlflow_url_to_mlflow_tracking_uri(proxy_binary):
+    # The container and compose setups pass MLFLOW_TRACKING_URI, which ranks below the file.
+    result = subprocess.run([str(proxy_binary), "--check-config", "--config", str(SERVICE_CONFIG)],
+                            capture_output=True, text=True, timeout=30,
+                            env={"MLFLOW_TRACKING_URI": "http://mlflow:5000"})
+    assert result.returncode == 0, result.stderr
+    assert 'url: "http://mlflow:5000"' in result.stdout
+
+
 def test_cmake_install_puts_binary_unit_and_config_in_place(proxy_binary, tmp_path):
     build_dir = proxy_binary.parent.parent
     if not (build_dir / "CMakeCache.txt").exists():
