@@ -742,7 +742,7 @@ TEST_CASE("YAML structure errors give file:line:col and the path", "[config][yam
       {"mlflow:\n  uri: http://x\n",
        "proxy.yaml:2:3: mlflow.uri: unknown key (expected one of: url, experiment_id, "
        "experiment_name, create_experiments, request_timeout, connect_timeout, "
-       "experiment_cache_ttl, username, password, token)"},
+       "experiment_cache_ttl, username, password, token, tls)"},
       {"queue: {max_bytez: 1}\n",
        "proxy.yaml:1:9: queue.max_bytez: unknown key (expected one of: max_bytes, retry_after, "
        "durability, state_dir, max_disk_bytes, fsync, fsync_interval)"},
