@@ -212,9 +212,8 @@ net::awaitable<void> Exporter::version_loop() {
         if (!told_unknown) {
           spdlog::info("MLflow's version at {} is not known yet (GET /version: {}); sending "
                        "uncompressed until it answers",
-                       config_.mlflow.url,
-                       result.error ? result.failed_step + ": " + result.error.message()
-                                    : "HTTP " + std::to_string(status));
+                       shown_url_,
+                       result.error ? result.describe_error() : "HTTP " + std::to_string(status));
           told_unknown = true;
         }
       } else {
@@ -247,7 +246,7 @@ void Exporter::record_version(const HttpResult& result, std::uint64_t outages) {
     }
     spdlog::warn("MLflow at {} answered GET /version with {}, not a version; sending uncompressed "
                  "(exporter.compression: gzip forces gzip, for MLflow 3.7 and newer)",
-                 config_.mlflow.url, answer);
+                 shown_url_, answer);
     version_.record({}, false, outages);
     return;
   }
@@ -263,7 +262,7 @@ void Exporter::record_version(const HttpResult& result, std::uint64_t outages) {
   }
   const std::string change =
       before.version.empty() || before.version == version->text ? "" : " (was " + before.version + ")";
-  spdlog::info("MLflow {} at {}{}; sending {}", version->text, config_.mlflow.url, change, sending);
+  spdlog::info("MLflow {} at {}{}; sending {}", version->text, shown_url_, change, sending);
   if (!gzip && config_.exporter.compression == config::UpstreamCompression::gzip) {
     spdlog::warn("exporter.compression is gzip, but MLflow {} cannot decode gzip request bodies "
                  "(3.7 and newer can): its answers will be 400; use auto or none",
@@ -541,7 +540,7 @@ net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::Qu
       stats_.gzip_refused.fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("MLflow at {} answered {} to a gzip body although GET /version said {}; "
                    "sending uncompressed while it reports that version",
-                   config_.mlflow.url, status, version_.snapshot().version);
+                   shown_url_, status, version_.snapshot().version);
       version_.forget();
       gzip_refused = true;
       continue;
