@@ -7,7 +7,7 @@
 
 namespace proxy::exporter {
 
-// The gzip member (RFC 1952) of `input` at zlib's default level; nullopt if zlib fails (out of
+// The gzip member (RFC 1952) of `input` at zlib's fastest level (1); nullopt if zlib fails (out of
 // memory), and the caller then sends the body uncompressed.
 std::optional<std::string> gzip_compress(std::string_view input);
 
