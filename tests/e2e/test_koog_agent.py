@@ -14,30 +14,14 @@ import json
 import time
 from collections import Counter
 
-import pytest
-
 from koog_runner import (AGENT_ID, CONTENT_KEYS, DEFAULT_PROMPT, DEFAULT_SYSTEM_PROMPT,
                          FINAL_ANSWER, HIDDEN, KOOG_VERSION, MODEL, PARENTS, PARENTS_OF_CHAT,
-                         SPAN_NAMES, STRATEGY, TOOL, TOOL_RESULT, KoogBuildError,
-                         build_koog_agent, java_and_maven, run_koog_agent)
+                         SPAN_NAMES, STRATEGY, TOOL, TOOL_RESULT, run_koog_agent)
 
 WAIT = 60.0  # seconds for the trace to reach MLflow through the proxy
 # start_proxy kwargs for a route that keeps prompts and responses: the proxy's default policy
 # masks content, the built-in "verbose" policy keeps it.
 PASS_THROUGH: dict = {"config": {"default_route": {"policy": "verbose"}}}
-
-
-@pytest.fixture(scope="session")
-def koog_jar():
-    """The agent's runnable jar, built once per session (a no-op when it is up to date)."""
-    java, mvn = java_and_maven()
-    if java is None or mvn is None:
-        pytest.skip("the Koog agent needs Java 17 and Maven (Debian: openjdk-17-jdk-headless, "
-                    f"maven; scripts/test.sh installs them): java={java}, mvn={mvn}")
-    try:
-        return build_koog_agent()
-    except KoogBuildError as e:
-        pytest.fail(str(e), pytrace=False)
 
 
 def _kind(span_name: str) -> str:

@@ -11,8 +11,7 @@ import re
 
 import pytest
 
-from koog_runner import (AGENT_ID, SPAN_NAMES, KoogBuildError, build_koog_agent, java_and_maven,
-                         run_koog_agent)
+from koog_runner import AGENT_ID, SPAN_NAMES, run_koog_agent
 from support.admin import scrape
 from support.net import wait_until
 from support.otel_clients import assert_trace_matches, send_koog_trace
@@ -25,17 +24,6 @@ WAIT = 60.0
 def _version(mlflow) -> tuple[int, int]:
     major, minor = re.match(r"(\d+)\.(\d+)", mlflow.version()).groups()
     return int(major), int(minor)
-
-
-@pytest.fixture(scope="session")
-def koog_jar():
-    java, mvn = java_and_maven()
-    if java is None or mvn is None:
-        pytest.skip(f"the Koog agent needs Java 17 and Maven: java={java}, mvn={mvn}")
-    try:
-        return build_koog_agent()
-    except KoogBuildError as e:
-        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.mark.mlflow36

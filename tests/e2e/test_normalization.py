@@ -19,25 +19,12 @@ import urllib.request
 
 import pytest
 
-from koog_runner import (AGENT_ID, DEFAULT_PROMPT, FINAL_ANSWER,
-                         SPAN_NAMES, KoogBuildError, build_koog_agent, java_and_maven,
-                         run_koog_agent)
+from koog_runner import AGENT_ID, DEFAULT_PROMPT, FINAL_ANSWER, SPAN_NAMES, run_koog_agent
 
 WAIT = 60.0
 VERBOSE = {"default_route": {"policy": "verbose"}}
 OFF = {"default_route": {"policy": "verbose", "normalize": {"enabled": False}}}
 SESSION_KEY = "mlflow.trace.session"
-
-
-@pytest.fixture(scope="session")
-def koog_jar():
-    java, mvn = java_and_maven()
-    if java is None or mvn is None:
-        pytest.skip(f"the Koog agent needs Java 17 and Maven: java={java}, mvn={mvn}")
-    try:
-        return build_koog_agent()
-    except KoogBuildError as e:
-        pytest.fail(str(e), pytrace=False)
 
 
 def _run(mlflow, start_proxy, unique_name, *, verbose: bool, config: dict | None):
