@@ -37,26 +37,20 @@ def fakes():
 
 
 @pytest.fixture
-def proxies(tmp_path, proxy_binary, proxy_log_report):
-    started = proxy_log_report([])
+def proxy_teardown() -> str:
+    return "kill"  # several tests leave their fake MLflow stopped or refusing
 
+
+@pytest.fixture
+def proxies(proxy_factory):
+    """proxy_factory with fast retries, experiment 1 and an optional exporter.compression."""
     def start(mlflow_url: str, compression: str | None = None, **kwargs) -> ProxyProcess:
         config = json.loads(json.dumps(FAST))
         config["mlflow"] = {"experiment_id": "1"}
         if compression is not None:
             config["exporter"]["compression"] = compression
-        name = f"proxy{len(started)}"
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(json.dumps(config))
-        proxy = ProxyProcess(tmp_path, binary=proxy_binary, mlflow_url=mlflow_url, config=path,
-                             name=name, **kwargs)
-        started.append(proxy)
-        return proxy.start()
-
-    yield start
-    for proxy in started:
-        if proxy.running():
-            proxy.kill()
+        return proxy_factory(config, mlflow_url=mlflow_url, **kwargs)
+    return start
 
 
 def wait_log(proxy: ProxyProcess, pattern: str, timeout: float = 10.0) -> str:
