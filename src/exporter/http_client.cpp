@@ -158,15 +158,38 @@ net::awaitable<HttpResult> HttpClient::connect() {
   co_return result;
 }
 
+// The TLS alert a peer sent before closing, if one is waiting to be read; a clean or silent
+// close gives none. Bounded by a short deadline: it runs only on a connection already failing.
+net::awaitable<beast::error_code> HttpClient::read_pending_alert(TlsStream& stream) {
+  beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(200));
+  char byte = 0;
+  auto [alert_ec, read] = co_await stream.async_read_some(net::buffer(&byte, 1), kNoThrow);
+  if (alert_ec.category() == net::error::get_ssl_category() && alert_ec != ssl::error::stream_truncated) {
+    co_return alert_ec;
+  }
+  co_return beast::error_code{};
+}
+
 template <class Stream>
 net::awaitable<HttpResult> HttpClient::exchange(Stream& stream, http::request<http::string_body>& request) {
   HttpResult result;
   beast::get_lowest_layer(stream).expires_after(options_.request_timeout);
   auto [write_ec, written] = co_await http::async_write(stream, request, kNoThrow);
   if (write_ec) {
-    close();
     result.error = write_ec;
     result.failed_step = "write";
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      // In TLS 1.3 the server judges the client's certificate after the client's handshake has
+      // finished, so a refusal ("certificate required") arrives as an alert that the request's
+      // write runs into as a broken pipe. Read the alert, so the log says what is wrong.
+      if (write_ec != beast::error::timeout) {
+        if (const auto alert = co_await read_pending_alert(stream)) {
+          result.error = alert;
+          result.tls_failed = true;
+        }
+      }
+    }
+    close();
     co_return result;
   }
   http::response_parser<http::string_body> parser;

@@ -76,6 +76,7 @@ class HttpClient {
   boost::asio::awaitable<HttpResult> connect();
   template <class Stream>
   boost::asio::awaitable<HttpResult> exchange(Stream& stream, http::request<http::string_body>& request);
+  static boost::asio::awaitable<boost::beast::error_code> read_pending_alert(TlsStream& stream);
   bool connected() const { return plain_stream_.has_value() || tls_stream_.has_value(); }
   void close();
 
