@@ -11,8 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include <zlib.h>
-
+#include "exporter/gzip.hpp"
 #include "otlp/types.hpp"
 
 namespace bench {
@@ -236,20 +235,11 @@ class TraceSource {
   std::vector<Item> pending_;
 };
 
+// Bodies gzipped as an SDK sends them (its default level, 6), with the proxy's own compressor.
 inline std::string gzip(const std::string& data) {
-  z_stream z{};
-  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    throw std::runtime_error("deflateInit2 failed");
-  std::string out(deflateBound(&z, data.size()), '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  z.avail_in = static_cast<uInt>(data.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&z, Z_FINISH);
-  deflateEnd(&z);
-  if (rc != Z_STREAM_END) throw std::runtime_error("deflate failed");
-  out.resize(z.total_out);
-  return out;
+  auto compressed = proxy::exporter::gzip_compress(data, 6);
+  if (!compressed) throw std::runtime_error("gzip failed");
+  return std::move(*compressed);
 }
 
 // A request holds K spans; spans of each family go under their own resource and scope, as two

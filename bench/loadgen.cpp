@@ -62,7 +62,6 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <zlib.h>
 
 #include "agent_traffic.hpp"
 

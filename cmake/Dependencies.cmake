@@ -9,6 +9,9 @@ find_package(yaml-cpp REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+# Upstream gzip: libdeflate compresses a whole buffer (our batches are whole) two to three times
+# faster than zlib at the same ratio.
+pkg_check_modules(LIBDEFLATE REQUIRED IMPORTED_TARGET libdeflate)
 # Policy: RE2 for linear-time redaction patterns, libcrypto for hashing content; libssl for TLS
 # to MLflow and on the OTLP/HTTP listener (Asio ssl).
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)

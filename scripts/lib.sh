@@ -12,7 +12,7 @@ export CCACHE_BASEDIR="$REPO_ROOT"
 # Debian 12 packages that building the proxy needs.
 BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config ccache
   libboost1.81-dev libboost-json1.81-dev libprotobuf-dev protobuf-compiler
-  libspdlog-dev libyaml-cpp-dev zlib1g-dev libzstd-dev libssl-dev libre2-dev
+  libspdlog-dev libyaml-cpp-dev zlib1g-dev libzstd-dev libdeflate-dev libssl-dev libre2-dev
   libgrpc++-dev protobuf-compiler-grpc  # the OTLP/gRPC receiver
   prometheus-cpp-dev libsystemd-dev)  # /metrics (core only), sd_notify
 # And what the tests need on top.

@@ -153,4 +153,12 @@ TEST_CASE("gzip bodies decompress to the input", "[exporter][gzip]") {
   const auto empty = gzip_compress("");
   REQUIRE(empty.has_value());
   CHECK(gunzip(*empty).empty());
+  // Every level libdeflate knows, and none it does not.
+  for (int level = 1; level <= 12; ++level) {
+    const auto at_level = gzip_compress(input, level);
+    REQUIRE(at_level.has_value());
+    CHECK(gunzip(*at_level) == input);
+  }
+  CHECK_FALSE(gzip_compress(input, 0).has_value());
+  CHECK_FALSE(gzip_compress(input, 13).has_value());
 }
