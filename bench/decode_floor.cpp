@@ -2,15 +2,16 @@
 // bench-loadgen sends. Per step, spans per CPU-second on one thread:
 //   parse         ExportTraceServiceRequest parsed into a reused arena (what the proxy does first)
 //   parse+encode  the same, then serialized again (the least a proxy that rewrites spans does)
-//   parse+gunzip  with --gzip bodies: inflate, then parse
+//   parse+gunzip  gzip bodies: the proxy's decompression, then parse
 //   gzip L6 / L1  deflate of the plain bodies at zlib's default level and at level 1 (the cost of
 //                 compressing batches on the way to MLflow, per span)
+//   proxy gzip    the proxy's own upstream gzip (libdeflate at exporter::kUpstreamGzipLevel)
 //
 //   bench-decode-floor [--spans-per-request K] [--mix koog|openinference|both] [--seconds S]
 //
 // Output: one JSON line, {"spans_per_request","body_bytes","parse_spans_per_s",
 // "parse_encode_spans_per_s","gunzip_parse_spans_per_s","gzip6_spans_per_s","gzip1_spans_per_s",
-// "gzip6_ratio","gzip1_ratio"}.
+// "gzip6_ratio","gzip1_ratio","proxy_gzip_spans_per_s","proxy_gzip_ratio"}.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,8 +22,10 @@
 #include <vector>
 
 #include <google/protobuf/arena.h>
+#include <zlib.h>
 
 #include "agent_traffic.hpp"
+#include "receiver/decompress.hpp"
 
 namespace {
 
@@ -32,19 +35,11 @@ double cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+// The proxy's own request decompression (receiver::decompress, with its default limits).
 bool gunzip(const std::string& in, std::string& out) {
-  z_stream z{};
-  if (inflateInit2(&z, 15 + 32) != Z_OK) return false;
-  if (out.size() < in.size() * 8) out.resize(in.size() * 8);
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  const int rc = inflate(&z, Z_FINISH);
-  const std::size_t produced = z.total_out;
-  inflateEnd(&z);
-  out.resize(produced);
-  return rc == Z_STREAM_END;
+  out.clear();
+  return proxy::receiver::decompress(proxy::receiver::ContentEncoding::gzip, in, out, 16u << 20, 100)
+             .status == proxy::receiver::DecompressResult::Status::ok;
 }
 
 // Runs step(body) over the pool for about `seconds` of CPU time; spans per CPU-second.
@@ -140,12 +135,25 @@ int main(int argc, char** argv) {
   };
   const double gzip6 = measure(pool, spans_per_request, seconds, deflate_at(Z_DEFAULT_COMPRESSION, 0));
   const double gzip1 = measure(pool, spans_per_request, seconds, deflate_at(Z_BEST_SPEED, 1));
+  // The proxy's upstream gzip (libdeflate, one compressor per thread) at its level.
+  std::size_t proxy_compressed = 0;
+  std::uint64_t proxy_compressions = 0;
+  const double proxy_gzip = measure(pool, spans_per_request, seconds, [&](const std::string& body) {
+    const auto gzipped_body = proxy::exporter::gzip_compress(body);
+    if (!gzipped_body) return false;
+    proxy_compressed += gzipped_body->size();
+    ++proxy_compressions;
+    return true;
+  });
   const double body_bytes = static_cast<double>(bytes) / static_cast<double>(pool.size());
   std::printf("{\"spans_per_request\":%d,\"body_bytes\":%zu,\"parse_spans_per_s\":%.0f,"
               "\"parse_encode_spans_per_s\":%.0f,\"gunzip_parse_spans_per_s\":%.0f,"
-              "\"gzip6_spans_per_s\":%.0f,\"gzip1_spans_per_s\":%.0f,\"gzip6_ratio\":%.2f,\"gzip1_ratio\":%.2f}\n",
+              "\"gzip6_spans_per_s\":%.0f,\"gzip1_spans_per_s\":%.0f,\"gzip6_ratio\":%.2f,\"gzip1_ratio\":%.2f,"
+              "\"proxy_gzip_spans_per_s\":%.0f,\"proxy_gzip_ratio\":%.2f}\n",
               spans_per_request, bytes / pool.size(), parse, parse_encode, gunzip_parse, gzip6, gzip1,
               body_bytes / (static_cast<double>(compressed[0]) / static_cast<double>(compressions[0])),
-              body_bytes / (static_cast<double>(compressed[1]) / static_cast<double>(compressions[1])));
+              body_bytes / (static_cast<double>(compressed[1]) / static_cast<double>(compressions[1])),
+              proxy_gzip,
+              body_bytes / (static_cast<double>(proxy_compressed) / static_cast<double>(proxy_compressions)));
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <limits>
 #include <memory>
 
+#include <libdeflate.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -55,8 +56,41 @@ std::size_t grow(std::string& out, std::size_t limit) {
   return step;
 }
 
+struct DecompressorDeleter {
+  void operator()(libdeflate_decompressor* decompressor) const {
+    libdeflate_free_decompressor(decompressor);
+  }
+};
+
+// The common gzip body, one member whose trailer states a size within the limit, decoded in one
+// libdeflate call (two to three times faster than zlib's inflate) into exactly that many bytes.
+// False, with `out` as it was, for anything else: several members, a trailer that lies, corrupt
+// or truncated data. zlib then decodes it chunk by chunk and says precisely what is wrong.
+bool gunzip_whole(std::string_view input, std::string& out, std::size_t limit) {
+  constexpr std::size_t kSmallestMember = 18;  // 10-byte header, empty block, 8-byte trailer
+  if (input.size() < kSmallestMember) return false;
+  const auto* trailer = reinterpret_cast<const unsigned char*>(input.data() + input.size() - 4);
+  const std::size_t stated = static_cast<std::size_t>(trailer[0]) | static_cast<std::size_t>(trailer[1]) << 8 |
+                             static_cast<std::size_t>(trailer[2]) << 16 | static_cast<std::size_t>(trailer[3]) << 24;
+  if (stated > limit) return false;
+  thread_local std::unique_ptr<libdeflate_decompressor, DecompressorDeleter> decompressor{
+      libdeflate_alloc_decompressor()};
+  if (!decompressor) return false;
+  const std::size_t start = out.size();
+  out.resize(start + stated);
+  std::size_t consumed = 0;
+  std::size_t produced = 0;
+  const libdeflate_result result = libdeflate_gzip_decompress_ex(
+      decompressor.get(), input.data(), input.size(), out.data() + start, stated, &consumed, &produced);
+  // libdeflate checks the CRC and that the trailer's size is what it produced.
+  if (result == LIBDEFLATE_SUCCESS && consumed == input.size() && produced == stated) return true;
+  out.resize(start);
+  return false;
+}
+
 DecompressResult inflate_zlib(ContentEncoding encoding, std::string_view input, std::string& out,
                               std::size_t limit) {
+  if (encoding == ContentEncoding::gzip && gunzip_whole(input, out, limit)) return {};
   const char* name = encoding == ContentEncoding::gzip ? "gzip" : "deflate";
   // gzip: a gzip wrapper. deflate: HTTP says zlib-wrapped, but some clients send raw deflate,
   // so the zlib header is detected and raw deflate accepted otherwise.

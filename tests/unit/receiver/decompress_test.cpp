@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <random>
 #include <string>
 
@@ -82,6 +83,26 @@ TEST_CASE("concatenated gzip members decode as one body", "[decompress]") {
   const auto result = decompress(ContentEncoding::gzip, gzip("hello ") + gzip("world"), out, 1024);
   CHECK(result.status == Status::ok);
   CHECK(out == "hello world");
+}
+
+TEST_CASE("a gzip trailer whose size lies never decides what is decoded or allocated", "[decompress]") {
+  const std::string original = random_text(20000);
+  const std::string honest = gzip(original);
+  // The trailer's last four bytes are the size (mod 2^32): claim less, then more, than the truth.
+  for (const std::uint32_t claimed : {100u, 4000000u}) {
+    std::string lying = honest;
+    for (int i = 0; i < 4; ++i) {
+      lying[lying.size() - 4 + static_cast<std::size_t>(i)] = static_cast<char>((claimed >> (8 * i)) & 0xff);
+    }
+    std::string out;
+    const auto result = decompress(ContentEncoding::gzip, lying, out, 1u << 20);
+    CHECK(result.status == Status::corrupt);
+    CHECK(out.capacity() < (1u << 20) + 64 * 1024 + 64);
+  }
+  // The honest body decodes, also into a buffer that already holds bytes.
+  std::string out = "kept:";
+  CHECK(decompress(ContentEncoding::gzip, honest, out, 1u << 20).status == Status::ok);
+  CHECK(out == "kept:" + original);
 }
 
 TEST_CASE("a body exactly at the limit is accepted, one byte more is too large", "[decompress]") {
