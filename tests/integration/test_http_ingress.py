@@ -265,6 +265,42 @@ def test_keep_alive_serves_many_requests_on_one_connection(proxy, fake_mlflow):
     fake_mlflow.wait_for_spans(20)
 
 
+def test_success_answers_are_exact_http_on_a_kept_connection(proxy, fake_mlflow):
+    """The plain 200 is written from constant bytes: check them raw, for protobuf and JSON, and
+    that the connection serves the next request (pipelined too) after each."""
+    request = make_request().SerializeToString()
+    json_body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+        "name": "raw", "startTimeUnixNano": "1", "endTimeUnixNano": "2"}]}]}]}).encode()
+
+    def raw_post(content_type: str, body: bytes) -> bytes:
+        return (f"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    expected_protobuf = (b"HTTP/1.1 200 OK\r\nServer: otlp-mlflow-proxy\r\n"
+                         b"Content-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n")
+    expected_json = (b"HTTP/1.1 200 OK\r\nServer: otlp-mlflow-proxy\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+    with socket.create_connection((proxy.host, proxy.port), timeout=10) as sock:
+        # Two requests in one write: both answered, in order, on the same connection.
+        sock.sendall(raw_post("application/x-protobuf", request) + raw_post("application/json", json_body))
+        wanted = expected_protobuf + expected_json
+        received = b""
+        while len(received) < len(wanted):
+            chunk = sock.recv(4096)
+            assert chunk, f"connection closed after {received!r}"
+            received += chunk
+        assert received == wanted
+        sock.sendall(raw_post("application/x-protobuf", request))
+        received = b""
+        while len(received) < len(expected_protobuf):
+            chunk = sock.recv(4096)
+            assert chunk
+            received += chunk
+        assert received == expected_protobuf
+    fake_mlflow.wait_for_spans(3)
+
+
 def test_connections_over_the_limit_are_refused_with_503(proxy_factory, fake_mlflow):
     proxy = proxy_factory(config={"receiver": {"max_connections": 2}})
     held = [http.client.HTTPConnection(proxy.host, proxy.port, timeout=10) for _ in range(2)]
