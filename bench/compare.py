@@ -18,7 +18,9 @@ alternates between rounds) a fresh sink and a fresh system are started and measu
   latency         p50/p99/p999 of the acknowledgement at a fixed 10k spans/s (open loop).
 
 Scenarios: batched (50 spans per request, as the SDKs' batch processor sends), the same with
-gzip, and one span per request (Koog before 1.0). The median over the rounds is reported.
+gzip, and one span per request (Koog before 1.0). Both hops are compressed alike, for both
+systems: the gzip scenario gzips to the sink too, the others send plain. The median over the
+rounds is reported.
 
 --mlflow: a real MLflow server (SQLite), the load generator straight to it and through the proxy
 (not pinned: MLflow is the bottleneck here), batched and one span per request. Reports the
@@ -195,15 +197,16 @@ class Sink(Managed):
 # The two systems
 # ---------------------------------------------------------------------------------------------
 
-def proxy_config(path: Path) -> Path:
+def proxy_config(path: Path, compression: str = "auto") -> Path:
     """Default policy (content masked, errors redacted), memory durability, default queue and
-    exporter settings, written out so the run's configuration is on record."""
+    exporter settings, written out so the run's configuration is on record. `compression`: the
+    upstream's, "auto" (gzip to an MLflow of 3.7 or later) unless a scenario fixes it."""
     path.write_text(f"""# bench/compare.py: the proxy under test
 queue:
   durability: memory
   max_bytes: {QUEUE_BYTES}
 exporter:
-  compression: auto   # gzip: the fake sink reports MLflow 3.7.0
+  compression: {compression}
   concurrency: {EXPORT_CONCURRENCY}
   max_batch_spans: {BATCH_SPANS}
   batch_linger: {BATCH_LINGER_MS}ms
@@ -215,7 +218,7 @@ log:
     return path
 
 
-def collector_config(path: Path, port: int, sink_url: str) -> Path:
+def collector_config(path: Path, port: int, sink_url: str, compression: str) -> Path:
     patterns = "\n".join(f"      - '{_glob_to_regex(g)}'" for g in _CONTENT_KEY_GLOBS)
     path.write_text(f"""# bench/compare.py: the OpenTelemetry Collector doing the proxy's job
 receivers:
@@ -241,7 +244,7 @@ exporters:
     traces_endpoint: {sink_url}/v1/traces
     headers:
       x-mlflow-experiment-id: "{EXPERIMENT_ID}"
-    compression: gzip   # as the proxy (exporter.compression: auto) to an MLflow of 3.7 or later
+    compression: {compression}   # as the proxy's exporter.compression in this scenario
     encoding: proto
     sending_queue:
       enabled: true
@@ -264,17 +267,20 @@ service:
 
 
 def start_system(system: str, tools: "Tools", workdir: Path, sink: Sink,
-                 cpu: str | None) -> tuple[Managed, str]:
+                 cpu: str | None, scenario: Scenario) -> tuple[Managed, str]:
     port = free_port()
+    # Both hops compressed alike: a gzip scenario gzips to the sink too, the others send plain.
+    compression = "gzip" if scenario.gzip else "none"
     if system == "proxy":
-        cmd = [str(tools.proxy), "--config", str(proxy_config(workdir / "proxy.yaml")),
+        cmd = [str(tools.proxy), "--config",
+               str(proxy_config(workdir / "proxy.yaml", compression)),
                "--listen", f"127.0.0.1:{port}", "--mlflow-url", sink.url,
                "--experiment-id", EXPERIMENT_ID, "--grpc-listen", "off", "--admin-listen", "off"]
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("OTLP_MLFLOW_PROXY_", "MLFLOW_"))}
     else:
         cmd = [str(tools.collector), "--config",
-               str(collector_config(workdir / "collector.yaml", port, sink.url))]
+               str(collector_config(workdir / "collector.yaml", port, sink.url, compression))]
         env = dict(os.environ)
     proc = Managed(system, pinned(cpu, cmd), workdir, env)
     wait_port(port, proc.proc, system, proc.log_path)
@@ -375,7 +381,7 @@ def measure(system: str, scenario: Scenario, rnd: int, tools: Tools, args, workd
     sink = Sink(tools.sink, rundir, args.client_cpu)
     proc = None
     try:
-        proc, url = start_system(system, tools, rundir, sink, args.system_cpu)
+        proc, url = start_system(system, tools, rundir, sink, args.system_cpu, scenario)
         common = dict(spans_per_request=scenario.spans_per_request, gzip=scenario.gzip,
                       cpu=args.client_cpu)
         # Warm-up: connections, allocator arenas, Go's heap and JIT-free code paths all settled.
