@@ -6,11 +6,21 @@ import time
 from pathlib import Path
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now (the OS picks it; a tiny race remains until it is bound)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that is free right now (the OS picks it; a tiny race remains until it is bound)
+    and that this process has not handed out before: the OS may pick the same free port twice in
+    a row, and a proxy given it for two listeners cannot start."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no fresh free TCP port after 100 tries")
 
 
 def port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:
