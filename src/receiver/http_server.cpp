@@ -402,7 +402,7 @@ net::awaitable<void> HttpServer::State::serve(Stream stream, std::string peer) {
         // A small answer nearly always fits the socket's send buffer: write it at once, without
         // arming the stream's timer; only what does not fit waits, under the read timeout.
         boost::system::error_code write_ec;
-        tcp_layer.socket().non_blocking(true, write_ec);
+        if (!tcp_layer.socket().non_blocking()) tcp_layer.socket().non_blocking(true, write_ec);
         if (!write_ec) sent = tcp_layer.socket().write_some(net::buffer(canned), write_ec);
         if (write_ec && write_ec != net::error::would_block) break;
       }
