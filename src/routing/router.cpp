@@ -1,5 +1,8 @@
 #include "routing/router.hpp"
 
+#include <algorithm>
+#include <optional>
+
 #include "config/values.hpp"
 
 namespace proxy::routing {
@@ -38,6 +41,45 @@ std::string describe_match(const CompiledRoute& route, const config::RouteConfig
       break;
   }
   return text.empty() ? "everything" : text;
+}
+
+// Moves the root spans of the held traces out of `from` into `to` (same resource, same scopes),
+// so a held root travels in an item of its own: the rest of its request is exported without
+// waiting, and the release hook re-encodes the roots alone. Scopes left empty are removed.
+std::uint32_t take_held_roots(otlp::ResourceSpans& from, const std::vector<std::string>& traces,
+                              otlp::ResourceSpans& to) {
+  std::uint32_t moved = 0;
+  auto& scopes = *from.mutable_scope_spans();
+  for (int s = 0; s < scopes.size(); ++s) {
+    auto& spans = *scopes[s].mutable_spans();
+    otlp::ScopeSpans* scope_out = nullptr;
+    int kept = 0;
+    for (int i = 0; i < spans.size(); ++i) {
+      const otlp::Span& span = spans[i];
+      if (!span.parent_span_id().empty() ||
+          std::find(traces.begin(), traces.end(), span.trace_id()) == traces.end()) {
+        if (kept != i) spans.SwapElements(kept, i);
+        ++kept;
+        continue;
+      }
+      if (scope_out == nullptr) {
+        if (moved == 0) {
+          *to.mutable_resource() = from.resource();
+          to.set_schema_url(from.schema_url());
+        }
+        scope_out = to.add_scope_spans();
+        *scope_out->mutable_scope() = scopes[s].scope();
+        scope_out->set_schema_url(scopes[s].schema_url());
+      }
+      *scope_out->add_spans() = std::move(spans[i]);
+      ++moved;
+    }
+    spans.DeleteSubrange(kept, spans.size() - kept);
+  }
+  scopes.erase(std::remove_if(scopes.begin(), scopes.end(),
+                              [](const otlp::ScopeSpans& scope) { return scope.spans_size() == 0; }),
+               scopes.end());
+  return moved;
 }
 
 }  // namespace
@@ -138,11 +180,29 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
     for (otlp::ResourceSpans& resource_spans : *request.mutable_resource_spans()) {
       fill(first, resource_spans);
     }
-    if (spans > 0) {
-      items.push_back({*experiments[first], request.SerializeAsString(), spans});
-      hold(first, items.back());
-      stats_.route_spans[first].fetch_add(spans, std::memory_order_relaxed);
+    queue::QueueItem roots{*experiments[first], {}, 0};
+    if (!held.empty()) {
+      for (otlp::ResourceSpans& resource_spans : *request.mutable_resource_spans()) {
+        otlp::ResourceSpans taken;
+        if (const std::uint32_t moved = take_held_roots(resource_spans, held, taken); moved > 0) {
+          append_resource_spans(roots.payload, taken);
+          roots.span_count += moved;
+        }
+      }
+      auto& all = *request.mutable_resource_spans();
+      all.erase(std::remove_if(all.begin(), all.end(),
+                               [](const otlp::ResourceSpans& r) { return r.scope_spans_size() == 0; }),
+                all.end());
     }
+    if (spans > roots.span_count) {
+      items.push_back({*experiments[first], request.SerializeAsString(), spans - roots.span_count});
+    }
+    if (roots.span_count > 0) {
+      items.push_back(std::move(roots));
+      hold(first, items.back());
+    }
+    held.clear();
+    if (spans > 0) stats_.route_spans[first].fetch_add(spans, std::memory_order_relaxed);
   } else {
     stats_.requests_split.fetch_add(1, std::memory_order_relaxed);
     for (int i = 0; i < request.resource_spans_size(); ++i) {
@@ -150,31 +210,45 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
       if (spans_in(resource_spans) == 0) continue;
       transform(route_of[static_cast<std::size_t>(i)], resource_spans);
     }
-    thread_local std::vector<std::size_t> item_of_route;
-    item_of_route.assign(route_count, SIZE_MAX);
-    std::vector<std::vector<std::string>> held_of_item;
+    // Per route: an item for its spans and, when some of its roots are held, one for those.
+    struct RouteItems {
+      std::optional<queue::QueueItem> spans;
+      std::optional<queue::QueueItem> roots;
+      std::vector<std::string> held;
+    };
+    std::vector<RouteItems> per_route(route_count);
     for (int i = 0; i < request.resource_spans_size(); ++i) {
       const std::size_t route = route_of[static_cast<std::size_t>(i)];
       otlp::ResourceSpans& resource_spans = *request.mutable_resource_spans(i);
       const std::uint32_t spans = spans_in(resource_spans);
       if (spans == 0) continue;
       fill(route, resource_spans);
-      if (item_of_route[route] == SIZE_MAX) {
-        item_of_route[route] = items.size();
-        items.push_back({*experiments[route], {}, 0});
-        held_of_item.emplace_back();
+      RouteItems& out = per_route[route];
+      if (!held.empty()) {
+        otlp::ResourceSpans taken;
+        if (const std::uint32_t moved = take_held_roots(resource_spans, held, taken); moved > 0) {
+          if (!out.roots) out.roots.emplace(queue::QueueItem{*experiments[route], {}, 0});
+          append_resource_spans(out.roots->payload, taken);
+          out.roots->span_count += moved;
+        }
+        for (std::string& trace : held) out.held.push_back(std::move(trace));
+        held.clear();
       }
-      queue::QueueItem& item = items[item_of_route[route]];
-      for (std::string& trace : held) held_of_item[item_of_route[route]].push_back(std::move(trace));
-      held.clear();
-      append_resource_spans(item.payload, resource_spans);
-      item.span_count += spans;
+      if (const std::uint32_t rest = spans_in(resource_spans); rest > 0) {
+        if (!out.spans) out.spans.emplace(queue::QueueItem{*experiments[route], {}, 0});
+        append_resource_spans(out.spans->payload, resource_spans);
+        out.spans->span_count += rest;
+      }
       stats_.route_spans[route].fetch_add(spans, std::memory_order_relaxed);
     }
     for (std::size_t route = 0; route < route_count; ++route) {
-      if (item_of_route[route] == SIZE_MAX) continue;
-      held = std::move(held_of_item[item_of_route[route]]);
-      hold(route, items[item_of_route[route]]);
+      RouteItems& out = per_route[route];
+      if (out.spans) items.push_back(std::move(*out.spans));
+      if (out.roots) {
+        items.push_back(std::move(*out.roots));
+        held = std::move(out.held);
+        hold(route, items.back());
+      }
     }
   }
   policy_stats_.add(tally);

@@ -552,6 +552,130 @@ TEST_CASE("a root routed before its invoke_agent is held in the queue, then fill
   CHECK(previews->entries() == 0);
 }
 
+namespace {
+
+std::uint32_t spans_of(const std::string& payload) {
+  otlp::ExportRequest request;
+  REQUIRE(request.ParseFromString(payload));
+  std::uint32_t spans = 0;
+  for (const auto& resource_spans : request.resource_spans()) {
+    for (const auto& scope_spans : resource_spans.scope_spans()) {
+      spans += static_cast<std::uint32_t>(scope_spans.spans_size());
+    }
+  }
+  return spans;
+}
+
+}  // namespace
+
+TEST_CASE("a held root leaves the rest of its request free to go, in an item of its own",
+          "[routing][preview][hold]") {
+  const config::Config config = load_yaml(kVerboseHold);
+  auto previews = std::make_shared<normalize::PreviewCache>(config.preview_cache);
+  queue::SpanQueue span_queue(1 << 20);
+  routing::install_preview_holds(span_queue, previews);
+  const Router router(config, previews);
+
+  // One request: trace h's root (held: its invoke_agent comes later) and trace o's invoke_agent
+  // and root (filled at once), under one resource with its attributes and scope.
+  auto [held_root, held_rest] = agent_trace('h');
+  auto [other_root, other_rest] = agent_trace('o');
+  otlp::ExportRequest request;
+  auto* resource_spans = request.add_resource_spans();
+  auto* service = resource_spans->mutable_resource()->add_attributes();
+  service->set_key("service.name");
+  service->mutable_value()->set_string_value("koog-agent");
+  auto* scope_spans = resource_spans->add_scope_spans();
+  scope_spans->mutable_scope()->set_name("ai.koog");
+  *scope_spans->add_spans() = other_rest.resource_spans(0).scope_spans(0).spans(0);
+  *scope_spans->add_spans() = held_root.resource_spans(0).scope_spans(0).spans(0);
+  *scope_spans->add_spans() = other_root.resource_spans(0).scope_spans(0).spans(0);
+
+  auto routed = router.route(request, std::nullopt);
+  auto& items = std::get<std::vector<queue::QueueItem>>(routed);
+  REQUIRE(items.size() == 2);
+  CHECK(items[0].hold == nullptr);
+  CHECK(items[0].span_count == 2);
+  CHECK(spans_of(items[0].payload) == 2);
+  CHECK(root_has_inputs(items[0].payload));  // trace o's root, filled from its invoke_agent
+  REQUIRE(items[1].hold != nullptr);
+  CHECK(items[1].hold->traces == std::vector<std::string>{std::string(16, 'h')});
+  CHECK(items[1].span_count == 1);
+  otlp::ExportRequest roots;
+  REQUIRE(roots.ParseFromString(items[1].payload));
+  REQUIRE(roots.resource_spans_size() == 1);
+  CHECK(roots.resource_spans(0).resource().attributes(0).value().string_value() == "koog-agent");
+  REQUIRE(roots.resource_spans(0).scope_spans_size() == 1);
+  CHECK(roots.resource_spans(0).scope_spans(0).scope().name() == "ai.koog");
+  REQUIRE(roots.resource_spans(0).scope_spans(0).spans_size() == 1);
+  CHECK(roots.resource_spans(0).scope_spans(0).spans(0).trace_id() == std::string(16, 'h'));
+
+  // The free item goes at once; the root waits for its invoke_agent, then is filled.
+  REQUIRE(span_queue.push(std::move(items)) == queue::PushResult::accepted);
+  auto first = span_queue.pop_batch(1 << 20, 100);
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].span_count == 2);
+  span_queue.release(first);
+  CHECK(span_queue.pop_batch(1 << 20, 100).empty());
+  auto rest_routed = router.route(held_rest, std::nullopt);
+  REQUIRE(span_queue.push(std::get<std::vector<queue::QueueItem>>(std::move(rest_routed))) ==
+          queue::PushResult::accepted);
+  const auto batch = span_queue.pop_batch(1 << 20, 100);
+  REQUIRE(batch.size() == 2);
+  CHECK(batch[0].span_count == 1);
+  CHECK(root_has_inputs(batch[0].payload));
+  CHECK(previews->stats().filled_after_hold == 1);
+}
+
+TEST_CASE("held roots split out per route when a request takes several routes",
+          "[routing][preview][hold]") {
+  const config::Config config = load_yaml(R"yaml(
+mlflow: {experiment_id: "1"}
+routes:
+  - name: a
+    match:
+      resource:
+        service.name: agent-a
+    experiment_id: "2"
+    normalize: {preview_hold: 10s}
+default_route:
+  policy: verbose
+  normalize: {preview_hold: 10s}
+)yaml");
+  auto previews = std::make_shared<normalize::PreviewCache>(config.preview_cache);
+  const Router router(config, previews);
+  auto [root_a, rest_a] = agent_trace('a');
+  auto [root_b, rest_b] = agent_trace('b');
+  otlp::ExportRequest request;
+  auto add = [&](const std::string& service_name, std::initializer_list<const otlp::Span*> spans) {
+    auto* resource_spans = request.add_resource_spans();
+    auto* service = resource_spans->mutable_resource()->add_attributes();
+    service->set_key("service.name");
+    service->mutable_value()->set_string_value(service_name);
+    auto* scope_spans = resource_spans->add_scope_spans();
+    for (const otlp::Span* span : spans) *scope_spans->add_spans() = *span;
+  };
+  const auto& span = [](const otlp::ExportRequest& r) { return &r.resource_spans(0).scope_spans(0).spans(0); };
+  add("agent-a", {span(root_a)});                 // held, alone in its resource
+  add("agent-b", {span(rest_b), span(root_b)});  // b's root is filled at once: nothing held
+
+  auto routed = router.route(request, std::nullopt);
+  const auto& items = std::get<std::vector<queue::QueueItem>>(routed);
+  REQUIRE(items.size() == 2);
+  // Route a: only the held root, in its own held item (no empty item beside it).
+  CHECK(items[0].experiment.value == "2");
+  REQUIRE(items[0].hold != nullptr);
+  CHECK(items[0].hold->traces == std::vector<std::string>{std::string(16, 'a')});
+  CHECK(items[0].span_count == 1);
+  CHECK(spans_of(items[0].payload) == 1);
+  // The default route: both of b's spans, free to go.
+  CHECK(items[1].experiment.value == "1");
+  CHECK(items[1].hold == nullptr);
+  CHECK(items[1].span_count == 2);
+  CHECK(spans_of(items[1].payload) == 2);
+  CHECK(root_has_inputs(items[1].payload));
+}
+
 TEST_CASE("a reload's router shares the preview cache", "[routing][preview][reload]") {
   const config::Config config = load_yaml(kVerboseHold);
   auto first = std::make_shared<const Router>(config);
