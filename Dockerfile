@@ -14,6 +14,7 @@ FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake ninja-build \
       pkg-config libboost1.81-dev libboost-json1.81-dev libprotobuf-dev protobuf-compiler \
       libspdlog-dev libyaml-cpp-dev zlib1g-dev libzstd-dev libdeflate-dev libssl-dev libre2-dev \
+      libjemalloc-dev \
       prometheus-cpp-dev libsystemd-dev libgrpc++-dev protobuf-compiler-grpc \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

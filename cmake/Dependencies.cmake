@@ -20,3 +20,9 @@ find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto SSL)
 # systemd: sd_notify for Type=notify units.
 find_package(prometheus-cpp CONFIG REQUIRED)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+# The daemon's allocator: decoding allocates a string per attribute and glibc's malloc and free
+# were a fifth of the proxy's CPU; jemalloc's thread caches cut batched CPU per span by about a
+# sixth. Not with sanitizers (they bring their own allocator) nor in the fuzz build.
+if(PROXY_JEMALLOC AND NOT PROXY_SANITIZE AND NOT PROXY_FUZZ)
+  pkg_check_modules(JEMALLOC REQUIRED IMPORTED_TARGET jemalloc)
+endif()

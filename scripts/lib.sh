@@ -13,6 +13,7 @@ export CCACHE_BASEDIR="$REPO_ROOT"
 BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config ccache
   libboost1.81-dev libboost-json1.81-dev libprotobuf-dev protobuf-compiler
   libspdlog-dev libyaml-cpp-dev zlib1g-dev libzstd-dev libdeflate-dev libssl-dev libre2-dev
+  libjemalloc-dev  # the daemon's allocator
   libgrpc++-dev protobuf-compiler-grpc  # the OTLP/gRPC receiver
   prometheus-cpp-dev libsystemd-dev)  # /metrics (core only), sd_notify
 # And what the tests need on top.
