@@ -517,15 +517,22 @@ default_route:
   normalize: {preview_hold: 10s}
 )yaml";
 
+// The verbose default route with a 10 s hold, its preview cache, and a queue that releases holds.
+struct HoldSetup {
+  config::Config config = load_yaml(kVerboseHold);
+  std::shared_ptr<normalize::PreviewCache> previews =
+      std::make_shared<normalize::PreviewCache>(config.preview_cache);
+  queue::SpanQueue span_queue{1 << 20};
+  Router router{config, previews};
+  HoldSetup() { routing::install_preview_holds(span_queue, previews); }
+};
+
 }  // namespace
 
 TEST_CASE("a root routed before its invoke_agent is held in the queue, then filled",
           "[routing][preview][hold]") {
-  const config::Config config = load_yaml(kVerboseHold);
-  auto previews = std::make_shared<normalize::PreviewCache>(config.preview_cache);
-  queue::SpanQueue span_queue(1 << 20);
-  routing::install_preview_holds(span_queue, previews);
-  const Router router(config, previews);
+  HoldSetup setup;
+  auto& [config, previews, span_queue, router] = setup;
 
   auto [root, rest] = agent_trace('r');
   auto routed = router.route(root, std::nullopt);
@@ -570,11 +577,8 @@ std::uint32_t spans_of(const std::string& payload) {
 
 TEST_CASE("a held root leaves the rest of its request free to go, in an item of its own",
           "[routing][preview][hold]") {
-  const config::Config config = load_yaml(kVerboseHold);
-  auto previews = std::make_shared<normalize::PreviewCache>(config.preview_cache);
-  queue::SpanQueue span_queue(1 << 20);
-  routing::install_preview_holds(span_queue, previews);
-  const Router router(config, previews);
+  HoldSetup setup;
+  auto& [config, previews, span_queue, router] = setup;
 
   // One request: trace h's root (held: its invoke_agent comes later) and trace o's invoke_agent
   // and root (filled at once), under one resource with its attributes and scope.
