@@ -290,6 +290,11 @@ void fill_previews(const Normalizer& normalizer, std::string_view route,
   }
 }
 
+bool is_held_root(const otlp::Span& span, const std::vector<std::string>& traces) {
+  return span.parent_span_id().empty() &&
+         std::find(traces.begin(), traces.end(), span.trace_id()) != traces.end();
+}
+
 bool fill_held_roots(std::string_view route, const std::vector<std::string>& traces,
                      std::string& payload, PreviewCache& cache, PreviewCache::Clock::time_point now) {
   otlp::ExportRequest request;
@@ -299,10 +304,7 @@ bool fill_held_roots(std::string_view route, const std::vector<std::string>& tra
   for (otlp::ResourceSpans& resource_spans : *request.mutable_resource_spans()) {
     for (otlp::ScopeSpans& scope_spans : *resource_spans.mutable_scope_spans()) {
       for (otlp::Span& span : *scope_spans.mutable_spans()) {
-        if (!span.parent_span_id().empty() ||
-            std::find(traces.begin(), traces.end(), span.trace_id()) == traces.end()) {
-          continue;
-        }
+        if (!is_held_root(span, traces)) continue;
         const bool need_inputs = !has_inputs(span);
         const bool need_outputs = !has_outputs(span);
         if (!need_inputs && !need_outputs) continue;

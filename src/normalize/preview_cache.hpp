@@ -136,6 +136,10 @@ void fill_previews(const Normalizer& normalizer, std::string_view route,
                    PreviewCache::Clock::time_point now, NormalizeTally& tally,
                    std::vector<std::string>* held = nullptr);
 
+// A root span of one of the held traces: what the router moves into the held item and what
+// fill_held_roots fills when the hold ends.
+bool is_held_root(const otlp::Span& span, const std::vector<std::string>& traces);
+
 // The end of a hold: fills the held roots (their trace ids in `traces`) in `payload`, a
 // serialized ExportTraceServiceRequest, from the cache; each counted as filled_after_hold or
 // released_unfilled. Returns true when `payload` was rewritten.

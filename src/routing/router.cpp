@@ -55,9 +55,7 @@ std::uint32_t take_held_roots(otlp::ResourceSpans& from, const std::vector<std::
     otlp::ScopeSpans* scope_out = nullptr;
     int kept = 0;
     for (int i = 0; i < spans.size(); ++i) {
-      const otlp::Span& span = spans[i];
-      if (!span.parent_span_id().empty() ||
-          std::find(traces.begin(), traces.end(), span.trace_id()) == traces.end()) {
+      if (!normalize::is_held_root(spans[i], traces)) {
         if (kept != i) spans.SwapElements(kept, i);
         ++kept;
         continue;
@@ -180,13 +178,14 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
     for (otlp::ResourceSpans& resource_spans : *request.mutable_resource_spans()) {
       fill(first, resource_spans);
     }
-    queue::QueueItem roots{*experiments[first], {}, 0};
+    std::string roots;  // the held roots' payload, when any
+    std::uint32_t root_count = 0;
     if (!held.empty()) {
       for (otlp::ResourceSpans& resource_spans : *request.mutable_resource_spans()) {
         otlp::ResourceSpans taken;
         if (const std::uint32_t moved = take_held_roots(resource_spans, held, taken); moved > 0) {
-          append_resource_spans(roots.payload, taken);
-          roots.span_count += moved;
+          append_resource_spans(roots, taken);
+          root_count += moved;
         }
       }
       auto& all = *request.mutable_resource_spans();
@@ -194,14 +193,13 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
                                [](const otlp::ResourceSpans& r) { return r.scope_spans_size() == 0; }),
                 all.end());
     }
-    if (spans > roots.span_count) {
-      items.push_back({*experiments[first], request.SerializeAsString(), spans - roots.span_count});
+    if (spans > root_count) {
+      items.push_back({*experiments[first], request.SerializeAsString(), spans - root_count});
     }
-    if (roots.span_count > 0) {
-      items.push_back(std::move(roots));
+    if (root_count > 0) {
+      items.push_back({*experiments[first], std::move(roots), root_count});
       hold(first, items.back());
     }
-    held.clear();
     if (spans > 0) stats_.route_spans[first].fetch_add(spans, std::memory_order_relaxed);
   } else {
     stats_.requests_split.fetch_add(1, std::memory_order_relaxed);
