@@ -10,31 +10,15 @@
 #include "queue/crc32c.hpp"
 #include "queue/record_file.hpp"
 #include "queue/spool.hpp"
+#include "support/temp_dir.hpp"
 
 using proxy::ExperimentRef;
+using proxy::testing::TempDir;
 using namespace proxy::queue;
 namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::random_device random;
-    path_ = fs::temp_directory_path() / ("spool-test-" + std::to_string(random()) + "-" +
-                                         std::to_string(::getpid()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string str() const { return path_.string(); }
-  fs::path path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::vector<QueueItem> request(const std::string& payload, std::uint32_t spans = 1,
                                ExperimentRef experiment = ExperimentRef::by_name("agents")) {
