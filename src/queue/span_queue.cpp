@@ -9,18 +9,25 @@ SpanQueue::SpanQueue(std::size_t max_bytes) : max_bytes_(max_bytes) {}
 PushResult SpanQueue::push(std::vector<QueueItem>&& items) {
   std::size_t incoming = 0;
   for (const auto& item : items) incoming += item.payload.size();
-  const auto now = Clock::now();
-  std::function<void()> notify;
+  std::function<void(const PushLevel&)> notify;
+  PushLevel level;
   {
     std::lock_guard lock(mutex_);
     if (closed_) return PushResult::closed;
     if (bytes_ + incoming > max_bytes_) return PushResult::full;
     bytes_ += incoming;
-    for (auto& item : items) enqueue_locked(std::move(item), now);
+    level = enqueue_all_locked(std::move(items));
     notify = on_items_available_;
   }
-  if (notify) notify();
+  if (notify) notify(level);
   return PushResult::accepted;
+}
+
+PushLevel SpanQueue::enqueue_all_locked(std::vector<QueueItem>&& items) {
+  const auto now = Clock::now();
+  const bool was_empty = items_.empty();
+  for (auto& item : items) enqueue_locked(std::move(item), now);
+  return {was_empty, queued_spans_, queued_bytes_};
 }
 
 PushResult SpanQueue::reserve(std::size_t bytes) {
@@ -73,14 +80,14 @@ void SpanQueue::set_hold_hooks(std::function<bool(const QueueItem&)> ready,
 }
 
 void SpanQueue::push_reserved(std::vector<QueueItem>&& items) {
-  const auto now = Clock::now();
-  std::function<void()> notify;
+  std::function<void(const PushLevel&)> notify;
+  PushLevel level;
   {
     std::lock_guard lock(mutex_);
-    for (auto& item : items) enqueue_locked(std::move(item), now);
+    level = enqueue_all_locked(std::move(items));
     notify = on_items_available_;
   }
-  if (notify) notify();
+  if (notify) notify(level);
 }
 
 void SpanQueue::cancel_reservation(std::size_t bytes) {
@@ -199,7 +206,7 @@ std::vector<QueueItem> SpanQueue::take_all() {
   return all;
 }
 
-void SpanQueue::set_on_items_available(std::function<void()> callback) {
+void SpanQueue::set_on_items_available(std::function<void(const PushLevel&)> callback) {
   std::lock_guard lock(mutex_);
   on_items_available_ = std::move(callback);
 }

@@ -52,6 +52,15 @@ struct QueueItem {
 
 enum class PushResult { accepted, full, closed };
 
+// What a push left in the queue. The consumer decides from it whether a worker waiting for a
+// fuller batch must look again: it need not wake for every request, only when this push starts a
+// batch's linger (nothing was available before it) or fills a batch.
+struct PushLevel {
+  bool was_empty = false;         // nothing was available to pop before it (held items aside)
+  std::size_t queued_spans = 0;   // available to pop after it
+  std::size_t queued_bytes = 0;
+};
+
 struct QueueStats {
   std::size_t bytes = 0;        // held: queued plus handed out and not yet released
   std::size_t queued_items = 0;  // held items included
@@ -109,8 +118,8 @@ class SpanQueue {
   // stays held.
   std::vector<QueueItem> take_all();
 
-  // Called after a push makes items available (outside the lock; must not block).
-  void set_on_items_available(std::function<void()> callback);
+  // Called after every push (outside the lock; must not block), with what the push left.
+  void set_on_items_available(std::function<void(const PushLevel&)> callback);
 
   // Refuses further pushes (shutdown); queued items remain for the exporter.
   void close();
@@ -120,6 +129,7 @@ class SpanQueue {
 
  private:
   void enqueue_locked(QueueItem&& item, Clock::time_point now);
+  PushLevel enqueue_all_locked(std::vector<QueueItem>&& items);
   void promote_locked(Clock::time_point now);
   bool releasable_locked(const QueueItem& item, Clock::time_point now) const;
 
@@ -134,7 +144,7 @@ class SpanQueue {
   std::size_t queued_spans_ = 0;
   bool closed_ = false;
   std::size_t queued_bytes_ = 0;
-  std::function<void()> on_items_available_;
+  std::function<void(const PushLevel&)> on_items_available_;
   std::function<void(const std::vector<QueueItem>&)> on_released_;
 };
 

@@ -97,6 +97,34 @@ def test_valid_protobuf_export_is_acknowledged_and_forwarded(proxy, fake_mlflow)
     assert export.request.resource_spans[0].resource.attributes[0].value.string_value == "agent"
 
 
+def test_requests_within_the_linger_travel_together_and_a_full_batch_goes_at_once(
+        proxy_factory, fake_mlflow):
+    # The exporter's worker is not woken for every request: it waits out the linger for a fuller
+    # batch, and looks again only when a push fills one.
+    proxy = proxy_factory({"mlflow": {"experiment_id": "1"},
+                           "exporter": {"batch_linger": "3s", "max_batch_spans": 6,
+                                        "concurrency": 1}})
+    conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=30)
+    started = time.monotonic()
+    for _ in range(3):
+        response, _ = post(proxy, make_request(1).SerializeToString(), conn=conn)
+        assert response.status == 200
+    fake_mlflow.wait_for_spans(3, timeout=15)
+    first = fake_mlflow.delivered()
+    assert len(first) == 1, "three requests inside the linger should make one batch"
+    assert first[0].time - started >= 2.5, "the batch left before its linger ended"
+
+    for _ in range(6):
+        response, _ = post(proxy, make_request(1).SerializeToString(), conn=conn)
+        assert response.status == 200
+    filled = time.monotonic()
+    fake_mlflow.wait_for_spans(9, timeout=15)
+    second = fake_mlflow.delivered()[1:]
+    assert [len(export.span_ids()) for export in second] == [6]
+    assert second[0].time - filled < 2.0, "a full batch waited out the linger"
+    conn.close()
+
+
 def test_wrong_method_is_405_with_allow(proxy, fake_mlflow):
     response, data = post(proxy, b"", method="GET")
     assert response.status == 405

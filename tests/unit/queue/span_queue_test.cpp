@@ -85,7 +85,7 @@ TEST_CASE("a closed queue refuses pushes but keeps what it holds", "[queue]") {
 TEST_CASE("pushes notify the consumer and concurrent producers lose nothing", "[queue]") {
   SpanQueue queue(1 << 30);
   std::atomic<int> notified{0};
-  queue.set_on_items_available([&] { notified.fetch_add(1); });
+  queue.set_on_items_available([&](const PushLevel&) { notified.fetch_add(1); });
   constexpr int kProducers = 4;
   constexpr int kPerProducer = 2000;
   std::vector<std::thread> producers;
@@ -109,6 +109,37 @@ TEST_CASE("pushes notify the consumer and concurrent producers lose nothing", "[
   CHECK(refused.load() == 0);
   CHECK(notified.load() == kProducers * kPerProducer);
   CHECK(queue.stats().bytes == 0);
+}
+
+TEST_CASE("a push tells the consumer whether it started a batch and how much is queued",
+          "[queue]") {
+  SpanQueue queue(1000);
+  std::vector<PushLevel> levels;
+  queue.set_on_items_available([&](const PushLevel& level) { levels.push_back(level); });
+  queue.push(items(ExperimentRef::by_id("1"), 10, 2));
+  queue.push(items(ExperimentRef::by_id("2"), 20, 3));
+  REQUIRE(levels.size() == 2);
+  CHECK(levels[0].was_empty);
+  CHECK(levels[0].queued_spans == 2);
+  CHECK(levels[0].queued_bytes == 10);
+  CHECK_FALSE(levels[1].was_empty);
+  CHECK(levels[1].queued_spans == 5);
+  CHECK(levels[1].queued_bytes == 30);
+
+  // Popping everything makes the next push start a batch again; a held item counts as nothing
+  // available, since a worker waiting out its hold must look at what arrives.
+  queue.release(queue.pop_batch(1000, 1000));
+  queue.release(queue.pop_batch(1000, 1000));
+  auto held = items(ExperimentRef::by_id("1"), 10, 1);
+  held.front().hold = std::make_shared<const Hold>(
+      Hold{SpanQueue::Clock::now() + std::chrono::hours(1), "route", {"trace"}});
+  queue.push(std::move(held));
+  queue.push(items(ExperimentRef::by_id("1"), 10, 1));
+  REQUIRE(levels.size() == 4);
+  CHECK(levels[2].was_empty);
+  CHECK(levels[2].queued_spans == 0);
+  CHECK(levels[3].was_empty);
+  CHECK(levels[3].queued_spans == 1);
 }
 
 // Holds (normalize.preview_hold): a held item is queued and counted at once, but handed to the
