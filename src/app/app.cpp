@@ -20,6 +20,7 @@
 #include "admin/metrics.hpp"
 #include "admin/readiness.hpp"
 #include "admin/routing_totals.hpp"
+#include "app/cpu_budget.hpp"
 #include "app/logging.hpp"
 #include "app/reload.hpp"
 #include "app/systemd_notify.hpp"
@@ -124,7 +125,10 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
   handler.set_router(router);
   admin::RoutingTotals routing_totals;
   routing_totals.set_current(router);
-  net::io_context io(static_cast<int>(config.receiver.io_threads));
+  const unsigned cpus = available_cpus();
+  const unsigned io_thread_total = io_thread_count(config.receiver.io_threads, cpus);
+  // A hint of 1 also lets Asio drop the scheduler's locking.
+  net::io_context io(static_cast<int>(io_thread_total));
 
   std::atomic<bool> listening{false};
   const auto readiness = [&] {
@@ -154,7 +158,7 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
         config.admin.listen,
         admin::AdminHandlers{readiness, [&] { return admin::serialize_metrics(collector); }});
   }
-  receiver::HttpServer server(io, config.receiver, handler, receiver_stats);
+  receiver::HttpServer server(io, config.receiver, handler, receiver_stats, io_thread_total);
   std::unique_ptr<receiver::GrpcServer> grpc_server;
   if (config.receiver.grpc.enabled) {
     grpc_server = std::make_unique<receiver::GrpcServer>(config.receiver, handler, receiver_stats);
@@ -227,7 +231,11 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
   for (const std::string& line : router->describe()) spdlog::info("{}", line);
 
   std::vector<std::thread> io_threads;
-  for (unsigned i = 0; i < config.receiver.io_threads; ++i) {
+  spdlog::info("{} I/O thread{} ({}; {} CPU{} available)", io_thread_total,
+               io_thread_total == 1 ? "" : "s",
+               config.receiver.io_threads == 0 ? "io_threads: auto" : "io_threads",
+               cpus, cpus == 1 ? "" : "s");
+  for (unsigned i = 0; i < io_thread_total; ++i) {
     io_threads.emplace_back([&io] {
       set_handled_signals_blocked(false);
       io.run();

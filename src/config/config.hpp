@@ -57,7 +57,7 @@ struct ReceiverConfig {
   GrpcReceiverConfig grpc;
   ReceiverTlsConfig tls;
   ReceiverAuthConfig auth;
-  unsigned io_threads = 2;
+  unsigned io_threads = 0;  // 0: auto, one per CPU this process may use, at most 2 (app::io_thread_count)
   std::size_t max_body_bytes = 64 * kMiB;   // after decompression; 413 beyond it
   std::size_t max_header_bytes = 16 * 1024;  // request line plus headers; 431 beyond it
   std::chrono::milliseconds read_timeout = 30s;   // one whole request, headers and body

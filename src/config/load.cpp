@@ -541,6 +541,13 @@ class YamlLoader {
     }));
   }
 
+  // "auto" (0: sized at start to the CPUs the process may use) or a count.
+  unsigned read_thread_count(const Field& field) const {
+    return read(field, "auto or " + std::string(kIntegerShape), [](std::string_view text) {
+      return parse_thread_count(text, kMaxThreads);
+    });
+  }
+
   void root(const Field& field) {
     auto& c = config_;
     for_each_field(field, true,
@@ -566,8 +573,7 @@ class YamlLoader {
         field, false,
         {
             {"listen", [&](const Field& f) { r.listen = read(f, kEndpointShape, parse_endpoint); }},
-            {"io_threads",
-             [&](const Field& f) { r.io_threads = read_integer<unsigned>(f, 1, kMaxThreads); }},
+            {"io_threads", [&](const Field& f) { r.io_threads = read_thread_count(f); }},
             {"max_body_bytes",
              [&](const Field& f) { r.max_body_bytes = read_size(f, kMaxBodyBytes); }},
             {"max_header_bytes",

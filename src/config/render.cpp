@@ -209,7 +209,11 @@ std::string render_effective(const Config& config) {
     }
     out << YAML::EndMap;
   }
-  integer_value(out, "io_threads", receiver.io_threads);
+  if (receiver.io_threads == 0) {
+    plain_value(out, "io_threads", "auto");
+  } else {
+    integer_value(out, "io_threads", receiver.io_threads);
+  }
   plain_value(out, "max_body_bytes", format_size(receiver.max_body_bytes));
   plain_value(out, "max_header_bytes", format_size(receiver.max_header_bytes));
   plain_value(out, "read_timeout", format_duration(receiver.read_timeout));

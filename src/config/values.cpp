@@ -224,6 +224,15 @@ std::uint64_t parse_integer(std::string_view text, std::uint64_t min, std::uint6
   return value;
 }
 
+unsigned parse_thread_count(std::string_view text, unsigned max) {
+  if (text == "auto") return 0;
+  std::uint64_t value = 0;
+  if (!all_digits(text) || !parse_digits(text, value) || value < 1 || value > max) {
+    fail_shape("auto or " + std::string(kIntegerShape) + " from 1 to " + std::to_string(max), text);
+  }
+  return static_cast<unsigned>(value);
+}
+
 double parse_number(std::string_view text, double min) {
   double value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);

@@ -58,6 +58,8 @@ std::chrono::seconds parse_seconds(std::string_view text, std::chrono::seconds m
 
 // A plain non-negative integer within [min, max], no unit.
 std::uint64_t parse_integer(std::string_view text, std::uint64_t min, std::uint64_t max);
+// "auto" (0) or a whole number from 1 to max.
+unsigned parse_thread_count(std::string_view text, unsigned max);
 
 // A finite decimal number of at least min.
 double parse_number(std::string_view text, double min);

@@ -50,8 +50,9 @@ std::shared_ptr<ssl::context> make_server_tls_context(const config::ReceiverTlsC
 
 struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   State(net::io_context& io_context, const config::ReceiverConfig& receiver_config,
-        ExportHandler& export_handler, ReceiverStats& receiver_stats)
+        ExportHandler& export_handler, ReceiverStats& receiver_stats, unsigned io_threads)
       : io(io_context),
+        one_io_thread(io_threads == 1),
         config(receiver_config),
         handler(export_handler),
         stats(receiver_stats),
@@ -59,6 +60,7 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
         tls_context(make_server_tls_context(receiver_config.tls)) {}
 
   net::io_context& io;
+  const bool one_io_thread;
   const config::ReceiverConfig& config;
   ExportHandler& handler;
   ReceiverStats& stats;
@@ -68,6 +70,13 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   RateLimitedLog tls_log{5};
 
   net::awaitable<void> accept_loop();
+  // Each connection's executor: a strand when several threads run the io_context. With one, that
+  // thread already runs a connection's handlers one at a time, and a strand would only add a
+  // queue, a lock and an extra hop per completion.
+  net::any_io_executor connection_executor() const {
+    if (one_io_thread) return io.get_executor();
+    return net::make_strand(io);
+  }
   template <class Stream>
   net::awaitable<void> serve(Stream stream, std::string peer);
   net::awaitable<void> serve_tls(beast::tcp_stream stream, std::string peer);
@@ -121,8 +130,8 @@ std::string_view canned_success(const Response& response) {
 }  // namespace
 
 HttpServer::HttpServer(net::io_context& io, const config::ReceiverConfig& config,
-                       ExportHandler& handler, ReceiverStats& stats)
-    : state_(std::make_shared<State>(io, config, handler, stats)) {}
+                       ExportHandler& handler, ReceiverStats& stats, unsigned io_threads)
+    : state_(std::make_shared<State>(io, config, handler, stats, io_threads)) {}
 
 HttpServer::~HttpServer() { stop_accepting(); }
 
@@ -159,7 +168,7 @@ tcp::endpoint HttpServer::local_endpoint() const {
 net::awaitable<void> HttpServer::State::accept_loop() {
   auto self = shared_from_this();
   while (acceptor.is_open()) {
-    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(io), kNoThrow);
+    auto [ec, socket] = co_await acceptor.async_accept(connection_executor(), kNoThrow);
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) break;
       // Out of descriptors and similar: log, pause briefly, keep accepting.

@@ -21,9 +21,10 @@ std::shared_ptr<boost::asio::ssl::context> make_server_tls_context(const config:
 
 class HttpServer {
  public:
-  // Throws config::ConfigError when receiver.tls names unusable files.
+  // Throws config::ConfigError when receiver.tls names unusable files. `io_threads`: how many
+  // threads run `io` (with one, connections need no strand).
   HttpServer(boost::asio::io_context& io, const config::ReceiverConfig& config,
-             ExportHandler& handler, ReceiverStats& stats);
+             ExportHandler& handler, ReceiverStats& stats, unsigned io_threads);
   ~HttpServer();
 
   // Binds and starts accepting. Throws std::system_error naming the address on failure.

@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest, ExportTraceServiceResponse)
 
 from support.fake_mlflow import FakeMlflow, ScriptedAnswer
+from support.net import wait_until
 from support.proxy_process import ProxyProcess
 
 SANITIZED = os.environ.get("PROXY_SANITIZED") == "1"
@@ -344,7 +345,19 @@ def test_connections_over_the_limit_are_refused_with_503(proxy_factory, fake_mlf
     assert_still_serving(proxy, fake_mlflow)
 
 
-def test_concurrent_clients_lose_no_span(proxy, fake_mlflow):
+# One I/O thread serves connections without strands; two or more give each connection a strand.
+# Both, in memory and with the disk spool (whose commit resumes the connection on its executor).
+@pytest.mark.parametrize("io_threads,durability", [(1, "memory"), (2, "memory"), (1, "disk"),
+                                                   (3, "disk")])
+def test_concurrent_clients_lose_no_span(proxy_factory, fake_mlflow, tmp_path, io_threads,
+                                         durability):
+    queue = {"durability": durability}
+    if durability == "disk":
+        queue["state_dir"] = str(tmp_path / "spool")
+    proxy = proxy_factory({"mlflow": {"experiment_name": "integration"},
+                           "receiver": {"io_threads": io_threads}, "queue": queue})
+    wait_until(lambda: f"{io_threads} I/O thread" in proxy.log_text(), 10,
+               what=f"the proxy to start {io_threads} I/O threads")
     sent: list[str] = []
     lock = threading.Lock()
     errors = []

@@ -13,12 +13,14 @@
 #include "config/config.hpp"
 #include "config/load.hpp"
 #include "config/values.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using proxy::config::Action;
+using proxy::testing::TempDir;
 using proxy::config::Config;
 using proxy::config::ConfigError;
 using proxy::config::Endpoint;
@@ -32,33 +34,6 @@ using proxy::config::ValueError;
 const std::string kExampleConfig = PROXY_TEST_DATA_DIR "/../../config/otlp-mlflow-proxy.yaml";
 const std::string kEveryKeyConfig = PROXY_TEST_DATA_DIR "/config/every-key.yaml";
 
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("proxy-config-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string write(const std::string& name, const std::string& text) const {
-    fs::path file = path_ / name;
-    std::ofstream(file, std::ios::binary) << text;
-    return file.string();
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 LoadedConfig load_yaml(const std::string& yaml, const Environment& env = {},
                        std::vector<std::string> args = {}) {
@@ -623,6 +598,13 @@ TEST_CASE("empty files and empty sections mean defaults", "[config][yaml]") {
   }
 }
 
+TEST_CASE("io_threads is auto by default, and auto or a count when set", "[config][yaml]") {
+  CHECK(Config{}.receiver.io_threads == 0);
+  CHECK(load_yaml("receiver:\n  io_threads: auto\n").config.receiver.io_threads == 0);
+  CHECK(load_yaml("receiver:\n  io_threads: 3\n").config.receiver.io_threads == 3);
+  CHECK(proxy::config::render_effective(Config{}).find("io_threads: auto") != std::string::npos);
+}
+
 TEST_CASE("every key is read", "[config][yaml]") {
   Config c = proxy::config::load({"--config", kEveryKeyConfig}, {}).config;
   CHECK(c.receiver.listen.host == "::1");
@@ -757,7 +739,7 @@ TEST_CASE("YAML structure errors give file:line:col and the path", "[config][yam
       {"receiver:\n  listen: {host: a, port: 1}\n",
        "proxy.yaml:2:11: receiver.listen: expected HOST:PORT, got a mapping"},
       {"receiver:\n  io_threads:\n  listen: a:1\n",
-       "proxy.yaml:2:3: receiver.io_threads: expected a whole number, got nothing"},
+       "proxy.yaml:2:3: receiver.io_threads: expected auto or a whole number, got nothing"},
       {"mlflow:\n  password: [a]\n",
        "proxy.yaml:2:13: mlflow.password: expected a string, got a list"},
       {"shutdown_timeout: [1s]\n",
@@ -794,11 +776,11 @@ TEST_CASE("YAML value errors give file:line:col and the path", "[config][yaml]")
        "proxy.yaml:2:11: receiver.listen: expected HOST:PORT, got \"h:70000\" (the port must be "
        "from 1 to 65535)"},
       {"receiver:\n  io_threads: 0\n",
-       "proxy.yaml:2:15: receiver.io_threads: " + integer + "1 to 64, got \"0\""},
+       "proxy.yaml:2:15: receiver.io_threads: expected auto or a whole number from 1 to 64, got \"0\""},
       {"receiver:\n  io_threads: 65\n",
-       "proxy.yaml:2:15: receiver.io_threads: " + integer + "1 to 64, got \"65\""},
+       "proxy.yaml:2:15: receiver.io_threads: expected auto or a whole number from 1 to 64, got \"65\""},
       {"receiver:\n  io_threads: two\n",
-       "proxy.yaml:2:15: receiver.io_threads: " + integer + "1 to 64, got \"two\""},
+       "proxy.yaml:2:15: receiver.io_threads: expected auto or a whole number from 1 to 64, got \"two\""},
       {"receiver:\n  listen: a:1\n  max_body_bytes: lots\n",
        "proxy.yaml:3:19: receiver.max_body_bytes: expected a size such as 64MiB, got \"lots\" "
        "(units: B, KiB, MiB, GiB, or KB, MB, GB)"},
