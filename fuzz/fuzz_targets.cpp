@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <boost/beast/core/flat_buffer.hpp>
@@ -122,19 +123,43 @@ void decompress(const std::uint8_t* data, std::size_t size) {
           "an error without a message");
 }
 
-void config_yaml(const std::uint8_t* data, std::size_t size) {
-  static const std::string path = [] {
-    return (std::filesystem::temp_directory_path() / ("proxy-fuzz-config-" + std::to_string(getpid()) + ".yaml")).string();
-  }();
-  {
-    std::ofstream file(path, std::ios::binary | std::ios::trunc);
-    file.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+namespace {
+
+// The fuzzer's input as the config file: an in-memory file (memfd) read through /proc/self/fd, so
+// no file is left behind in /tmp when the fuzzer exits.
+class MemoryFile {
+ public:
+  MemoryFile() : fd_(memfd_create("proxy-fuzz-config", MFD_CLOEXEC)) {
+    if (fd_ < 0) std::abort();
+    path_ = "/proc/self/fd/" + std::to_string(fd_);
   }
+  void replace(const void* data, std::size_t size) const {
+    if (ftruncate(fd_, 0) != 0) std::abort();
+    const auto* bytes = static_cast<const char*>(data);
+    for (std::size_t done = 0; done < size;) {
+      const ssize_t wrote = pwrite(fd_, bytes + done, size - done, static_cast<off_t>(done));
+      if (wrote <= 0) std::abort();
+      done += static_cast<std::size_t>(wrote);
+    }
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+}  // namespace
+
+void config_yaml(const std::uint8_t* data, std::size_t size) {
+  static const MemoryFile file;
+  const std::string& path = file.path();
+  file.replace(data, size);
   try {
     const auto loaded = config::load({"--config", path}, {});
     // What loads must render into YAML that loads back.
     const std::string rendered = config::render_effective(loaded.config);
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << rendered;
+    file.replace(rendered.data(), rendered.size());
     config::load({"--config", path}, {});
   } catch (const config::ConfigError&) {
   }
