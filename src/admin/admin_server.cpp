@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "admin/metrics.hpp"
+#include "common/thread_name.hpp"
 
 namespace proxy::admin {
 
@@ -148,7 +149,10 @@ void AdminServer::start() {
   if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) throw std::system_error(ec, "cannot listen on " + state_->listen.to_string() + " (admin)");
   net::co_spawn(state_->io, state_->accept_loop(), net::detached);
-  thread_ = std::thread([state = state_] { state->io.run(); });
+  thread_ = std::thread([state = state_] {
+    name_this_thread("proxy-admin");
+    state->io.run();
+  });
 }
 
 void AdminServer::stop() {

@@ -24,6 +24,7 @@
 #include "app/logging.hpp"
 #include "app/reload.hpp"
 #include "app/systemd_notify.hpp"
+#include "common/thread_name.hpp"
 #include "config/load.hpp"
 #include "config/values.hpp"
 #include "exporter/dead_letter.hpp"
@@ -237,6 +238,7 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
                cpus, cpus == 1 ? "" : "s");
   for (unsigned i = 0; i < io_thread_total; ++i) {
     io_threads.emplace_back([&io] {
+      name_this_thread("proxy-io");
       set_handled_signals_blocked(false);
       io.run();
     });

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/rate_limited_log.hpp"
+#include "common/thread_name.hpp"
 #include "config/values.hpp"
 #include "exporter/gzip.hpp"
 #include "exporter/mlflow_version.hpp"
@@ -171,7 +172,10 @@ void Exporter::start() {
       }
     });
   }
-  thread_ = std::thread([this] { io_.run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("proxy-exporter");
+    io_.run();
+  });
 }
 
 // While exports flow, their answers say whether MLflow is up; when none went out for a probe

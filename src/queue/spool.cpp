@@ -17,6 +17,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/thread_name.hpp"
 #include "queue/crc32c.hpp"
 #include "queue/record_file.hpp"
 
@@ -221,7 +222,10 @@ RecoveryReport Spool::open() {
   queue_.set_on_released([this](const std::vector<QueueItem>& items) { acknowledge(items); });
   if (!recovered.empty()) queue_.push_recovered(std::move(recovered));
   open_active_segment(next_id_);
-  writer_ = std::thread([this] { writer_loop(); });
+  writer_ = std::thread([this] {
+    name_this_thread("proxy-spool");
+    writer_loop();
+  });
   return report;
 }
 
