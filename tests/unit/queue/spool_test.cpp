@@ -216,13 +216,21 @@ TEST_CASE("segments are deleted once all their records are done", "[queue][spool
   for (int i = 0; i < 40; ++i) REQUIRE(store(spool, request(payload)));
   CHECK(segments_in(dir).size() >= 5);
   CHECK(drain_payloads(queue).size() == 40);
-  // The writer deletes done segments and rotates the active one in the background; while it
-  // swaps the active segment there is a moment with none, so wait for the settled state.
-  for (int i = 0; i < 400 && (segments_in(dir).size() != 1 || spool.stats().segments_deleted < 4); ++i) {
+  // The writer deletes done segments and, once all its records are done, rotates the active one
+  // (it holds more than a quarter of segment_bytes) into a fresh segment, in the background.
+  // While it swaps there is a moment with none, and before it swaps the old active one is the
+  // only segment left: wait for the settled state, one segment holding no record.
+  const auto settled = [&] {
+    const auto segments = segments_in(dir);
+    std::error_code ec;
+    const auto bytes = segments.size() == 1 ? fs::file_size(segments.front(), ec) : 0;
+    return segments.size() == 1 && !ec && bytes < payload.size();
+  };
+  for (int i = 0; i < 1000 && !settled(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  CHECK(segments_in(dir).size() == 1);  // only the active one
-  CHECK(spool.stats().segments_deleted >= 4);
+  CHECK(settled());  // only the fresh active segment
+  CHECK(spool.stats().segments_deleted >= 5);
   spool.close();
   CHECK(segments_in(dir).empty());
 }
