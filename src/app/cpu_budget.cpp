@@ -63,14 +63,17 @@ unsigned available_cpus(unsigned affinity, const std::filesystem::path& cgroup_r
   unsigned cpus = std::max(1u, affinity);
   const std::string_view cgroup = unified_cgroup(proc_self_cgroup);
   if (cgroup.empty()) return cpus;
-  // A quota on any ancestor limits this cgroup too; the tightest one counts.
-  // The root's own cpu.max exists only inside a cgroup namespace (a container's view).
+  // A quota on any ancestor limits this cgroup too; the tightest one counts. The root's own
+  // cpu.max exists only inside a cgroup namespace (a container's view).
+  const auto limit_by = [&cpus](const std::filesystem::path& dir) {
+    if (auto quota = cpus_in_cpu_max(read_file(dir / "cpu.max"))) cpus = std::min(cpus, *quota);
+  };
   std::filesystem::path dir = cgroup_root;
-  if (auto quota = cpus_in_cpu_max(read_file(dir / "cpu.max"))) cpus = std::min(cpus, *quota);
+  limit_by(dir);
   for (const auto& part : std::filesystem::path(cgroup).relative_path()) {
     if (part.empty()) continue;  // a trailing separator
     dir /= part;
-    if (auto quota = cpus_in_cpu_max(read_file(dir / "cpu.max"))) cpus = std::min(cpus, *quota);
+    limit_by(dir);
   }
   return std::max(1u, cpus);
 }

@@ -138,8 +138,9 @@ void Exporter::start() {
   // be in its idle poll, or waiting out a hold) or fills a batch.
   queue_.set_on_items_available([this](const queue::PushLevel& level) {
     if (idle_workers_.load(std::memory_order_acquire) == 0) return;
-    if (level.was_empty || level.queued_spans >= config_.exporter.max_batch_spans ||
-        level.queued_bytes >= config_.exporter.max_batch_bytes) {
+    if (level.was_empty ||
+        queue::fills_batch(level.queued_spans, level.queued_bytes,
+                           config_.exporter.max_batch_spans, config_.exporter.max_batch_bytes)) {
       wake_workers();
     }
   });

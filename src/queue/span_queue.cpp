@@ -110,7 +110,7 @@ SpanQueue::Clock::duration SpanQueue::linger_left(std::size_t max_bytes, std::si
                                                   Clock::time_point now) const {
   std::lock_guard lock(mutex_);
   if (items_.empty() && held_.empty()) return {};
-  if (!items_.empty() && (queued_bytes_ >= max_bytes || queued_spans_ >= max_spans)) return {};
+  if (!items_.empty() && fills_batch(queued_spans_, queued_bytes_, max_spans, max_bytes)) return {};
   Clock::time_point ready_at = Clock::time_point::max();
   if (!items_.empty()) ready_at = items_.front().enqueued_at + linger;
   for (const QueueItem& item : held_) {

@@ -61,6 +61,13 @@ struct PushLevel {
   std::size_t queued_bytes = 0;
 };
 
+// Whether spans and bytes available to pop make a full batch: a worker stops lingering. One
+// rule for SpanQueue::linger_left and for the consumer's wake-up on a push, so they cannot drift.
+inline bool fills_batch(std::size_t spans, std::size_t bytes, std::size_t max_spans,
+                        std::size_t max_bytes) {
+  return spans >= max_spans || bytes >= max_bytes;
+}
+
 struct QueueStats {
   std::size_t bytes = 0;        // held: queued plus handed out and not yet released
   std::size_t queued_items = 0;  // held items included
