@@ -88,6 +88,23 @@ ensure_koog_agent() {
   touch "$jar"
 }
 
+# Logs the free space where the builds and the caches go, and how much ccache holds.
+report_disk() {
+  local where="$1" avail
+  avail="$(df -h --output=avail "$REPO_ROOT" | tail -n 1 | tr -d ' ')"
+  log "disk $where: $avail free on $(df --output=target "$REPO_ROOT" | tail -n 1)$(
+    command -v ccache >/dev/null && ccache -s 2>/dev/null | sed -n 's/.*Cache size (GB): *\([0-9.]*\).*/; ccache holds \1 GB/p')"
+}
+
+# Removes a build tree whose stage has passed: a sanitizer build is 1 to 2.5 GB, and CI's disk
+# once filled up holding all of them. PROXY_KEEP_BUILDS=1 keeps them (to debug a run); a failed
+# stage stops the run before this, so its tree stays either way.
+release_build_dir() {
+  if [ "${PROXY_KEEP_BUILDS:-0}" = "1" ]; then return 0; fi
+  log "removing $1 (its stage passed; PROXY_KEEP_BUILDS=1 keeps it)"
+  rm -rf "$1"
+}
+
 # Configures and builds into $1 with extra CMake arguments after it.
 build_proxy() {
   local dir="$1"; shift

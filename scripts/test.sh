@@ -7,6 +7,12 @@
 source "$(dirname "$0")/lib.sh"
 
 install_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+# The whole run needs about 7 GB on top of the packages: build trees (the sanitizer ones are 1 to
+# 2.5 GB each), ccache, two virtualenvs and Maven's cache. Say what there is, and on any failure
+# say it again, so that a full disk reads as one.
+report_disk "before the build"
+set -o errtrace  # the trap fires for failures inside functions too (build_proxy)
+trap 'report_disk "at the failure"' ERR
 ensure_venv
 export E2E_REQUIRE_PROXY=1  # a missing binary fails the run instead of skipping tests
 pytest=("$VENV_DIR/bin/python" -m pytest -p no:cacheprovider)
@@ -37,6 +43,7 @@ if [ "${PROXY_TEST_SANITIZERS:-1}" != "0" ]; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     PROXY_BIN="$REPO_ROOT/build-asan/src/otlp-mlflow-proxy" PROXY_SANITIZED=1 \
     "${pytest[@]}" "$REPO_ROOT/tests/integration"
+  release_build_dir "$REPO_ROOT/build-asan"
 
   log "ThreadSanitizer build (build-tsan/): integration tests (concurrent connections, queue, exporter)"
   build_proxy "$REPO_ROOT/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DPROXY_SANITIZE=thread -DPROXY_BUILD_TESTS=OFF
@@ -44,11 +51,13 @@ if [ "${PROXY_TEST_SANITIZERS:-1}" != "0" ]; then
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions="$REPO_ROOT/scripts/tsan.supp" \
     PROXY_BIN="$REPO_ROOT/build-tsan/src/otlp-mlflow-proxy" PROXY_SANITIZED=1 \
     "${pytest[@]}" "$REPO_ROOT/tests/integration"
+  release_build_dir "$REPO_ROOT/build-tsan"
 
   # Seven targets at 35 s each keep the fuzz step near 5 minutes; scripts/fuzz.sh prints one line
   # per target with its executions.
   log "fuzzing (libFuzzer, ASan+UBSan): each target for ${FUZZ_SECONDS:-35}s"
   FUZZ_SECONDS="${FUZZ_SECONDS:-35}" "$REPO_ROOT/scripts/fuzz.sh"
+  release_build_dir "$REPO_ROOT/build-fuzz"
 fi
 
 log "soak, short run (bench/soak.py --seconds ${SOAK_SECONDS:-45}; run it for an hour by hand)"
@@ -65,4 +74,5 @@ log "benchmark harness smoke (bench/compare.py --smoke, $compare_systems)"
 "$VENV_DIR/bin/python" "$REPO_ROOT/bench/compare.py" --smoke --build-dir "$REPO_ROOT/build" \
   --systems "$compare_systems" --scenarios batched,single --rounds 1 --duration 1 --warmup 0.3 \
   --latency-duration 1 --latency-rate 2000 --out "$REPO_ROOT/build/compare-smoke"
+report_disk "at the end"
 log "all tests passed"
