@@ -9,6 +9,7 @@
 #include <string>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <variant>
 
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -65,11 +66,13 @@ void http_request(const std::uint8_t* data, std::size_t size) {
   parser.put(boost::asio::buffer(data, size), ec);
   if (!ec && !parser.is_done()) parser.put_eof(ec);
   if (ec || !parser.is_done()) return;
-  if (auto refused = harness.handler.check_header(parser.get().base(), "fuzz")) {
+  const receiver::HeaderCheck checked = harness.handler.check_header(parser.get().base(), "fuzz");
+  if (const auto* refused = std::get_if<receiver::Response>(&checked)) {
     require(refused->result_int() >= 400, "a refusal with a success status");
     return;
   }
-  const auto response = harness.handler.handle(parser.get(), "fuzz");
+  const auto response = harness.handler.handle(
+      parser.get(), std::get<receiver::AcceptedHeader>(checked), "fuzz");
   require(response.result_int() >= 200 && response.result_int() < 600, "status out of range");
   // Keep the queue from filling up over a long run.
   for (auto batch = harness.queue.pop_batch(1 << 30, 1u << 30); !batch.empty();

@@ -62,10 +62,6 @@ BodyEncoding answer_encoding(const http::request_header<>& header) {
 
 std::string_view path_of(std::string_view target) { return target.substr(0, target.find('?')); }
 
-// OTLP logs and metrics: clients configured with a base endpoint (OTEL_EXPORTER_OTLP_ENDPOINT)
-// send them next to traces. MLflow has nowhere to put them, and a 404 makes exporters retry or
-// log errors forever, so they are answered 200 and counted.
-enum class OtherSignal { none, logs, metrics };
 inline constexpr std::string_view kLogsPath = "/v1/logs";
 inline constexpr std::string_view kMetricsPath = "/v1/metrics";
 
@@ -177,8 +173,8 @@ Response ExportHandler::error_response(const http::request_header<>& header, htt
   return response;
 }
 
-std::optional<Response> ExportHandler::check_header(const http::request_header<>& header,
-                                                    std::string_view peer) {
+HeaderCheck ExportHandler::check_header(const http::request_header<>& header,
+                                        std::string_view peer) {
   if (const auto fields = static_cast<std::size_t>(std::distance(header.begin(), header.end()));
       fields > receiver_.max_header_count) {
     bump(stats_.rejected_header_count);
@@ -188,7 +184,8 @@ std::optional<Response> ExportHandler::check_header(const http::request_header<>
                  peer);
   }
   const std::string_view path = path_of(header.target());
-  if (path != kTracesPath && other_signal(path) == OtherSignal::none) {
+  const OtherSignal signal = other_signal(path);
+  if (path != kTracesPath && signal == OtherSignal::none) {
     bump(stats_.rejected_not_found);
     return error(header, http::status::not_found,
                  "no such path " + std::string(path_of(header.target()).substr(0, 256)) +
@@ -208,19 +205,23 @@ std::optional<Response> ExportHandler::check_header(const http::request_header<>
                  "missing or wrong \"Authorization: Bearer <token>\" header (receiver.auth)",
                  peer);
   }
-  if (!parse_content_type(header[http::field::content_type])) {
+  const std::string_view content_type = header[http::field::content_type];
+  const std::optional<BodyEncoding> encoding = parse_content_type(content_type);
+  if (!encoding) {
     bump(stats_.rejected_content_type);
     return error(header, http::status::unsupported_media_type,
-                 "unsupported Content-Type \"" +
-                     std::string(header[http::field::content_type].substr(0, 128)) +
+                 "unsupported Content-Type \"" + std::string(content_type.substr(0, 128)) +
                      "\"; use application/x-protobuf or application/json",
                  peer);
   }
-  if (!parse_content_encoding(header[http::field::content_encoding])) {
+  const std::string_view content_encoding_header = header[http::field::content_encoding];
+  const std::optional<ContentEncoding> content_encoding =
+      parse_content_encoding(content_encoding_header);
+  if (!content_encoding) {
     bump(stats_.rejected_encoding);
     return error(header, http::status::unsupported_media_type,
                  "unsupported Content-Encoding \"" +
-                     std::string(header[http::field::content_encoding].substr(0, 128)) +
+                     std::string(content_encoding_header.substr(0, 128)) +
                      "\"; use gzip, deflate, zstd or none",
                  peer);
   }
@@ -228,7 +229,7 @@ std::optional<Response> ExportHandler::check_header(const http::request_header<>
     bump(stats_.rejected_draining);
     return error(header, http::status::service_unavailable, std::string(kDrainingMessage), peer);
   }
-  return std::nullopt;
+  return AcceptedHeader{*encoding, *content_encoding, signal};
 }
 
 IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding,
@@ -412,10 +413,15 @@ Response ExportHandler::answer(const http::request_header<>& header, const Inges
 
 Response ExportHandler::handle(const Request& request, std::string_view peer,
                               PendingCommit* pending) {
-  if (auto refused = check_header(request.base(), peer)) return std::move(*refused);
-  const BodyEncoding encoding = *parse_content_type(request[http::field::content_type]);
-  if (const OtherSignal signal = other_signal(path_of(request.target()));
-      signal != OtherSignal::none) {
+  HeaderCheck checked = check_header(request.base(), peer);
+  if (auto* refused = std::get_if<Response>(&checked)) return std::move(*refused);
+  return handle(request, std::get<AcceptedHeader>(checked), peer, pending);
+}
+
+Response ExportHandler::handle(const Request& request, const AcceptedHeader& accepted,
+                              std::string_view peer, PendingCommit* pending) {
+  const BodyEncoding encoding = accepted.encoding;
+  if (const OtherSignal signal = accepted.signal; signal != OtherSignal::none) {
     // An empty Export{Logs,Metrics}ServiceResponse: no bytes in protobuf, {} in JSON.
     bump(signal == OtherSignal::logs ? stats_.logs_requests_discarded
                                      : stats_.metrics_requests_discarded);
@@ -430,8 +436,7 @@ Response ExportHandler::handle(const Request& request, std::string_view peer,
                          encoding == BodyEncoding::json ? std::string("{}") : std::string(),
                          request.version(), request.keep_alive());
   }
-  const ContentEncoding content_encoding =
-      *parse_content_encoding(request[http::field::content_encoding]);
+  const ContentEncoding content_encoding = accepted.content_encoding;
 
   // Decompress (bounded): HTTP carries compression in Content-Encoding, gRPC in its framing.
   thread_local std::string decompressed;

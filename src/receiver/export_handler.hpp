@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 
 #include <boost/beast/http.hpp>
 
@@ -22,6 +23,7 @@
 #include "otlp/response.hpp"
 #include "queue/span_queue.hpp"
 #include "queue/spool.hpp"
+#include "receiver/decompress.hpp"
 #include "receiver/stats.hpp"
 #include "routing/experiment_selector.hpp"
 #include "routing/router.hpp"
@@ -34,6 +36,22 @@ using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
 inline constexpr std::string_view kTracesPath = "/v1/traces";
+
+// OTLP logs and metrics: clients configured with a base endpoint (OTEL_EXPORTER_OTLP_ENDPOINT)
+// send them next to traces. MLflow has nowhere to put them, and a 404 makes exporters retry or
+// log errors forever, so they are answered 200 and counted.
+enum class OtherSignal { none, logs, metrics };
+
+// What check_header() learned from a header it lets through. handle() goes on from it, so a
+// request's header is parsed once, not once per stage.
+struct AcceptedHeader {
+  otlp::BodyEncoding encoding = otlp::BodyEncoding::protobuf;
+  ContentEncoding content_encoding = ContentEncoding::identity;
+  OtherSignal signal = OtherSignal::none;  // POST /v1/logs or /v1/metrics
+};
+
+// check_header()'s verdict: the answer to a refused request, or what to read the body with.
+using HeaderCheck = std::variant<Response, AcceptedHeader>;
 
 // What the pipeline did with one request, whatever protocol carried it.
 struct IngestOutcome {
@@ -77,13 +95,16 @@ class ExportHandler {
                 routing::ExperimentSelector selector, queue::SpanQueue& queue, ReceiverStats& stats);
 
   // Checks what can be checked from the header alone, so a request that will be refused is
-  // answered before its body is read. nullopt: read the body and call handle().
-  std::optional<Response> check_header(const http::request_header<>& header,
-                                       std::string_view peer);
+  // answered before its body is read. An AcceptedHeader: read the body and call handle().
+  HeaderCheck check_header(const http::request_header<>& header, std::string_view peer);
 
-  // With a spool (durability: disk) the 200 may only be sent once the spans are stored: then
-  // `pending` receives a ticket to await before answering and counting (without `pending`,
-  // handle() waits). Counts the request (protocol http) unless it is left pending.
+  // A request whose header check_header() accepted as `accepted`. With a spool (durability:
+  // disk) the 200 may only be sent once the spans are stored: then `pending` receives a ticket
+  // to await before answering and counting (without `pending`, handle() waits). Counts the
+  // request (protocol http) unless it is left pending.
+  Response handle(const Request& request, const AcceptedHeader& accepted, std::string_view peer,
+                  PendingCommit* pending = nullptr);
+  // check_header() and then the above: a whole request at once (tests, embedders).
   Response handle(const Request& request, std::string_view peer, PendingCommit* pending = nullptr);
 
   // The HTTP answer to an ingest outcome (not counted: see count()).

@@ -4,6 +4,7 @@
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <variant>
 
 #include <openssl/ssl.h>
 
@@ -350,7 +351,8 @@ net::awaitable<void> HttpServer::State::serve(Stream stream, std::string peer) {
       break;
     }
 
-    if (auto refused = handler.check_header(parser.get().base(), peer)) {
+    HeaderCheck checked = handler.check_header(parser.get().base(), peer);
+    if (auto* refused = std::get_if<Response>(&checked)) {
       // The body is not read, so the connection cannot carry another request.
       refused->keep_alive(false);
       co_await http::async_write(stream, *refused, kNoThrow);
@@ -386,7 +388,8 @@ net::awaitable<void> HttpServer::State::serve(Stream stream, std::string peer) {
     }
 
     PendingCommit pending;
-    Response response = handler.handle(parser.get(), peer, &pending);
+    Response response =
+        handler.handle(parser.get(), std::get<AcceptedHeader>(checked), peer, &pending);
     if (pending.ticket) {
       // durability: disk: answer (and count) once the spool has the spans, without holding an
       // I/O thread.
