@@ -25,7 +25,7 @@ PushResult SpanQueue::push(std::vector<QueueItem>&& items) {
 
 PushLevel SpanQueue::enqueue_all_locked(std::vector<QueueItem>&& items) {
   const auto now = Clock::now();
-  const bool was_empty = items_.empty();
+  const bool was_empty = ready_items_ == 0;
   for (auto& item : items) enqueue_locked(std::move(item), now);
   return {was_empty, queued_spans_, queued_bytes_};
 }
@@ -40,6 +40,7 @@ PushResult SpanQueue::reserve(std::size_t bytes) {
 
 void SpanQueue::enqueue_locked(QueueItem&& item, Clock::time_point now) {
   item.enqueued_at = now;
+  item.sequence = next_sequence_++;
   if (item.hold) {
     held_spans_ += item.span_count;
     held_.push_back(std::move(item));
@@ -47,7 +48,24 @@ void SpanQueue::enqueue_locked(QueueItem&& item, Clock::time_point now) {
   }
   queued_bytes_ += item.payload.size();
   queued_spans_ += item.span_count;
-  items_.push_back(std::move(item));
+  ++ready_items_;
+  lane_locked(item.experiment).items.push_back(std::move(item));
+}
+
+// A linear search: lanes exist only for experiments with a backlog, and the last one used is
+// the likely one.
+SpanQueue::Lane& SpanQueue::lane_locked(const ExperimentRef& experiment) {
+  for (auto lane = lanes_.rbegin(); lane != lanes_.rend(); ++lane) {
+    if (lane->experiment == experiment) return *lane;
+  }
+  return lanes_.emplace_back(Lane{experiment, {}});
+}
+
+// The lane whose front item arrived first; lanes_ must not be empty.
+std::vector<SpanQueue::Lane>::iterator SpanQueue::oldest_lane_locked() {
+  return std::min_element(lanes_.begin(), lanes_.end(), [](const Lane& a, const Lane& b) {
+    return a.items.front().sequence < b.items.front().sequence;
+  });
 }
 
 // Once closed (shutting down) nothing waits: the drain delivers held items at once.
@@ -55,7 +73,8 @@ bool SpanQueue::releasable_locked(const QueueItem& item, Clock::time_point now) 
   return closed_ || now >= item.hold->until || (hold_ready_ && hold_ready_(item));
 }
 
-// Held items whose hold ended go to the front: they are older than what arrived meanwhile.
+// Held items whose hold ended go to the front of their lane: they are older than what arrived
+// meanwhile.
 void SpanQueue::promote_locked(Clock::time_point now) {
   std::vector<QueueItem> promoted;
   for (auto it = held_.begin(); it != held_.end();) {
@@ -69,7 +88,10 @@ void SpanQueue::promote_locked(Clock::time_point now) {
     promoted.push_back(std::move(*it));
     it = held_.erase(it);
   }
-  for (auto it = promoted.rbegin(); it != promoted.rend(); ++it) items_.push_front(std::move(*it));
+  ready_items_ += promoted.size();
+  for (auto it = promoted.rbegin(); it != promoted.rend(); ++it) {
+    lane_locked(it->experiment).items.push_front(std::move(*it));
+  }
 }
 
 void SpanQueue::set_hold_hooks(std::function<bool(const QueueItem&)> ready,
@@ -109,10 +131,10 @@ SpanQueue::Clock::duration SpanQueue::linger_left(std::size_t max_bytes, std::si
                                                   std::chrono::milliseconds linger,
                                                   Clock::time_point now) const {
   std::lock_guard lock(mutex_);
-  if (items_.empty() && held_.empty()) return {};
-  if (!items_.empty() && fills_batch(queued_spans_, queued_bytes_, max_spans, max_bytes)) return {};
+  if (ready_items_ == 0 && held_.empty()) return {};
+  if (ready_items_ > 0 && fills_batch(queued_spans_, queued_bytes_, max_spans, max_bytes)) return {};
   Clock::time_point ready_at = Clock::time_point::max();
-  if (!items_.empty()) ready_at = items_.front().enqueued_at + linger;
+  for (const Lane& lane : lanes_) ready_at = std::min(ready_at, lane.items.front().enqueued_at + linger);
   for (const QueueItem& item : held_) {
     const Clock::time_point hold_end = releasable_locked(item, now) ? now : item.hold->until;
     ready_at = std::min(ready_at, std::max(hold_end, item.enqueued_at + linger));
@@ -127,26 +149,25 @@ std::vector<QueueItem> SpanQueue::pop_batch(std::size_t max_bytes, std::size_t m
   {
     std::lock_guard lock(mutex_);
     if (!held_.empty()) promote_locked(now);
-    if (items_.empty()) return batch;
-    const ExperimentRef experiment = items_.front().experiment;
+    if (ready_items_ == 0) return batch;
+    const auto lane = oldest_lane_locked();
     std::size_t batch_bytes = 0;
     std::size_t batch_spans = 0;
-    for (auto it = items_.begin(); it != items_.end();) {
-      if (!(it->experiment == experiment)) {
-        ++it;
-        continue;
-      }
-      const bool fits = batch_bytes + it->payload.size() <= max_bytes &&
-                        batch_spans + it->span_count <= max_spans;
+    while (!lane->items.empty()) {
+      QueueItem& item = lane->items.front();
+      const bool fits = batch_bytes + item.payload.size() <= max_bytes &&
+                        batch_spans + item.span_count <= max_spans;
       if (!batch.empty() && !fits) break;
-      batch_bytes += it->payload.size();
-      batch_spans += it->span_count;
-      queued_spans_ -= it->span_count;
-      queued_bytes_ -= it->payload.size();
-      if (it->hold && !release_hold) release_hold = hold_release_;
-      batch.push_back(std::move(*it));
-      it = items_.erase(it);
+      batch_bytes += item.payload.size();
+      batch_spans += item.span_count;
+      queued_spans_ -= item.span_count;
+      queued_bytes_ -= item.payload.size();
+      if (item.hold && !release_hold) release_hold = hold_release_;
+      batch.push_back(std::move(item));
+      lane->items.pop_front();
     }
+    ready_items_ -= batch.size();
+    if (lane->items.empty()) lanes_.erase(lane);
   }
   if (!release_hold) {
     for (QueueItem& item : batch) item.hold.reset();
@@ -195,10 +216,18 @@ void SpanQueue::set_on_released(std::function<void(const std::vector<QueueItem>&
 
 std::vector<QueueItem> SpanQueue::take_all() {
   std::lock_guard lock(mutex_);
-  std::vector<QueueItem> all(std::make_move_iterator(items_.begin()),
-                             std::make_move_iterator(items_.end()));
+  std::vector<QueueItem> all;
+  all.reserve(ready_items_ + held_.size());
+  for (Lane& lane : lanes_) {
+    for (auto& item : lane.items) all.push_back(std::move(item));
+  }
+  // Arrival order across experiments, as they were queued; held items after them.
+  std::stable_sort(all.begin(), all.end(), [](const QueueItem& a, const QueueItem& b) {
+    return a.sequence < b.sequence;
+  });
   for (auto& item : held_) all.push_back(std::move(item));
-  items_.clear();
+  lanes_.clear();
+  ready_items_ = 0;
   held_.clear();
   queued_bytes_ = 0;
   queued_spans_ = 0;
@@ -218,12 +247,12 @@ void SpanQueue::close() {
 
 bool SpanQueue::empty() const {
   std::lock_guard lock(mutex_);
-  return items_.empty() && held_.empty();
+  return ready_items_ == 0 && held_.empty();
 }
 
 QueueStats SpanQueue::stats() const {
   std::lock_guard lock(mutex_);
-  return {bytes_, items_.size() + held_.size(), queued_spans_ + held_spans_, max_bytes_,
+  return {bytes_, ready_items_ + held_.size(), queued_spans_ + held_spans_, max_bytes_,
           held_.size()};
 }
 

@@ -48,6 +48,7 @@ struct QueueItem {
   std::uint64_t record_id = 0;  // the spool record holding it; 0 in memory mode
   std::chrono::steady_clock::time_point enqueued_at{};  // set by the queue, for the batch linger
   std::shared_ptr<const Hold> hold{};  // null: exported as soon as batching allows
+  std::uint64_t sequence = 0;  // set by the queue: arrival order across experiments
 };
 
 enum class PushResult { accepted, full, closed };
@@ -135,13 +136,26 @@ class SpanQueue {
   QueueStats stats() const;
 
  private:
+  // The available items of one experiment, oldest first. pop_batch takes a batch from the
+  // front of one lane, so its cost is the batch's, however the backlog's experiments
+  // interleave; one queue of all items had to step over and erase from the middle of other
+  // experiments' items, which held the lock for seconds on a backlog of a few experiments.
+  struct Lane {
+    ExperimentRef experiment;
+    std::deque<QueueItem> items;
+  };
+
   void enqueue_locked(QueueItem&& item, Clock::time_point now);
   PushLevel enqueue_all_locked(std::vector<QueueItem>&& items);
   void promote_locked(Clock::time_point now);
   bool releasable_locked(const QueueItem& item, Clock::time_point now) const;
+  Lane& lane_locked(const ExperimentRef& experiment);
+  std::vector<Lane>::iterator oldest_lane_locked();
 
   mutable std::mutex mutex_;
-  std::deque<QueueItem> items_;
+  std::vector<Lane> lanes_;  // one per experiment with available items (few); none empty
+  std::size_t ready_items_ = 0;  // in lanes_
+  std::uint64_t next_sequence_ = 1;
   std::deque<QueueItem> held_;  // items under a hold, in arrival order; few (agent roots)
   std::size_t held_spans_ = 0;
   std::function<bool(const QueueItem&)> hold_ready_;

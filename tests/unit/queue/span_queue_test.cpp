@@ -57,6 +57,47 @@ TEST_CASE("a batch holds one experiment, oldest first, within the limits", "[que
   CHECK(queue.pop_batch(1000, 100).empty());
 }
 
+TEST_CASE("interleaved experiments leave in the order of their oldest item", "[queue]") {
+  // A backlog spread over experiments (routes per service, MLflow down for a while): each batch
+  // is the experiment whose oldest item arrived first, and nothing is lost or reordered within
+  // an experiment.
+  SpanQueue queue(1u << 20);
+  const auto a = ExperimentRef::by_id("1");
+  const auto b = ExperimentRef::by_id("2");
+  const auto c = ExperimentRef::by_name("koog-agents");
+  const std::vector<ExperimentRef> arrivals{b, a, b, c, a, b, c, a};
+  for (std::size_t i = 0; i < arrivals.size(); ++i) {
+    REQUIRE(queue.push(items(arrivals[i], 10, static_cast<std::uint32_t>(i + 1))) ==
+            PushResult::accepted);
+  }
+  CHECK(queue.stats().queued_items == arrivals.size());
+  CHECK(queue.stats().queued_spans == 36);
+
+  auto batch = queue.pop_batch(1000, 4);  // b's first two (1 + 3 spans)
+  REQUIRE(batch.size() == 2);
+  CHECK(batch[0].experiment == b);
+  CHECK(batch[0].span_count == 1);
+  CHECK(batch[1].span_count == 3);
+  batch = queue.pop_batch(1000, 100);  // now a's is the oldest: all of a
+  REQUIRE(batch.size() == 3);
+  CHECK(batch[0].experiment == a);
+  CHECK(batch[0].span_count == 2);
+  CHECK(batch[1].span_count == 5);
+  CHECK(batch[2].span_count == 8);
+  // The rest at shutdown: in arrival order across experiments.
+  const auto rest = queue.take_all();
+  REQUIRE(rest.size() == 3);
+  CHECK(rest[0].experiment == c);
+  CHECK(rest[0].span_count == 4);
+  CHECK(rest[1].experiment == b);
+  CHECK(rest[1].span_count == 6);
+  CHECK(rest[2].experiment == c);
+  CHECK(rest[2].span_count == 7);
+  CHECK(queue.empty());
+  CHECK(queue.stats().queued_items == 0);
+  CHECK(queue.stats().queued_spans == 0);
+}
+
 TEST_CASE("an item larger than the batch limit still travels, alone", "[queue]") {
   SpanQueue queue(1000);
   queue.push(items(ExperimentRef::by_id("1"), 500));
