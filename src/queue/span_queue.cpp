@@ -25,7 +25,7 @@ PushResult SpanQueue::push(std::vector<QueueItem>&& items) {
 
 PushLevel SpanQueue::enqueue_all_locked(std::vector<QueueItem>&& items) {
   const auto now = Clock::now();
-  const bool was_empty = ready_items_ == 0;
+  const bool was_empty = lanes_.empty();
   for (auto& item : items) enqueue_locked(std::move(item), now);
   return {was_empty, queued_spans_, queued_bytes_};
 }
@@ -48,7 +48,6 @@ void SpanQueue::enqueue_locked(QueueItem&& item, Clock::time_point now) {
   }
   queued_bytes_ += item.payload.size();
   queued_spans_ += item.span_count;
-  ++ready_items_;
   lane_locked(item.experiment).items.push_back(std::move(item));
 }
 
@@ -59,6 +58,12 @@ SpanQueue::Lane& SpanQueue::lane_locked(const ExperimentRef& experiment) {
     if (lane->experiment == experiment) return *lane;
   }
   return lanes_.emplace_back(Lane{experiment, {}});
+}
+
+std::size_t SpanQueue::ready_items_locked() const {
+  std::size_t items = 0;
+  for (const Lane& lane : lanes_) items += lane.items.size();
+  return items;
 }
 
 // The lane whose front item arrived first; lanes_ must not be empty.
@@ -88,7 +93,6 @@ void SpanQueue::promote_locked(Clock::time_point now) {
     promoted.push_back(std::move(*it));
     it = held_.erase(it);
   }
-  ready_items_ += promoted.size();
   for (auto it = promoted.rbegin(); it != promoted.rend(); ++it) {
     lane_locked(it->experiment).items.push_front(std::move(*it));
   }
@@ -131,8 +135,8 @@ SpanQueue::Clock::duration SpanQueue::linger_left(std::size_t max_bytes, std::si
                                                   std::chrono::milliseconds linger,
                                                   Clock::time_point now) const {
   std::lock_guard lock(mutex_);
-  if (ready_items_ == 0 && held_.empty()) return {};
-  if (ready_items_ > 0 && fills_batch(queued_spans_, queued_bytes_, max_spans, max_bytes)) return {};
+  if (lanes_.empty() && held_.empty()) return {};
+  if (!lanes_.empty() && fills_batch(queued_spans_, queued_bytes_, max_spans, max_bytes)) return {};
   Clock::time_point ready_at = Clock::time_point::max();
   for (const Lane& lane : lanes_) ready_at = std::min(ready_at, lane.items.front().enqueued_at + linger);
   for (const QueueItem& item : held_) {
@@ -149,7 +153,7 @@ std::vector<QueueItem> SpanQueue::pop_batch(std::size_t max_bytes, std::size_t m
   {
     std::lock_guard lock(mutex_);
     if (!held_.empty()) promote_locked(now);
-    if (ready_items_ == 0) return batch;
+    if (lanes_.empty()) return batch;
     const auto lane = oldest_lane_locked();
     std::size_t batch_bytes = 0;
     std::size_t batch_spans = 0;
@@ -166,7 +170,6 @@ std::vector<QueueItem> SpanQueue::pop_batch(std::size_t max_bytes, std::size_t m
       batch.push_back(std::move(item));
       lane->items.pop_front();
     }
-    ready_items_ -= batch.size();
     if (lane->items.empty()) lanes_.erase(lane);
   }
   if (!release_hold) {
@@ -217,7 +220,7 @@ void SpanQueue::set_on_released(std::function<void(const std::vector<QueueItem>&
 std::vector<QueueItem> SpanQueue::take_all() {
   std::lock_guard lock(mutex_);
   std::vector<QueueItem> all;
-  all.reserve(ready_items_ + held_.size());
+  all.reserve(ready_items_locked() + held_.size());
   for (Lane& lane : lanes_) {
     for (auto& item : lane.items) all.push_back(std::move(item));
   }
@@ -227,7 +230,6 @@ std::vector<QueueItem> SpanQueue::take_all() {
   });
   for (auto& item : held_) all.push_back(std::move(item));
   lanes_.clear();
-  ready_items_ = 0;
   held_.clear();
   queued_bytes_ = 0;
   queued_spans_ = 0;
@@ -247,12 +249,12 @@ void SpanQueue::close() {
 
 bool SpanQueue::empty() const {
   std::lock_guard lock(mutex_);
-  return ready_items_ == 0 && held_.empty();
+  return lanes_.empty() && held_.empty();
 }
 
 QueueStats SpanQueue::stats() const {
   std::lock_guard lock(mutex_);
-  return {bytes_, ready_items_ + held_.size(), queued_spans_ + held_spans_, max_bytes_,
+  return {bytes_, ready_items_locked() + held_.size(), queued_spans_ + held_spans_, max_bytes_,
           held_.size()};
 }
 

@@ -151,10 +151,10 @@ class SpanQueue {
   bool releasable_locked(const QueueItem& item, Clock::time_point now) const;
   Lane& lane_locked(const ExperimentRef& experiment);
   std::vector<Lane>::iterator oldest_lane_locked();
+  std::size_t ready_items_locked() const;  // in lanes_
 
   mutable std::mutex mutex_;
   std::vector<Lane> lanes_;  // one per experiment with available items (few); none empty
-  std::size_t ready_items_ = 0;  // in lanes_
   std::uint64_t next_sequence_ = 1;
   std::deque<QueueItem> held_;  // items under a hold, in arrival order; few (agent roots)
   std::size_t held_spans_ = 0;

@@ -188,7 +188,7 @@ HeaderCheck ExportHandler::check_header(const http::request_header<>& header,
   if (path != kTracesPath && signal == OtherSignal::none) {
     bump(stats_.rejected_not_found);
     return error(header, http::status::not_found,
-                 "no such path " + std::string(path_of(header.target()).substr(0, 256)) +
+                 "no such path " + std::string(path.substr(0, 256)) +
                      "; OTLP traces are accepted at POST /v1/traces",
                  peer);
   }
