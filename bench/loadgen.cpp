@@ -4,13 +4,16 @@
 //   bench-loadgen --url http://127.0.0.1:4318/v1/traces [--rate SPANS_PER_S] [--duration S]
 //                 [--warmup S] [--spans-per-request K] [--connections C] [--threads T] [--gzip]
 //                 [--mix koog|openinference|both] [--header NAME=VALUE]... [--seed N]
+//                 [--distinct-requests N]
 //
 // Traffic: Koog-shaped traces (create_agent, invoke_agent, strategy, nodes, LLM calls with
 // prompts and completions, tool calls with arguments and results; gen_ai.* and koog.* keys) and
 // OpenInference-shaped traces (llm.input_messages.*, input.value/output.value,
 // openinference.span.kind), GenAI spans of 1 to 2 KB. A pool of distinct request bodies (distinct
 // trace and span ids), each a complete HTTP/1.1 request with its headers, is encoded (and
-// gzipped) before the clock starts, so generation never limits the rate.
+// gzipped) before the clock starts, so generation never limits the rate. Beyond the pool the ids
+// repeat; --distinct-requests N makes the pool at least N requests, for runs into a real MLflow,
+// which keys spans by id and would store a repeat as nothing new.
 //
 // Timing: at --rate N request i of the run is due at start + i * K / N whatever happened before
 // (open loop); its latency runs from that due time to the last byte of the answer, so a server
@@ -93,13 +96,15 @@ struct Options {
   // Seeds the trace source: runs with different seeds send different trace and span ids (a real
   // MLflow keys traces by id, so two runs into one server must not repeat them).
   std::uint64_t seed = 0x5eed'0f'a9e47ULL;
+  std::size_t distinct_requests = 0;  // 0: about 16 MB of bodies (64 to 4096)
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "bench-loadgen: " << why << "\n"
             << "usage: bench-loadgen --url http://HOST:PORT/v1/traces [--rate SPANS_PER_S] [--duration S]\n"
                "       [--warmup S] [--spans-per-request K] [--connections C] [--threads T] [--gzip]\n"
-               "       [--mix koog|openinference|both] [--header NAME=VALUE]... [--seed N]\n";
+               "       [--mix koog|openinference|both] [--header NAME=VALUE]... [--seed N]\n"
+               "       [--distinct-requests N]\n";
   std::exit(2);
 }
 
@@ -143,6 +148,8 @@ Options parse_options(int argc, char** argv) {
       char* end = nullptr;
       options.seed = std::strtoull(text.c_str(), &end, 0);
       if (text.empty() || *end != '\0') usage("--seed: expected an unsigned integer, got '" + text + "'");
+    } else if (flag == "--distinct-requests") {
+      options.distinct_requests = static_cast<std::size_t>(parse_number(flag, value(), 1));
     } else if (flag == "--help" || flag == "-h") usage("OTLP/HTTP load generator");
     else usage("unknown flag " + flag);
   }
@@ -188,7 +195,10 @@ std::vector<Body> build_pool(const Options& options) {
     wire += body;
     bytes += wire.size();
     pool.push_back({std::move(wire), static_cast<std::uint32_t>(options.spans_per_request)});
-    if (i == 0) target = std::clamp<std::size_t>((16u << 20) / pool[0].wire.size(), 64, 4096);
+    if (i == 0) {
+      target = std::clamp<std::size_t>((16u << 20) / pool[0].wire.size(), 64, 4096);
+      target = std::max(target, options.distinct_requests);
+    }
   }
   std::cerr << "bench-loadgen: " << pool.size() << " distinct requests of " << options.spans_per_request
             << " spans, " << bytes / pool.size() << " bytes each on the wire" << (options.gzip ? " (gzip)" : "") << "\n";
