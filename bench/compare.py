@@ -521,6 +521,7 @@ def mlflow_compare(tools: Tools, args, workdir: Path) -> list[MlflowRun]:
                     # stored directly, each with its own ids.
                     direct = next(r for r in runs if r.scenario == scenario and r.path == "direct")
                     total = max(2000, 2 * direct.stored_spans)
+                    # +1: the paced schedule's last due time can round into the window.
                     distinct_requests = math.ceil(total / spr) + 1
                     rate = args.mlflow_proxy_rate
                     duration = total / rate
