@@ -119,6 +119,28 @@ struct ArenaBlock {
 
 }  // namespace
 
+CheckedRequest decode_and_check(std::string_view body, BodyEncoding encoding,
+                                const config::ReceiverConfig& limits, otlp::ExportRequest& out) {
+  CheckedRequest checked;
+  checked.decoded = encoding == BodyEncoding::json ? otlp::decode_json(body, out)
+                                                   : otlp::decode_protobuf(body, out);
+  if (!checked.decoded.ok) return checked;
+  // Too many spans refuse the whole request (splitting it would tear traces apart and the
+  // client could not tell which spans to resend); too many attributes are cut.
+  checked.received = otlp::count_spans(out);
+  if (checked.received > limits.max_spans_per_request) {
+    checked.too_many_spans = true;
+    return checked;
+  }
+  checked.trimmed = otlp::trim_attributes(
+      out, {limits.max_attributes_per_span, limits.max_attributes_per_event,
+            limits.max_attributes_per_link});
+  // Spans MLflow cannot store are rejected, the rest go on.
+  checked.invalid = otlp::remove_invalid_spans(out);
+  checked.valid = otlp::count_spans(out);
+  return checked;
+}
+
 ExportHandler::ExportHandler(const config::ReceiverConfig& receiver,
                              const config::QueueConfig& queue_config,
                              routing::ExperimentSelector selector, queue::SpanQueue& queue,
@@ -242,40 +264,30 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
     return {Kind::draining, std::string(kDrainingMessage)};
   }
 
-  // 1. Decode into an arena whose first block is reused by this thread.
+  // 1-3. Decode into an arena whose first block is reused by this thread, then limits and
+  // validation.
   thread_local ArenaBlock arena_block;
   google::protobuf::ArenaOptions arena_options;
   arena_options.initial_block = arena_block.bytes.get();
   arena_options.initial_block_size = kArenaBlockBytes;
   google::protobuf::Arena arena(arena_options);
   auto* export_request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
-  const otlp::DecodeResult decoded = encoding == BodyEncoding::json
-                                         ? otlp::decode_json(body, *export_request)
-                                         : otlp::decode_protobuf(body, *export_request);
-  if (!decoded.ok) {
+  const CheckedRequest checked = decode_and_check(body, encoding, receiver_, *export_request);
+  if (!checked.decoded.ok) {
     bump(stats_.rejected_bad_body);
-    return {Kind::bad_request, decoded.message};
+    return {Kind::bad_request, checked.decoded.message};
   }
-
-  // 2. Limits: too many spans refuse the whole request (splitting it would tear traces apart
-  // and the client could not tell which spans to resend); too many attributes are cut.
-  if (const std::size_t received = otlp::count_spans(*export_request);
-      received > receiver_.max_spans_per_request) {
+  if (checked.too_many_spans) {
     bump(stats_.rejected_too_many_spans);
-    IngestOutcome outcome{Kind::too_large, "request carries " + std::to_string(received) +
+    IngestOutcome outcome{Kind::too_large, "request carries " + std::to_string(checked.received) +
                                                " spans; the limit is " +
                                                std::to_string(receiver_.max_spans_per_request) +
                                                " per request: send smaller batches"};
-    outcome.spans = received;
+    outcome.spans = checked.received;
     return outcome;
   }
-  const otlp::TrimmedAttributes trimmed = otlp::trim_attributes(
-      *export_request, {receiver_.max_attributes_per_span, receiver_.max_attributes_per_event,
-                        receiver_.max_attributes_per_link});
-
-  // 3. Validate: spans MLflow cannot store are rejected, the rest go on.
-  const otlp::InvalidSpans invalid = otlp::remove_invalid_spans(*export_request);
-  const std::size_t span_count = otlp::count_spans(*export_request);
+  const otlp::InvalidSpans& invalid = checked.invalid;
+  const std::size_t span_count = checked.valid;
   if (span_count == 0 && invalid.rejected > 0) {
     bump(stats_.rejected_invalid_spans);
     return {Kind::bad_request,
@@ -293,49 +305,62 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
     outcome.spans = span_count;
     return outcome;
   }
-  // A refusal from here on: the valid spans are the client's to send again.
-  const auto refused = [&](Kind kind, std::string message) {
-    IngestOutcome outcome{kind, std::move(message), static_cast<std::int64_t>(invalid.rejected)};
-    outcome.spans = span_count;
-    return outcome;
-  };
 
-  // 5. Enqueue: once this succeeds the spans are acknowledged and the proxy owns them.
+  // 5. Enqueue: once this succeeds the spans are acknowledged and the proxy owns them. A refusal
+  // from here on: the valid spans are the client's to send again.
   if (span_count > 0) {
-    std::vector<queue::QueueItem> items = std::get<std::vector<queue::QueueItem>>(std::move(routed));
-    queue::Admission admission = spool_ != nullptr
-                                     ? spool_->submit(std::move(items))
-                                     : queue::Admission{queue_.push(std::move(items)), nullptr};
-    if (admission.commit && commit != nullptr) {
-      *commit = std::move(admission.commit);
-    } else if (admission.commit && !admission.commit->wait()) {
-      bump(stats_.rejected_storage_error);
-      return refused(Kind::storage_error, std::string(kStorageErrorMessage));
-    }
-    switch (admission.result) {
-      case queue::PushResult::accepted:
-        break;
-      case queue::PushResult::full:
-        bump(stats_.rejected_queue_full);
-        return refused(Kind::queue_full,
-                       "the proxy's queue is full (MLflow is slower than the incoming spans or "
-                       "unreachable); retry after " +
-                           std::to_string(queue_config_.retry_after.count()) + "s");
-      case queue::PushResult::closed:
-        bump(stats_.rejected_draining);
-        return refused(Kind::draining, std::string(kDrainingMessage));
+    if (auto refusal = enqueue(std::get<std::vector<queue::QueueItem>>(std::move(routed)), commit)) {
+      refusal->rejected_spans = static_cast<std::int64_t>(invalid.rejected);
+      refusal->spans = span_count;
+      return std::move(*refusal);
     }
   }
 
-  // 6. The answer: partial_success tells the client what was dropped (rejected spans) or cut
-  // (attributes: rejected_spans stays 0, the message is a warning).
-  IngestOutcome outcome{Kind::accepted, {}, static_cast<std::int64_t>(invalid.rejected), {}};
-  outcome.spans = span_count;
+  // 6. The answer: partial_success tells the client what was dropped or cut.
+  return accepted(checked, peer);
+}
+
+std::optional<IngestOutcome> ExportHandler::enqueue(std::vector<queue::QueueItem>&& items,
+                                                    std::shared_ptr<queue::CommitTicket>* commit) {
+  using Kind = IngestOutcome::Kind;
+  queue::Admission admission = spool_ != nullptr
+                                   ? spool_->submit(std::move(items))
+                                   : queue::Admission{queue_.push(std::move(items)), nullptr};
+  if (admission.commit && commit != nullptr) {
+    *commit = std::move(admission.commit);
+  } else if (admission.commit && !admission.commit->wait()) {
+    bump(stats_.rejected_storage_error);
+    return IngestOutcome{Kind::storage_error, std::string(kStorageErrorMessage)};
+  }
+  switch (admission.result) {
+    case queue::PushResult::accepted:
+      break;
+    case queue::PushResult::full:
+      bump(stats_.rejected_queue_full);
+      return IngestOutcome{Kind::queue_full,
+                           "the proxy's queue is full (MLflow is slower than the incoming spans or "
+                           "unreachable); retry after " +
+                               std::to_string(queue_config_.retry_after.count()) + "s"};
+    case queue::PushResult::closed:
+      bump(stats_.rejected_draining);
+      return IngestOutcome{Kind::draining, std::string(kDrainingMessage)};
+  }
+  return std::nullopt;
+}
+
+// The answer: partial_success tells the client what was dropped (rejected spans) or cut
+// (attributes: rejected_spans stays 0, the message is a warning).
+IngestOutcome ExportHandler::accepted(const CheckedRequest& checked, std::string_view peer) {
+  const otlp::InvalidSpans& invalid = checked.invalid;
+  const otlp::TrimmedAttributes& trimmed = checked.trimmed;
+  IngestOutcome outcome{IngestOutcome::Kind::accepted, {}, static_cast<std::int64_t>(invalid.rejected),
+                        {}};
+  outcome.spans = checked.valid;
   std::string& warning = outcome.warning;
   if (invalid.rejected > 0) {
     warning = std::to_string(invalid.rejected) + " invalid spans rejected; first: " +
               invalid.first_problem;
-  } else if (span_count == 0) {
+  } else if (checked.valid == 0) {
     warning = "request contained no spans";
   }
   if (trimmed.attributes > 0) {

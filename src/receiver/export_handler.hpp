@@ -20,6 +20,8 @@
 
 #include "common/rate_limited_log.hpp"
 #include "config/config.hpp"
+#include "otlp/attribute_limits.hpp"
+#include "otlp/protobuf.hpp"
 #include "otlp/response.hpp"
 #include "queue/span_queue.hpp"
 #include "queue/spool.hpp"
@@ -80,6 +82,21 @@ struct IngestOutcome {
   // accepted: the spans queued; refused after decoding: the spans the client must send again.
   std::uint64_t spans = 0;
 };
+
+// Steps 1 to 3 of ExportHandler::ingest() on an uncompressed body: decode into `out`, then,
+// unless the request is over max_spans_per_request, cut attributes over the limits and remove
+// the spans MLflow cannot store. Shared with `otlp-mlflow-proxy explain`, which shows what the
+// later stages do to exactly this result.
+struct CheckedRequest {
+  otlp::DecodeResult decoded;    // not ok: nothing else was done
+  std::size_t received = 0;      // spans decoded
+  bool too_many_spans = false;   // over max_spans_per_request: neither trimmed nor validated
+  otlp::TrimmedAttributes trimmed;
+  otlp::InvalidSpans invalid;
+  std::size_t valid = 0;         // spans left
+};
+CheckedRequest decode_and_check(std::string_view body, otlp::BodyEncoding encoding,
+                                const config::ReceiverConfig& limits, otlp::ExportRequest& out);
 
 // An accepted request whose spool write is under way (durability: disk): the door answers, and
 // counts the request, once `ticket` completes (false: storage_error).
@@ -160,6 +177,11 @@ class ExportHandler {
  private:
   Response error_response(const http::request_header<>& header, http::status status,
                           std::string message, std::string_view peer);
+  // Step 5 of ingest(): nullopt when the items are queued (or, with `commit`, being written);
+  // else the refusal.
+  std::optional<IngestOutcome> enqueue(std::vector<queue::QueueItem>&& items,
+                                       std::shared_ptr<queue::CommitTicket>* commit);
+  IngestOutcome accepted(const CheckedRequest& checked, std::string_view peer);
   std::variant<std::vector<queue::QueueItem>, routing::RoutingError> route(
       otlp::ExportRequest& request, std::optional<std::string_view> header) const;
 
