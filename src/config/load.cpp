@@ -1286,6 +1286,7 @@ std::string usage() {
   std::string text =
       "Usage: otlp-mlflow-proxy [options]\n"
       "       otlp-mlflow-proxy replay [--mlflow-url URL] FILE|SPOOL_DIR  (replay --help)\n"
+      "       otlp-mlflow-proxy explain [--config FILE] [--json] [TRACE]  (explain --help)\n"
       "Accepts OTLP trace exports (OTLP/HTTP POST /v1/traces, OTLP/gRPC TraceService/Export) and\n"
       "forwards them to an MLflow server.\n"
       "\n"
