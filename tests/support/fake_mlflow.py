@@ -27,6 +27,7 @@ class Export:
     request: ExportTraceServiceRequest
     status: int
     time: float = 0.0  # time.monotonic() on arrival, to measure the proxy's retry delays
+    body: bytes = b""  # the request body as sent, decompressed (scripts/capture_traces.py saves it)
 
     def span_ids(self) -> list[str]:
         return [s.span_id.hex() for rs in self.request.resource_spans
@@ -207,7 +208,7 @@ class FakeMlflow:
                 with fake.lock:
                     answer = fake.script.pop(0) if fake.script else ScriptedAnswer(200, '{"partialSuccess":null}')
                     export = Export(self.headers.get("x-mlflow-experiment-id"), dict(self.headers),
-                                    request, answer.status, time.monotonic())
+                                    request, answer.status, time.monotonic(), body)
                     if fake.on_export is not None:
                         fake.on_export(export)
                     else:
