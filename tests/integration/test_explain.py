@@ -221,6 +221,8 @@ TWO_ROUTES = """
 policies:
   travel:
     content: verbose
+    resource_keys:
+      - {key: "deployment.environment.name", mode: mask}
 routes:
   - name: travel
     match:
@@ -252,6 +254,14 @@ def test_a_config_with_two_routes_and_the_header(proxy_binary, tmp_path):
         ("koog", json.dumps({"kind": "id", "value": "17"}), "mask"): koog_spans}
     for resource in report["resources"]:
         assert resource["route"] == ("travel" if resource["service_name"] == "travel-assistant" else "koog")
+    # The travel policy masks a resource attribute; normalization copies the masked value.
+    travel = next(r for r in report["resources"] if r["route"] == "travel")
+    assert [(c["stage"], c["place"], c["key"], c["before"]["value"], c["after"]["value"])
+            for c in travel["changes"]] == [
+        ("policy", "resource", "deployment.environment.name", "staging", "[masked: 7 bytes]")]
+    copied = {c["after"]["value"] for s in travel["spans"] for c in s["changes"]
+              if c["key"] == "deployment.environment.name"}
+    assert copied == {"[masked: 7 bytes]"}
     policy_spans = {span["span_id"] for span, _ in changes(report, "policy")}
     # verbose keeps the travel assistant's content; its status message is still redacted.
     sdk_ids = {s.span_id.hex() for s in spans_of(load(PYTHON_SDK))}
@@ -261,6 +271,8 @@ def test_a_config_with_two_routes_and_the_header(proxy_binary, tmp_path):
     text = run(proxy_binary, "--config", config, both).stdout.decode()
     assert ('  route "travel" -> experiment name "travel-agents", policy "travel", normalization on'
             in text.splitlines())
+    assert ('  resource attributes: 1 change\n    ~ deployment.environment.name (policy)\n'
+            '        before: "staging"\n        after:  "[masked: 7 bytes]"\n') in text
     assert f'  route "koog" -> experiment id 17, policy "mask": {koog_spans} spans' in text.splitlines()
 
     # The header: the travel route honors it, the koog route ignores it.
