@@ -23,11 +23,14 @@ docker_daemon_start() {
   command -v dockerd >/dev/null || install_packages docker.io || return 1
   mkdir -p "$DOCKER_WORK"
   log "starting dockerd (no bridge, no iptables rules; log in $DOCKER_WORK/dockerd.log)"
-  as_root dockerd --bridge=none --iptables=false --ip6tables=false >"$DOCKER_WORK/dockerd.log" 2>&1 &
+  # Not through as_root: a backgrounded function would be a subshell, and $! its pid, not dockerd's.
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" dockerd --bridge=none --iptables=false --ip6tables=false >"$DOCKER_WORK/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
   local waited=0
   until docker info >/dev/null 2>&1; do
-    if ! kill -0 "$DOCKERD_PID" 2>/dev/null || [ "$waited" -ge 60 ]; then
+    if ! ps -p "$DOCKERD_PID" >/dev/null || [ "$waited" -ge 60 ]; then
       log "dockerd did not come up; the end of its log:"
       tail -n 15 "$DOCKER_WORK/dockerd.log" >&2
       docker_daemon_stop
@@ -44,11 +47,11 @@ docker_daemon_stop() {
   log "stopping dockerd (pid $DOCKERD_PID)"
   as_root kill -TERM "$DOCKERD_PID" 2>/dev/null || true
   local waited=0
-  while kill -0 "$DOCKERD_PID" 2>/dev/null && [ "$waited" -lt 30 ]; do
+  while ps -p "$DOCKERD_PID" >/dev/null && [ "$waited" -lt 30 ]; do
     sleep 1
     waited=$((waited + 1))
   done
-  if kill -0 "$DOCKERD_PID" 2>/dev/null; then as_root kill -KILL "$DOCKERD_PID" || true; fi
+  if ps -p "$DOCKERD_PID" >/dev/null; then as_root kill -KILL "$DOCKERD_PID" || true; fi
   wait "$DOCKERD_PID" 2>/dev/null || true
   DOCKERD_PID=""
 }
