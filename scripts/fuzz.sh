@@ -10,8 +10,7 @@ source "$(dirname "$0")/lib.sh"
 all_targets=(http_request otlp_protobuf otlp_json decompress config_yaml policy_walk spool_records)
 build="${FUZZ_BUILD_DIR:-$REPO_ROOT/build-fuzz}"
 install_packages "${BUILD_PACKAGES[@]}" clang libclang-rt-14-dev
-build_proxy "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DPROXY_SANITIZE=address,undefined -DPROXY_FUZZ=ON -DPROXY_BUILD_TESTS=OFF
+build_preset fuzz "$build"
 
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")

@@ -6,6 +6,8 @@ CACHE_DIR="${OTLP_MLFLOW_PROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otlp-mlflo
 VENV_DIR="${OTLP_MLFLOW_PROXY_VENV:-$CACHE_DIR/venv}"
 # A second virtualenv with MLflow 3.6.0 (the oldest with /v1/traces) for the e2e version matrix.
 MLFLOW36_VENV_DIR="${OTLP_MLFLOW_PROXY_MLFLOW36_VENV:-$CACHE_DIR/venv-mlflow-3.6.0}"
+# A third with the Kubernetes schema checker for the deploy examples (scripts/test-packages.sh).
+DEPLOY_VENV_DIR="${OTLP_MLFLOW_PROXY_DEPLOY_VENV:-$CACHE_DIR/venv-deploy}"
 # ccache keys on paths relative to the checkout, so a fresh clone (CI) reuses earlier builds.
 export CCACHE_BASEDIR="$REPO_ROOT"
 
@@ -41,38 +43,29 @@ install_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The Python virtualenv with MLflow and the OpenTelemetry SDK, rebuilt only when
-# tests/requirements.txt changes.
-ensure_venv() {
-  local requirements="$REPO_ROOT/tests/requirements.txt"
-  local stamp="$VENV_DIR/.requirements.sha256"
+# A Python virtualenv in $1 with the pinned packages of the requirements file $2, made again only
+# when that file changes.
+ensure_requirements_venv() {
+  local dir="$1" requirements="$2"
+  local stamp="$dir/.requirements.sha256"
   local wanted
   wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
-  if [ -x "$VENV_DIR/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then return 0; fi
-  log "preparing the Python virtualenv in $VENV_DIR (MLflow, OpenTelemetry SDK)"
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then return 0; fi
+  log "preparing the Python virtualenv in $dir (${requirements#"$REPO_ROOT"/})"
   mkdir -p "$CACHE_DIR"
-  [ -x "$VENV_DIR/bin/python" ] || python3 -m venv "$VENV_DIR"
-  "$VENV_DIR/bin/pip" install -q --disable-pip-version-check --upgrade pip
-  "$VENV_DIR/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  [ -x "$dir/bin/python" ] || python3 -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check --upgrade pip
+  "$dir/bin/pip" install -q --disable-pip-version-check -r "$requirements"
   echo "$wanted" >"$stamp"
 }
 
+# The test virtualenv: MLflow and the OpenTelemetry SDK.
+ensure_venv() { ensure_requirements_venv "$VENV_DIR" "$REPO_ROOT/tests/requirements.txt"; }
+
 # The MLflow 3.6.0 server of the end-to-end version matrix, in its own virtualenv (its pins clash
-# with the latest MLflow's), rebuilt only when tests/requirements-mlflow-3.6.txt changes.
+# with the latest MLflow's).
 ensure_mlflow36_venv() {
-  local requirements="$REPO_ROOT/tests/requirements-mlflow-3.6.txt"
-  local stamp="$MLFLOW36_VENV_DIR/.requirements.sha256"
-  local wanted
-  wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
-  if [ -x "$MLFLOW36_VENV_DIR/bin/mlflow" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
-    return 0
-  fi
-  log "preparing the MLflow 3.6.0 virtualenv in $MLFLOW36_VENV_DIR"
-  mkdir -p "$CACHE_DIR"
-  [ -x "$MLFLOW36_VENV_DIR/bin/python" ] || python3 -m venv "$MLFLOW36_VENV_DIR"
-  "$MLFLOW36_VENV_DIR/bin/pip" install -q --disable-pip-version-check --upgrade pip
-  "$MLFLOW36_VENV_DIR/bin/pip" install -q --disable-pip-version-check -r "$requirements"
-  echo "$wanted" >"$stamp"
+  ensure_requirements_venv "$MLFLOW36_VENV_DIR" "$REPO_ROOT/tests/requirements-mlflow-3.6.txt"
 }
 
 # The real Koog agent of the end-to-end tests (tests/e2e/koog/, Kotlin, Maven): builds
@@ -111,5 +104,22 @@ build_proxy() {
   local launcher=()
   if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
   cmake -S "$REPO_ROOT" -B "$dir" -G Ninja "${launcher[@]}" "$@" >/dev/null
+  cmake --build "$dir" --parallel "$(nproc)"
+}
+
+# Configures a preset of CMakePresets.json (release, asan, tsan, fuzz) into $2 and builds it, with
+# extra CMake arguments after them: the builds CI runs are the ones users and IDEs get.
+build_preset() {
+  local preset="$1" dir="$2"; shift 2
+  local configure=(cmake --preset "$preset" -B "$dir") output
+  if command -v ccache >/dev/null; then configure+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+  if ! output="$(cd "$REPO_ROOT" && "${configure[@]}" "$@" 2>&1)"; then
+    # A folder configured with another generator (build/ was Ninja's before the release preset)
+    # cannot be configured again: drop its cache, keep its outputs.
+    grep -q "Does not match the generator used previously" <<<"$output" || { echo "$output" >&2; return 1; }
+    log "$dir was configured with another generator than the $preset preset's: configuring it afresh"
+    rm -rf "$dir/CMakeCache.txt" "$dir/CMakeFiles"
+    (cd "$REPO_ROOT" && "${configure[@]}" "$@" >/dev/null)
+  fi
   cmake --build "$dir" --parallel "$(nproc)"
 }

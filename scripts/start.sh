@@ -19,7 +19,7 @@ done
 
 install_packages "${BUILD_PACKAGES[@]}"
 log "building (build/)"
-build_proxy "$REPO_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPROXY_BUILD_TESTS=OFF
+build_preset release "$REPO_ROOT/build" -DPROXY_BUILD_TESTS=OFF
 
 state="$REPO_ROOT/.state"
 mkdir -p "$state"

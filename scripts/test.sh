@@ -11,14 +11,14 @@ install_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 # 2.5 GB each), ccache, two virtualenvs and Maven's cache. Say what there is, and on any failure
 # say it again, so that a full disk reads as one.
 report_disk "before the build"
-set -o errtrace  # the trap fires for failures inside functions too (build_proxy)
+set -o errtrace  # the trap fires for failures inside functions too (build_preset)
 trap 'report_disk "at the failure"' ERR
 ensure_venv
 export E2E_REQUIRE_PROXY=1  # a missing binary fails the run instead of skipping tests
 pytest=("$VENV_DIR/bin/python" -m pytest -p no:cacheprovider)
 
-log "building (build/)"
-build_proxy "$REPO_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+log "building (build/: the release preset, Release with the Unix Makefiles generator, tests included)"
+build_preset release "$REPO_ROOT/build"
 
 log "unit tests"
 ctest --test-dir "$REPO_ROOT/build" --output-on-failure --parallel "$(nproc)"
@@ -30,6 +30,11 @@ ensure_koog_agent  # tests/e2e/test_koog_agent.py runs it
 log "end-to-end tests (real MLflow, real OpenTelemetry SDK, a real Koog agent)"
 PROXY_BIN="$REPO_ROOT/build/src/otlp-mlflow-proxy" "${pytest[@]}" "$REPO_ROOT/tests/e2e"
 
+# The ways the proxy ships (scripts/test-packages.sh): the .deb, the container image and the
+# deploy examples, each tested where it runs; the image and the .deb need a Docker daemon, which
+# the script starts when it can (and says so, skipping them, when it cannot).
+"$REPO_ROOT/scripts/test-packages.sh" "$REPO_ROOT/build"
+
 ensure_mlflow36_venv
 log "end-to-end tests against MLflow 3.6.0, the oldest with /v1/traces (-m mlflow36: forwarding, gRPC, Koog normalization, PostgreSQL, versions)"
 MLFLOW_BIN="$MLFLOW36_VENV_DIR/bin/mlflow" PROXY_BIN="$REPO_ROOT/build/src/otlp-mlflow-proxy" \
@@ -37,7 +42,7 @@ MLFLOW_BIN="$MLFLOW36_VENV_DIR/bin/mlflow" PROXY_BIN="$REPO_ROOT/build/src/otlp-
 
 if [ "${PROXY_TEST_SANITIZERS:-1}" != "0" ]; then
   log "AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/): unit and integration tests"
-  build_proxy "$REPO_ROOT/build-asan" -DCMAKE_BUILD_TYPE=Debug -DPROXY_SANITIZE=address,undefined
+  build_preset asan "$REPO_ROOT/build-asan"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$REPO_ROOT/build-asan" --output-on-failure --parallel "$(nproc)"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -46,7 +51,7 @@ if [ "${PROXY_TEST_SANITIZERS:-1}" != "0" ]; then
   release_build_dir "$REPO_ROOT/build-asan"
 
   log "ThreadSanitizer build (build-tsan/): integration tests (concurrent connections, queue, exporter)"
-  build_proxy "$REPO_ROOT/build-tsan" -DCMAKE_BUILD_TYPE=Debug -DPROXY_SANITIZE=thread -DPROXY_BUILD_TESTS=OFF
+  build_preset tsan "$REPO_ROOT/build-tsan"
   # scripts/tsan.supp: only what uninstrumented gRPC/Abseil do among themselves (see the file).
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions="$REPO_ROOT/scripts/tsan.supp" \
     PROXY_BIN="$REPO_ROOT/build-tsan/src/otlp-mlflow-proxy" PROXY_SANITIZED=1 \

@@ -82,7 +82,7 @@ def test_cmake_install_puts_binary_unit_and_config_in_place(proxy_binary, tmp_pa
     result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert os.access(dest / "usr/local/bin/otlp-mlflow-proxy", os.X_OK)
-    unit = (dest / "etc/systemd/system/otlp-mlflow-proxy.service").read_text()
+    unit = (dest / "usr/local/lib/systemd/system/otlp-mlflow-proxy.service").read_text()
     assert "ExecStart=/usr/local/bin/otlp-mlflow-proxy --config /etc/otlp-mlflow-proxy/config.yaml" in unit
     config = dest / "etc/otlp-mlflow-proxy/config.yaml"
     assert config.read_text() == SERVICE_CONFIG.read_text()

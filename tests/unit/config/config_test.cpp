@@ -33,6 +33,11 @@ using proxy::config::ValueError;
 
 const std::string kExampleConfig = PROXY_TEST_DATA_DIR "/../../config/otlp-mlflow-proxy.yaml";
 const std::string kEveryKeyConfig = PROXY_TEST_DATA_DIR "/config/every-key.yaml";
+// The built-in defaults, default-initialized once. Not `Config{}`: GCC 12 at -O3 warns that the
+// exception cleanup of that nested aggregate initialization may destroy admin.listen.host
+// uninitialized (-Wmaybe-uninitialized; a false positive that broke Release builds).
+// The implicit constructor runs the same member initializers; static storage zeroes the rest.
+const Config kDefaultConfig;
 
 
 LoadedConfig load_yaml(const std::string& yaml, const Environment& env = {},
@@ -308,7 +313,7 @@ TEST_CASE("no arguments: run with the defaults", "[config][flags]") {
   LoadedConfig loaded = proxy::config::load({}, {});
   CHECK(loaded.action == Action::run);
   CHECK(loaded.config_file.empty());
-  require_same(loaded.config, Config{});
+  require_same(loaded.config, kDefaultConfig);
 }
 
 TEST_CASE("flags take --flag value and --flag=value", "[config][flags]") {
@@ -454,7 +459,7 @@ TEST_CASE("empty and unrelated variables are ignored", "[config][env]") {
   };
   LoadedConfig loaded = proxy::config::load({}, env);
   CHECK(loaded.config_file.empty());
-  require_same(loaded.config, Config{});
+  require_same(loaded.config, kDefaultConfig);
 }
 
 TEST_CASE("process_environment reads environ", "[config][env]") {
@@ -594,15 +599,15 @@ TEST_CASE("empty files and empty sections mean defaults", "[config][yaml]") {
   for (std::string text :
        {"", "\n", "# only a comment\n", "---\n", "receiver:\nmlflow:\n  # x\n"}) {
     INFO(text);
-    require_same(load_yaml(text).config, Config{});
+    require_same(load_yaml(text).config, kDefaultConfig);
   }
 }
 
 TEST_CASE("io_threads is auto by default, and auto or a count when set", "[config][yaml]") {
-  CHECK(Config{}.receiver.io_threads == 0);
+  CHECK(kDefaultConfig.receiver.io_threads == 0);
   CHECK(load_yaml("receiver:\n  io_threads: auto\n").config.receiver.io_threads == 0);
   CHECK(load_yaml("receiver:\n  io_threads: 3\n").config.receiver.io_threads == 3);
-  CHECK(proxy::config::render_effective(Config{}).find("io_threads: auto") != std::string::npos);
+  CHECK(proxy::config::render_effective(kDefaultConfig).find("io_threads: auto") != std::string::npos);
 }
 
 TEST_CASE("every key is read", "[config][yaml]") {
@@ -694,9 +699,9 @@ TEST_CASE("the admin listener can be moved or turned off from each layer", "[con
 
 TEST_CASE("the example config loads and holds exactly the defaults", "[config][yaml]") {
   LoadedConfig loaded = proxy::config::load({"--config", kExampleConfig}, {});
-  require_same(loaded.config, Config{});
+  require_same(loaded.config, kDefaultConfig);
   CHECK(proxy::config::render_effective(loaded.config) ==
-        proxy::config::render_effective(Config{}));
+        proxy::config::render_effective(kDefaultConfig));
 }
 
 TEST_CASE("YAML structure errors give file:line:col and the path", "[config][yaml]") {
@@ -932,7 +937,7 @@ TEST_CASE("render_effective writes units and hides secrets", "[config][render]")
   CHECK(contains(text, "shutdown_timeout: 15s"));
 
   // Unset secrets stay visibly unset.
-  std::string defaults = proxy::config::render_effective(Config{});
+  std::string defaults = proxy::config::render_effective(kDefaultConfig);
   CHECK(contains(defaults, "password: \"\""));
   CHECK(contains(defaults, "token: \"\""));
 }
@@ -1193,5 +1198,5 @@ TEST_CASE("upstream TLS: MLflow's variables, then mlflow.tls, each part one sett
   std::string rendered = proxy::config::render_effective(own_cert);
   CHECK(contains(rendered, "client_key_file: \"c.key\""));
   CHECK(contains(rendered, "insecure_skip_verify: false"));
-  CHECK_FALSE(contains(proxy::config::render_effective(Config{}), "insecure_skip_verify"));
+  CHECK_FALSE(contains(proxy::config::render_effective(kDefaultConfig), "insecure_skip_verify"));
 }

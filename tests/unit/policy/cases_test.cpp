@@ -19,7 +19,9 @@ using namespace proxy::policy::test;
 namespace {
 
 config::PolicyConfig load_policy(const YAML::Node& policy) {
-  if (!policy) return *config::find_policy(config::Config{}, "default");
+  // Default-initialized, not `Config{}`: see kDefaultConfig in tests/unit/config/config_test.cpp.
+  static const config::Config defaults;
+  if (!policy) return *config::find_policy(defaults, "default");
   YAML::Emitter out;
   out << YAML::BeginMap << YAML::Key << "policies" << YAML::Value << YAML::BeginMap << YAML::Key
       << "case" << YAML::Value << policy << YAML::EndMap << YAML::EndMap;
