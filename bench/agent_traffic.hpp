@@ -1,8 +1,12 @@
 // Realistic agent traffic for the benchmarks (bench-loadgen, bench-decode-floor): Koog-shaped and
-// OpenInference-shaped traces of GenAI spans of 1 to 2 KB, encoded as OTLP ExportTraceServiceRequest.
+// OpenInference-shaped traces of GenAI spans, encoded as OTLP ExportTraceServiceRequest. With long
+// content (prompts, completions, tool payloads as agents send them) a span is 1 to 2 KB; with short
+// content every such value is a sixteenth of that (at least 16 bytes), so the same spans with the
+// same keys are a few hundred bytes and per-span work, not bytes, dominates.
 // Deterministic (seeded), so runs and tools see the same bytes.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <stdexcept>
@@ -21,14 +25,16 @@ using proxy::otlp::KeyValue;
 using proxy::otlp::Span;
 
 enum class Mix { koog, openinference, both };
+enum class Content { short_text, long_text };
 
 // Deterministic pseudo-text, so runs are comparable: prompts, answers and tool payloads made of
 // ordinary words, like the prose the proxy's redaction prefilter scans in production.
 class Text {
  public:
-  explicit Text(std::uint64_t seed) : rng_(seed) {}
+  Text(std::uint64_t seed, Content content) : rng_(seed), short_(content == Content::short_text) {}
 
   std::string prose(std::size_t bytes) {
+    if (short_) bytes = std::max<std::size_t>(16, bytes / 16);
     static constexpr std::string_view kWords[] = {
         "the", "quarterly", "report", "covers", "revenue", "costs", "hiring", "and", "outlook",
         "for", "each", "region", "please", "summarize", "briefly", "with", "numbers", "tables",
@@ -55,6 +61,7 @@ class Text {
 
  private:
   std::mt19937_64 rng_;
+  bool short_;
 };
 
 inline void put(google::protobuf::RepeatedPtrField<KeyValue>& attributes, std::string_view key, std::string value) {
@@ -72,7 +79,7 @@ inline void put_int(google::protobuf::RepeatedPtrField<KeyValue>& attributes, st
 // Spans are produced one at a time from an endless series of traces; a request takes the next K.
 class TraceSource {
  public:
-  TraceSource(Mix mix, std::uint64_t seed) : mix_(mix), text_(seed) {}
+  TraceSource(Mix mix, std::uint64_t seed, Content content = Content::long_text) : mix_(mix), text_(seed, content) {}
 
   struct Item {
     bool koog;

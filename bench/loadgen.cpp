@@ -3,13 +3,14 @@
 //
 //   bench-loadgen --url http://127.0.0.1:4318/v1/traces [--rate SPANS_PER_S] [--duration S]
 //                 [--warmup S] [--spans-per-request K] [--connections C] [--threads T] [--gzip]
-//                 [--mix koog|openinference|both] [--header NAME=VALUE]... [--seed N]
-//                 [--distinct-requests N]
+//                 [--mix koog|openinference|both] [--content short|long] [--header NAME=VALUE]...
+//                 [--seed N] [--distinct-requests N]
 //
 // Traffic: Koog-shaped traces (create_agent, invoke_agent, strategy, nodes, LLM calls with
 // prompts and completions, tool calls with arguments and results; gen_ai.* and koog.* keys) and
 // OpenInference-shaped traces (llm.input_messages.*, input.value/output.value,
-// openinference.span.kind), GenAI spans of 1 to 2 KB. A pool of distinct request bodies (distinct
+// openinference.span.kind), GenAI spans of 1 to 2 KB (--content long, the default) or of a few
+// hundred bytes (--content short: every content value a sixteenth as long). A pool of distinct request bodies (distinct
 // trace and span ids), each a complete HTTP/1.1 request with its headers, is encoded (and
 // gzipped) before the clock starts, so generation never limits the rate. Beyond the pool the ids
 // repeat; --distinct-requests N makes the pool at least N requests, for runs into a real MLflow,
@@ -38,6 +39,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -74,6 +76,7 @@ namespace net = boost::asio;
 namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
+using bench::Content;
 using bench::Mix;
 using bench::TraceSource;
 constexpr auto kNoThrow = net::experimental::as_tuple(net::use_awaitable);
@@ -92,6 +95,7 @@ struct Options {
   int threads = 1;
   bool gzip = false;
   Mix mix = Mix::both;
+  Content content = Content::long_text;
   std::vector<std::pair<std::string, std::string>> headers;
   // Seeds the trace source: runs with different seeds send different trace and span ids (a real
   // MLflow keys traces by id, so two runs into one server must not repeat them).
@@ -103,8 +107,8 @@ struct Options {
   std::cerr << "bench-loadgen: " << why << "\n"
             << "usage: bench-loadgen --url http://HOST:PORT/v1/traces [--rate SPANS_PER_S] [--duration S]\n"
                "       [--warmup S] [--spans-per-request K] [--connections C] [--threads T] [--gzip]\n"
-               "       [--mix koog|openinference|both] [--header NAME=VALUE]... [--seed N]\n"
-               "       [--distinct-requests N]\n";
+               "       [--mix koog|openinference|both] [--content short|long] [--header NAME=VALUE]...\n"
+               "       [--seed N] [--distinct-requests N]\n";
   std::exit(2);
 }
 
@@ -115,44 +119,46 @@ double parse_number(const std::string& flag, const std::string& text, double min
   return value;
 }
 
-Options parse_options(int argc, char** argv) {
-  Options options;
-  std::string url;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(flag + " needs a value");
-      return argv[++i];
-    };
-    if (flag == "--url") url = value();
-    else if (flag == "--rate") options.rate = parse_number(flag, value(), 0);
-    else if (flag == "--duration") options.duration = parse_number(flag, value(), 0.001);
-    else if (flag == "--warmup") options.warmup = parse_number(flag, value(), 0);
-    else if (flag == "--spans-per-request") options.spans_per_request = static_cast<int>(parse_number(flag, value(), 1));
-    else if (flag == "--connections") options.connections = static_cast<int>(parse_number(flag, value(), 1));
-    else if (flag == "--threads") options.threads = static_cast<int>(parse_number(flag, value(), 1));
-    else if (flag == "--gzip") options.gzip = true;
-    else if (flag == "--mix") {
-      const std::string mix = value();
-      if (mix == "koog") options.mix = Mix::koog;
-      else if (mix == "openinference") options.mix = Mix::openinference;
-      else if (mix == "both") options.mix = Mix::both;
-      else usage("--mix: expected koog, openinference or both, got '" + mix + "'");
-    } else if (flag == "--header") {
-      const std::string header = value();
-      const auto eq = header.find('=');
-      if (eq == std::string::npos || eq == 0) usage("--header: expected NAME=VALUE, got '" + header + "'");
-      options.headers.emplace_back(header.substr(0, eq), header.substr(eq + 1));
-    } else if (flag == "--seed") {
-      const std::string text = value();
-      char* end = nullptr;
-      options.seed = std::strtoull(text.c_str(), &end, 0);
-      if (text.empty() || *end != '\0') usage("--seed: expected an unsigned integer, got '" + text + "'");
-    } else if (flag == "--distinct-requests") {
-      options.distinct_requests = static_cast<std::size_t>(parse_number(flag, value(), 1));
-    } else if (flag == "--help" || flag == "-h") usage("OTLP/HTTP load generator");
-    else usage("unknown flag " + flag);
+// One of the named choices, or the usage message naming them.
+template <class T>
+T parse_choice(const std::string& flag, const std::string& text, std::initializer_list<std::pair<std::string_view, T>> choices) {
+  std::string names;
+  for (const auto& [name, value] : choices) {
+    if (text == name) return value;
+    names += (names.empty() ? "" : ", ") + std::string(name);
   }
+  usage(flag + ": expected one of " + names + ", got '" + text + "'");
+}
+
+// The flags that take a value; false for a flag it does not know.
+bool parse_valued(Options& options, std::string& url, const std::string& flag, const std::string& value) {
+  if (flag == "--url") url = value;
+  else if (flag == "--rate") options.rate = parse_number(flag, value, 0);
+  else if (flag == "--duration") options.duration = parse_number(flag, value, 0.001);
+  else if (flag == "--warmup") options.warmup = parse_number(flag, value, 0);
+  else if (flag == "--spans-per-request") options.spans_per_request = static_cast<int>(parse_number(flag, value, 1));
+  else if (flag == "--connections") options.connections = static_cast<int>(parse_number(flag, value, 1));
+  else if (flag == "--threads") options.threads = static_cast<int>(parse_number(flag, value, 1));
+  else if (flag == "--mix") options.mix = parse_choice<Mix>(flag, value, {{"koog", Mix::koog}, {"openinference", Mix::openinference}, {"both", Mix::both}});
+  else if (flag == "--content") options.content = parse_choice<Content>(flag, value, {{"short", Content::short_text}, {"long", Content::long_text}});
+  else if (flag == "--header") {
+    const auto eq = value.find('=');
+    if (eq == std::string::npos || eq == 0) usage("--header: expected NAME=VALUE, got '" + value + "'");
+    options.headers.emplace_back(value.substr(0, eq), value.substr(eq + 1));
+  } else if (flag == "--seed") {
+    char* end = nullptr;
+    options.seed = std::strtoull(value.c_str(), &end, 0);
+    if (value.empty() || *end != '\0') usage("--seed: expected an unsigned integer, got '" + value + "'");
+  } else if (flag == "--distinct-requests") {
+    options.distinct_requests = static_cast<std::size_t>(parse_number(flag, value, 1));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// http://HOST[:PORT][/PATH] into the options' host, port and target.
+void parse_url(Options& options, const std::string& url) {
   const std::string_view scheme = "http://";
   if (url.rfind(scheme, 0) != 0) usage("--url: expected http://HOST:PORT/PATH, got '" + url + "'");
   const std::string rest = url.substr(scheme.size());
@@ -168,6 +174,20 @@ Options parse_options(int argc, char** argv) {
     options.port = authority.substr(colon + 1);
   }
   if (options.host.size() > 2 && options.host.front() == '[') options.host = options.host.substr(1, options.host.size() - 2);
+}
+
+Options parse_options(int argc, char** argv) {
+  Options options;
+  std::string url;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--gzip") options.gzip = true;
+    else if (flag == "--help" || flag == "-h") usage("OTLP/HTTP load generator");
+    else if (flag.rfind("--", 0) != 0) usage("unknown flag " + flag);
+    else if (i + 1 >= argc) usage(flag + " needs a value");
+    else if (!parse_valued(options, url, flag, argv[++i])) usage("unknown flag " + flag);
+  }
+  parse_url(options, url);
   if (options.connections < options.threads) options.connections = options.threads;
   return options;
 }
@@ -178,14 +198,16 @@ struct Body {
 };
 
 std::vector<Body> build_pool(const Options& options) {
-  TraceSource source(options.mix, options.seed);
+  TraceSource source(options.mix, options.seed, options.content);
   std::vector<Body> pool;
   // About 16 MB of bodies (at least 64, at most 4096): distinct ids for the run's first requests
   // without growing the loadgen's cache footprint far beyond the server's.
   std::size_t target = 64;
   std::size_t bytes = 0;
+  std::size_t protobuf_bytes = 0;
   for (std::size_t i = 0; i < target; ++i) {
     std::string body = bench::encode_request(source, options.spans_per_request);
+    protobuf_bytes += body.size();
     if (options.gzip) body = bench::gzip(body);
     std::string wire = "POST " + options.target + " HTTP/1.1\r\nHost: " + options.host + ":" + options.port +
                        "\r\nContent-Type: application/x-protobuf\r\nUser-Agent: bench-loadgen\r\n";
@@ -201,7 +223,8 @@ std::vector<Body> build_pool(const Options& options) {
     }
   }
   std::cerr << "bench-loadgen: " << pool.size() << " distinct requests of " << options.spans_per_request
-            << " spans, " << bytes / pool.size() << " bytes each on the wire" << (options.gzip ? " (gzip)" : "") << "\n";
+            << " spans, " << bytes / pool.size() << " bytes each on the wire" << (options.gzip ? " (gzip)" : "") << ", "
+            << protobuf_bytes / pool.size() << " bytes of protobuf\n";
   return pool;
 }
 
