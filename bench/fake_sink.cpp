@@ -1,13 +1,21 @@
 // bench-fake-sink: a fast fake MLflow for benchmarks, so that the proxy (or the Collector) is
-// what is measured. It decodes every export as MLflow would, counts it, and answers at once.
+// what is measured. It decodes every export, counts its spans, and answers at once.
 //
 //   bench-fake-sink [--listen 127.0.0.1:PORT] [--port-file PATH] [--require-header NAME]
-//                   [--threads N]
+//                   [--threads N] [--decode walk|full] [--keep-first PATH]
 //
 // POST /v1/traces  gunzips (Content-Encoding: gzip), decodes ExportTraceServiceRequest and counts
 //                  requests, spans and body bytes (as received); answers 200 with an empty
 //                  ExportTraceServiceResponse. A body that does not decode gets 400 and is
 //                  counted in decode_errors; without the required header, 400 and bad_header.
+//                  --decode walk (the default) walks the wire format without building messages:
+//                  the framing of every field of the request, its resource and scope spans, every
+//                  span and every span attribute, and a 16-byte trace id and 8-byte span id on
+//                  every span. A full parse (--decode full) costs the sink about what the system
+//                  under test spends per span, and the sink shares a core with the load generator:
+//                  it would fall behind a system that does 1M spans per CPU-second.
+//                  --keep-first PATH writes the first accepted body (gunzipped) to PATH, for a
+//                  look at what the system under test sent (compare.py checks its masking).
 // GET /stats       {"requests","spans","bytes","bad_header","decode_errors"} (accepted only)
 // GET /version     3.7.0 (the MLflow version the proxy probes)
 // GET /health      OK
@@ -18,9 +26,12 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
-#include <stdexcept>
+#include <optional>
+#include <exception>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -38,9 +49,10 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <google/protobuf/arena.h>
-#include <zlib.h>
+#include <google/protobuf/io/coded_stream.h>
 
 #include "otlp/types.hpp"
+#include "receiver/decompress.hpp"
 
 namespace {
 
@@ -49,6 +61,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 constexpr auto kNoThrow = net::experimental::as_tuple(net::use_awaitable);
+constexpr std::size_t kMaxBody = std::size_t{1} << 30;  // a request's body, and a gunzipped one
 
 struct Options {
   std::string host = "127.0.0.1";
@@ -56,11 +69,14 @@ struct Options {
   std::string port_file;
   std::string require_header;
   int threads = 1;
+  bool full_parse = false;
+  std::string keep_first;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "bench-fake-sink: " << why << "\n"
-            << "usage: bench-fake-sink [--listen HOST:PORT] [--port-file PATH] [--require-header NAME] [--threads N]\n";
+            << "usage: bench-fake-sink [--listen HOST:PORT] [--port-file PATH] [--require-header NAME] [--threads N]\n"
+               "                       [--decode walk|full] [--keep-first PATH]\n";
   std::exit(2);
 }
 
@@ -84,7 +100,12 @@ Options parse_options(int argc, char** argv) {
     else if (flag == "--threads") {
       options.threads = std::atoi(value().c_str());
       if (options.threads < 1 || options.threads > 64) usage("--threads: expected 1 to 64");
-    } else if (flag == "--help" || flag == "-h") usage("fake MLflow OTLP sink");
+    } else if (flag == "--decode") {
+      const std::string mode = value();
+      if (mode != "walk" && mode != "full") usage("--decode: expected walk or full, got '" + mode + "'");
+      options.full_parse = mode == "full";
+    } else if (flag == "--keep-first") options.keep_first = value();
+    else if (flag == "--help" || flag == "-h") usage("fake MLflow OTLP sink");
     else usage("unknown flag " + flag);
   }
   return options;
@@ -96,46 +117,134 @@ struct Stats {
   std::atomic<std::uint64_t> bytes{0};
   std::atomic<std::uint64_t> bad_header{0};
   std::atomic<std::uint64_t> decode_errors{0};
+  std::atomic<bool> kept{false};
 };
 
-// gzip (or zlib) to plain bytes with one inflater per connection (inflateInit allocates its
-// window; once per request would dominate small one-span requests). False on a corrupt stream.
-class Inflater {
- public:
-  Inflater() {
-    if (inflateInit2(&z_, 15 + 32) != Z_OK) throw std::runtime_error("inflateInit2 failed");
+// Written whole under another name first, so a reader never sees a partial file.
+bool write_file(const std::string& path, std::string_view content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+    if (!out) return false;
   }
-  ~Inflater() { inflateEnd(&z_); }
-  Inflater(const Inflater&) = delete;
-  Inflater& operator=(const Inflater&) = delete;
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
 
-  bool gunzip(const std::string& in, std::string& out) {
-    inflateReset(&z_);
-    out.resize(std::max<std::size_t>(in.size() * 4, 4096));
-    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-    z_.avail_in = static_cast<uInt>(in.size());
-    std::size_t produced = 0;
-    int rc = Z_OK;
-    while (rc == Z_OK) {
-      if (produced == out.size()) out.resize(out.size() * 2);
-      z_.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
-      z_.avail_out = static_cast<uInt>(out.size() - produced);
-      rc = inflate(&z_, Z_NO_FLUSH);
-      produced = out.size() - z_.avail_out;
-      if (rc == Z_BUF_ERROR && z_.avail_out > 0) break;  // truncated input
-      if (rc == Z_BUF_ERROR) rc = Z_OK;                  // out of room: grow and go on
+// ---- the wire walk ------------------------------------------------------------------------------
+// Field numbers of opentelemetry/proto/collector/trace/v1/trace_service.proto, trace/v1/trace.proto
+// and common/v1/common.proto, with their wire type (2: length-delimited).
+constexpr std::uint32_t kLengthDelimited = 2;
+constexpr std::uint32_t tag_of(std::uint32_t field) { return field << 3 | kLengthDelimited; }
+constexpr std::uint32_t kResourceSpansTag = tag_of(1);  // ExportTraceServiceRequest.resource_spans
+constexpr std::uint32_t kScopeSpansTag = tag_of(2);     // ResourceSpans.scope_spans
+constexpr std::uint32_t kSpanTag = tag_of(2);           // ScopeSpans.spans
+constexpr std::uint32_t kTraceIdTag = tag_of(1);        // Span.trace_id
+constexpr std::uint32_t kSpanIdTag = tag_of(2);         // Span.span_id
+constexpr std::uint32_t kAttributeTag = tag_of(9);      // Span.attributes
+constexpr std::uint32_t kKeyTag = tag_of(1);            // KeyValue.key
+
+using google::protobuf::io::CodedInputStream;
+
+// Reads a length prefix that fits the stream's int sizes.
+bool read_length(CodedInputStream& in, int& length) {
+  std::uint32_t value = 0;
+  if (!in.ReadVarint32(&value) || value > static_cast<std::uint32_t>(std::numeric_limits<int>::max())) return false;
+  length = static_cast<int>(value);
+  return true;
+}
+
+// Skips one field's value, checking it is framed as its wire type says (groups are not OTLP).
+bool skip_value(CodedInputStream& in, std::uint32_t tag) {
+  int length = 0;
+  std::uint64_t ignored = 0;
+  switch (tag & 7) {
+    case 0: return in.ReadVarint64(&ignored);
+    case 1: return in.Skip(8);
+    case kLengthDelimited: return read_length(in, length) && in.Skip(length);
+    case 5: return in.Skip(4);
+    default: return false;
+  }
+}
+
+// Calls on_field(tag) with the cursor at each field's value (on_field consumes it) up to the
+// stream's current limit. False when a tag is zero or misframed, or the data ends first.
+template <class OnField>
+bool walk_fields(CodedInputStream& in, OnField&& on_field) {
+  while (in.BytesUntilLimit() > 0) {
+    const std::uint32_t tag = in.ReadTag();
+    if (tag == 0 || !on_field(tag)) return false;
+  }
+  return true;
+}
+
+// The same over the length-delimited message at the cursor.
+template <class OnField>
+bool walk_message(CodedInputStream& in, OnField&& on_field) {
+  int length = 0;
+  if (!read_length(in, length)) return false;
+  const CodedInputStream::Limit limit = in.PushLimit(length);
+  const bool ok = walk_fields(in, on_field);
+  in.PopLimit(limit);
+  return ok;
+}
+
+bool walk_attribute(CodedInputStream& in) {
+  bool keyed = false;
+  const bool framed = walk_message(in, [&](std::uint32_t tag) {
+    keyed = keyed || tag == kKeyTag;
+    return skip_value(in, tag);
+  });
+  return framed && keyed;
+}
+
+bool walk_span(CodedInputStream& in) {
+  int trace_id = 0;
+  int span_id = 0;
+  const bool framed = walk_message(in, [&](std::uint32_t tag) {
+    if (tag == kTraceIdTag || tag == kSpanIdTag) {
+      int& length = tag == kTraceIdTag ? trace_id : span_id;
+      return read_length(in, length) && in.Skip(length);
     }
-    out.resize(produced);
-    return rc == Z_STREAM_END;
-  }
+    if (tag == kAttributeTag) return walk_attribute(in);
+    return skip_value(in, tag);
+  });
+  return framed && trace_id == 16 && span_id == 8;
+}
 
- private:
-  z_stream z_{};
-};
+// The spans of an ExportTraceServiceRequest, or nullopt when it does not walk.
+std::optional<std::uint64_t> walk_count(std::string_view body) {
+  CodedInputStream in(reinterpret_cast<const std::uint8_t*>(body.data()), static_cast<int>(body.size()));
+  std::uint64_t spans = 0;
+  auto scope_spans = [&](std::uint32_t tag) {
+    if (tag != kSpanTag) return skip_value(in, tag);
+    ++spans;
+    return walk_span(in);
+  };
+  auto resource_spans = [&](std::uint32_t tag) {
+    return tag == kScopeSpansTag ? walk_message(in, scope_spans) : skip_value(in, tag);
+  };
+  in.PushLimit(static_cast<int>(body.size()));
+  const bool ok = walk_fields(in, [&](std::uint32_t tag) {
+    return tag == kResourceSpansTag ? walk_message(in, resource_spans) : skip_value(in, tag);
+  });
+  if (!ok) return std::nullopt;
+  return spans;
+}
+
+// The same count from a full parse into messages (--decode full).
+std::optional<std::uint64_t> parse_count(std::string_view body, google::protobuf::Arena& arena) {
+  arena.Reset();
+  auto* decoded = google::protobuf::Arena::CreateMessage<proxy::otlp::ExportRequest>(&arena);
+  if (!decoded->ParseFromArray(body.data(), static_cast<int>(body.size()))) return std::nullopt;
+  std::uint64_t spans = 0;
+  for (const auto& resource_spans : decoded->resource_spans())
+    for (const auto& scope_spans : resource_spans.scope_spans()) spans += static_cast<std::uint64_t>(scope_spans.spans_size());
+  return spans;
+}
 
 http::response<http::string_body> answer(const http::request<http::string_body>& request, const Options& options,
-                                         Stats& stats, google::protobuf::Arena& arena, Inflater& inflater,
-                                         std::string& inflated) {
+                                         Stats& stats, google::protobuf::Arena& arena, std::string& inflated) {
   http::response<http::string_body> response(http::status::ok, request.version());
   response.keep_alive(request.keep_alive());
   auto text = [&](http::status status, std::string body) {
@@ -150,27 +259,27 @@ http::response<http::string_body> answer(const http::request<http::string_body>&
       text(http::status::bad_request, "missing header " + options.require_header + "\n");
       return response;
     }
-    const std::string* body = &request.body();
+    std::string_view body = request.body();
     if (beast::iequals(request[http::field::content_encoding], "gzip")) {
-      if (!inflater.gunzip(request.body(), inflated)) {
+      inflated.clear();
+      if (proxy::receiver::decompress(proxy::receiver::ContentEncoding::gzip, body, inflated, kMaxBody).status !=
+          proxy::receiver::DecompressResult::Status::ok) {
         stats.decode_errors.fetch_add(1, std::memory_order_relaxed);
         text(http::status::bad_request, "corrupt gzip body\n");
         return response;
       }
-      body = &inflated;
+      body = inflated;
     }
-    arena.Reset();
-    auto* decoded = google::protobuf::Arena::CreateMessage<proxy::otlp::ExportRequest>(&arena);
-    if (!decoded->ParseFromString(*body)) {
+    const std::optional<std::uint64_t> spans = options.full_parse ? parse_count(body, arena) : walk_count(body);
+    if (!spans) {
       stats.decode_errors.fetch_add(1, std::memory_order_relaxed);
       text(http::status::bad_request, "body is not an ExportTraceServiceRequest\n");
       return response;
     }
-    std::uint64_t spans = 0;
-    for (const auto& resource_spans : decoded->resource_spans())
-      for (const auto& scope_spans : resource_spans.scope_spans()) spans += static_cast<std::uint64_t>(scope_spans.spans_size());
+    if (!options.keep_first.empty() && !stats.kept.exchange(true) && !write_file(options.keep_first, body))
+      std::cerr << "bench-fake-sink: cannot write " << options.keep_first << "\n";
     stats.requests.fetch_add(1, std::memory_order_relaxed);
-    stats.spans.fetch_add(spans, std::memory_order_relaxed);
+    stats.spans.fetch_add(*spans, std::memory_order_relaxed);
     stats.bytes.fetch_add(request.body().size(), std::memory_order_relaxed);
     response.set(http::field::content_type, "application/x-protobuf");
     response.body() = proxy::otlp::ExportResponse().SerializeAsString();
@@ -193,15 +302,14 @@ net::awaitable<void> serve(tcp::socket socket, const Options& options, Stats& st
   socket.set_option(tcp::no_delay(true));
   beast::flat_buffer buffer;
   google::protobuf::Arena arena;
-  Inflater inflater;
   std::string inflated;
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(1 << 20);
-    parser.body_limit(1ULL << 30);
+    parser.body_limit(kMaxBody);
     auto [read_ec, read] = co_await http::async_read(socket, buffer, parser, kNoThrow);
     if (read_ec) co_return;  // closed by the client, or garbage: nothing to answer
-    auto response = answer(parser.get(), options, stats, arena, inflater, inflated);
+    auto response = answer(parser.get(), options, stats, arena, inflated);
     response.prepare_payload();
     auto [write_ec, written] = co_await http::async_write(socket, response, kNoThrow);
     if (write_ec || !response.keep_alive()) co_return;
@@ -243,10 +351,7 @@ int main(int argc, char** argv) {
   }
   const unsigned short port = acceptor.local_endpoint().port();
   if (!options.port_file.empty()) {
-    // Written whole under another name first, so a reader never sees a partial number.
-    const std::string tmp = options.port_file + ".tmp";
-    std::ofstream(tmp) << port << "\n";
-    if (std::rename(tmp.c_str(), options.port_file.c_str()) != 0) {
+    if (!write_file(options.port_file, std::to_string(port) + "\n")) {
       std::cerr << "bench-fake-sink: cannot write " << options.port_file << "\n";
       return 1;
     }

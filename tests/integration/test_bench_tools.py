@@ -4,6 +4,8 @@ generator had acknowledged is counted there, with the experiment header. The ben
 (bench/compare.py) runs outside CI."""
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
 import os
 import subprocess
@@ -12,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from support.net import wait_until
 from support.proxy_process import ProxyProcess
@@ -29,20 +32,27 @@ def bench_tool(proxy_binary: Path, name: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def running_sink(tmp_path: Path, proxy_binary: Path, decode: str):
+    port_file = tmp_path / f"sink-{decode}.port"
+    log_path = tmp_path / f"sink-{decode}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([str(bench_tool(proxy_binary, "bench-fake-sink")), "--listen", "127.0.0.1:0",
+                                 "--port-file", str(port_file), "--require-header", "x-mlflow-experiment-id",
+                                 "--decode", decode],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            wait_until(port_file.exists, timeout=15, what="the fake sink's port file")
+            yield f"http://127.0.0.1:{port_file.read_text().strip()}"
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=15) == 0, log_path.read_text()
+
+
 @pytest.fixture
 def sink(tmp_path, proxy_binary):
-    port_file = tmp_path / "sink.port"
-    log = open(tmp_path / "sink.log", "w")
-    proc = subprocess.Popen([str(bench_tool(proxy_binary, "bench-fake-sink")), "--listen", "127.0.0.1:0",
-                             "--port-file", str(port_file), "--require-header", "x-mlflow-experiment-id"],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        wait_until(port_file.exists, timeout=15, what="the fake sink's port file")
-        yield f"http://127.0.0.1:{port_file.read_text().strip()}"
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=15) == 0, (tmp_path / "sink.log").read_text()
-        log.close()
+    with running_sink(tmp_path, proxy_binary, "walk") as url:
+        yield url
 
 
 def get(url: str):
@@ -79,6 +89,53 @@ def test_fake_sink_answers_like_mlflow(sink):
     assert garbage.value.code == 400
     stats = json.loads(get(sink + "/stats")[1])
     assert stats == {"requests": 0, "spans": 0, "bytes": 0, "bad_header": 1, "decode_errors": 1}
+
+
+def export_request(spans_per_scope: list[int]) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    for n in spans_per_scope:
+        scope = request.resource_spans.add().scope_spans.add()
+        for i in range(n):
+            span = scope.spans.add(trace_id=bytes(range(1, 17)), span_id=bytes([i + 1] * 8), name=f"s{i}")
+            span.attributes.add(key="gen_ai.input.messages").value.string_value = "x" * 40
+    return request
+
+
+def post(url: str, body: bytes, encoding: str | None = None) -> int:
+    headers = {"Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": "1"}
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    request = urllib.request.Request(url + "/v1/traces", data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.parametrize("decode", ["walk", "full"])
+def test_fake_sink_counts_spans_and_refuses_misframed_bodies(tmp_path, proxy_binary, decode):
+    """Both decoders count the same spans, plain and gzipped, and refuse the same broken bodies;
+    the walk also refuses spans whose ids MLflow could not store."""
+    good = export_request([3, 0, 2]).SerializeToString()
+    truncated = good[:-5]
+    bad_id = export_request([1])
+    bad_id.resource_spans[0].scope_spans[0].spans[0].span_id = b"\x01\x02\x03\x04"
+    misframed_attribute = bytearray(good)
+    # The last attribute's key length prefix claims more bytes than its KeyValue holds.
+    misframed_attribute[good.rindex(b"gen_ai.input.messages") - 1] = 0x7f
+    with running_sink(tmp_path, proxy_binary, decode) as url:
+        assert post(url, good) == 200
+        assert post(url, gzip.compress(good), "gzip") == 200
+        assert post(url, b"") == 200  # an empty request: no spans
+        assert post(url, truncated) == 400
+        assert post(url, b"\x00") == 400  # field number 0
+        assert post(url, bytes(misframed_attribute)) == 400
+        assert post(url, gzip.compress(good)[:-3], "gzip") == 400
+        assert post(url, bad_id.SerializeToString()) == (400 if decode == "walk" else 200)
+        stats = json.loads(get(url + "/stats")[1])
+    assert stats["spans"] == 10 + (1 if decode == "full" else 0), stats
+    assert stats["decode_errors"] == 4 + (1 if decode == "walk" else 0), stats
 
 
 @pytest.mark.parametrize("args", [["--rate", "5000", "--spans-per-request", "50"],
