@@ -2,10 +2,11 @@
 # Builds the OpenTelemetry Collector that bench/compare.py measures the proxy against.
 #
 # The Collector is built with its own builder (ocb) from the Go module proxy, at one pinned
-# release, with only what the benchmark pipeline needs: the OTLP receiver, the memory limiter,
-# the redaction processor (masks the values of the same content keys as the proxy's default
-# policy), the transform processor (redacts span status messages like the proxy), the batch
-# processor and the OTLP/HTTP exporter (with the MLflow experiment header). Nothing of it goes
+# release, with only what the benchmark pipelines need: the OTLP receiver, the memory limiter,
+# the attributes processor (updates the proxy's exact default content keys to a masked value:
+# the cheapest equivalent, the primary peer), the redaction processor (masks the values of keys
+# matching the content keys as regexes), the transform processor (for trying OTTL variants by
+# hand), the batch processor and the OTLP/HTTP exporter (with the MLflow experiment header). Nothing of it goes
 # into the repository: sources, module cache and binary live under ~/.cache.
 #
 # Idempotent: when the binary for this release and this component list exists, it prints its
@@ -37,6 +38,7 @@ receivers:
 processors:
   - gomod: go.opentelemetry.io/collector/processor/batchprocessor ${COLLECTOR_VERSION}
   - gomod: go.opentelemetry.io/collector/processor/memorylimiterprocessor ${COLLECTOR_VERSION}
+  - gomod: github.com/open-telemetry/opentelemetry-collector-contrib/processor/attributesprocessor ${COLLECTOR_VERSION}
   - gomod: github.com/open-telemetry/opentelemetry-collector-contrib/processor/redactionprocessor ${COLLECTOR_VERSION}
   - gomod: github.com/open-telemetry/opentelemetry-collector-contrib/processor/transformprocessor ${COLLECTOR_VERSION}
 exporters:
