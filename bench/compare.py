@@ -1,25 +1,29 @@
 """Side-by-side benchmark: the proxy against the OpenTelemetry Collector doing the same job, and
-agents exporting straight to MLflow against exporting through the proxy (issue 8).
+agents exporting straight to MLflow against exporting through the proxy (issues 8 and 21).
 
     bench/compare.sh                       # builds what it needs, then runs this with the venv
     ~/.cache/otlp-mlflow-proxy/venv/bin/python bench/compare.py [--rounds 3] [--mlflow]
+
+Systems: the proxy (default policy) and the Collector in two pipelines doing its masking job:
+otelcol-attributes (the attributes processor updating the proxy's exact content keys: the
+cheapest equivalent, the primary peer) and otelcol-redaction (the redaction processor matching
+them as regexes). `--systems collector` means both pipelines.
 
 Core comparison (default): each system gets CPU 1 (`taskset -c 1`); the load generator and the
 fake MLflow sink share CPU 0. For every round, scenario and system (the order of the systems
 alternates between rounds) a fresh sink and a fresh system are started and measured:
 
-  max spans/s     closed loop at full speed (--rate 0) for --duration seconds, then the time until
-                  the sink holds every acknowledged span: spans / (load time + drain time). A span
-                  is counted only once the sink has decoded it, so a queue that grows does not
-                  count as throughput. Errors are reported; a run with errors is marked.
-  CPU-s per 1M    utime+stime of the system (/proc/<pid>/stat) over the same window, per million
-                  spans; spans per CPU-second is its inverse.
+  spans per CPU-s closed loop at full speed (--rate 0) for --duration seconds; the run ends when
+                  the sink has counted every span the system acknowledged (a queue of accepted
+                  spans is exported after the load stops, and that CPU is charged too). Spans
+                  delivered / utime+stime of the system (/proc/<pid>/stat) over load and drain.
+  max spans/s     the same spans / (load time + drain time).
   peak RSS        VmHWM (/proc/<pid>/status) at the end of the run (both load phases).
   latency         p50/p99/p999 of the acknowledgement at a fixed 10k spans/s (open loop).
 
-Scenarios: batched (50 spans per request, as the SDKs' batch processor sends), the same with
-gzip, and one span per request (Koog before 1.0). Both hops are compressed alike, for both
-systems: the gzip scenario gzips to the sink too, the others send plain. The median over the
+Scenarios (compare_report.SCENARIOS): 512 spans per request (the OTel SDKs' BatchSpanProcessor
+default) and 50, short content and ~1.5 KB spans, plain and gzip (both hops are compressed
+alike, for every system), and one span per request (Koog before 1.0). The median over the
 rounds is reported.
 
 --mlflow: a real MLflow server (SQLite), the load generator straight to it and through the proxy
@@ -30,7 +34,7 @@ Writes compare.md, compare.csv and compare.png to --out (bench/results by defaul
 from __future__ import annotations
 
 import argparse
-import csv
+import fnmatch
 import json
 import math
 import os
@@ -39,25 +43,27 @@ import shutil
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from compare_report import (PEERS, SCENARIOS, SYSTEM_LABELS, MlflowRun, Run, Scenario, markdown,
+                            plot, write_csv)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT_ID = "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 # The proxy's queue holds 256 MiB of encoded spans (queue.max_bytes default); the Collector's
-# sending queue is given the same bound in bytes (sizer: bytes). Both keep the queue in memory.
+# sending queue is given the same bound, measured the same way (sizer: bytes, the size of the
+# processed spans encoded as protobuf). Both keep the queue in memory.
 QUEUE_BYTES = 256 * 1024 * 1024
 # The proxy's exporter: 2 requests in flight, batches closed at 8192 spans or 10 ms (defaults);
-# the Collector gets the same through its batch processor and 2 queue consumers.
+# the Collector gets the same through its batcher and 2 consumers.
 EXPORT_CONCURRENCY = 2
 BATCH_SPANS = 8192
 BATCH_LINGER_MS = 10
@@ -65,27 +71,8 @@ BATCH_LINGER_MS = 10
 # stores well under 3,000 spans/s, so a 20 s run never reaches them; about 100 MB of bodies).
 MLFLOW_DIRECT_DISTINCT_SPANS = 60_000
 
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    spans_per_request: int
-    gzip: bool
-    connections: int  # at full speed; enough that the system, not the client, is the limit
-
-
-SCENARIOS = {
-    "batched": Scenario("batched", 50, False, 8),
-    "batched-gzip": Scenario("batched-gzip", 50, True, 8),
-    "single": Scenario("single", 1, False, 16),
-}
-
-# The proxy's built-in content keys (src/policy/content_keys.cpp) as the redaction processor's
-# key regexes, whole key, so the Collector masks the same attributes. Content events' fields
-# (gen_ai.*.message events: content, message, arguments, tool_calls) are masked by the proxy only
-# inside those events; the redaction processor has no event-name condition, so it masks those
-# keys in every event (a superset: no loss of masking on its side).
-_CONTENT_KEY_GLOBS = [
+# The proxy's built-in content keys on span attributes (src/policy/content_keys.cpp).
+SPAN_CONTENT_KEYS = [
     "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
     "gen_ai.tool.definitions", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
     "gen_ai.prompt*", "gen_ai.completion*", "system_instructions", "koog.node.input",
@@ -93,10 +80,57 @@ _CONTENT_KEY_GLOBS = [
     "koog.planner.*", "input.value", "output.value", "llm.input_messages*",
     "llm.output_messages*", "llm.prompts*", "tool.parameters", "traceloop.entity.input",
     "traceloop.entity.output", "mlflow.spanInputs", "mlflow.spanOutputs",
-    # content event fields
-    "content", "message", "message.*", "arguments", "tool_calls", "tool_calls.*",
-    "gen_ai.event.content",
 ]
+# The content events and the fields the proxy masks inside them.
+CONTENT_EVENTS = {"gen_ai.system.message", "gen_ai.user.message", "gen_ai.assistant.message",
+                  "gen_ai.tool.message", "gen_ai.choice", "gen_ai.moderation.result",
+                  "gen_ai.content.prompt"}
+EVENT_CONTENT_FIELDS = ["content", "message", "message.*", "arguments", "tool_calls",
+                        "tool_calls.*", "gen_ai.prompt", "gen_ai.completion", "gen_ai.event.content"]
+# The attributes processor's `update` takes exact keys only (`pattern` is for delete and hash).
+# For each glob, the keys under it that bench-loadgen's traffic carries (agent_traffic.hpp), each
+# updated as an exact key: the Collector masks what the proxy masks on this traffic, at the
+# cheapest cost; a deployment would have to list every index its agents may send.
+GLOB_KEYS_IN_TRAFFIC = {
+    "gen_ai.prompt*": ["gen_ai.prompt.0.role", "gen_ai.prompt.0.content"],
+    "gen_ai.completion*": ["gen_ai.completion.0.role", "gen_ai.completion.0.content"],
+    "koog.planner.*": [],
+    "llm.input_messages*": ["llm.input_messages.0.message.role",
+                            "llm.input_messages.0.message.content",
+                            "llm.input_messages.1.message.role",
+                            "llm.input_messages.1.message.content"],
+    "llm.output_messages*": ["llm.output_messages.0.message.role",
+                             "llm.output_messages.0.message.content"],
+    "llm.prompts*": [],
+}
+
+
+def attribute_update_keys() -> list[str]:
+    keys = []
+    for key in SPAN_CONTENT_KEYS:
+        keys += GLOB_KEYS_IN_TRAFFIC[key] if "*" in key else [key]
+    return keys
+
+
+def content_in_clear(export: Path) -> tuple[int, int]:
+    """(content values left in clear, content values) in an export the sink kept: string values
+    of span attributes under the proxy's content keys and of content-event fields. A value is
+    masked when it is the Collector's `****` or the proxy's `[masked: N bytes]`."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    def content(key: str, globs: list[str]) -> bool:
+        return any(fnmatch.fnmatchcase(key, g) for g in globs)
+
+    request = ExportTraceServiceRequest.FromString(export.read_bytes()) if export.exists() else None
+    values = []
+    for span in (s for rs in (request.resource_spans if request else ()) for ss in rs.scope_spans
+                 for s in ss.spans):
+        values += [kv.value for kv in span.attributes if content(kv.key, SPAN_CONTENT_KEYS)]
+        values += [kv.value for e in span.events if e.name in CONTENT_EVENTS
+                   for kv in e.attributes if content(kv.key, EVENT_CONTENT_FIELDS)]
+    strings = [v.string_value for v in values if v.WhichOneof("value") == "string_value"]
+    clear = [v for v in strings if v != "****" and not v.startswith("[masked: ")]
+    return len(clear), len(strings)
 
 
 def _glob_to_regex(glob: str) -> str:
@@ -175,15 +209,18 @@ class Managed:
 
 
 class Sink(Managed):
-    """bench-fake-sink: decodes every request, counts spans, checks the experiment header."""
+    """bench-fake-sink: decodes every request, counts spans, checks the experiment header, and
+    keeps the first export it accepts (`first_export`)."""
 
     def __init__(self, binary: Path, workdir: Path, cpu: str | None):
         port_file = workdir / "sink.port"
         port_file.unlink(missing_ok=True)
+        self.first_export = workdir / "first-export.pb"
         super().__init__("sink", pinned(cpu, [str(binary), "--listen", "127.0.0.1:0",
                                               "--port-file", str(port_file),
                                               "--require-header", "x-mlflow-experiment-id",
-                                              "--threads", "1"]), workdir)
+                                              "--threads", "1",
+                                              "--keep-first", str(self.first_export)]), workdir)
         deadline = time.monotonic() + 15
         while not (port_file.exists() and port_file.read_text().strip()):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -222,39 +259,89 @@ log:
     return path
 
 
-def collector_config(path: Path, port: int, sink_url: str, compression: str) -> Path:
-    patterns = "\n".join(f"      - '{_glob_to_regex(g)}'" for g in _CONTENT_KEY_GLOBS)
-    path.write_text(f"""# bench/compare.py: the OpenTelemetry Collector doing the proxy's job
+@dataclass(frozen=True)
+class CollectorTuning:
+    """The Collector's settings for the job, from the command line; the defaults are the best
+    configuration found (docs/benchmarks.md says why each)."""
+    batching: str = "exporter"   # exporter: sending_queue.batch; processor: the batch processor
+    gogc: str | None = None      # GOGC for the Go runtime; None: its default (100)
+    gomemlimit: str | None = None  # GOMEMLIMIT; None: none
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for name, value in (("GOGC", self.gogc), ("GOMEMLIMIT", self.gomemlimit)):
+            env.pop(name, None)
+            if value:
+                env[name] = value
+        return env
+
+
+def masking_processor(pipeline: str) -> tuple[str, str]:
+    """The processor that masks the content keys in `pipeline`, as (name, YAML block)."""
+    if pipeline == "otelcol-attributes":
+        actions = "\n".join(f"      - {{key: '{k}', action: update, value: '****'}}"
+                            for k in attribute_update_keys())
+        return "attributes/content", f"""  # The proxy's exact content keys (and, for its globs, the keys under them that this
+  # traffic carries) updated to a fixed masked value where present: span attributes only.
+  attributes/content:
+    actions:
+{actions}"""
+    patterns = "\n".join(f"      - '{_glob_to_regex(g)}'"
+                         for g in SPAN_CONTENT_KEYS + EVENT_CONTENT_FIELDS)
+    return "redaction", f"""  # The values of keys matching the content keys (and the content events' fields, in every
+  # event: the processor has no event-name condition) masked, every other attribute kept.
+  redaction:
+    allow_all_keys: true
+    blocked_key_patterns:
+{patterns}
+    summary: silent"""
+
+
+def batching_yaml(tuning: CollectorTuning) -> tuple[str, str]:
+    """(the exporter's sending_queue block, the batch processor's block or "")."""
+    queue = f"""    sending_queue:
+      enabled: true
+      sizer: bytes
+      queue_size: {QUEUE_BYTES}
+      # A full queue makes the receiver wait instead of refusing a request it has decoded and
+      # processed already: no CPU spent on data thrown away, and nothing dropped.
+      block_on_overflow: true
+      num_consumers: {EXPORT_CONCURRENCY}"""
+    if tuning.batching == "processor":
+        return queue, f"""  batch:
+    send_batch_size: {BATCH_SPANS}
+    send_batch_max_size: {BATCH_SPANS}
+    timeout: {BATCH_LINGER_MS}ms"""
+    return queue + f"""
+      batch:
+        sizer: items
+        min_size: {BATCH_SPANS}
+        max_size: {BATCH_SPANS}
+        flush_timeout: {BATCH_LINGER_MS}ms""", ""
+
+
+def collector_config(path: Path, port: int, sink_url: str, scenario: Scenario, pipeline: str,
+                     tuning: CollectorTuning) -> Path:
+    masking_name, masking = masking_processor(pipeline)
+    queue, batch = batching_yaml(tuning)
+    processors = [masking_name] + (["batch"] if batch else [])
+    path.write_text(f"""# bench/compare.py: the OpenTelemetry Collector doing the proxy's job ({pipeline})
 receivers:
   otlp:
     protocols:
       http:
         endpoint: 127.0.0.1:{port}
 processors:
-  # The values of the content keys are masked, every other attribute kept (the proxy's default
-  # policy for content; the proxy writes "[masked: N bytes]", the processor "****").
-  redaction:
-    allow_all_keys: true
-    blocked_key_patterns:
-{patterns}
-    summary: silent
-  # The proxy's exporter closes a batch at {BATCH_SPANS} spans or after {BATCH_LINGER_MS} ms.
-  batch:
-    send_batch_size: {BATCH_SPANS}
-    send_batch_max_size: {BATCH_SPANS}
-    timeout: {BATCH_LINGER_MS}ms
+{masking}
+{batch}
 exporters:
   otlphttp:
     traces_endpoint: {sink_url}/v1/traces
     headers:
       x-mlflow-experiment-id: "{EXPERIMENT_ID}"
-    compression: {compression}   # as the proxy's exporter.compression in this scenario
+    compression: {"gzip" if scenario.gzip else "none"}   # as the proxy's exporter.compression
     encoding: proto
-    sending_queue:
-      enabled: true
-      sizer: bytes
-      queue_size: {QUEUE_BYTES}
-      num_consumers: {EXPORT_CONCURRENCY}
+{queue}
 service:
   telemetry:
     logs:
@@ -264,18 +351,46 @@ service:
   pipelines:
     traces:
       receivers: [otlp]
-      processors: [redaction, batch]
+      processors: [{", ".join(processors)}]
       exporters: [otlphttp]
 """)
     return path
 
 
+def collector_summary(tuning: CollectorTuning) -> list[str]:
+    """What the report says about the Collector's pipelines and settings."""
+    globs = [g for g in SPAN_CONTENT_KEYS if "*" in g]
+    listed = "; ".join(f"`{g}`: " + (", ".join(f"`{k}`" for k in GLOB_KEYS_IN_TRAFFIC[g]) or "none")
+                       for g in globs)
+    batching = (f"exporter batching (`sending_queue.batch`: {BATCH_SPANS} spans, "
+                f"{BATCH_LINGER_MS} ms)" if tuning.batching == "exporter" else
+                f"the batch processor ({BATCH_SPANS} spans, {BATCH_LINGER_MS} ms)")
+    memory = ", ".join(f"{n}={v}" for n, v in (("GOGC", tuning.gogc), ("GOMEMLIMIT", tuning.gomemlimit))
+                       if v) or "GOGC and GOMEMLIMIT unset (the Go runtime's defaults)"
+    return [
+        "**The Collector's pipelines.** *attributes*: the attributes processor, `action: update` "
+        "with the value `****` on each of the proxy's exact content keys. Its `update` takes "
+        "exact keys only, so the proxy's glob content keys cannot be expressed; for each, the "
+        f"configuration lists the keys under it that this traffic carries: {listed}. It acts on "
+        "span attributes only: the content events' fields (`content` in `gen_ai.*.message` "
+        "events), which the proxy masks, are left as they are. *redaction*: the redaction "
+        "processor, `allow_all_keys`, the content keys and content-event fields as anchored "
+        "regexes in `blocked_key_patterns` (in every event). Neither redacts span status or "
+        "exception messages, nor normalizes, as the proxy does by default.",
+        f"**The Collector's settings.** OTLP/HTTP receiver; {batching}; `sending_queue` in "
+        f"memory, bound to 256 MiB of encoded spans (sizer `bytes`, as the proxy's queue), "
+        f"`block_on_overflow`, "
+        f"{EXPORT_CONCURRENCY} consumers; `otlphttp` exporter, proto, gzip as the scenario; "
+        f"own metrics off, logs at warn; {memory}; GOMAXPROCS from the CPU affinity (1).",
+    ]
+
+
 def start_system(system: str, tools: "Tools", workdir: Path, sink: Sink,
-                 cpu: str | None, scenario: Scenario) -> tuple[Managed, str]:
+                 cpu: str | None, scenario: Scenario, tuning: CollectorTuning) -> tuple[Managed, str]:
     port = free_port()
-    # Both hops compressed alike: a gzip scenario gzips to the sink too, the others send plain.
-    compression = "gzip" if scenario.gzip else "none"
     if system == "proxy":
+        # Both hops compressed alike: a gzip scenario gzips to the sink too, the others send plain.
+        compression = "gzip" if scenario.gzip else "none"
         cmd = [str(tools.proxy), "--config",
                str(proxy_config(workdir / "proxy.yaml", compression)),
                "--listen", f"127.0.0.1:{port}", "--mlflow-url", sink.url,
@@ -283,9 +398,9 @@ def start_system(system: str, tools: "Tools", workdir: Path, sink: Sink,
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("OTLP_MLFLOW_PROXY_", "MLFLOW_"))}
     else:
-        cmd = [str(tools.collector), "--config",
-               str(collector_config(workdir / "collector.yaml", port, sink.url, compression))]
-        env = dict(os.environ)
+        config = collector_config(workdir / "collector.yaml", port, sink.url, scenario, system, tuning)
+        cmd = [str(tools.collector), "--config", str(config)]
+        env = tuning.env()
     proc = Managed(system, pinned(cpu, cmd), workdir, env)
     wait_port(port, proc.proc, system, proc.log_path)
     return proc, f"http://127.0.0.1:{port}/v1/traces"
@@ -304,12 +419,14 @@ class Tools:
 
 
 def loadgen(tools: Tools, url: str, *, rate: float, duration: float, spans_per_request: int,
-            connections: int, gzip: bool, cpu: str | None, warmup: float = 0,
-            headers: dict[str, str] | None = None, timeout: float | None = None,
-            seed: int | None = None, distinct_requests: int | None = None) -> dict:
+            connections: int, gzip: bool, cpu: str | None, content: str = "long",
+            warmup: float = 0, headers: dict[str, str] | None = None,
+            timeout: float | None = None, seed: int | None = None,
+            distinct_requests: int | None = None) -> dict:
     cmd = [str(tools.loadgen), "--url", url, "--rate", str(rate), "--duration", str(duration),
            "--warmup", str(warmup), "--spans-per-request", str(spans_per_request),
-           "--connections", str(connections), "--threads", "1", "--mix", "both"]
+           "--connections", str(connections), "--threads", "1", "--mix", "both",
+           "--content", content]
     if gzip:
         cmd.append("--gzip")
     for name, value in (headers or {}).items():
@@ -329,6 +446,8 @@ def loadgen(tools: Tools, url: str, *, rate: float, duration: float, spans_per_r
     # "bench-loadgen: N distinct requests of K spans": beyond N requests the ids repeat.
     pool = re.search(r"(\d+) distinct requests of (\d+) spans", out.stderr)
     result["distinct_spans"] = int(pool[1]) * int(pool[2]) if pool else None
+    protobuf = re.search(r"(\d+) bytes of protobuf", out.stderr)
+    result["span_bytes"] = int(protobuf[1]) / spans_per_request if protobuf else 0.0
     return result
 
 
@@ -338,47 +457,26 @@ def acked_spans(result: dict, spans_per_request: int) -> int:
     return int(result["ok"]) * spans_per_request
 
 
-def wait_delivered(sink: Sink, base: int, expected: int, timeout: float) -> tuple[int, float]:
-    """Polls the sink until it counted `expected` spans beyond `base`; (delivered, seconds)."""
-    start = time.monotonic()
+def wait_delivered(sink: Sink, base: int, expected: int, timeout: float,
+                   stall: float) -> tuple[int, float]:
+    """Polls the sink until it counted `expected` spans beyond `base`; (delivered, seconds).
+    Gives up after `timeout` seconds, or after `stall` seconds without a new span: a system that
+    acknowledged spans and dropped them would otherwise hold the run until the timeout."""
+    start = last_progress = time.monotonic()
     delivered = 0
-    while time.monotonic() - start < timeout:
-        delivered = sink.stats()["spans"] - base
-        if delivered >= expected:
-            break
+    while True:
+        now = time.monotonic()
+        count = sink.stats()["spans"] - base
+        if count != delivered:
+            delivered, last_progress = count, now
+        if delivered >= expected or now - start >= timeout or now - last_progress >= stall:
+            return delivered, now - start
         time.sleep(0.01)
-    return delivered, time.monotonic() - start
 
 
 # ---------------------------------------------------------------------------------------------
 # One measured run of one system
 # ---------------------------------------------------------------------------------------------
-
-@dataclass
-class Run:
-    round: int
-    scenario: str
-    system: str
-    max_spans_per_s: float = 0.0
-    max_requests_per_s: float = 0.0
-    acked_spans: int = 0
-    delivered_spans: int = 0
-    errors: int = 0
-    drain_s: float = 0.0
-    cpu_busy: float = 0.0  # CPU-seconds per wall second during the max run (1.0 = the whole core)
-    cpu_s_per_million: float = 0.0
-    spans_per_cpu_s: float = 0.0
-    requests_per_cpu_s: float = 0.0
-    peak_rss_mib: float = 0.0
-    lat_rate: float = 0.0
-    lat_p50_us: float = 0.0
-    lat_p99_us: float = 0.0
-    lat_p999_us: float = 0.0
-    lat_errors: int = 0
-    bad_header: int = 0
-    decode_errors: int = 0
-    notes: list[str] = field(default_factory=list)
-
 
 def measure(system: str, scenario: Scenario, rnd: int, tools: Tools, args, workdir: Path) -> Run:
     run = Run(rnd, scenario.name, system)
@@ -387,56 +485,19 @@ def measure(system: str, scenario: Scenario, rnd: int, tools: Tools, args, workd
     sink = Sink(tools.sink, rundir, args.client_cpu)
     proc = None
     try:
-        proc, url = start_system(system, tools, rundir, sink, args.system_cpu, scenario)
+        proc, url = start_system(system, tools, rundir, sink, args.system_cpu, scenario, args.tuning)
         common = dict(spans_per_request=scenario.spans_per_request, gzip=scenario.gzip,
-                      cpu=args.client_cpu)
-        # Warm-up: connections, allocator arenas, Go's heap and JIT-free code paths all settled.
+                      content=scenario.content, cpu=args.client_cpu)
+        # Warm-up: connections, allocator arenas, Go's heap and JIT-free code paths all settled,
+        # and everything it acknowledged delivered before the measured run starts.
         warm = loadgen(tools, url, rate=0, duration=args.warmup, connections=scenario.connections,
                        **common)
-        wait_delivered(sink, 0, acked_spans(warm, scenario.spans_per_request), args.drain_timeout)
-
-        # Maximum sustained rate: closed loop at full speed, then until delivered.
-        base = sink.stats()["spans"]
-        cpu0 = cpu_seconds(proc.pid)
-        res = loadgen(tools, url, rate=0, duration=args.duration,
-                      connections=scenario.connections, **common)
-        # The loadgen's measured window, not its process's lifetime: it builds (and gzips) its
-        # request pool first, seconds on a busy core, while the system under test idles.
-        load_s = float(res["seconds"])
-        run.acked_spans = acked_spans(res, scenario.spans_per_request)
-        run.errors = int(res["errors"])
-        run.delivered_spans, run.drain_s = wait_delivered(sink, base, run.acked_spans,
-                                                          args.drain_timeout)
-        cpu = cpu_seconds(proc.pid) - cpu0
-        window = load_s + run.drain_s
-        run.max_spans_per_s = run.delivered_spans / window
-        run.max_requests_per_s = run.max_spans_per_s / scenario.spans_per_request
-        run.cpu_busy = cpu / window
-        if run.delivered_spans:
-            run.cpu_s_per_million = cpu / run.delivered_spans * 1e6
-            run.spans_per_cpu_s = run.delivered_spans / cpu if cpu else 0.0
-            run.requests_per_cpu_s = run.spans_per_cpu_s / scenario.spans_per_request
-        if run.errors:
-            run.notes.append(f"{run.errors} errors at full speed: {res.get('status')}")
-        if run.delivered_spans != run.acked_spans:
-            run.notes.append(f"sink has {run.delivered_spans} of {run.acked_spans} acked spans")
-
-        # Acknowledgement latency at a fixed 10k spans/s.
-        base = sink.stats()["spans"]
-        lat = loadgen(tools, url, rate=args.latency_rate, duration=args.latency_duration,
-                      connections=args.latency_connections, **common)
-        run.lat_rate = float(lat["spans_per_s"])
-        run.lat_p50_us = float(lat["latency_us"]["p50"])
-        run.lat_p99_us = float(lat["latency_us"]["p99"])
-        run.lat_p999_us = float(lat["latency_us"]["p999"])
-        run.lat_errors = int(lat["errors"])
-        lat_acked = acked_spans(lat, scenario.spans_per_request)
-        delivered, _ = wait_delivered(sink, base, lat_acked, args.drain_timeout)
-        if delivered != lat_acked:
-            run.notes.append(f"latency run: sink has {delivered} of {lat_acked} acked spans")
-        if run.lat_rate < 0.95 * args.latency_rate:
-            run.notes.append(f"latency run reached {run.lat_rate:.0f} of {args.latency_rate} spans/s")
+        wait_delivered(sink, 0, acked_spans(warm, scenario.spans_per_request), args.drain_timeout,
+                       args.stall_timeout)
+        full_speed(run, proc, sink, url, scenario, tools, args, common)
+        latency(run, sink, url, tools, args, common)
         run.peak_rss_mib = peak_rss_kib(proc.pid) / 1024
+        run.content_in_clear, run.content_values = content_in_clear(sink.first_export)
         stats = sink.stats()
         run.bad_header = int(stats.get("bad_header", 0))
         run.decode_errors = int(stats.get("decode_errors", 0))
@@ -447,31 +508,76 @@ def measure(system: str, scenario: Scenario, rnd: int, tools: Tools, args, workd
         if proc is not None:
             proc.stop()
         sink.stop()
-    print(f"  round {rnd} {scenario.name:13s} {system:9s} {run.max_spans_per_s:10.0f} spans/s "
-          f"cpu {run.cpu_busy:4.2f} {run.cpu_s_per_million:7.2f} CPU-s/M  rss {run.peak_rss_mib:6.1f} MiB "
-          f"p50/p99/p999 {run.lat_p50_us:.0f}/{run.lat_p99_us:.0f}/{run.lat_p999_us:.0f} us"
-          + (f"  [{'; '.join(run.notes)}]" if run.notes else ""), flush=True)
+    print(f"  round {rnd} {scenario.name:16s} {system:18s} {run.spans_per_cpu_s:10,.0f} spans/CPU-s "
+          f"{run.max_spans_per_s:10,.0f} spans/s cpu {run.cpu_busy:4.2f} drain {run.drain_s:5.1f}s "
+          f"rss {run.peak_rss_mib:6.1f} MiB p50/p99/p999 {run.lat_p50_us:.0f}/{run.lat_p99_us:.0f}/"
+          f"{run.lat_p999_us:.0f} us" + (f"  [{'; '.join(run.notes)}]" if run.notes else ""),
+          flush=True)
     return run
+
+
+def full_speed(run: Run, proc: Managed, sink: Sink, url: str, scenario: Scenario, tools: Tools,
+               args, common: dict) -> None:
+    """Closed loop at full speed, then until the sink has every acknowledged span: the system is
+    charged its CPU over both, so spans it accepted faster than it could deliver cost what their
+    delivery costs, whenever that happens."""
+    base = sink.stats()["spans"]
+    cpu0, sink_cpu0 = cpu_seconds(proc.pid), cpu_seconds(sink.pid)
+    res = loadgen(tools, url, rate=0, duration=args.duration, connections=scenario.connections,
+                  **common)
+    cpu_load = cpu_seconds(proc.pid) - cpu0
+    # The loadgen's measured window, not its process's lifetime: it builds (and gzips) its
+    # request pool first, seconds on a busy core, while the system under test idles.
+    run.load_s = float(res["seconds"])
+    run.span_bytes = float(res["span_bytes"])
+    run.acked_spans = acked_spans(res, scenario.spans_per_request)
+    run.errors = int(res["errors"])
+    run.delivered_spans, run.drain_s = wait_delivered(sink, base, run.acked_spans,
+                                                      args.drain_timeout, args.stall_timeout)
+    run.cpu_s = cpu_seconds(proc.pid) - cpu0
+    run.drain_cpu_s = run.cpu_s - cpu_load
+    sink_cpu = cpu_seconds(sink.pid) - sink_cpu0
+    # Spans beyond the acknowledged ones (an export retried after the sink counted it) earn
+    # nothing; spans acknowledged and never delivered count for nothing.
+    counted = min(run.delivered_spans, run.acked_spans)
+    window = run.load_s + run.drain_s
+    run.max_spans_per_s = counted / window
+    run.max_requests_per_s = run.max_spans_per_s / scenario.spans_per_request
+    run.cpu_busy = run.cpu_s / window
+    # Near 1.0 the client side (on its own core) limited spans/s; spans per CPU-second stands.
+    run.client_busy = (sink_cpu + float(res.get("client_cpu_s", 0))) / window
+    if counted and run.cpu_s:
+        run.cpu_s_per_million = run.cpu_s / counted * 1e6
+        run.spans_per_cpu_s = counted / run.cpu_s
+        run.requests_per_cpu_s = run.spans_per_cpu_s / scenario.spans_per_request
+    if run.errors:
+        run.notes.append(f"{run.errors} errors at full speed: {res.get('status')}")
+    if run.delivered_spans != run.acked_spans:
+        run.notes.append(f"sink has {run.delivered_spans} of {run.acked_spans} acked spans after "
+                         f"{run.drain_s:.0f}s of drain")
+
+
+def latency(run: Run, sink: Sink, url: str, tools: Tools, args, common: dict) -> None:
+    """Acknowledgement latency at a fixed rate (10k spans/s by default), open loop."""
+    base = sink.stats()["spans"]
+    lat = loadgen(tools, url, rate=args.latency_rate, duration=args.latency_duration,
+                  connections=args.latency_connections, **common)
+    run.lat_rate = float(lat["spans_per_s"])
+    run.lat_p50_us = float(lat["latency_us"]["p50"])
+    run.lat_p99_us = float(lat["latency_us"]["p99"])
+    run.lat_p999_us = float(lat["latency_us"]["p999"])
+    run.lat_errors = int(lat["errors"])
+    lat_acked = acked_spans(lat, common["spans_per_request"])
+    delivered, _ = wait_delivered(sink, base, lat_acked, args.drain_timeout, args.stall_timeout)
+    if delivered != lat_acked:
+        run.notes.append(f"latency run: sink has {delivered} of {lat_acked} acked spans")
+    if run.lat_rate < 0.95 * args.latency_rate:
+        run.notes.append(f"latency run reached {run.lat_rate:.0f} of {args.latency_rate:.0f} spans/s")
 
 
 # ---------------------------------------------------------------------------------------------
 # Against a real MLflow
 # ---------------------------------------------------------------------------------------------
-
-@dataclass
-class MlflowRun:
-    scenario: str
-    path: str  # direct | proxy
-    offered_spans_per_s: float = 0.0
-    acked_spans: int = 0
-    errors: int = 0
-    stored_spans: int = 0
-    stored_spans_per_s: float = 0.0
-    lat_p50_us: float = 0.0
-    lat_p99_us: float = 0.0
-    distinct_spans: int | None = None
-    notes: list[str] = field(default_factory=list)
-
 
 def count_stored(db: Path, experiment_id: str) -> int:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
@@ -572,211 +678,6 @@ def mlflow_compare(tools: Tools, args, workdir: Path) -> list[MlflowRun]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Report
-# ---------------------------------------------------------------------------------------------
-
-METRICS = [  # (field, label, format, better)
-    ("max_spans_per_s", "max sustained spans/s", "{:,.0f}", "higher"),
-    ("max_requests_per_s", "max sustained requests/s", "{:,.0f}", "higher"),
-    ("spans_per_cpu_s", "spans per CPU-second", "{:,.0f}", "higher"),
-    ("requests_per_cpu_s", "requests per CPU-second", "{:,.0f}", "higher"),
-    ("cpu_s_per_million", "CPU-seconds per 1M spans", "{:.2f}", "lower"),
-    ("peak_rss_mib", "peak RSS (MiB)", "{:.1f}", "lower"),
-    ("lat_p50_us", "p50 ack latency @10k spans/s (µs)", "{:,.0f}", "lower"),
-    ("lat_p99_us", "p99 ack latency @10k spans/s (µs)", "{:,.0f}", "lower"),
-    ("lat_p999_us", "p999 ack latency @10k spans/s (µs)", "{:,.0f}", "lower"),
-    ("cpu_busy", "share of its core used at full speed", "{:.2f}", "info"),
-]
-
-
-def median_of(runs: list[Run], scenario: str, system: str, metric: str) -> float | None:
-    values = [getattr(r, metric) for r in runs if r.scenario == scenario and r.system == system]
-    return statistics.median(values) if values else None
-
-
-def write_csv(path: Path, runs: list[Run], mlflow_runs: list[MlflowRun]) -> None:
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        cols = [m[0] for m in METRICS] + ["acked_spans", "delivered_spans", "errors", "drain_s",
-                                          "lat_rate", "lat_errors", "notes"]
-        w.writerow(["bench", "round", "scenario", "system", *cols])
-        for r in runs:
-            w.writerow(["core", r.round, r.scenario, r.system,
-                        *[(round(getattr(r, c), 3) if isinstance(getattr(r, c), float)
-                           else ("; ".join(r.notes) if c == "notes" else getattr(r, c)))
-                          for c in cols]])
-        if mlflow_runs:
-            w.writerow([])
-            w.writerow(["bench", "scenario", "path", "offered_spans_per_s", "acked_spans", "errors",
-                        "stored_spans", "stored_spans_per_s", "lat_p50_us", "lat_p99_us", "notes"])
-            for m in mlflow_runs:
-                w.writerow(["mlflow", m.scenario, m.path, round(m.offered_spans_per_s, 1),
-                            m.acked_spans, m.errors, m.stored_spans, round(m.stored_spans_per_s, 1),
-                            round(m.lat_p50_us), round(m.lat_p99_us), "; ".join(m.notes)])
-
-
-def markdown(runs: list[Run], mlflow_runs: list[MlflowRun], meta: dict) -> str:
-    systems = [s for s in ("proxy", "collector") if any(r.system == s for r in runs)]
-    scenarios = [s for s in SCENARIOS if any(r.scenario == s for r in runs)]
-    out = [f"# Proxy vs OpenTelemetry Collector{' vs direct export to MLflow' if mlflow_runs else ''}",
-           "",
-           f"Generated by `bench/compare.py` on {meta['date']} ({meta['host']}). "
-           f"Median of {meta['rounds']} round(s), systems alternating; each system pinned to "
-           f"CPU {meta['system_cpu']}, load generator and fake sink on CPU {meta['client_cpu']}. "
-           f"Full-speed runs {meta['duration']} s, latency runs {meta['latency_duration']} s at "
-           f"{meta['latency_rate']:,.0f} spans/s.",
-           "",
-           f"Proxy {meta['proxy_version']}; Collector {meta['collector_version']}. "
-           f"Load average (1/5/15 min) {meta['load_before']} before, {meta['load_after']} after: "
-           "other work shares these CPUs, so spans/s swings with it; CPU-seconds per span is the "
-           "steadier figure. cpu busy below 1.0 means the system did not get the whole core.",
-           ""]
-    for sc in scenarios:
-        s = SCENARIOS[sc]
-        out += [f"## {sc}: {s.spans_per_request} span(s) per request"
-                f"{', gzip' if s.gzip else ''}, {s.connections} connections at full speed", ""]
-        header = "| metric | " + " | ".join(systems) + (" | proxy/Collector |" if len(systems) == 2 else " |")
-        out += [header, "|" + "---|" * (len(systems) + 1 + (len(systems) == 2))]
-        for metric, label, fmt, better in METRICS:
-            vals = [median_of(runs, sc, sy, metric) for sy in systems]
-            cells = [fmt.format(v) if v is not None else "n/a" for v in vals]
-            row = f"| {label} | " + " | ".join(cells)
-            if len(systems) == 2 and better == "info":
-                row += " | "
-            elif len(systems) == 2:
-                ratio = vals[0] / vals[1] if vals[0] is not None and vals[1] else None
-                row += f" | {ratio:.2f}x ({better} is better)" if ratio is not None else " | n/a"
-            out.append(row + " |")
-        notes = [f"round {r.round} {r.system}: {'; '.join(r.notes)}"
-                 for r in runs if r.scenario == sc and r.notes]
-        if notes:
-            out += ["", "Notes: " + " — ".join(notes)]
-        out.append("")
-    out += targets(runs, mlflow_runs)
-    if mlflow_runs:
-        out += ["## Real MLflow (SQLite): agent straight to MLflow vs through the proxy", "",
-                "| client | path | spans stored/s | agent p50 latency (ms) | agent p99 latency (ms) "
-                "| acked | stored | errors |",
-                "|---|---|---|---|---|---|---|---|"]
-        for m in mlflow_runs:
-            out.append(f"| {m.scenario} | {m.path} | {m.stored_spans_per_s:,.1f} | "
-                       f"{m.lat_p50_us / 1000:,.2f} | {m.lat_p99_us / 1000:,.2f} | {m.acked_spans} | "
-                       f"{m.stored_spans} | {m.errors} |")
-        for sc in ("batched", "single"):
-            d = next((m for m in mlflow_runs if m.scenario == sc and m.path == "direct"), None)
-            p = next((m for m in mlflow_runs if m.scenario == sc and m.path == "proxy"), None)
-            if d and p and d.stored_spans_per_s:
-                out.append(f"\n{sc}: through the proxy MLflow stores "
-                           f"{p.stored_spans_per_s / d.stored_spans_per_s:.2f}x the spans per second; "
-                           f"the agent's p99 export latency is "
-                           f"{d.lat_p99_us / max(p.lat_p99_us, 1):,.0f}x lower.")
-        notes = [f"{m.scenario}/{m.path}: {'; '.join(m.notes)}" for m in mlflow_runs if m.notes]
-        if notes:
-            out += ["", "Notes: " + " — ".join(notes)]
-        out.append("")
-    return "\n".join(out)
-
-
-def targets(runs: list[Run], mlflow_runs: list[MlflowRun]) -> list[str]:
-    """Issue 8's targets against the medians: met or missed, and by how much."""
-    rows = []
-
-    def med(sc, sy, metric):
-        return median_of(runs, sc, sy, metric)
-
-    def add(target, value, goal, fmt, higher=True):
-        if value is None:
-            return
-        ok = value >= goal if higher else value <= goal
-        rows.append(f"| {target} | {fmt.format(value)} | {'met' if ok else 'missed'} |")
-
-    for sc in ("batched", "batched-gzip", "single"):
-        p, c = med(sc, "proxy", "spans_per_cpu_s"), med(sc, "collector", "spans_per_cpu_s")
-        if p and c:
-            add(f"spans per CPU-second, proxy/Collector, {sc} (>= 3x)", p / c, 3, "{:.2f}x")
-        p, c = med(sc, "proxy", "peak_rss_mib"), med(sc, "collector", "peak_rss_mib")
-        if p and c:
-            add(f"peak RSS, proxy/Collector, {sc} (<= 0.33x)", p / c, 1 / 3, "{:.2f}x", higher=False)
-    add("proxy spans per CPU-second, batched, no gzip (>= 300,000)",
-        med("batched", "proxy", "spans_per_cpu_s"), 300_000, "{:,.0f}")
-    add("proxy one-span requests per CPU-second (>= 40,000)",
-        med("single", "proxy", "requests_per_cpu_s"), 40_000, "{:,.0f}")
-    p99_us = med("batched", "proxy", "lat_p99_us")  # None when the batched scenario did not run
-    add("proxy p99 ack latency at 10k spans/s, batched (< 1 ms)",
-        p99_us / 1000 if p99_us else None, 1.0, "{:.2f} ms", higher=False)
-    for sc, goal in (("batched", 1.0), ("single", 2.0)):
-        d = next((m for m in mlflow_runs if m.scenario == sc and m.path == "direct"), None)
-        p = next((m for m in mlflow_runs if m.scenario == sc and m.path == "proxy"), None)
-        if d and p and d.stored_spans_per_s:
-            add(f"MLflow spans stored/s through the proxy / direct, {sc} (>= {goal:g}x)",
-                p.stored_spans_per_s / d.stored_spans_per_s, goal, "{:.2f}x")
-    if not rows:
-        return []
-    return ["## Issue 8's targets", "", "| target | measured | |", "|---|---|---|", *rows, ""]
-
-
-def plot(path: Path, runs: list[Run], mlflow_runs: list[MlflowRun]) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    systems = [s for s in ("proxy", "collector") if any(r.system == s for r in runs)]
-    scenarios = [s for s in SCENARIOS if any(r.scenario == s for r in runs)]
-    colors = {"proxy": "#1f77b4", "collector": "#ff7f0e", "direct": "#7f7f7f"}
-    panels = (3 if runs else 0) + (1 if mlflow_runs else 0)
-    rows, cols = (2, 2) if panels == 4 else (1, panels)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False)
-    axes = list(axes.flat)
-    if not runs:
-        axes = [None, None, None, *axes]
-    width = 0.8 / max(len(systems), 1)
-    xs = range(len(scenarios))
-
-    def bars(ax, metric, title, scale=1.0, log=False):
-        for i, sy in enumerate(systems):
-            vals = [(median_of(runs, sc, sy, metric) or 0) * scale for sc in scenarios]
-            pos = [x + (i - (len(systems) - 1) / 2) * width for x in xs]
-            b = ax.bar(pos, vals, width, label=sy, color=colors[sy])
-            ax.bar_label(b, fmt="{:,.0f}" if max(vals or [0]) >= 100 else "{:,.2f}", fontsize=7)
-        ax.set_xticks(list(xs), scenarios)
-        ax.set_title(title, fontsize=10)
-        if log:
-            ax.set_yscale("log")
-        ax.legend(fontsize=8)
-
-    if runs:
-        bars(axes[0], "max_spans_per_s", "max sustained spans/s (1 core)\nhigher is better")
-        bars(axes[1], "cpu_s_per_million", "CPU-seconds per 1M spans\nlower is better")
-        ax = axes[2]
-        for i, sy in enumerate(systems):
-            for j, (metric, alpha) in enumerate((("lat_p50_us", 1.0), ("lat_p99_us", 0.6),
-                                                ("lat_p999_us", 0.3))):
-                vals = [(median_of(runs, sc, sy, metric) or 0) / 1000 for sc in scenarios]
-                pos = [x + (i - (len(systems) - 1) / 2) * width for x in xs]
-                ax.scatter(pos, vals, color=colors[sy], alpha=alpha, s=40,
-                           label=f"{sy} {metric[4:-3]}", marker="o^s"[j])
-        ax.axhline(1.0, color="red", lw=0.8, ls="--", label="1 ms target (p99)")
-        ax.set_yscale("log")
-        ax.set_xticks(list(xs), scenarios)
-        ax.set_title("ack latency at 10k spans/s (ms, log)\nlower is better", fontsize=10)
-        ax.legend(fontsize=6, ncol=2)
-    if mlflow_runs:
-        ax = axes[3]
-        labels, vals, cols = [], [], []
-        for m in mlflow_runs:
-            labels.append(f"{m.scenario}\n{m.path}")
-            vals.append(m.stored_spans_per_s)
-            cols.append(colors["proxy" if m.path == "proxy" else "direct"])
-        b = ax.bar(range(len(vals)), vals, color=cols)
-        ax.bar_label(b, fmt="{:,.0f}", fontsize=7)
-        ax.set_xticks(range(len(vals)), labels, fontsize=8)
-        ax.set_title("real MLflow (SQLite): spans stored/s\nhigher is better", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
 
@@ -795,23 +696,33 @@ def version_of(cmd: list[str]) -> str:
         return "unknown"
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build-dir", default=str(ROOT / "build"),
                    help="where the proxy and bench tools are built (default build/)")
     p.add_argument("--proxy-bin"), p.add_argument("--loadgen-bin"), p.add_argument("--sink-bin")
     p.add_argument("--collector-bin", help="otelcol-bench (default: bench/build-collector.sh's)")
-    p.add_argument("--systems", default="proxy,collector")
-    p.add_argument("--scenarios", default=",".join(SCENARIOS))
+    p.add_argument("--systems", default="proxy,collector",
+                   help=f"of {', '.join(SYSTEM_LABELS)}; collector: both Collector pipelines")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help=", ".join(SCENARIOS))
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=10.0, help="seconds at full speed")
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--latency-rate", type=float, default=10000.0)
     p.add_argument("--latency-duration", type=float, default=8.0)
     p.add_argument("--latency-connections", type=int, default=8)
-    p.add_argument("--drain-timeout", type=float, default=60.0)
+    p.add_argument("--drain-timeout", type=float, default=900.0,
+                   help="most seconds to wait for the sink to count every acknowledged span")
+    p.add_argument("--stall-timeout", type=float, default=30.0,
+                   help="stop waiting when the sink counted nothing new for this long")
+    p.add_argument("--collector-batching", choices=("exporter", "processor"), default="exporter")
+    p.add_argument("--collector-gogc", help="GOGC for the Collector (default: unset, 100)")
+    p.add_argument("--collector-gomemlimit", help="GOMEMLIMIT for the Collector (default: unset)")
     p.add_argument("--system-cpu", default="1"), p.add_argument("--client-cpu", default="0")
     p.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    p.add_argument("--host-note", default="not stated (--host-note): treat absolute figures as "
+                   "noisy; the ratios within one run are the result",
+                   help="how busy the host was, for the report")
     p.add_argument("--mlflow", action="store_true",
                    help="also compare direct export to a real MLflow with export through the proxy")
     p.add_argument("--mlflow-only", action="store_true", help="only the real-MLflow comparison")
@@ -826,14 +737,30 @@ def main() -> int:
     args = p.parse_args()
     if args.no_pin:
         args.system_cpu = args.client_cpu = None
+    args.tuning = CollectorTuning(args.collector_batching, args.collector_gogc,
+                                  args.collector_gomemlimit)
+    systems = []
+    for name in (s for s in args.systems.split(",") if s):
+        for system in (PEERS if name == "collector" else (name,)):
+            if system not in SYSTEM_LABELS:
+                p.error(f"--systems: unknown system {system!r}")
+            if system not in systems:
+                systems.append(system)
+    args.system_list = systems
+    unknown = [s for s in args.scenarios.split(",") if s and s not in SCENARIOS]
+    if unknown:
+        p.error(f"--scenarios: unknown {', '.join(unknown)}")
+    args.scenario_list = [SCENARIOS[s] for s in args.scenarios.split(",") if s]
+    return args
 
+
+def resolve_tools(args) -> Tools:
     build = Path(args.build_dir)
-    systems = [s for s in args.systems.split(",") if s]
     tools = Tools(proxy=find_tool(args.proxy_bin, build, "src/otlp-mlflow-proxy"),
                   loadgen=find_tool(args.loadgen_bin, build, "bench/bench-loadgen"),
                   sink=find_tool(args.sink_bin, build, "bench/bench-fake-sink"),
                   collector=None)
-    if "collector" in systems and not args.mlflow_only:
+    if any(s in PEERS for s in args.system_list) and not args.mlflow_only:
         if args.collector_bin:
             tools.collector = Path(args.collector_bin)
         else:
@@ -843,23 +770,10 @@ def main() -> int:
                 raise SystemExit("compare: the Collector is not built: run bench/build-collector.sh "
                                  "(or --systems proxy)")
             tools.collector = Path(built.stdout.strip().splitlines()[-1])
-    scenarios = [SCENARIOS[s] for s in args.scenarios.split(",") if s]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip() or "unknown"
-    meta = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "host": f"{os.cpu_count()} CPUs, {_cpu_model()}, Linux {os.uname().release}",
-        "rounds": args.rounds, "duration": args.duration,
-        "latency_duration": args.latency_duration, "latency_rate": args.latency_rate,
-        "system_cpu": args.system_cpu or "any", "client_cpu": args.client_cpu or "any",
-        "proxy_version": f"commit {commit}",
-        "load_before": "%.1f %.1f %.1f" % os.getloadavg(),
-        "collector_version": version_of([str(tools.collector), "--version"]) if tools.collector
-        else "not run",
-    }
+    return tools
 
+
+def run_all(args, tools: Tools) -> tuple[list[Run], list[MlflowRun]]:
     runs: list[Run] = []
     mlflow_runs: list[MlflowRun] = []
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
@@ -867,8 +781,9 @@ def main() -> int:
         try:
             if not args.mlflow_only:
                 for rnd in range(1, args.rounds + 1):
+                    systems = args.system_list
                     order = systems if rnd % 2 else list(reversed(systems))
-                    for sc in scenarios:
+                    for sc in args.scenario_list:
                         for sy in order:
                             runs.append(measure(sy, sc, rnd, tools, args, workdir))
             if args.mlflow or args.mlflow_only:
@@ -879,7 +794,40 @@ def main() -> int:
                             ignore=shutil.ignore_patterns("*.db", "artifacts"))
             print(f"compare: failed; logs kept in {keep}", file=sys.stderr)
             raise
+    return runs, mlflow_runs
 
+
+def smoke_failures(runs: list[Run]) -> list[Run]:
+    bad = [r for r in runs if r.errors or r.lat_errors or r.delivered_spans != r.acked_spans
+           or r.acked_spans == 0 or r.bad_header or r.decode_errors]
+    for r in bad:
+        print(f"compare smoke FAILED: {r.scenario}/{r.system}: acked {r.acked_spans}, "
+              f"delivered {r.delivered_spans}, errors {r.errors}+{r.lat_errors}, "
+              f"sink bad header {r.bad_header}, decode errors {r.decode_errors}",
+              file=sys.stderr)
+    return bad
+
+
+def main() -> int:
+    args = parse_args()
+    tools = resolve_tools(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or "unknown"
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "host": f"{os.cpu_count()} CPUs, {_cpu_model()}, Linux {os.uname().release}",
+        "rounds": args.rounds, "duration": args.duration,
+        "latency_duration": args.latency_duration, "latency_rate": args.latency_rate,
+        "system_cpu": args.system_cpu or "any", "client_cpu": args.client_cpu or "any",
+        "proxy_version": f"commit {commit}", "host_note": args.host_note,
+        "load_before": "%.1f %.1f %.1f" % os.getloadavg(),
+        "collector_version": version_of([str(tools.collector), "--version"]) if tools.collector
+        else "not run",
+        "collector_summary": collector_summary(args.tuning),
+    }
+    runs, mlflow_runs = run_all(args, tools)
     meta["load_after"] = "%.1f %.1f %.1f" % os.getloadavg()
     stem = out / args.name
     write_csv(stem.with_suffix(".csv"), runs, mlflow_runs)
@@ -887,16 +835,8 @@ def main() -> int:
     plot(stem.with_suffix(".png"), runs, mlflow_runs)
     print(f"compare: wrote {stem}.md, .csv and .png")
     print(stem.with_suffix(".md").read_text())
-
     if args.smoke:
-        bad = [r for r in runs if r.errors or r.lat_errors or r.delivered_spans != r.acked_spans
-               or r.acked_spans == 0 or r.bad_header or r.decode_errors]
-        for r in bad:
-            print(f"compare smoke FAILED: {r.scenario}/{r.system}: acked {r.acked_spans}, "
-                  f"delivered {r.delivered_spans}, errors {r.errors}+{r.lat_errors}, "
-                  f"sink bad header {r.bad_header}, decode errors {r.decode_errors}",
-                  file=sys.stderr)
-        if bad:
+        if smoke_failures(runs):
             return 1
         print(f"compare smoke: {len(runs)} runs, every acked span delivered to the sink")
     return 0

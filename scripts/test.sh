@@ -71,13 +71,14 @@ log "soak, short run (bench/soak.py --seconds ${SOAK_SECONDS:-45}; run it for an
 # The benchmark harness on a few seconds of load: every acked span must reach the fake sink and
 # the table must be written. The Collector joins only when bench/build-collector.sh has built it
 # already (CI does not build Go); the full comparison is bench/compare.sh, by hand.
+# (collector: both of its pipelines, attributes and redaction processors.)
 compare_systems=proxy
 if "$REPO_ROOT/bench/build-collector.sh" --print-path >/dev/null 2>&1; then
   compare_systems=proxy,collector
 fi
 log "benchmark harness smoke (bench/compare.py --smoke, $compare_systems)"
 "$VENV_DIR/bin/python" "$REPO_ROOT/bench/compare.py" --smoke --build-dir "$REPO_ROOT/build" \
-  --systems "$compare_systems" --scenarios batched,single --rounds 1 --duration 1 --warmup 0.3 \
+  --systems "$compare_systems" --scenarios b512-short-gzip,single --rounds 1 --duration 1 --warmup 0.3 \
   --latency-duration 1 --latency-rate 2000 --out "$REPO_ROOT/build/compare-smoke"
 report_disk "at the end"
 log "all tests passed"
