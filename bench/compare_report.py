@@ -200,7 +200,8 @@ def markdown(runs: list[Run], mlflow_runs: list[MlflowRun], meta: dict) -> str:
            f"Load average (1/5/15 min) {meta['load_before']} before, {meta['load_after']} after. "
            f"Host state: {meta['host_note']}", ""]
     if any(sy in systems for sy in PEERS):
-        out += meta["collector_summary"] + [""]
+        for paragraph in meta["collector_summary"]:
+            out += [paragraph, ""]
     for sc in scenarios:
         out += scenario_table(runs, sc, systems, meta["latency_rate"])
     out += targets(runs, mlflow_runs, meta["latency_rate"])
@@ -316,8 +317,9 @@ def plot(path: Path, runs: list[Run], mlflow_runs: list[MlflowRun]) -> None:
         bars(axes["cpu"], "spans_per_cpu_s", "spans per CPU-second, charged until delivered (higher is better)")
         bars(axes["rss"], "peak_rss_mib", "peak RSS, MiB (lower is better)")
         bars(axes["lat"], "lat_p99_us", "p99 ack latency at a fixed rate, ms (lower is better)", 1 / 1000)
-        axes["lat"].axhline(1.0, color="red", lw=0.8, ls="--", label="1 ms target")
+        axes["lat"].axhline(1.0, color="red", lw=0.8, ls="--", label="1 ms target (at 10k spans/s)")
         axes["lat"].set_yscale("log")
+        axes["lat"].legend(fontsize=7)
     if mlflow_runs:
         ax = axes["mlflow"]
         labels = [f"{m.scenario}\n{m.path}" for m in mlflow_runs]
