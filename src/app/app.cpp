@@ -21,6 +21,7 @@
 #include "admin/readiness.hpp"
 #include "admin/routing_totals.hpp"
 #include "app/cpu_budget.hpp"
+#include "app/live_routes.hpp"
 #include "app/logging.hpp"
 #include "app/reload.hpp"
 #include "app/systemd_notify.hpp"
@@ -102,8 +103,13 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
   std::signal(SIGPIPE, SIG_IGN);
 
   queue::SpanQueue span_queue(config.queue.max_bytes);
+  receiver::ReceiverStats receiver_stats;
+  routing::ExperimentSelector selector(config.mlflow);
+  receiver::ExportHandler handler(config.receiver, config.queue, selector, span_queue, receiver_stats);
+  // The exporter names the routes in force (after a SIGHUP, the new ones): the handler's.
+  const LiveRoutes live_routes(handler);
   exporter::DeadLetterWriter dead_letters(dead_letter_path(config));
-  exporter::Exporter span_exporter(config, span_queue, &dead_letters);
+  exporter::Exporter span_exporter(config, span_queue, &dead_letters, &live_routes);
   std::unique_ptr<queue::Spool> spool;
   if (config.queue.durability == config::Durability::disk) {
     spool = std::make_unique<queue::Spool>(spool_options(config.queue), span_queue);
@@ -114,9 +120,6 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
                  recovered.already_done, recovered.torn_tails, recovered.corrupt_records);
   }
 
-  receiver::ReceiverStats receiver_stats;
-  routing::ExperimentSelector selector(config.mlflow);
-  receiver::ExportHandler handler(config.receiver, config.queue, selector, span_queue, receiver_stats);
   handler.set_spool(spool.get());
   // The trace preview cache outlives every router (SIGHUP swaps routers, not the cache), and the
   // queue asks it when a root held for its preview may go.

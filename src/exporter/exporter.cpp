@@ -12,8 +12,7 @@
 #include "config/values.hpp"
 #include "exporter/gzip.hpp"
 #include "exporter/mlflow_version.hpp"
-#include "exporter/response_classifier.hpp"
-#include "exporter/retry_policy.hpp"
+#include "exporter/request_split.hpp"
 
 namespace proxy::exporter {
 
@@ -36,16 +35,14 @@ RateLimitedLog& tls_failure_log() {
   return log;
 }
 
-RateLimitedLog& missing_experiment_log() {
-  static RateLimitedLog log{1};
+RateLimitedLog& split_log() {
+  static RateLimitedLog log{5};
   return log;
 }
 
-// An answer to a gzip body that means "cannot read it" rather than "bad spans": 415, or the 400
-// MLflow gives a body that is no protobuf ("Invalid OpenTelemetry protobuf format", which is
-// what 3.6 says to gzip). Other 400s are about the spans and go the usual way.
-bool refuses_gzip(int status, std::string_view body) {
-  return status == 415 || (status == 400 && body.find("protobuf") != std::string_view::npos);
+RateLimitedLog& missing_experiment_log() {
+  static RateLimitedLog log{1};
+  return log;
 }
 
 // What to check, for the certificate problems an operator meets first.
@@ -99,10 +96,11 @@ HttpClientOptions client_options_for(const config::MlflowConfig& mlflow, const U
 }  // namespace
 
 Exporter::Exporter(const config::Config& config, queue::SpanQueue& queue,
-                   DeadLetterWriter* dead_letters)
+                   DeadLetterWriter* dead_letters, const RouteDirectory* routes)
     : config_(config),
       queue_(queue),
       dead_letters_(dead_letters),
+      routes_(routes),
       upstream_(parse_or_throw(config.mlflow.url)),
       client_options_(client_options_for(config.mlflow, upstream_)),
       shown_url_(config::hide_url_password(config.mlflow.url)) {
@@ -334,6 +332,7 @@ std::vector<queue::QueueItem> Exporter::take_undelivered() {
 void Exporter::dead_letter(const std::vector<queue::QueueItem>& items, int status,
                            const std::string& reason) {
   write_dead_letter(items, status, reason, true);
+  queue_.release(items);
 }
 
 void Exporter::write_dead_letter(const std::vector<queue::QueueItem>& items, int status,
@@ -350,7 +349,6 @@ void Exporter::write_dead_letter(const std::vector<queue::QueueItem>& items, int
                   items.empty() ? "-" : items.front().experiment.describe(), where, reason);
   }
   stats_.spans_dead_lettered.fetch_add(spans);
-  queue_.release(items);
 }
 
 net::awaitable<void> Exporter::pause(std::chrono::milliseconds delay) {
@@ -358,24 +356,19 @@ net::awaitable<void> Exporter::pause(std::chrono::milliseconds delay) {
   co_await timer.async_wait(kNoThrow);
 }
 
-std::chrono::milliseconds Exporter::backoff(unsigned attempt,
-                                            std::optional<std::chrono::milliseconds> retry_after) {
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  return next_retry_delay(config_.exporter.retry, attempt, unit(random_), retry_after);
+net::awaitable<void> Exporter::pause_until(std::chrono::steady_clock::time_point until) {
+  net::steady_timer timer(io_, until);
+  co_await timer.async_wait(kNoThrow);
 }
 
 void Exporter::release(const std::vector<queue::QueueItem>& batch) { queue_.release(batch); }
 
 std::string Exporter::routes_to(const std::string& name) const {
   std::string names;
-  for (const config::RouteConfig& route : config_.routes) {
-    const bool named = route.experiment_name == name ||
-                       (route.experiment_id.empty() && route.experiment_name.empty() &&
-                        config_.mlflow.experiment_id.empty() && config_.mlflow.experiment_name == name);
-    if (named) names += (names.empty() ? "\"" : ", \"") + route.name + "\"";
-  }
-  if (config_.mlflow.experiment_id.empty() && config_.mlflow.experiment_name == name) {
-    names += names.empty() ? "\"default\"" : ", \"default\"";
+  if (routes_ != nullptr) {
+    for (const std::string& route : routes_->routes_to(name)) {
+      names += (names.empty() ? "\"" : ", \"") + route + "\"";
+    }
   }
   return names.empty() ? "none in the current configuration" : names;
 }
@@ -437,6 +430,8 @@ net::awaitable<void> Exporter::worker(unsigned index) {
       in_flight_batches_[index] = &batch;
     }
     co_await deliver(client, batch);
+    // Delivered or dead-lettered, every part of it: its budget and spool records go.
+    release(batch);
     {
       std::lock_guard lock(in_flight_mutex_);
       in_flight_batches_[index] = nullptr;
@@ -445,196 +440,230 @@ net::awaitable<void> Exporter::worker(unsigned index) {
   }
 }
 
-net::awaitable<void> Exporter::deliver(HttpClient& client, std::vector<queue::QueueItem>& batch) {
-  const ExperimentRef experiment = batch.front().experiment;
+struct RequestBody {
+  std::string plain;
+  std::optional<std::string> gzipped;  // compressed the first time gzip is wanted
+};
+
+namespace {
+
+// Serialized requests concatenate into one request holding all their resource spans.
+RequestBody body_of(const std::vector<queue::QueueItem>& batch) {
+  RequestBody body;
+  std::size_t bytes = 0;
+  for (const auto& item : batch) bytes += item.payload.size();
+  body.plain.reserve(bytes);
+  for (const auto& item : batch) body.plain += item.payload;
+  return body;
+}
+
+bool compress(RequestBody& body) {
+  if (!body.gzipped) body.gzipped = gzip_compress(body.plain);
+  return body.gzipped.has_value();
+}
+
+http::request<http::string_body> traces_request(const UpstreamUrl& upstream,
+                                                const std::string& experiment_id,
+                                                const RequestBody& body, bool gzip) {
+  http::request<http::string_body> request{http::verb::post, upstream.target("/v1/traces"), 11};
+  request.set(http::field::content_type, "application/x-protobuf");
+  request.set("x-mlflow-experiment-id", experiment_id);
+  if (gzip) request.set(http::field::content_encoding, "gzip");
+  request.body() = gzip ? *body.gzipped : body.plain;
+  return request;
+}
+
+// More than one span, or more than one client request: a refusal of the whole can be narrowed.
+bool splittable(const std::vector<queue::QueueItem>& batch) {
+  return batch.size() > 1 || spans_in(batch) > 1;
+}
+
+}  // namespace
+
+net::awaitable<void> Exporter::deliver(HttpClient& client, const std::vector<queue::QueueItem>& batch) {
+  DeliveryAttempt attempt = new_attempt(batch);
+  RequestBody body = body_of(batch);
   const std::size_t spans = spans_in(batch);
-  std::string body;
-  {
-    std::size_t bytes = 0;
-    for (const auto& item : batch) bytes += item.payload.size();
-    body.reserve(bytes);
-    // Serialized requests concatenate into one request holding all their resource spans.
-    for (const auto& item : batch) body += item.payload;
-  }
-  int last_status = 0;
-  const auto dead_letter = [&](const std::string& reason) { this->dead_letter(batch, last_status, reason); };
-
-  unsigned attempt = 0;
-  unsigned transient_failures = 0;
-  bool reresolved = false;
-  std::optional<std::string> gzipped;  // compressed once, on the first attempt that wants gzip
-  bool gzip_refused = false;
+  DeliveryAction action = attempt.start();
   for (;;) {
-    std::string experiment_id = experiment.value;
-    if (experiment.kind == ExperimentRef::Kind::name) {
-      const Resolution resolution = co_await resolver_->resolve(experiment.value, experiment.create);
-      if (resolution.experiment_id.empty()) {
-        if (resolution.missing) {
-          dead_letter_missing(batch, experiment.value);
-          co_return;
-        }
-        if (!resolution.retryable) {
-          dead_letter(resolution.error);
-          co_return;
-        }
-        const auto delay = backoff(++attempt, std::nullopt);
-        std::uint64_t suppressed = 0;
-        if (resolution.tls_failed) {
-          stats_.tls_handshake_failures.fetch_add(1);
-          health_.record_unreachable("MLflow at " + shown_url_ + " is unreachable (" +
-                                     resolution.error + ")");
-        }
-        if ((resolution.tls_failed ? tls_failure_log() : retry_log()).allow(suppressed)) {
-          spdlog::log(resolution.tls_failed ? spdlog::level::err : spdlog::level::warn,
-                      "cannot resolve experiment {} for {} spans: {}; {} spans kept, retrying in "
-                      "{} ms{}",
-                      experiment.describe(), spans, resolution.error, spans, delay.count(),
-                      resolution.tls_failed ? tls_hint(resolution.error) : std::string());
-        }
-        stats_.retries.fetch_add(1);
-        co_await pause(delay);
-        continue;
-      }
-      experiment_id = resolution.experiment_id;
-    }
-
-    http::request<http::string_body> request{http::verb::post, upstream_.target("/v1/traces"), 11};
-    request.set(http::field::content_type, "application/x-protobuf");
-    request.set("x-mlflow-experiment-id", experiment_id);
-    const bool gzip = !gzip_refused && use_gzip() &&
-                      (gzipped || (gzipped = gzip_compress(body)).has_value());
-    if (gzip) {
-      request.set(http::field::content_encoding, "gzip");
-      request.body() = *gzipped;
-      stats_.requests_gzipped.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      request.body() = body;
-    }
-    const auto sent_at = std::chrono::steady_clock::now();
-    const HttpResult result = co_await client.send(std::move(request));
-    stats_.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
-
-    if (result.error) {
-      health_.record_unreachable("MLflow at " + shown_url_ + " is unreachable (" +
-                                 result.describe_error() + ")");
-      stats_.transport_errors.fetch_add(1);
-      stats_.retries.fetch_add(1);
-      const auto delay = backoff(++attempt, std::nullopt);
-      std::uint64_t suppressed = 0;
-      if (result.tls_failed) {
-        const std::string why = result.error_detail.empty() ? result.error.message() : result.error_detail;
-        // Retrying cannot fix a certificate problem, but an operator can (CA file, clock, server
-        // certificate) without losing the spans: they stay queued, so say it loudly.
-        stats_.tls_handshake_failures.fetch_add(1);
-        if (tls_failure_log().allow(suppressed)) {
-          spdlog::error("TLS handshake with MLflow at {} failed: {}; {} spans for experiment {} "
-                        "kept, retrying in {} ms{} ({} similar lines not logged)",
-                        shown_url_, why, spans, experiment_id, delay.count(), tls_hint(why),
-                        suppressed);
-        }
-      } else if (retry_log().allow(suppressed)) {
-        spdlog::warn("sending {} spans to MLflow at {} (experiment {}) failed at {}; retrying "
-                     "in {} ms",
-                     spans, shown_url_, experiment_id, result.describe_error(), delay.count());
-      }
-      co_await pause(delay);
-      continue;
-    }
-
-    const int status = result.response.result_int();
-    last_status = status;
-    if (status >= 0 && status < ExporterStats::kMaxStatus) {
-      stats_.responses_by_status[static_cast<std::size_t>(status)].fetch_add(1, std::memory_order_relaxed);
-    }
-    if (gzip && refuses_gzip(status, result.response.body()) &&
-        config_.exporter.compression == config::UpstreamCompression::automatic) {
-      // The version said gzip, the server says no (a router in front of MLflow answering
-      // /version, or a build without gzip): send this batch plain and read /version again.
-      stats_.gzip_refused.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("MLflow at {} answered {} to a gzip body although GET /version said {}; "
-                   "sending uncompressed while it reports that version",
-                   shown_url_, status, version_.snapshot().version);
-      version_.forget();
-      gzip_refused = true;
-      continue;
-    }
-    const ExportVerdict verdict = classify_export_response(status, result.response.body());
-    if (verdict.action == ExportAction::retry || verdict.action == ExportAction::hold_not_ready ||
-        verdict.action == ExportAction::retry_transient) {
-      health_.record_refusing("MLflow at " + shown_url_ + " answered " +
-                              std::to_string(status) + ": " + verdict.reason);
-    } else {
-      health_.record_accepting();
-    }
-    switch (verdict.action) {
-      case ExportAction::delivered:
-        if (stats_.upstream_not_ready.exchange(false)) {
-          spdlog::info("MLflow at {} accepts spans again", shown_url_);
-        }
-        stats_.requests_delivered.fetch_add(1);
-        stats_.spans_delivered.fetch_add(spans);
-        spdlog::debug("delivered {} spans to experiment {}", spans, experiment_id);
-        release(batch);
+    switch (action.step) {
+      case DeliveryStep::resolve:
+      case DeliveryStep::reresolve:
+        action = co_await resolve(attempt, action.step, spans);
+        break;
+      case DeliveryStep::send:
+        action = co_await send(client, attempt, body, spans);
+        break;
+      case DeliveryStep::wait:
+        co_await pause_until(action.until);
+        action = attempt.resume();
+        break;
+      case DeliveryStep::split:
+        co_await deliver_parts(client, batch, action);
         co_return;
-      case ExportAction::retry_transient:
-        if (++transient_failures > config_.exporter.retry.max_transient_422_retries) {
-          dead_letter(verdict.reason + " (still failing after " +
-                      std::to_string(transient_failures) + " attempts)");
-          co_return;
+      case DeliveryStep::dead_letter:
+        if (action.cause == DeliveryCause::experiment_missing) {
+          dead_letter_missing(batch, attempt.experiment().value);
+        } else {
+          write_dead_letter(batch, action.status, action.reason, true);
         }
-        [[fallthrough]];
-      case ExportAction::retry:
-      case ExportAction::hold_not_ready: {
-        if (verdict.action == ExportAction::hold_not_ready) stats_.upstream_not_ready.store(true);
-        const auto delay =
-            backoff(++attempt, parse_retry_after(result.response[http::field::retry_after]));
-        stats_.retries.fetch_add(1);
-        std::uint64_t suppressed = 0;
-        if (retry_log().allow(suppressed)) {
-          const auto level = verdict.action == ExportAction::hold_not_ready ? spdlog::level::err
-                                                                           : spdlog::level::warn;
-          spdlog::log(level, "{} spans for experiment {} not accepted: {}; retrying in {} ms",
-                      spans, experiment_id, verdict.reason, delay.count());
-        }
-        co_await pause(delay);
-        continue;
-      }
-      case ExportAction::reresolve_experiment:
-        if (experiment.kind == ExperimentRef::Kind::name && !reresolved) {
-          spdlog::warn("MLflow does not know experiment id {} for name \"{}\"; resolving again",
-                       experiment_id, experiment.value);
-          resolver_->invalidate(experiment.value);
-          reresolved = true;
-          continue;
-        }
-        dead_letter(verdict.reason);
         co_return;
-      case ExportAction::dead_letter:
-        if (batch.size() > 1) {
-          // One bad request must not take the others down with it: retry them one by one,
-          // so only what MLflow rejects on its own lands in the dead-letter file.
-          stats_.batches_split.fetch_add(1);
-          spdlog::warn("MLflow rejected a batch of {} requests ({}); sending them one by one",
-                       batch.size(), verdict.reason);
-          co_await deliver_each(client, batch);
-          co_return;
-        }
-        dead_letter(verdict.reason);
+      case DeliveryStep::delivered:
+        report_delivered(attempt.experiment_id(), spans);
         co_return;
     }
   }
 }
 
-}  // namespace proxy::exporter
+DeliveryAttempt Exporter::new_attempt(const std::vector<queue::QueueItem>& batch) {
+  DeliverySettings settings{config_.exporter.retry,
+                            config_.exporter.compression == config::UpstreamCompression::automatic};
+  DeliveryEnvironment environment{
+      [] { return std::chrono::steady_clock::now(); },
+      [this] { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }};
+  return DeliveryAttempt(batch.front().experiment, splittable(batch), settings, std::move(environment));
+}
 
-namespace proxy::exporter {
-
-net::awaitable<void> Exporter::deliver_each(HttpClient& client,
-                                            const std::vector<queue::QueueItem>& batch) {
-  for (const auto& item : batch) {
-    std::vector<queue::QueueItem> single{item};
-    co_await deliver(client, single);
+net::awaitable<DeliveryAction> Exporter::resolve(DeliveryAttempt& attempt, DeliveryStep step,
+                                                 std::size_t spans) {
+  const ExperimentRef& experiment = attempt.experiment();
+  if (step == DeliveryStep::reresolve) {
+    spdlog::warn("MLflow does not know experiment id {} for name \"{}\"; resolving again",
+                 attempt.experiment_id(), experiment.value);
+    resolver_->invalidate(experiment.value);
   }
+  const Resolution resolution = co_await resolver_->resolve(experiment.value, experiment.create);
+  DeliveryAction next = attempt.on_resolved(resolution);
+  if (next.step == DeliveryStep::wait) report_lookup_failure(resolution, next, experiment, spans);
+  co_return next;
+}
+
+net::awaitable<DeliveryAction> Exporter::send(HttpClient& client, DeliveryAttempt& attempt,
+                                              RequestBody& body, std::size_t spans) {
+  const bool gzip = attempt.gzip_allowed() && use_gzip() && compress(body);
+  if (gzip) stats_.requests_gzipped.fetch_add(1, std::memory_order_relaxed);
+  const auto sent_at = std::chrono::steady_clock::now();
+  const HttpResult result =
+      co_await client.send(traces_request(upstream_, attempt.experiment_id(), body, gzip));
+  stats_.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
+  if (result.error) {
+    DeliveryAction next = attempt.on_transport_error();
+    report_transport_error(result, next, attempt.experiment_id(), spans);
+    co_return next;
+  }
+  const int status = result.response.result_int();
+  if (status >= 0 && status < ExporterStats::kMaxStatus) {
+    stats_.responses_by_status[static_cast<std::size_t>(status)].fetch_add(1, std::memory_order_relaxed);
+  }
+  const ClassifiedResponse response = classify_response(
+      status, result.response.body(), result.response[http::field::retry_after], gzip);
+  DeliveryAction next = attempt.on_response(response);
+  report_answer(response, next, attempt.experiment_id(), spans);
+  co_return next;
+}
+
+// One bad span must not take the others down with it: the parts go one by one, each with its
+// own attempt, so only what MLflow refuses on its own lands in the dead-letter file.
+net::awaitable<void> Exporter::deliver_parts(HttpClient& client,
+                                             const std::vector<queue::QueueItem>& batch,
+                                             const DeliveryAction& refused) {
+  const RequestSplit split = split_request(batch);
+  if (split.parts.size() < 2) {
+    write_dead_letter(batch, refused.status, refused.reason, true);
+    co_return;
+  }
+  stats_.batches_split.fetch_add(1);
+  std::uint64_t suppressed = 0;
+  if (split_log().allow(suppressed)) {
+    spdlog::warn("MLflow refused {} spans as a whole ({}); sending them again {} by {} ({} "
+                 "parts; {} similar lines not logged)",
+                 spans_in(batch), refused.reason, split_unit_name(split.unit),
+                 split_unit_name(split.unit), split.parts.size(), suppressed);
+  }
+  for (const auto& part : split.parts) co_await deliver(client, part);
+}
+
+void Exporter::report_lookup_failure(const Resolution& resolution, const DeliveryAction& action,
+                                     const ExperimentRef& experiment, std::size_t spans) {
+  std::uint64_t suppressed = 0;
+  if (resolution.tls_failed) {
+    stats_.tls_handshake_failures.fetch_add(1);
+    health_.record_unreachable("MLflow at " + shown_url_ + " is unreachable (" + resolution.error + ")");
+  }
+  if ((resolution.tls_failed ? tls_failure_log() : retry_log()).allow(suppressed)) {
+    spdlog::log(resolution.tls_failed ? spdlog::level::err : spdlog::level::warn,
+                "cannot resolve experiment {} for {} spans: {}; {} spans kept, retrying in {} ms{}",
+                experiment.describe(), spans, resolution.error, spans, action.delay.count(),
+                resolution.tls_failed ? tls_hint(resolution.error) : std::string());
+  }
+  stats_.retries.fetch_add(1);
+}
+
+void Exporter::report_transport_error(const HttpResult& result, const DeliveryAction& action,
+                                      const std::string& experiment_id, std::size_t spans) {
+  health_.record_unreachable("MLflow at " + shown_url_ + " is unreachable (" +
+                             result.describe_error() + ")");
+  stats_.transport_errors.fetch_add(1);
+  stats_.retries.fetch_add(1);
+  std::uint64_t suppressed = 0;
+  if (result.tls_failed) {
+    const std::string why = result.error_detail.empty() ? result.error.message() : result.error_detail;
+    // Retrying cannot fix a certificate problem, but an operator can (CA file, clock, server
+    // certificate) without losing the spans: they stay queued, so say it loudly.
+    stats_.tls_handshake_failures.fetch_add(1);
+    if (tls_failure_log().allow(suppressed)) {
+      spdlog::error("TLS handshake with MLflow at {} failed: {}; {} spans for experiment {} "
+                    "kept, retrying in {} ms{} ({} similar lines not logged)",
+                    shown_url_, why, spans, experiment_id, action.delay.count(), tls_hint(why),
+                    suppressed);
+    }
+  } else if (retry_log().allow(suppressed)) {
+    spdlog::warn("sending {} spans to MLflow at {} (experiment {}) failed at {}; retrying in {} ms",
+                 spans, shown_url_, experiment_id, result.describe_error(), action.delay.count());
+  }
+}
+
+void Exporter::report_answer(const ClassifiedResponse& response, const DeliveryAction& action,
+                             const std::string& experiment_id, std::size_t spans) {
+  if (action.cause == DeliveryCause::gzip_refused) {
+    stats_.gzip_refused.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("MLflow at {} answered {} to a gzip body although GET /version said {}; "
+                 "sending uncompressed while it reports that version",
+                 shown_url_, response.status, version_.snapshot().version);
+    version_.forget();
+    return;
+  }
+  const ExportAction verdict = response.verdict.action;
+  if (verdict == ExportAction::retry || verdict == ExportAction::hold_not_ready ||
+      verdict == ExportAction::retry_transient) {
+    health_.record_refusing("MLflow at " + shown_url_ + " answered " +
+                            std::to_string(response.status) + ": " + response.verdict.reason);
+  } else {
+    health_.record_accepting();
+  }
+  if (action.step == DeliveryStep::wait) report_retry(response, action, experiment_id, spans);
+}
+
+void Exporter::report_retry(const ClassifiedResponse& response, const DeliveryAction& action,
+                            const std::string& experiment_id, std::size_t spans) {
+  const bool not_ready = response.verdict.action == ExportAction::hold_not_ready;
+  if (not_ready) stats_.upstream_not_ready.store(true);
+  stats_.retries.fetch_add(1);
+  std::uint64_t suppressed = 0;
+  if (retry_log().allow(suppressed)) {
+    spdlog::log(not_ready ? spdlog::level::err : spdlog::level::warn,
+                "{} spans for experiment {} not accepted: {}; retrying in {} ms", spans,
+                experiment_id, action.reason, action.delay.count());
+  }
+}
+
+void Exporter::report_delivered(const std::string& experiment_id, std::size_t spans) {
+  if (stats_.upstream_not_ready.exchange(false)) {
+    spdlog::info("MLflow at {} accepts spans again", shown_url_);
+  }
+  stats_.requests_delivered.fetch_add(1);
+  stats_.spans_delivered.fetch_add(spans);
+  spdlog::debug("delivered {} spans to experiment {}", spans, experiment_id);
 }
 
 }  // namespace proxy::exporter

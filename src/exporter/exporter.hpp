@@ -18,8 +18,10 @@
 #include "common/latency_histogram.hpp"
 #include "config/config.hpp"
 #include "exporter/dead_letter.hpp"
+#include "exporter/delivery_attempt.hpp"
 #include "exporter/experiment_resolver.hpp"
 #include "exporter/http_client.hpp"
+#include "exporter/route_directory.hpp"
 #include "exporter/upstream_health.hpp"
 #include "exporter/upstream_version.hpp"
 #include "queue/span_queue.hpp"
@@ -37,7 +39,9 @@ struct ExporterStats {
   // Of those: the experiment name does not exist and the route may not create it.
   Counter spans_missing_experiment{0};
   Counter dead_letter_write_failures{0};
-  Counter batches_split{0};  // a rejected batch retried item by item to find the culprit
+  // A request MLflow refused as a whole, sent again in parts (requests, traces, then spans)
+  // to find the culprit.
+  Counter batches_split{0};
   Counter spans_abandoned_at_shutdown{0};
   Counter requests_gzipped{0};  // POST /v1/traces sent with Content-Encoding: gzip
   // gzip bodies MLflow answered 400/415 to under compression: auto, re-sent uncompressed.
@@ -49,12 +53,16 @@ struct ExporterStats {
   LatencyHistogram upstream_latency;  // POST /v1/traces, sent to answered (or failed)
 };
 
+// A request's body, built once for all its attempts.
+struct RequestBody;
+
 class Exporter {
  public:
   // Throws config::ConfigError when the MLflow URL is unusable.
   // `dead_letters` may be null (configuration checks): rejected spans are then only logged.
+  // `routes`: the routes in force, named in the reason of a missing experiment; may be null.
   Exporter(const config::Config& config, queue::SpanQueue& queue,
-           DeadLetterWriter* dead_letters = nullptr);
+           DeadLetterWriter* dead_letters = nullptr, const RouteDirectory* routes = nullptr);
   ~Exporter();
 
   void start();
@@ -76,17 +84,35 @@ class Exporter {
 
  private:
   boost::asio::awaitable<void> worker(unsigned index);
-  boost::asio::awaitable<void> deliver(HttpClient& client, std::vector<queue::QueueItem>& batch);
-  boost::asio::awaitable<void> deliver_each(HttpClient& client,
-                                            const std::vector<queue::QueueItem>& batch);
+  // Delivers or dead-letters `batch` (or a part of one), performing its DeliveryAttempt's
+  // actions; the caller releases it from the queue afterwards.
+  boost::asio::awaitable<void> deliver(HttpClient& client, const std::vector<queue::QueueItem>& batch);
+  boost::asio::awaitable<DeliveryAction> resolve(DeliveryAttempt& attempt, DeliveryStep step,
+                                                 std::size_t spans);
+  boost::asio::awaitable<DeliveryAction> send(HttpClient& client, DeliveryAttempt& attempt,
+                                              RequestBody& body, std::size_t spans);
+  boost::asio::awaitable<void> deliver_parts(HttpClient& client,
+                                             const std::vector<queue::QueueItem>& batch,
+                                             const DeliveryAction& refused);
+  DeliveryAttempt new_attempt(const std::vector<queue::QueueItem>& batch);
+  void report_lookup_failure(const Resolution& resolution, const DeliveryAction& action,
+                             const ExperimentRef& experiment, std::size_t spans);
+  void report_transport_error(const HttpResult& result, const DeliveryAction& action,
+                              const std::string& experiment_id, std::size_t spans);
+  void report_answer(const ClassifiedResponse& response, const DeliveryAction& action,
+                     const std::string& experiment_id, std::size_t spans);
+  void report_retry(const ClassifiedResponse& response, const DeliveryAction& action,
+                    const std::string& experiment_id, std::size_t spans);
+  void report_delivered(const std::string& experiment_id, std::size_t spans);
   boost::asio::awaitable<void> pause(std::chrono::milliseconds delay);
+  boost::asio::awaitable<void> pause_until(std::chrono::steady_clock::time_point until);
   boost::asio::awaitable<void> probe_loop();
   boost::asio::awaitable<void> version_loop();
   void record_version(const HttpResult& result, std::uint64_t outages);
   bool use_gzip() const;
-  std::chrono::milliseconds backoff(unsigned attempt, std::optional<std::chrono::milliseconds> retry_after);
   void wake_workers();
   void release(const std::vector<queue::QueueItem>& batch);
+  // Writes (or logs the loss of) the spans and counts them; does not release them.
   void write_dead_letter(const std::vector<queue::QueueItem>& items, int status,
                          const std::string& reason, bool log_success);
   void dead_letter_missing(const std::vector<queue::QueueItem>& batch, const std::string& name);
@@ -96,6 +122,7 @@ class Exporter {
   const config::Config& config_;
   queue::SpanQueue& queue_;
   DeadLetterWriter* dead_letters_;
+  const RouteDirectory* routes_;
   // Each worker's batch while it is being delivered, for take_undelivered() after a stop.
   std::mutex in_flight_mutex_;
   std::vector<std::vector<queue::QueueItem>*> in_flight_batches_;

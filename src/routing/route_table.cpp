@@ -150,6 +150,16 @@ std::size_t RouteTable::match(const otlp::ResourceSpans& resource_spans,
   return default_route();
 }
 
+std::vector<std::string> RouteTable::routes_to(const std::string& experiment_name) const {
+  std::vector<std::string> names;
+  for (const CompiledRoute& route : routes_) {
+    if (route.experiment.kind == ExperimentRef::Kind::name && route.experiment.value == experiment_name) {
+      names.push_back(route.name);
+    }
+  }
+  return names;
+}
+
 std::variant<ExperimentRef, RoutingError> RouteTable::experiment(
     std::size_t route, std::optional<std::string_view> header) const {
   const CompiledRoute& compiled = routes_.at(route);

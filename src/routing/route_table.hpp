@@ -65,6 +65,8 @@ class RouteTable {
 
   // Every route, the default one last.
   const std::vector<CompiledRoute>& routes() const { return routes_; }
+  // The names of the routes that send to the experiment named `experiment_name`, in order.
+  std::vector<std::string> routes_to(const std::string& experiment_name) const;
   std::size_t default_route() const { return routes_.size() - 1; }
 
  private:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from support.delivery import (LoadSender, numbered_request, post, read_dead_letters,
                               record_offsets, segment_files, span_ids_of, mlflow_span_ids)
@@ -53,8 +54,10 @@ def test_status_table_dead_letters_exactly_the_rejected_spans_and_replay_deliver
                          (413, "too large"), (422, '{"detail":"Invalid OTLP span"}')]:
         before = len(fake_mlflow.exports)
         fake_mlflow.script = [ScriptedAnswer(status, body)]
-        ids = send(proxy)
         retried = status in (429, 500)
+        # One span where MLflow refuses: a request of several would be sent again in parts
+        # (test_one_refused_span_among_512_is_the_only_one_dead_lettered).
+        ids = send(proxy, 3 if retried else 1)
         wait_until(lambda: len(fake_mlflow.exports) >= before + (2 if retried else 1), 10,
                    what=f"the proxy's handling of {status}")
         time.sleep(0.3)  # a wrong retry would show up here
@@ -73,20 +76,57 @@ def test_status_table_dead_letters_exactly_the_rejected_spans_and_replay_deliver
         assert span_ids_of(record["request"]) == outcomes[status][0]
         assert f"MLflow answered {status}" in record["reason"]
         assert record["experiment"] == f"name:{name}"
-        assert record["span_count"] == 3
+        assert record["span_count"] == 1
         assert abs(record["time_ms"] / 1000 - time.time()) < 120
-    assert "dead-lettered 3 spans" in proxy.log_text()
+    assert "dead-lettered 1 spans" in proxy.log_text()
 
     # Replay into a real MLflow: every dead-lettered span arrives.
     result = subprocess.run([str(proxy_binary), "replay", "--mlflow-url", mlflow.url,
                              "--timeout", "60s", str(dead_letter)],
                             capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "9 of 9 spans delivered" in result.stdout
+    assert "3 of 3 spans delivered" in result.stdout
     experiment_id = mlflow.experiment_id_by_name(name)
     want = sorted(outcomes[400][0] + outcomes[413][0] + outcomes[422][0])
     wait_until(lambda: sorted(mlflow_span_ids(mlflow, experiment_id)) == want, 30,
                what="the replayed spans in MLflow")
+
+
+def test_one_refused_span_among_512_is_the_only_one_dead_lettered(fake_mlflow, proxy_factory,
+                                                                  tmp_path):
+    """MLflow refuses a whole request for one span it cannot store: the proxy sends the request
+    again trace by trace, then the refused trace span by span, so only that span is
+    dead-lettered and the other 511 are delivered, once each."""
+    dead_letter = tmp_path / "dead.otlpdl"
+    fake_mlflow.refuse_spans_with = "test.refuse"
+    proxy = proxy_factory({"mlflow": {"experiment_id": "1"},
+                           "exporter": {"retry": FAST_RETRY, "dead_letter_file": str(dead_letter),
+                                        "batch_linger": "0ms"}})
+    request, ids = ExportTraceServiceRequest(), []
+    for _ in range(8):
+        part, part_ids = numbered_request(64)
+        request.resource_spans.extend(part.resource_spans)
+        ids += part_ids
+    bad = request.resource_spans[5].scope_spans[0].spans[17]
+    marker = bad.attributes.add()
+    marker.key, marker.value.string_value = "test.refuse", "yes"
+    assert post(proxy.host, proxy.port, request.SerializeToString())[0] == 200
+
+    wait_until(lambda: dead_letter.exists() and read_dead_letters(dead_letter), 30,
+               what="the refused span in the dead-letter file")
+    delivered = fake_mlflow.wait_for_spans(511, timeout=30)
+    time.sleep(0.3)  # anything sent twice would show up here
+    (record,) = read_dead_letters(dead_letter)
+    assert span_ids_of(record["request"]) == [bad.span_id.hex()]
+    assert record["status"] == 400 and record["span_count"] == 1
+    assert "MLflow answered 400" in record["reason"]
+    assert sorted(fake_mlflow.delivered_span_ids()) == sorted(i for i in ids if i != bad.span_id.hex())
+    assert len(delivered) == 511
+    # The whole request, its 8 traces, then the refused trace's 64 spans.
+    assert len(fake_mlflow.exports) == 1 + 8 + 64
+    log = proxy.log_text()
+    assert "sending them again trace by trace (8 parts" in log, log
+    assert "sending them again span by span (64 parts" in log, log
 
 
 def test_queue_full_answers_429_and_the_otel_sdk_delivers_everything(fake_mlflow, proxy_factory):

@@ -11,7 +11,7 @@ import pytest
 
 from support.admin import scrape
 from support.delivery import (AGENT_PROMPT, LoadSender, agent_trace, delivered_span,
-                              numbered_request, post, span_attribute)
+                              numbered_request, post, read_dead_letters, span_attribute)
 from support.fake_mlflow import FakeMlflow
 from support.net import wait_until
 from support.proxy_process import ProxyProcess
@@ -95,6 +95,42 @@ def test_sighup_applies_new_routes_and_policies(fake_mlflow, proxy):
         assert metrics.value("otlp_mlflow_proxy_routed_spans_total", route="team-a",
                              experiment="22") == 2
     assert proxy.stop() == 0
+
+
+def test_the_exporter_reads_the_reloaded_routes(fake_mlflow, tmp_path, proxy_binary):
+    """The exporter names the routes in force, not those it started with: spans for a missing
+    experiment are dead-lettered with a reason naming the route that sent them there."""
+    dead_letter = tmp_path / "dead.otlpdl"
+
+    def config(route: str) -> dict:
+        return {"mlflow": {"experiment_id": "1"},
+                "exporter": {"batch_linger": "0ms", "dead_letter_file": str(dead_letter)},
+                "routes": [{"name": route, "match": {"resource": {"service.name": "team-a"}},
+                            "experiment_name": "must-exist", "create_experiment": False}]}
+
+    path = tmp_path / "proxy.yaml"
+    path.write_text(json.dumps(config("before-reload")))
+    process = ProxyProcess(tmp_path, binary=proxy_binary, mlflow_url=fake_mlflow.url, config=path)
+    process.start()
+    try:
+        send_team_a(process)
+        wait_until(lambda: dead_letter.exists() and len(read_dead_letters(dead_letter)) == 1, 15,
+                   what="the first spans dead-lettered")
+        assert '"before-reload"' in read_dead_letters(dead_letter)[0]["reason"]
+
+        path.write_text(json.dumps(config("after-reload")))
+        process.signal(signal.SIGHUP)
+        wait_for_log(process, "reload applied")
+        send_team_a(process)
+        wait_until(lambda: len(read_dead_letters(dead_letter)) == 2, 15,
+                   what="the spans sent after the reload dead-lettered")
+        reason = read_dead_letters(dead_letter)[1]["reason"]
+        assert 'its route ("after-reload")' in reason, reason
+        assert "before-reload" not in reason
+        assert "must-exist" not in fake_mlflow.experiments
+    finally:
+        if process.running():
+            process.kill()
 
 
 @pytest.mark.parametrize("bad", [

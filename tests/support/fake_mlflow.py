@@ -64,6 +64,9 @@ class FakeMlflow:
         # (another client creating it at the same moment)
         self.hidden_lookups: dict[str, int] = {}
         self.script: list[ScriptedAnswer] = []   # answers for the next exports, then 200
+        # A span attribute key: any export holding a span with it is answered 400, as MLflow
+        # refuses a whole request for one span it cannot store (the script is not consumed).
+        self.refuse_spans_with: str | None = None
         # (method, path, headers) of every request, exports and REST calls alike
         self.requests: list[tuple[str, str, dict]] = []
         self.connections = 0         # TCP connections accepted (keep-alive reuse shows here)
@@ -116,6 +119,12 @@ class FakeMlflow:
     def wait_for_spans(self, count: int, timeout: float = 20.0) -> list[str]:
         return wait_until(lambda: (ids := self.delivered_span_ids()) and len(ids) >= count and ids,
                           timeout, what=f"{count} spans at the fake MLflow")
+
+    def _refuses(self, request: ExportTraceServiceRequest) -> bool:
+        key = self.refuse_spans_with
+        return key is not None and any(a.key == key for rs in request.resource_spans
+                                       for ss in rs.scope_spans for s in ss.spans
+                                       for a in s.attributes)
 
     def _handler_class(self):
         fake = self
@@ -206,7 +215,12 @@ class FakeMlflow:
                 request.ParseFromString(body)
                 fake.accepting.wait(60)
                 with fake.lock:
-                    answer = fake.script.pop(0) if fake.script else ScriptedAnswer(200, '{"partialSuccess":null}')
+                    if fake._refuses(request):
+                        answer = ScriptedAnswer(400, '{"detail":"span refused"}')
+                    elif fake.script:
+                        answer = fake.script.pop(0)
+                    else:
+                        answer = ScriptedAnswer(200, '{"partialSuccess":null}')
                     export = Export(self.headers.get("x-mlflow-experiment-id"), dict(self.headers),
                                     request, answer.status, time.monotonic(), body)
                     if fake.on_export is not None:

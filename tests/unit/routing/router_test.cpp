@@ -128,6 +128,33 @@ TEST_CASE("routes yield their experiment; an unnamed one falls back to mlflow.*"
   CHECK(std::get<ExperimentRef>(table.experiment(4, std::nullopt)) == ExperimentRef::by_name("shared"));
 }
 
+TEST_CASE("the routes sending to an experiment name are named, the default one last", "[routing]") {
+  const Router router(load_yaml(R"yaml(
+mlflow:
+  experiment_name: shared
+routes:
+  - name: team-a
+    match:
+      resource:
+        service.name: a
+    experiment_name: team-a-agents
+  - name: pinned
+    match:
+      resource:
+        service.name: b
+    experiment_id: "7"
+  - name: also-shared
+    match:
+      resource:
+        service.name: c
+)yaml"));
+  const auto& table = router.table();
+  CHECK(table.routes_to("team-a-agents") == std::vector<std::string>{"team-a"});
+  CHECK(table.routes_to("shared") == std::vector<std::string>{"also-shared", "default"});
+  CHECK(table.routes_to("7").empty());  // an id, not a name
+  CHECK(table.routes_to("nobody").empty());
+}
+
 TEST_CASE("header modes: honor takes the client's id, override and ignore keep the route's", "[routing]") {
   const Router router(load_yaml(kTwoTeams));
   const auto& table = router.table();
