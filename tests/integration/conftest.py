@@ -17,6 +17,7 @@ def fake_mlflow():
     fake = FakeMlflow().start()
     yield fake
     fake.accepting.set()  # a test may have paused it; stopping must not wait on a paused fake
+    fake.silent.clear()
     fake.stop()
 
 

@@ -28,6 +28,7 @@ class Export:
     status: int
     time: float = 0.0  # time.monotonic() on arrival, to measure the proxy's retry delays
     body: bytes = b""  # the request body as sent, decompressed (scripts/capture_traces.py saves it)
+    late: bool = False  # answered after a `pause`: the proxy may have given up and sent it again
 
     def span_ids(self) -> list[str]:
         return [s.span_id.hex() for rs in self.request.resource_spans
@@ -67,6 +68,13 @@ class FakeMlflow:
         # A span attribute key: any export holding a span with it is answered 400, as MLflow
         # refuses a whole request for one span it cannot store (the script is not consumed).
         self.refuse_spans_with: str | None = None
+        # Fault behaviours of POST /v1/traces (tests/integration/test_fault_matrix.py):
+        # set: read the request, never answer, close the connection once cleared (not recorded)
+        self.silent = threading.Event()
+        self.min_interval = 0.0  # seconds between two answers: a slow MLflow, one at a time
+        self.pause = 0.0         # seconds before answering (recorded as late)
+        self._pace_lock = threading.Lock()
+        self._last_answer = 0.0
         # (method, path, headers) of every request, exports and REST calls alike
         self.requests: list[tuple[str, str, dict]] = []
         self.connections = 0         # TCP connections accepted (keep-alive reuse shows here)
@@ -102,6 +110,18 @@ class FakeMlflow:
                 connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def _pace(self) -> None:
+        """Waits out `pause`, and `min_interval` since the previous answer."""
+        if self.pause:
+            time.sleep(self.pause)
+        if not self.min_interval:
+            return
+        with self._pace_lock:
+            wait = self._last_answer + self.min_interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._last_answer = time.monotonic()
 
     def gzip_decoding(self) -> bool:
         if self.decodes_gzip is not None:
@@ -213,7 +233,13 @@ class FakeMlflow:
                                                    time.monotonic()))
                     return self._answer(400, '{"detail":"Invalid OpenTelemetry protobuf format"}')
                 request.ParseFromString(body)
+                if fake.silent.is_set():
+                    while fake.silent.is_set():
+                        time.sleep(0.05)
+                    self.close_connection = True
+                    return
                 fake.accepting.wait(60)
+                fake._pace()
                 with fake.lock:
                     if fake._refuses(request):
                         answer = ScriptedAnswer(400, '{"detail":"span refused"}')
@@ -222,7 +248,8 @@ class FakeMlflow:
                     else:
                         answer = ScriptedAnswer(200, '{"partialSuccess":null}')
                     export = Export(self.headers.get("x-mlflow-experiment-id"), dict(self.headers),
-                                    request, answer.status, time.monotonic(), body)
+                                    request, answer.status, time.monotonic(), body,
+                                    late=fake.pause > 0)
                     if fake.on_export is not None:
                         fake.on_export(export)
                     else:
