@@ -14,10 +14,13 @@
 // Ack file  segment-<same>.acks: 12-byte entries, u64 record id | u32 CRC32C of those 8 bytes.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,7 +41,17 @@ struct SpoolOptions {
   SyncPolicy sync = SyncPolicy::always;
   std::chrono::milliseconds sync_interval{1000};
   std::size_t segment_bytes = 16u << 20;  // capped at an eighth of max_disk_bytes
+  // Tests only: asked before every append (bytes > 0) and every writability probe (bytes 0);
+  // a nonzero errno fails it as the file system would.
+  std::function<int(std::size_t bytes)> inject_write_error;
 };
+
+// The errno values spool write errors are counted under; anything else counts as "other".
+inline constexpr std::array<int, 6> kCountedWriteErrnos = {ENOSPC, EDQUOT, EIO, EROFS, ENOENT, EACCES};
+inline constexpr std::size_t kWriteErrnoSlots = kCountedWriteErrnos.size() + 1;
+std::size_t write_errno_slot(int error);
+// "ENOSPC", ... "other", for slot i.
+std::string_view write_errno_name(std::size_t slot);
 
 struct SpoolStats {
   using Counter = std::atomic<std::uint64_t>;
@@ -47,6 +60,8 @@ struct SpoolStats {
   Counter syncs{0};  // fdatasync calls: with group commit, far fewer than records
   Counter rejected_disk_full{0};
   Counter write_errors{0};
+  std::array<Counter, kWriteErrnoSlots> write_errors_by_errno{};  // slots: write_errno_slot()
+  Counter reclaims{0};  // segments cut back or sealed to make room after a write error
   Counter segments_deleted{0};
   Counter records_recovered{0};
   Counter spans_recovered{0};
@@ -95,6 +110,9 @@ class Spool {
   // (their records are sent again after a restart, which MLflow absorbs: spans are upserted).
   void close();
 
+  // False from a write error until a write succeeds again or a probe finds room (for /readyz).
+  bool writable() const { return writable_.load(std::memory_order_relaxed); }
+
   const SpoolStats& stats() const { return stats_; }
   std::size_t disk_bytes() const { return disk_bytes_.load(std::memory_order_relaxed); }
   const SpoolOptions& options() const { return options_; }
@@ -117,10 +135,37 @@ class Spool {
     bool stored = false;
   };
 
+  struct Recovered {
+    RecoveryReport report;
+    std::vector<QueueItem> items;
+    std::uint64_t max_id = 0;
+    std::size_t disk = 0;
+  };
+
+  void lock_directory_or_throw();
+  std::map<std::uint64_t, std::string> list_segments() const;
+  void set_aside_headerless(const Segment& segment, std::size_t size, RecoveryReport& report);
+  std::size_t recover_records(Segment& segment, const std::string& data, Recovered& out);
+  void recover_segment(std::uint64_t first_id, const std::string& path, Recovered& out);
   void writer_loop();
+  bool wait_for_work(std::vector<Pending>& group, bool& rotate);
   void write_group(std::vector<Pending>& group);
+  void store_pending(Pending& pending);
+  void finish_group(std::vector<Pending>& group);
+  bool append_with_reclaim(std::string_view framed, std::uint64_t first_id);
+  int try_append(std::string_view framed, std::uint64_t first_id);
+  bool reclaim_after(int error);
+  bool truncate_active_if_done();
+  bool active_segment_removed() const;
+  bool restore_directory();
+  void lock_directory();
+  void count_write_error(int error, std::string_view what);
+  void note_write_error(int error, std::string_view what);
+  void stop_taking(int error, std::string_view what);
+  void probe_writable();
   bool sync_active();
   void open_active_segment(std::uint64_t first_id);
+  int create_active_segment(std::uint64_t first_id);
   void seal_active_segment();
   void rotate_if_done();
   void delete_segment_locked(std::map<std::uint64_t, Segment>::iterator it);
@@ -130,6 +175,7 @@ class Spool {
   SpanQueue& queue_;
   SpoolStats stats_;
   std::atomic<std::size_t> disk_bytes_{0};
+  std::atomic<bool> writable_{true};
   int lock_fd_ = -1;
   int dir_fd_ = -1;
 

@@ -303,3 +303,137 @@ TEST_CASE("a batch waits for the linger unless it is full", "[queue]") {
   CHECK(queue.linger_left(1u << 20, 100, std::chrono::milliseconds(0)) ==
         std::chrono::steady_clock::duration::zero());
 }
+
+// ---- write errors: reclaiming what is delivered, refusing what cannot be stored ----
+
+namespace {
+
+// A file system that fails appends with `error` while `failing` is set.
+struct FaultySpool {
+  explicit FaultySpool(const TempDir& dir) : queue(64u << 20) {
+    SpoolOptions options = options_for(dir);
+    options.inject_write_error = [this](std::size_t bytes) {
+      const int error = failing.load();
+      if (bytes > 0 && error != 0 && fail_once.exchange(false)) failing.store(0);
+      return error;
+    };
+    spool = std::make_unique<Spool>(options, queue);
+    spool->open();
+  }
+  std::atomic<int> failing{0};
+  std::atomic<bool> fail_once{false};  // the first failed append clears `failing`
+  SpanQueue queue;
+  std::unique_ptr<Spool> spool;
+};
+
+std::uintmax_t active_segment_bytes(const TempDir& dir) {
+  const auto segments = segments_in(dir);
+  return segments.empty() ? 0 : fs::file_size(segments.back());
+}
+
+bool eventually(const std::function<bool()>& condition) {
+  for (int i = 0; i < 400 && !condition(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return condition();
+}
+
+}  // namespace
+
+TEST_CASE("a full disk holding only delivered records is cut back and the write retried",
+          "[queue][spool][reclaim]") {
+  TempDir dir;
+  FaultySpool faulty(dir);
+  const std::string payload(4096, 'd');
+  for (int i = 0; i < 5; ++i) REQUIRE(store(*faulty.spool, request(payload)));
+  REQUIRE(drain_payloads(faulty.queue).size() == 5);  // delivered: nothing outstanding
+  REQUIRE(active_segment_bytes(dir) > 5 * payload.size());
+
+  faulty.fail_once = true;
+  faulty.failing = ENOSPC;
+  CHECK(store(*faulty.spool, request("after")));
+  CHECK(faulty.spool->stats().reclaims == 1);
+  CHECK(faulty.spool->stats().write_errors_by_errno[write_errno_slot(ENOSPC)] == 1);
+  CHECK(faulty.spool->writable());
+  // Only the header and the new record are left.
+  CHECK(active_segment_bytes(dir) < payload.size());
+  CHECK(drain_payloads(faulty.queue) == std::vector<std::string>{"after"});
+}
+
+TEST_CASE("a full disk with records outstanding refuses, then takes spans once they are delivered",
+          "[queue][spool][reclaim]") {
+  TempDir dir;
+  FaultySpool faulty(dir);
+  REQUIRE(store(*faulty.spool, request("outstanding")));
+  faulty.failing = ENOSPC;
+  const Admission refused = faulty.spool->submit(request("refused"));
+  REQUIRE(refused.commit);
+  CHECK_FALSE(refused.commit->wait());  // never acknowledged without a durable write
+  CHECK_FALSE(faulty.spool->writable());
+  CHECK(faulty.spool->stats().write_errors_by_errno[write_errno_slot(ENOSPC)] == 2);  // and the retry
+  CHECK(faulty.queue.stats().queued_items == 1);
+
+  // The sealed segment goes as soon as its record is delivered; the disk has room again.
+  CHECK(drain_payloads(faulty.queue) == std::vector<std::string>{"outstanding"});
+  faulty.failing = 0;
+  CHECK(eventually([&] { return faulty.spool->writable(); }));  // the probe, without a request
+  CHECK(store(*faulty.spool, request("accepted")));
+  CHECK(drain_payloads(faulty.queue) == std::vector<std::string>{"accepted"});
+}
+
+TEST_CASE("refused requests are not recovered after a restart", "[queue][spool][reclaim]") {
+  TempDir dir;
+  {
+    FaultySpool faulty(dir);
+    REQUIRE(store(*faulty.spool, request("kept")));
+    faulty.failing = EIO;
+    for (int i = 0; i < 3; ++i) {
+      const Admission admission = faulty.spool->submit(request("refused"));
+      REQUIRE(admission.commit);
+      CHECK_FALSE(admission.commit->wait());
+    }
+    CHECK(faulty.spool->stats().write_errors_by_errno[write_errno_slot(EIO)] == 6);
+  }
+  SpanQueue queue(1u << 20);
+  Spool spool(options_for(dir), queue);
+  const RecoveryReport report = spool.open();
+  CHECK(report.records == 1);
+  CHECK(drain_payloads(queue) == std::vector<std::string>{"kept"});
+}
+
+TEST_CASE("errors other than lack of space refuse without reclaiming", "[queue][spool][reclaim]") {
+  TempDir dir;
+  FaultySpool faulty(dir);
+  faulty.failing = EROFS;
+  const Admission admission = faulty.spool->submit(request("refused"));
+  REQUIRE(admission.commit);
+  CHECK_FALSE(admission.commit->wait());
+  CHECK(faulty.spool->stats().reclaims == 0);
+  CHECK(faulty.spool->stats().write_errors_by_errno[write_errno_slot(EROFS)] == 1);
+  CHECK(write_errno_name(write_errno_slot(EROFS)) == "EROFS");
+  CHECK(write_errno_name(write_errno_slot(EPERM)) == "other");
+  faulty.failing = 0;
+  CHECK(store(*faulty.spool, request("accepted")));
+  CHECK(faulty.spool->writable());
+}
+
+TEST_CASE("a state directory removed while running is created again and stays durable",
+          "[queue][spool][reclaim]") {
+  TempDir dir;
+  {
+    SpanQueue queue(1u << 20);
+    Spool spool(options_for(dir), queue);
+    spool.open();
+    REQUIRE(store(spool, request("before")));
+    REQUIRE(drain_payloads(queue).size() == 1);
+    fs::remove_all(dir.path());
+    REQUIRE(store(spool, request("after-removal")));
+    CHECK(spool.stats().write_errors_by_errno[write_errno_slot(ENOENT)] == 1);
+    CHECK(fs::exists(dir.path() / "lock"));
+    CHECK(segments_in(dir).size() == 1);
+  }  // crash-like: "after-removal" was not delivered
+  SpanQueue queue(1u << 20);
+  Spool spool(options_for(dir), queue);
+  CHECK(spool.open().records == 1);
+  CHECK(drain_payloads(queue) == std::vector<std::string>{"after-removal"});
+}
