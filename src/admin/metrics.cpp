@@ -317,8 +317,6 @@ constexpr Scalar<queue::SpoolStats> kSpoolScalars[] = {
      &queue::SpoolStats::bytes_written},
     {"spool_syncs_total", "fdatasync calls (one per group commit)", kCounter,
      &queue::SpoolStats::syncs},
-    {"spool_write_errors_total", "Spool writes or flushes that failed", kCounter,
-     &queue::SpoolStats::write_errors},
     {"spool_segments_deleted_total", "Spool segments deleted once all delivered", kCounter,
      &queue::SpoolStats::segments_deleted},
     {"spool_recovered_spans_total", "Undelivered spans found in the spool at start", kCounter,
@@ -327,7 +325,21 @@ constexpr Scalar<queue::SpoolStats> kSpoolScalars[] = {
      &queue::SpoolStats::corrupt_records},
     {"spool_torn_tails_total", "Partly written segment tails truncated at start", kCounter,
      &queue::SpoolStats::torn_tails},
+    {"spool_reclaims_total",
+     "Write errors answered by cutting back or sealing delivered segments to make room",
+     kCounter, &queue::SpoolStats::reclaims},
 };
+
+void collect_spool_write_errors(Families& out, const queue::SpoolStats& stats) {
+  auto& errors = out.family("spool_write_errors_total",
+                            "Spool appends, flushes and segment creations that failed, by errno "
+                            "(each failed request is retried once after reclaiming space)",
+                            kCounter);
+  for (std::size_t slot = 0; slot < queue::kWriteErrnoSlots; ++slot) {
+    Families::add(errors, value_of(stats.write_errors_by_errno[slot]),
+                  {{"errno", std::string(queue::write_errno_name(slot))}});
+  }
+}
 
 void collect_queue(Families& out, const queue::SpanQueue& span_queue, const queue::Spool* spool) {
   const queue::QueueStats stats = span_queue.stats();
@@ -345,6 +357,9 @@ void collect_queue(Families& out, const queue::SpanQueue& span_queue, const queu
   out.single("spool_max_bytes", "queue.max_disk_bytes", kGauge,
              value_of(spool->options().max_disk_bytes));
   out.scalars(spool->stats(), kSpoolScalars);
+  out.single("spool_writable", "0 while the spool cannot write (spans are refused with 503)",
+             kGauge, spool->writable() ? 1 : 0);
+  collect_spool_write_errors(out, spool->stats());
 }
 
 // ---- exporter ----

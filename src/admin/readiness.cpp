@@ -37,6 +37,10 @@ Readiness evaluate_readiness(const ReadinessInputs& inputs) {
                       std::to_string(max_bytes) + " bytes, above the high-water mark of " +
                       std::to_string(high_water) + " (admin.queue_high_water)");
   };
+  if (!inputs.spool_writable) {
+    reasons.push_back("the spool cannot write to " + inputs.spool_dir +
+                      " (file system full, read-only or removed): spans are refused until it can");
+  }
   check_fill("the queue", inputs.queue_bytes, inputs.queue_max_bytes);
   check_fill("the spool", inputs.spool_bytes, inputs.spool_max_bytes);
   readiness.ready = reasons.empty();

@@ -18,6 +18,8 @@ struct ReadinessInputs {
   std::size_t queue_max_bytes = 0;
   std::size_t spool_bytes = 0;      // durability: disk
   std::size_t spool_max_bytes = 0;  // 0: no spool
+  bool spool_writable = true;       // false from a failed spool write until it can write again
+  std::string spool_dir;
   double queue_high_water = 0.9;
 };
 

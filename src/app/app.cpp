@@ -50,6 +50,15 @@ std::string dead_letter_path(const config::Config& config) {
   return "otlp-mlflow-proxy.otlpdl";
 }
 
+// The spool's part of /readyz (none in memory mode).
+void add_spool_readiness(admin::ReadinessInputs& inputs, const queue::Spool* spool) {
+  if (spool == nullptr) return;
+  inputs.spool_bytes = spool->disk_bytes();
+  inputs.spool_max_bytes = spool->options().max_disk_bytes;
+  inputs.spool_writable = spool->writable();
+  inputs.spool_dir = spool->options().directory;
+}
+
 queue::SpoolOptions spool_options(const config::QueueConfig& queue) {
   queue::SpoolOptions options;
   options.directory = queue.state_dir;
@@ -144,10 +153,7 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
     const queue::QueueStats queued = span_queue.stats();
     inputs.queue_bytes = queued.bytes;
     inputs.queue_max_bytes = queued.max_bytes;
-    if (spool) {
-      inputs.spool_bytes = spool->disk_bytes();
-      inputs.spool_max_bytes = spool->options().max_disk_bytes;
-    }
+    add_spool_readiness(inputs, spool.get());
     inputs.queue_high_water = config.admin.queue_high_water;
     return admin::evaluate_readiness(inputs);
   };

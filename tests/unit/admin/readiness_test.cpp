@@ -76,6 +76,16 @@ TEST_CASE("each reason alone makes the proxy not ready, and says so", "[admin][r
           std::vector<std::string>{"the spool holds 91 of 100 bytes, above the high-water mark of "
                                    "90 (admin.queue_high_water)"});
   }
+  SECTION("spool unable to write") {
+    auto inputs = healthy();
+    inputs.spool_max_bytes = 100;
+    inputs.spool_writable = false;
+    inputs.spool_dir = "/var/lib/otlp-mlflow-proxy";
+    CHECK(evaluate_readiness(inputs).reasons ==
+          std::vector<std::string>{"the spool cannot write to /var/lib/otlp-mlflow-proxy (file "
+                                   "system full, read-only or removed): spans are refused until "
+                                   "it can"});
+  }
 }
 
 TEST_CASE("every reason is listed, one per line", "[admin][readiness]") {
