@@ -4,6 +4,7 @@
 #include <openssl/x509v3.h>
 
 #include <boost/asio/experimental/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/detail/base64.hpp>
@@ -93,15 +94,56 @@ net::awaitable<HttpResult> HttpClient::send(http::request<http::string_body> req
   co_return result;
 }
 
-net::awaitable<HttpResult> HttpClient::connect() {
+namespace {
+
+// One name lookup, shared with its completion handler: getaddrinfo runs on a thread of asio's
+// and cannot be interrupted, so a lookup that outlives its deadline finishes into this, unread.
+struct PendingLookup {
+  explicit PendingLookup(const net::any_io_executor& executor) : resolver(executor), timer(executor) {}
+  tcp::resolver resolver;
+  net::steady_timer timer;
+  boost::system::error_code error;
+  tcp::resolver::results_type endpoints;
+  bool done = false;
+};
+
+}  // namespace
+
+// The name lookup, bounded by connect_timeout: a DNS server that stops answering would
+// otherwise hold every reconnect for the resolver's own timeouts (tens of seconds).
+net::awaitable<HttpResult> HttpClient::resolve(tcp::resolver::results_type& endpoints) {
+  auto lookup = std::make_shared<PendingLookup>(executor_);
+  lookup->timer.expires_after(options_.connect_timeout);
+  // Handler and timer run on executor_ (the exporter's single thread): no lock needed.
+  lookup->resolver.async_resolve(upstream_.host, upstream_.port,
+                                 [lookup](const boost::system::error_code& ec,
+                                          tcp::resolver::results_type found) {
+                                   lookup->error = ec;
+                                   lookup->endpoints = std::move(found);
+                                   lookup->done = true;
+                                   lookup->timer.cancel();
+                                 });
+  co_await lookup->timer.async_wait(kNoThrow);
   HttpResult result;
-  tcp::resolver resolver(executor_);
-  auto [resolve_ec, endpoints] = co_await resolver.async_resolve(upstream_.host, upstream_.port, kNoThrow);
-  if (resolve_ec) {
-    result.error = resolve_ec;
+  if (!lookup->done) {
+    lookup->resolver.cancel();
+    result.error = net::error::timed_out;
     result.failed_step = "resolve";
-    co_return result;
+    result.error_detail = "no answer for " + upstream_.host + " within connect_timeout (" +
+                          std::to_string(options_.connect_timeout.count()) + " ms)";
+  } else if (lookup->error) {
+    result.error = lookup->error;
+    result.failed_step = "resolve";
+  } else {
+    endpoints = lookup->endpoints;
   }
+  co_return result;
+}
+
+net::awaitable<HttpResult> HttpClient::connect() {
+  tcp::resolver::results_type endpoints;
+  HttpResult result = co_await resolve(endpoints);
+  if (result.error) co_return result;
   beast::tcp_stream* tcp_layer = nullptr;
   if (options_.tls) {
     tls_stream_.emplace(executor_, *options_.tls->context);

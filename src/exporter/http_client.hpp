@@ -74,6 +74,7 @@ class HttpClient {
 
   boost::asio::awaitable<HttpResult> send_once(http::request<http::string_body>& request);
   boost::asio::awaitable<HttpResult> connect();
+  boost::asio::awaitable<HttpResult> resolve(boost::asio::ip::tcp::resolver::results_type& endpoints);
   template <class Stream>
   boost::asio::awaitable<HttpResult> exchange(Stream& stream, http::request<http::string_body>& request);
   static boost::asio::awaitable<boost::beast::error_code> read_pending_alert(TlsStream& stream);
