@@ -42,7 +42,8 @@ def proxy_factory(tmp_path, proxy_binary, fake_mlflow, proxy_log_report, proxy_t
             path.write_text(json.dumps(config))
             kwargs["config"] = path
         kwargs.setdefault("mlflow_url", fake_mlflow.url)
-        proxy = ProxyProcess(tmp_path, binary=proxy_binary, name=name, **kwargs)
+        kwargs.setdefault("binary", proxy_binary)
+        proxy = ProxyProcess(tmp_path, name=name, **kwargs)
         started.append(proxy)
         return proxy.start()
 

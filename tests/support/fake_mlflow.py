@@ -73,6 +73,7 @@ class FakeMlflow:
         self.silent = threading.Event()
         self.min_interval = 0.0  # seconds between two answers: a slow MLflow, one at a time
         self.pause = 0.0         # seconds before answering (recorded as late)
+        self.received: list[str] = []  # span ids of every export as it arrives, answered or not
         self._pace_lock = threading.Lock()
         self._last_answer = 0.0
         # (method, path, headers) of every request, exports and REST calls alike
@@ -233,6 +234,9 @@ class FakeMlflow:
                                                    time.monotonic()))
                     return self._answer(400, '{"detail":"Invalid OpenTelemetry protobuf format"}')
                 request.ParseFromString(body)
+                with fake.lock:
+                    fake.received += [s.span_id.hex() for rs in request.resource_spans
+                                      for ss in rs.scope_spans for s in ss.spans]
                 if fake.silent.is_set():
                     while fake.silent.is_set():
                         time.sleep(0.05)
