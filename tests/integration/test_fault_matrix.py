@@ -320,17 +320,25 @@ def test_mlflow_answers_one_request_per_second(fake_mlflow, tmp_path, proxy_fact
     assert client.accepted_within(5) < 5
 
 
-def test_mlflow_answers_200_after_a_long_pause(fake_mlflow, tmp_path, proxy_factory):
+@pytest.mark.parametrize("kill", [False, True], ids=["recovers", "kill-9"])
+def test_mlflow_answers_200_after_a_long_pause(fake_mlflow, tmp_path, proxy_factory, kill):
     config = network_config(tmp_path / "state")
     fake_mlflow.pause = 2.0  # beyond the proxy's 1 s request_timeout
     client = Client(proxy_factory(config))
     for _ in range(3):
         assert client.send(1000) == 200
     wait_until(lambda: len(fake_mlflow.delivered()) >= 2, 15, what="two late answers")
-    fake_mlflow.pause = 0.0
+
+    def end_fault():
+        fake_mlflow.pause = 0.0
+    resent = frozenset()
+    if kill:
+        resent = kill_and_restart(proxy_factory, fake_mlflow, client, config, end_fault)
+    else:
+        end_fault()
     # The proxy never saw those 200s: it sends again, so a span may arrive twice, only ever in a
     # late answer (MLflow stores spans by id: the second copy replaces the first).
-    assert_delivered_exactly_once(fake_mlflow, client.acknowledged, late_ok=True)
+    assert_delivered_exactly_once(fake_mlflow, client.acknowledged, late_ok=True, resent_ok=resent)
     assert client.accepted_within(5) < 5
 
 
@@ -392,7 +400,8 @@ class BlackholeDns:
 
 
 @NEEDS_ROOT
-def test_mlflow_name_stops_resolving(tmp_path, proxy_factory, proxy_binary):
+@pytest.mark.parametrize("kill", [False, True], ids=["recovers", "kill-9"])
+def test_mlflow_name_stops_resolving(tmp_path, proxy_factory, proxy_binary, kill):
     from support.fake_mlflow import FakeMlflow
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare(1) for a private /etc/hosts")
@@ -402,8 +411,8 @@ def test_mlflow_name_stops_resolving(tmp_path, proxy_factory, proxy_binary):
     config = network_config(tmp_path / "state")
     new = None
     try:
-        client = Client(proxy_factory(config, mlflow_url=url,
-                                      binary=dns.wrapper(tmp_path, proxy_binary)))
+        wrapper = dns.wrapper(tmp_path, proxy_binary)
+        client = Client(proxy_factory(config, mlflow_url=url, binary=wrapper))
         assert client.send() == 200
         assert_delivered_exactly_once(old, client.acknowledged)
 
@@ -422,7 +431,11 @@ def test_mlflow_name_stops_resolving(tmp_path, proxy_factory, proxy_binary):
         wait_ready(client.proxy, False, timeout=5)
         assert "resolve" in client.proxy.log_text()
 
+        if kill:
+            client.proxy.kill()
         dns.resolves(True)
+        if kill:
+            client.proxy = proxy_factory(config, name="restarted", mlflow_url=url, binary=wrapper)
         assert_delivered_exactly_once(new, client.acknowledged[3:], timeout=20)
         assert client.accepted_within(5) < 5
     finally:
