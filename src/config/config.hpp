@@ -164,7 +164,8 @@ struct LogConfig {
 
 // verbose keeps; mask replaces with "[masked: N bytes]" (same type); hash keeps a stable SHA-256
 // prefix; truncate keeps the first bytes; drop removes the attribute; redact scrubs secrets/PII.
-enum class PolicyMode { verbose, mask, hash, truncate, drop, redact };
+// hmac: a keyed pseudonym, HMAC-SHA256 with the policy's key (see policy/hmac_key.hpp).
+enum class PolicyMode { verbose, mask, hash, truncate, drop, redact, hmac };
 
 // An override for attribute keys matching a glob ('*' any run, '?' one character).
 struct KeyRule {
@@ -179,6 +180,12 @@ struct RedactPattern {
   std::string regex;
 };
 
+// A message role or part type and the mode of the content under it (structure: keep only).
+struct ModeByName {
+  std::string name;
+  PolicyMode mode = PolicyMode::mask;
+};
+
 struct PolicyConfig {
   PolicyMode content = PolicyMode::mask;  // the content keys: built-in set plus content_keys
   PolicyMode errors = PolicyMode::redact;  // span status messages, exception.message/stacktrace
@@ -191,6 +198,16 @@ struct PolicyConfig {
   std::size_t truncate_bytes = 256;
   unsigned hash_prefix = 16;  // hex characters of the SHA-256 kept
   unsigned max_depth = 8;     // nested arrays/kvlists deeper than this are replaced and counted
+  // keep: content holding JSON is masked leaf by leaf, keys and structural values kept;
+  // whole: the mode applies to the whole string.
+  bool keep_structure = true;
+  std::vector<std::string> structural_keys;  // globs kept besides role, type, name, id, ...
+  std::size_t max_structure_bytes = 256 * 1024;  // larger JSON text gets the whole-value mode
+  std::vector<ModeByName> messages;  // per role ("system", "user", ...); unset: content
+  std::vector<ModeByName> parts;     // per part type ("text", "tool_call_response", ...)
+  // hmac: the key's file (its path only: the key itself is never part of the config); empty:
+  // the OTLP_MLFLOW_PROXY_HMAC_KEY variable.
+  std::string key_file;
 };
 
 struct NamedPolicy {

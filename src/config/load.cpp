@@ -933,7 +933,45 @@ class YamlLoader {
             {"hash_prefix",
              [&](const Field& f) { p.hash_prefix = read_integer<unsigned>(f, 8, 64); }},
             {"max_depth", [&](const Field& f) { p.max_depth = read_integer<unsigned>(f, 1, 64); }},
+            {"structure", [&](const Field& f) { p.keep_structure = read_structure(f); }},
+            {"structural_keys",
+             [&](const Field& f) {
+               for_each_item(f, [&](const Field& item) {
+                 p.structural_keys.push_back(read_required_string(item));
+               });
+             }},
+            {"max_structure_bytes", [&](const Field& f) { p.max_structure_bytes = read_size(f, kGiB); }},
+            {"messages", [&](const Field& f) { p.messages = modes_by_name(f); }},
+            {"parts", [&](const Field& f) { p.parts = modes_by_name(f); }},
+            {"key_file", [&](const Field& f) { p.key_file = read_optional_string(f); }},
         });
+  }
+
+  bool read_structure(const Field& field) const {
+    return read(field, "keep or whole", [](std::string_view text) {
+      if (text == "keep") return true;
+      if (text == "whole") return false;
+      throw ValueError("expected keep or whole, got \"" + std::string(text) + "\"");
+    });
+  }
+
+  // {system: redact, user: mask, ...}: drop has no meaning inside a JSON value.
+  std::vector<ModeByName> modes_by_name(const Field& field) const {
+    std::vector<ModeByName> modes;
+    if (field.value.IsNull()) return modes;
+    if (!field.value.IsMap()) fail(field.mark(), field.path, "expected a mapping, got " + describe(field.value));
+    for (auto it = field.value.begin(); it != field.value.end(); ++it) {
+      YAML::Node key = it->first;
+      if (!key.IsScalar() || key.Scalar().empty()) fail(key.Mark(), field.path, "expected a name");
+      const Field item{field.path + "." + key.Scalar(), key.Mark(), it->second};
+      const PolicyMode mode = read(item, kPolicyModeShape, parse_policy_mode);
+      if (mode == PolicyMode::drop) fail(item.mark(), item.path, "drop cannot apply inside a value");
+      for (const ModeByName& existing : modes) {
+        if (existing.name == key.Scalar()) fail(key.Mark(), item.path, "duplicate key");
+      }
+      modes.push_back({key.Scalar(), mode});
+    }
+    return modes;
   }
 
   void policies(const Field& field) {
@@ -1277,6 +1315,9 @@ Environment process_environment() {
     std::string_view text(*entry);
     auto eq = text.find('=');
     if (eq == std::string_view::npos) continue;
+    // The hmac key is read from the process environment when a policy is built, and never
+    // copied into the config's environment (which lives on for reloads).
+    if (text.substr(0, eq) == "OTLP_MLFLOW_PROXY_HMAC_KEY") continue;
     env.emplace(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
   }
   return env;

@@ -48,6 +48,16 @@ void key_rules(YAML::Emitter& out, std::string_view key, const std::vector<KeyRu
   out << YAML::EndSeq;
 }
 
+void modes_by_name(YAML::Emitter& out, std::string_view key, const std::vector<ModeByName>& modes) {
+  if (modes.empty()) return;
+  out << YAML::Key << std::string(key) << YAML::Value << YAML::Flow << YAML::BeginMap;
+  for (const ModeByName& entry : modes) {
+    out << YAML::Key << YAML::DoubleQuoted << entry.name << YAML::Value
+        << std::string(format_policy_mode(entry.mode));
+  }
+  out << YAML::EndMap;
+}
+
 void value_match(YAML::Emitter& out, std::string_view key, const ValueMatch& match) {
   static constexpr std::string_view kKinds[] = {"exact", "glob", "regex"};
   out << YAML::Key << std::string(key) << YAML::Value << YAML::Flow << YAML::BeginMap;
@@ -91,39 +101,54 @@ void render_normalize(YAML::Emitter& out, const NormalizeConfig& n) {
   out << YAML::EndMap;
 }
 
+void quoted_list(YAML::Emitter& out, std::string_view key, const std::vector<std::string>& items) {
+  if (items.empty()) return;
+  out << YAML::Key << std::string(key) << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& item : items) out << YAML::DoubleQuoted << item;
+  out << YAML::EndSeq;
+}
+
+void redact_patterns(YAML::Emitter& out, const std::vector<RedactPattern>& patterns) {
+  if (patterns.empty()) return;
+  out << YAML::Key << "redact_patterns" << YAML::Value << YAML::BeginSeq;
+  for (const RedactPattern& pattern : patterns) {
+    out << YAML::Flow << YAML::BeginMap;
+    string_value(out, "name", pattern.name);
+    string_value(out, "regex", pattern.regex);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+}
+
+// One policy; an hmac key_file by its path only (the key is never part of the config).
+void render_policy(YAML::Emitter& out, const NamedPolicy& named) {
+  const PolicyConfig& p = named.policy;
+  begin_section(out, named.name);
+  plain_value(out, "content", std::string(format_policy_mode(p.content)));
+  plain_value(out, "errors", std::string(format_policy_mode(p.errors)));
+  plain_value(out, "other", std::string(format_policy_mode(p.other)));
+  quoted_list(out, "content_keys", p.content_keys);
+  key_rules(out, "keys", p.keys);
+  key_rules(out, "resource_keys", p.resource_keys);
+  redact_patterns(out, p.redact_patterns);
+  plain_value(out, "builtin_patterns", p.builtin_patterns ? "true" : "false");
+  integer_value(out, "truncate_bytes", p.truncate_bytes);
+  integer_value(out, "hash_prefix", p.hash_prefix);
+  integer_value(out, "max_depth", p.max_depth);
+  plain_value(out, "structure", p.keep_structure ? "keep" : "whole");
+  quoted_list(out, "structural_keys", p.structural_keys);
+  integer_value(out, "max_structure_bytes", p.max_structure_bytes);
+  modes_by_name(out, "messages", p.messages);
+  modes_by_name(out, "parts", p.parts);
+  if (!p.key_file.empty()) string_value(out, "key_file", p.key_file);
+  out << YAML::EndMap;
+}
+
 // Policies, routes and the default route, in the schema load() reads.
 void render_routing(YAML::Emitter& out, const Config& config) {
   if (!config.policies.empty()) {
     begin_section(out, "policies");
-    for (const NamedPolicy& named : config.policies) {
-      const PolicyConfig& p = named.policy;
-      begin_section(out, named.name);
-      plain_value(out, "content", std::string(format_policy_mode(p.content)));
-      plain_value(out, "errors", std::string(format_policy_mode(p.errors)));
-      plain_value(out, "other", std::string(format_policy_mode(p.other)));
-      if (!p.content_keys.empty()) {
-        out << YAML::Key << "content_keys" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-        for (const std::string& key : p.content_keys) out << YAML::DoubleQuoted << key;
-        out << YAML::EndSeq;
-      }
-      key_rules(out, "keys", p.keys);
-      key_rules(out, "resource_keys", p.resource_keys);
-      if (!p.redact_patterns.empty()) {
-        out << YAML::Key << "redact_patterns" << YAML::Value << YAML::BeginSeq;
-        for (const RedactPattern& pattern : p.redact_patterns) {
-          out << YAML::Flow << YAML::BeginMap;
-          string_value(out, "name", pattern.name);
-          string_value(out, "regex", pattern.regex);
-          out << YAML::EndMap;
-        }
-        out << YAML::EndSeq;
-      }
-      plain_value(out, "builtin_patterns", p.builtin_patterns ? "true" : "false");
-      integer_value(out, "truncate_bytes", p.truncate_bytes);
-      integer_value(out, "hash_prefix", p.hash_prefix);
-      integer_value(out, "max_depth", p.max_depth);
-      out << YAML::EndMap;
-    }
+    for (const NamedPolicy& named : config.policies) render_policy(out, named);
     out << YAML::EndMap;
   }
   if (!config.routes.empty()) {

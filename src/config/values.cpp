@@ -441,13 +441,14 @@ std::string hide_url_password(std::string_view url) {
 
 namespace {
 
-constexpr std::array<std::pair<std::string_view, PolicyMode>, 6> kPolicyModes{{
+constexpr std::array<std::pair<std::string_view, PolicyMode>, 7> kPolicyModes{{
     {"verbose", PolicyMode::verbose},
     {"mask", PolicyMode::mask},
     {"hash", PolicyMode::hash},
     {"truncate", PolicyMode::truncate},
     {"drop", PolicyMode::drop},
     {"redact", PolicyMode::redact},
+    {"hmac", PolicyMode::hmac},
 }};
 
 constexpr std::array<std::pair<std::string_view, HeaderMode>, 3> kHeaderModes{{

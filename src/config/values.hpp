@@ -85,7 +85,7 @@ std::string parse_log_level(std::string_view text);
 LogFormat parse_log_format(std::string_view text);
 
 inline constexpr std::string_view kPolicyModeShape =
-    "one of verbose, mask, hash, truncate, drop, redact";
+    "one of verbose, mask, hash, truncate, drop, redact, hmac";
 inline constexpr std::string_view kHeaderModeShape = "one of honor, override, ignore";
 
 PolicyMode parse_policy_mode(std::string_view text);

@@ -62,6 +62,9 @@ bool transform_text(const CompiledPolicy& policy, const Decision& decision, std:
     case PolicyMode::hash:
       append_hash(out, text, policy.config().hash_prefix);
       return true;
+    case PolicyMode::hmac:
+      policy.hmac_key()->append(out, text, policy.config().hash_prefix);
+      return true;
     case PolicyMode::truncate: {
       std::size_t cut = decision.truncate_bytes;
       if (text.size() <= cut) return false;
@@ -81,6 +84,97 @@ bool transform_text(const CompiledPolicy& policy, const Decision& decision, std:
     }
   }
   return false;
+}
+
+// Rewrites JSON leaves with the policy's text modes; a leaf's redaction matches are counted.
+class PolicyLeafRewriter final : public LeafRewriter {
+ public:
+  PolicyLeafRewriter(const CompiledPolicy& policy, const Decision& decision, PolicyTally& tally)
+      : policy_(policy), decision_(decision), tally_(tally) {}
+
+  bool rewrite(PolicyMode mode, std::string_view key, std::string_view text, std::string& out) const override {
+    if (text == kKoogHidden) return false;
+    if (mode == PolicyMode::redact && !key.empty()) return redact_member(key, text, out);
+    return transform_text(policy_, {mode, decision_.family, decision_.truncate_bytes}, text, false, out,
+                          tally_);
+  }
+
+ private:
+  // Patterns such as "password": "..." need the key: the member is redacted as `key: text`, and
+  // the key, which stays in the JSON, is cut off again.
+  bool redact_member(std::string_view key, std::string_view text, std::string& out) const {
+    thread_local std::string member;
+    thread_local std::string redacted;
+    member.assign(key);
+    member += ": ";
+    const std::size_t prefix = member.size();
+    member += text;
+    redacted.clear();
+    const std::size_t matches = policy_.redactor().redact(member, redacted);
+    if (matches == 0) return false;
+    if (std::string_view(redacted).substr(0, prefix) == std::string_view(member).substr(0, prefix)) {
+      tally_.redaction_matches += matches;
+      out.append(std::string_view(redacted).substr(prefix));
+      return true;
+    }
+    // A match in the key itself (kept as written): the text alone.
+    return transform_text(policy_, {PolicyMode::redact, decision_.family, 0}, text, false, out, tally_);
+  }
+
+  const CompiledPolicy& policy_;
+  const Decision& decision_;
+  PolicyTally& tally_;
+};
+
+// A value that kept its structure went to `out`; otherwise the fallback is counted and the caller
+// applies the whole-value mode.
+bool rewrite_json(const CompiledPolicy& policy, const Decision& decision, std::string_view text,
+                  unsigned depth, std::string& out, PolicyTally& tally) {
+  const PolicyLeafRewriter rewriter(policy, decision, tally);
+  const StructureResult result =
+      rewrite_structure(text, decision.mode, policy.structure_options(), rewriter, out, depth);
+  for (std::size_t i = 1; i < kFallbackCount; ++i) tally.structure_fallbacks[i] += result.nested[i];
+  if (result.fallback != Fallback::none) {
+    ++tally.structure_fallbacks[static_cast<std::size_t>(result.fallback)];
+    return false;
+  }
+  ++tally.structured;
+  if (result.rewritten == 0) out.clear();  // nothing to change: the text stays as written
+  return true;
+}
+
+bool walks_structure(const CompiledPolicy& policy, const Decision& decision, std::string_view text) {
+  return policy.config().keep_structure && decision.mode != PolicyMode::verbose &&
+         decision.mode != PolicyMode::drop && looks_like_json(text);
+}
+
+// A string value: its JSON leaves (structure: keep) or the whole text. True when it changed.
+bool apply_text(const CompiledPolicy& policy, const Decision& decision, AnyValue& value, unsigned depth,
+                PolicyTally& tally) {
+  const std::string& text = value.string_value();
+  if (text.empty()) return false;
+  if (text == kKoogHidden) {
+    ++tally.koog_hidden;
+    return false;
+  }
+  std::string& out = scratch();
+  if (walks_structure(policy, decision, text) && rewrite_json(policy, decision, text, depth, out, tally)) {
+    if (out.empty()) return false;
+    value.set_string_value(out);
+    return true;
+  }
+  out.clear();
+  if (!transform_text(policy, decision, text, false, out, tally)) return false;
+  value.set_string_value(out);
+  return true;
+}
+
+// A scalar under a structural key ("role", "name", ...) of a key-value list keeps its value.
+bool keeps_entry(const CompiledPolicy& policy, const otlp::KeyValue& entry) {
+  if (!policy.config().keep_structure) return false;
+  const auto kind = entry.value().value_case();
+  return kind != AnyValue::kArrayValue && kind != AnyValue::kKvlistValue &&
+         is_structural_key(policy.structure_options(), entry.key());
 }
 
 void reject_too_deep(const CompiledPolicy& policy, AnyValue& value, PolicyTally& tally) {
@@ -169,6 +263,19 @@ std::uint32_t process_attributes(const CompiledPolicy& policy, Attributes& attri
   return static_cast<std::uint32_t>(size - keep);
 }
 
+// A field of a message list flattened into keys ("llm.input_messages.0.message.role",
+// "gen_ai.prompt.1.role"): an index segment, and a structural key last.
+bool is_flattened_structure(const StructureOptions& options, std::string_view key) {
+  const std::size_t dot = key.rfind('.');
+  if (dot == std::string_view::npos || !is_structural_key(options, key.substr(dot + 1))) return false;
+  for (std::size_t i = key.find('.'); i < dot; i = key.find('.', i + 1)) {
+    std::size_t digits = i + 1;
+    while (digits < key.size() && key[digits] >= '0' && key[digits] <= '9') ++digits;
+    if (digits > i + 1 && digits < key.size() && key[digits] == '.') return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::uint64_t PolicyTally::total(PolicyMode mode) const {
@@ -189,6 +296,12 @@ void PolicyStats::add(const PolicyTally& tally) {
   if (tally.depth_rejected) depth_rejected.fetch_add(tally.depth_rejected, std::memory_order_relaxed);
   if (tally.koog_hidden) koog_hidden.fetch_add(tally.koog_hidden, std::memory_order_relaxed);
   if (tally.spans) spans.fetch_add(tally.spans, std::memory_order_relaxed);
+  if (tally.structured) structured.fetch_add(tally.structured, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kFallbackCount; ++i) {
+    if (tally.structure_fallbacks[i]) {
+      structure_fallbacks[i].fetch_add(tally.structure_fallbacks[i], std::memory_order_relaxed);
+    }
+  }
 }
 
 std::string summarize(const PolicyStats& stats) {
@@ -208,21 +321,33 @@ std::string summarize(const PolicyStats& stats) {
   text += std::to_string(stats.redaction_matches.load(std::memory_order_relaxed)) + " redaction matches, " +
           std::to_string(stats.depth_rejected.load(std::memory_order_relaxed)) + " values too deep, " +
           std::to_string(stats.koog_hidden.load(std::memory_order_relaxed)) + " Koog HIDDEN values kept, " +
+          std::to_string(stats.structured.load(std::memory_order_relaxed)) + " JSON values kept their structure, ";
+  std::uint64_t fallbacks = 0;
+  for (const auto& n : stats.structure_fallbacks) fallbacks += n.load(std::memory_order_relaxed);
+  text += std::to_string(fallbacks) + " masked whole (not JSON, too deep or large, not UTF-8), " +
           std::to_string(stats.spans.load(std::memory_order_relaxed)) + " spans";
   return text;
 }
 
 CompiledPolicy::CompiledPolicy(const config::PolicyConfig& config)
-    : config_(config), redactor_(config.redact_patterns, config.builtin_patterns) {
+    : config_(config),
+      redactor_(config.redact_patterns, config.builtin_patterns),
+      hmac_key_(uses_hmac(config) ? HmacKey::load(config.key_file) : nullptr) {
   for (const ContentKey& key : builtin_content_keys()) {
     content_.add(key.pattern, static_cast<std::uint8_t>(key.family));
   }
   for (const std::string& pattern : config_.content_keys) {
     content_.add(pattern, static_cast<std::uint8_t>(Family::custom));
   }
+  for (const std::string& pattern : config_.structural_keys) structural_.add(pattern, 0);
   for (std::string_view key : error_keys()) error_keys_.add(key, 0);
   for (std::string_view field : content_event_fields()) event_fields_.add(field, 0);
   content_events_.assign(content_event_names().begin(), content_event_names().end());
+}
+
+StructureOptions CompiledPolicy::structure_options() const {
+  return {config_.max_depth, config_.max_structure_bytes, structural_.empty() ? nullptr : &structural_,
+          config_.messages, config_.parts};
 }
 
 Decision CompiledPolicy::decide(std::string_view key) const {
@@ -232,6 +357,9 @@ Decision CompiledPolicy::decide(std::string_view key) const {
     }
   }
   if (const std::uint8_t* family = content_.find(key)) {
+    if (config_.keep_structure && is_flattened_structure(structure_options(), key)) {
+      return {PolicyMode::verbose, static_cast<Family>(*family), config_.truncate_bytes};
+    }
     return {config_.content, static_cast<Family>(*family), config_.truncate_bytes};
   }
   if (error_keys_.find(key) != nullptr) return {config_.errors, Family::error, config_.truncate_bytes};
@@ -263,20 +391,11 @@ bool apply_value(const CompiledPolicy& policy, const Decision& decision, AnyValu
     reject_too_deep(policy, value, tally);
     return true;
   }
-  const bool zero = decision.mode == PolicyMode::mask || decision.mode == PolicyMode::hash;
+  const bool zero = decision.mode == PolicyMode::mask || decision.mode == PolicyMode::hash ||
+                    decision.mode == PolicyMode::hmac;
   switch (value.value_case()) {
-    case AnyValue::kStringValue: {
-      const std::string& text = value.string_value();
-      if (text.empty()) return false;
-      if (text == kKoogHidden) {
-        ++tally.koog_hidden;
-        return false;
-      }
-      std::string& out = scratch();
-      if (!transform_text(policy, decision, text, false, out, tally)) return false;
-      value.set_string_value(out);
-      return true;
-    }
+    case AnyValue::kStringValue:
+      return apply_text(policy, decision, value, depth, tally);
     case AnyValue::kBytesValue: {
       if (value.bytes_value().empty()) return false;
       std::string& out = scratch();
@@ -306,6 +425,7 @@ bool apply_value(const CompiledPolicy& policy, const Decision& decision, AnyValu
     case AnyValue::kKvlistValue: {
       bool changed = false;
       for (otlp::KeyValue& entry : *value.mutable_kvlist_value()->mutable_values()) {
+        if (keeps_entry(policy, entry)) continue;
         changed |= apply_value(policy, decision, *entry.mutable_value(), depth + 1, tally);
       }
       return changed;

@@ -2,11 +2,14 @@
 // into an immutable CompiledPolicy; apply() then rewrites decoded spans in place (on the
 // request's arena), with no I/O and no clock. DESIGN.md "Policy: verbose and masking".
 //
-// Per value type: strings become "[masked: N bytes]", "sha256:<hex prefix>", their first bytes
+// Content holding JSON (structure: keep, the default) is rewritten leaf by leaf, keys, roles,
+// part types and tool names kept (see json_structure.hpp); role and part selectors give a message
+// or part its own mode. Per value type: strings become "[masked: N bytes]", "sha256:<hex prefix>", their first bytes
 // plus "[truncated: N bytes]", or keep their text with secrets replaced by "[redacted:<name>]".
 // Bytes are masked, hashed and truncated the same way and never redacted (binary). Numbers and
 // booleans are zeroed by mask and hash (their type stays), kept by truncate and redact. Arrays and
-// key-value lists keep their shape and keys; the mode applies to every leaf. Empty strings and
+// key-value lists keep their shape and keys (and, with structure: keep, the values of structural
+// keys); the mode applies to every other leaf. Empty strings and
 // Koog's "HIDDEN:non-empty" pass untouched. drop removes the attribute and counts it in the
 // span's (event's, link's) dropped_attributes_count.
 #pragma once
@@ -15,6 +18,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,12 +27,14 @@
 #include "otlp/types.hpp"
 #include "policy/content_keys.hpp"
 #include "policy/glob.hpp"
+#include "policy/hmac_key.hpp"
+#include "policy/json_structure.hpp"
 #include "policy/redactor.hpp"
 
 namespace proxy::policy {
 
 using config::PolicyMode;
-inline constexpr std::size_t kModeCount = 6;
+inline constexpr std::size_t kModeCount = 7;
 
 // What to do with one value, and which counter says so.
 struct Decision {
@@ -46,6 +52,9 @@ struct PolicyTally {
   std::uint64_t depth_rejected = 0;  // values nested deeper than max_depth, replaced
   std::uint64_t koog_hidden = 0;     // "HIDDEN:non-empty" values passed through
   std::uint64_t spans = 0;
+  std::uint64_t structured = 0;      // JSON values rewritten leaf by leaf (structure: keep)
+  // JSON-looking values (or strings inside them) that got the whole-value mode, by Fallback.
+  std::array<std::uint64_t, kFallbackCount> structure_fallbacks{};
 
   std::uint64_t count(PolicyMode mode, Family family) const {
     return values[static_cast<std::size_t>(mode)][static_cast<std::size_t>(family)];
@@ -60,6 +69,8 @@ struct PolicyStats {
   Counter depth_rejected{0};
   Counter koog_hidden{0};
   Counter spans{0};
+  Counter structured{0};
+  std::array<Counter, kFallbackCount> structure_fallbacks{};
 
   void add(const PolicyTally& tally);
   std::uint64_t count(PolicyMode mode, Family family) const {
@@ -73,7 +84,8 @@ std::string summarize(const PolicyStats& stats);
 
 class CompiledPolicy {
  public:
-  // Throws config::ConfigError for a redaction pattern RE2 rejects.
+  // Throws config::ConfigError for a redaction pattern RE2 rejects, and for an hmac policy
+  // without a usable key (read here, so a reload picks up a rotated key).
   explicit CompiledPolicy(const config::PolicyConfig& config);
 
   // Span and link attributes; nested key-value lists are decided by "parent.child" paths.
@@ -84,17 +96,23 @@ class CompiledPolicy {
   Decision decide_resource(std::string_view key) const;
   // Span status messages.
   Decision errors() const { return {config_.errors, Family::error, config_.truncate_bytes}; }
+  // How JSON content is walked (structure: keep); valid while the policy lives.
+  StructureOptions structure_options() const;
 
   const config::PolicyConfig& config() const { return config_; }
   const Redactor& redactor() const { return redactor_; }
+  // The hmac key, null unless a mode of the policy is hmac.
+  const HmacKey* hmac_key() const { return hmac_key_.get(); }
 
  private:
   config::PolicyConfig config_;
   GlobTable content_;        // tag: Family
   GlobTable error_keys_;
   GlobTable event_fields_;
+  GlobTable structural_;
   std::vector<std::string_view> content_events_;
   Redactor redactor_;
+  std::shared_ptr<const HmacKey> hmac_key_;
 };
 
 // Applies the policy to every span, event, link and (per resource_keys) resource attribute,

@@ -1200,3 +1200,46 @@ TEST_CASE("upstream TLS: MLflow's variables, then mlflow.tls, each part one sett
   CHECK(contains(rendered, "insecure_skip_verify: false"));
   CHECK_FALSE(contains(proxy::config::render_effective(kDefaultConfig), "insecure_skip_verify"));
 }
+
+TEST_CASE("policies: structure, structural keys, role and part selectors, the hmac key file",
+          "[config][policy]") {
+  const std::string yaml = R"(policies:
+  p:
+    content: hmac
+    structure: whole
+    structural_keys: ["tool_*"]
+    max_structure_bytes: 1KiB
+    messages: {system: verbose, User: mask, tool: hash}
+    parts: {tool_call_response: redact}
+    key_file: /etc/otlp-mlflow-proxy/hmac.key
+)";
+  const Config config = load_yaml(yaml).config;
+  REQUIRE(config.policies.size() == 1);
+  const proxy::config::PolicyConfig& p = config.policies[0].policy;
+  CHECK(p.content == proxy::config::PolicyMode::hmac);
+  CHECK_FALSE(p.keep_structure);
+  CHECK(p.structural_keys == std::vector<std::string>{"tool_*"});
+  CHECK(p.max_structure_bytes == 1024);
+  REQUIRE(p.messages.size() == 3);
+  CHECK(p.messages[1].name == "User");
+  CHECK(p.messages[2].mode == proxy::config::PolicyMode::hash);
+  REQUIRE(p.parts.size() == 1);
+  CHECK(p.parts[0].mode == proxy::config::PolicyMode::redact);
+  CHECK(p.key_file == "/etc/otlp-mlflow-proxy/hmac.key");
+  CHECK(kDefaultConfig.policies.empty());
+  CHECK(proxy::config::find_policy(kDefaultConfig, "default")->keep_structure);
+
+  // The dump names the key's file, never a key, and loads back the same.
+  const std::string rendered = proxy::config::render_effective(config);
+  CHECK(contains(rendered, "structure: whole"));
+  CHECK(contains(rendered, "key_file: \"/etc/otlp-mlflow-proxy/hmac.key\""));
+  CHECK(contains(rendered, "messages: {\"system\": verbose, \"User\": mask, \"tool\": hash}"));
+  TempDir dir;
+  const Config reloaded = proxy::config::load({"--config", dir.write("again.yaml", rendered)}, {}).config;
+  CHECK(proxy::config::render_effective(reloaded) == rendered);
+
+  CHECK(yaml_error("policies:\n  p:\n    messages: {user: drop}\n") ==
+        "proxy.yaml:3:22: policies.p.messages.user: drop cannot apply inside a value");
+  CHECK(yaml_error("policies:\n  p:\n    structure: maybe\n") ==
+        "proxy.yaml:3:16: policies.p.structure: expected keep or whole, got \"maybe\"");
+}

@@ -92,11 +92,15 @@ TEST_CASE("mask keeps each value's type: markers for text, zero for numbers, sha
   CHECK(list.array_value().values(0).string_value() == "[masked: 5 bytes]");
   CHECK(list.array_value().values(1).int_value() == 0);
 
+  // structure: whole masks every leaf of a key-value list, structural keys too.
+  config::PolicyConfig whole_config;
+  whole_config.keep_structure = false;
+  const CompiledPolicy whole{whole_config};
   AnyValue message;
   auto* role = message.mutable_kvlist_value()->add_values();
   role->set_key("role");
   *role->mutable_value() = text("user");
-  CHECK(apply_value(policy, mask, message, 1, tally));
+  CHECK(apply_value(whole, mask, message, 1, tally));
   CHECK(message.kvlist_value().values(0).key() == "role");
   CHECK(message.kvlist_value().values(0).value().string_value() == "[masked: 4 bytes]");
 

@@ -1,0 +1,508 @@
+#include "policy/json_structure.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace proxy::policy {
+namespace {
+
+using config::PolicyMode;
+
+// The GenAI / OpenAI names, and Koog's "tool" (the tool's name in its node inputs and outputs).
+constexpr std::string_view kStructuralKeys[] = {"role",          "type",  "name", "id", "tool_call_id",
+                                                "finish_reason", "model", "tool"};
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+bool equals_ignoring_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+           return lower(x) == lower(y);
+         });
+}
+
+// Length of the UTF-8 sequence starting at `i`, 0 when it is not valid (overlong forms,
+// surrogates and code points past U+10FFFF included).
+std::size_t utf8_sequence(std::string_view text, std::size_t i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = byte(i);
+  if (lead < 0x80) return 1;
+  std::size_t length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC2 ? 2 : 0;
+  if (length == 0 || lead > 0xF4 || i + length > text.size()) return 0;
+  for (std::size_t k = 1; k < length; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+  }
+  const unsigned char second = byte(i + 1);
+  if (lead == 0xE0 && second < 0xA0) return 0;  // overlong
+  if (lead == 0xED && second >= 0xA0) return 0;  // UTF-16 surrogate
+  if (lead == 0xF0 && second < 0x90) return 0;  // overlong
+  if (lead == 0xF4 && second >= 0x90) return 0;  // past U+10FFFF
+  return length;
+}
+
+bool valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    // ASCII runs are the common case: skip them eight bytes at a time.
+    while (i + 8 <= text.size()) {
+      std::uint64_t word = 0;
+      std::copy_n(text.data() + i, 8, reinterpret_cast<char*>(&word));
+      if (word & 0x8080808080808080ULL) break;
+      i += 8;
+    }
+    if (i >= text.size()) break;
+    const std::size_t length = utf8_sequence(text, i);
+    if (length == 0) return false;
+    i += length;
+  }
+  return true;
+}
+
+void append_utf8(std::string& out, std::uint32_t code) {
+  if (code < 0x80) {
+    out += static_cast<char>(code);
+  } else if (code < 0x800) {
+    out += static_cast<char>(0xC0 | (code >> 6));
+    out += static_cast<char>(0x80 | (code & 0x3F));
+  } else if (code < 0x10000) {
+    out += static_cast<char>(0xE0 | (code >> 12));
+    out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (code & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (code >> 18));
+    out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (code & 0x3F));
+  }
+}
+
+// Appends `text` as the inside of a JSON string: quotes, backslashes and control bytes escaped,
+// everything else (UTF-8 included) as it is, in runs.
+void append_escaped(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.substr(run, i - run));
+    run = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0x0F];
+    }
+  }
+  out.append(text.substr(run));
+}
+
+bool zeroes_scalars(PolicyMode mode) {
+  return mode == PolicyMode::mask || mode == PolicyMode::hash || mode == PolicyMode::hmac;
+}
+
+const config::ModeByName* select(std::span<const config::ModeByName> selectors, std::string_view name) {
+  for (const config::ModeByName& selector : selectors) {
+    if (equals_ignoring_case(selector.name, name)) return &selector;
+  }
+  return nullptr;
+}
+
+// Scratch buffers per nesting level (the text itself, a string inside it): reused, so a walk
+// allocates nothing once they have grown to the largest value seen.
+struct Scratch {
+  std::string unescaped[2];
+  std::string nested;
+  std::string replacement;
+};
+
+Scratch& scratch() {
+  thread_local Scratch buffers;
+  return buffers;
+}
+
+// The "role" and "type" string values among an object's own members, found ahead of the walk so
+// a selector applies to members written before them. Raw (escapes kept): a role with escapes is
+// not one a selector names.
+struct Members {
+  std::string_view role;
+  std::string_view type;
+};
+
+StructureResult walk(std::string_view text, PolicyMode mode, const StructureOptions& options,
+                     const LeafRewriter& rewriter, std::string& out, unsigned depth, unsigned level);
+
+class Walker {
+ public:
+  Walker(std::string_view in, const StructureOptions& options, const LeafRewriter& rewriter,
+         std::string& out, unsigned level)
+      : in_(in), options_(options), rewriter_(rewriter), out_(out), level_(level) {}
+
+  Fallback run(PolicyMode mode, unsigned depth) {
+    skip_space();
+    if (!value(mode, depth, {}, false)) return error_;
+    skip_space();
+    return pos_ == in_.size() ? Fallback::none : Fallback::not_json;
+  }
+
+  const std::array<std::uint32_t, kFallbackCount>& nested_fallbacks() const { return nested_fallbacks_; }
+  std::uint32_t rewritten() const { return rewritten_; }
+
+ private:
+  bool fail(Fallback why) {
+    error_ = why;
+    return false;
+  }
+  bool at_end() const { return pos_ >= in_.size(); }
+  char peek() const { return at_end() ? '\0' : in_[pos_]; }
+  void skip_space() {
+    while (!at_end() && is_space(in_[pos_])) ++pos_;
+  }
+
+  bool value(PolicyMode mode, unsigned depth, std::string_view key, bool structural) {
+    switch (peek()) {
+      case '{': return object(mode, depth);
+      case '[': return array(mode, depth);
+      case '"': return string_leaf(mode, depth, key, structural);
+      case 't': return literal("true", mode, structural);
+      case 'f': return literal("false", mode, structural);
+      case 'n': return literal("null", PolicyMode::verbose, true);
+      default: return number(mode, structural);
+    }
+  }
+
+  bool enter(unsigned depth) {
+    if (depth > options_.max_depth) return fail(Fallback::too_deep);
+    out_ += in_[pos_++];
+    skip_space();
+    return true;
+  }
+
+  bool object(PolicyMode mode, unsigned depth) {
+    const PolicyMode own = selected_mode(mode);
+    if (!enter(depth)) return false;
+    if (peek() == '}') return close('}');
+    for (;;) {
+      if (peek() != '"') return fail(Fallback::not_json);
+      const std::size_t key_start = pos_;
+      if (!string_end()) return false;
+      const std::string_view key = in_.substr(key_start + 1, pos_ - key_start - 2);
+      out_.append(in_.substr(key_start, pos_ - key_start));
+      skip_space();
+      if (peek() != ':') return fail(Fallback::not_json);
+      out_ += ':';
+      ++pos_;
+      skip_space();
+      if (!value(own, depth + 1, key, !key.empty() && is_structural_key(options_, key))) return false;
+      if (!next_member('}')) return !error_flagged() && close('}');
+    }
+  }
+
+  bool array(PolicyMode mode, unsigned depth) {
+    if (!enter(depth)) return false;
+    if (peek() == ']') return close(']');
+    for (;;) {
+      if (!value(mode, depth + 1, {}, false)) return false;
+      if (!next_member(']')) return !error_flagged() && close(']');
+    }
+  }
+
+  // After a member: true at a ',' (consumed, more follow), false at the closing bracket or an
+  // error (flagged).
+  bool next_member(char closing) {
+    skip_space();
+    if (peek() == ',') {
+      out_ += ',';
+      ++pos_;
+      skip_space();
+      return true;
+    }
+    if (peek() != closing) error_ = Fallback::not_json;
+    return false;
+  }
+  bool error_flagged() const { return error_ != Fallback::none; }
+  bool close(char closing) {
+    out_ += closing;
+    ++pos_;
+    return true;
+  }
+
+  PolicyMode selected_mode(PolicyMode mode) const {
+    if (options_.roles.empty() && options_.parts.empty()) return mode;
+    const Members members = scan_members();
+    if (const auto* part = select(options_.parts, members.type)) return part->mode;
+    if (const auto* role = select(options_.roles, members.role)) return role->mode;
+    return mode;
+  }
+
+  // Finds the object's own "role" and "type" string members; a light scan that trusts the walk
+  // after it to reject malformed input.
+  Members scan_members() const {
+    Members members;
+    std::size_t i = pos_ + 1;
+    int depth = 1;
+    bool key_next = true;
+    while (i < in_.size() && depth > 0) {
+      const char c = in_[i];
+      if (c == '"') {
+        const std::size_t end = raw_string_end(i);
+        if (end == std::string_view::npos) break;
+        if (depth == 1 && key_next) i = scan_member(i, end, members);
+        else i = end;
+        key_next = false;
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      else if (c == '}' || c == ']') --depth;
+      else if (c == ',' && depth == 1) key_next = true;
+      ++i;
+    }
+    return members;
+  }
+
+  // One member whose key spans [start, end): records role/type; returns where scanning goes on.
+  std::size_t scan_member(std::size_t start, std::size_t end, Members& members) const {
+    const std::string_view key = in_.substr(start + 1, end - start - 2);
+    std::size_t i = end;
+    while (i < in_.size() && (is_space(in_[i]) || in_[i] == ':')) ++i;
+    if (i >= in_.size() || in_[i] != '"' || (key != "role" && key != "type")) return i;
+    const std::size_t value_end = raw_string_end(i);
+    if (value_end == std::string_view::npos) return in_.size();
+    (key == "role" ? members.role : members.type) = in_.substr(i + 1, value_end - i - 2);
+    return value_end;
+  }
+
+  // Just past the closing quote of the string starting at `start`, or npos.
+  std::size_t raw_string_end(std::size_t start) const {
+    for (std::size_t i = start + 1; i < in_.size(); ++i) {
+      if (in_[i] == '\\') ++i;
+      else if (in_[i] == '"') return i + 1;
+    }
+    return std::string_view::npos;
+  }
+
+  // Moves past a string token, checking its escapes; false (flagged) when it is not valid JSON.
+  bool string_end() {
+    ++pos_;
+    while (!at_end()) {
+      const auto c = static_cast<unsigned char>(in_[pos_]);
+      if (c == '"') {
+        ++pos_;
+        return true;
+      }
+      if (c < 0x20) return fail(Fallback::not_json);
+      if (c == '\\' && !valid_escape()) return false;
+      ++pos_;
+    }
+    return fail(Fallback::not_json);
+  }
+
+  // At a backslash: leaves pos_ on the escape's last character.
+  bool valid_escape() {
+    ++pos_;
+    if (at_end()) return fail(Fallback::not_json);
+    const char e = in_[pos_];
+    if (e != 'u') {
+      return std::string_view("\"\\/bfnrt").find(e) != std::string_view::npos || fail(Fallback::not_json);
+    }
+    if (pos_ + 4 >= in_.size()) return fail(Fallback::not_json);
+    for (int k = 1; k <= 4; ++k) {
+      if (!std::isxdigit(static_cast<unsigned char>(in_[pos_ + k]))) return fail(Fallback::not_json);
+    }
+    pos_ += 4;
+    return true;
+  }
+
+  bool string_leaf(PolicyMode mode, unsigned depth, std::string_view key, bool structural) {
+    const std::size_t start = pos_;
+    if (!string_end()) return false;
+    const std::string_view raw = in_.substr(start, pos_ - start);
+    if (structural || mode == PolicyMode::verbose) {
+      out_.append(raw);
+      return true;
+    }
+    std::string_view text = raw.substr(1, raw.size() - 2);
+    if (text.find('\\') != std::string_view::npos) {
+      std::string& unescaped = scratch().unescaped[level_];
+      if (!unescape(text, unescaped)) return fail(Fallback::invalid_utf8);
+      text = unescaped;
+    }
+    if (level_ == 0 && looks_like_json(text) && nested(text, mode, depth)) return true;
+    return leaf_text(mode, key, text, raw);
+  }
+
+  // A string holding JSON, walked once more and written back as a string.
+  bool nested(std::string_view text, PolicyMode mode, unsigned depth) {
+    std::string& inner = scratch().nested;
+    inner.clear();
+    const StructureResult result = walk(text, mode, options_, rewriter_, inner, depth, 1);
+    if (result.fallback != Fallback::none) {
+      ++nested_fallbacks_[static_cast<std::size_t>(result.fallback)];
+      return false;
+    }
+    rewritten_ += result.rewritten;
+    out_ += '"';
+    append_escaped(out_, inner);
+    out_ += '"';
+    return true;
+  }
+
+  bool leaf_text(PolicyMode mode, std::string_view key, std::string_view text, std::string_view raw) {
+    std::string& replacement = scratch().replacement;
+    replacement.clear();
+    if (text.empty() || !rewriter_.rewrite(mode, key, text, replacement)) {
+      out_.append(raw);
+      return true;
+    }
+    out_ += '"';
+    append_escaped(out_, replacement);
+    out_ += '"';
+    ++rewritten_;
+    return true;
+  }
+
+  // JSON string escapes to UTF-8; false for a lone surrogate.
+  static bool unescape(std::string_view text, std::string& out) {
+    out.clear();
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if (text[i] != '\\') {
+        out += text[i];
+        continue;
+      }
+      const char e = text[++i];
+      if (e != 'u') {
+        out += simple_escape(e);
+        continue;
+      }
+      std::uint32_t code = hex4(text.substr(i + 1, 4));
+      i += 4;
+      if (code >= 0xDC00 && code <= 0xDFFF) return false;
+      if (code >= 0xD800 && code <= 0xDBFF) {
+        if (text.substr(i + 1, 2) != "\\u") return false;
+        const std::uint32_t low = hex4(text.substr(i + 3, 4));
+        if (low < 0xDC00 || low > 0xDFFF) return false;
+        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+        i += 6;
+      }
+      append_utf8(out, code);
+    }
+    return true;
+  }
+
+  static char simple_escape(char e) {
+    switch (e) {
+      case 'b': return '\b';
+      case 'f': return '\f';
+      case 'n': return '\n';
+      case 'r': return '\r';
+      case 't': return '\t';
+      default: return e;  // '"', '\\', '/'
+    }
+  }
+
+  static std::uint32_t hex4(std::string_view digits) {
+    std::uint32_t code = 0;
+    for (char c : digits) {
+      const auto d = static_cast<unsigned char>(c);
+      code = code * 16 + (is_digit(c) ? d - '0' : (d | 0x20) - 'a' + 10);
+    }
+    return code;
+  }
+
+  bool literal(std::string_view word, PolicyMode mode, bool structural) {
+    if (in_.substr(pos_, word.size()) != word) return fail(Fallback::not_json);
+    pos_ += word.size();
+    const bool zero = !structural && zeroes_scalars(mode) && word == "true";
+    out_.append(zero ? std::string_view("false") : word);
+    rewritten_ += zero ? 1 : 0;
+    return true;
+  }
+
+  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+  bool number(PolicyMode mode, bool structural) {
+    const std::size_t start = pos_;
+    if (peek() == '-') ++pos_;
+    if (peek() == '0') ++pos_;
+    else if (!digits()) return fail(Fallback::not_json);
+    if (peek() == '.' && (++pos_, !digits())) return fail(Fallback::not_json);
+    if (peek() == 'e' || peek() == 'E') {
+      ++pos_;
+      if (peek() == '+' || peek() == '-') ++pos_;
+      if (!digits()) return fail(Fallback::not_json);
+    }
+    const std::string_view raw = in_.substr(start, pos_ - start);
+    if (!structural && zeroes_scalars(mode) && raw != "0") {
+      out_ += '0';
+      ++rewritten_;
+    } else {
+      out_.append(raw);
+    }
+    return true;
+  }
+
+  bool digits() {
+    const std::size_t start = pos_;
+    while (is_digit(peek())) ++pos_;
+    return pos_ > start;
+  }
+
+  std::string_view in_;
+  const StructureOptions& options_;
+  const LeafRewriter& rewriter_;
+  std::string& out_;
+  unsigned level_;
+  std::size_t pos_ = 0;
+  Fallback error_ = Fallback::none;
+  std::array<std::uint32_t, kFallbackCount> nested_fallbacks_{};
+  std::uint32_t rewritten_ = 0;
+};
+
+// `level` 0 is the attribute's text, 1 a string inside it (walked no deeper).
+StructureResult walk(std::string_view text, PolicyMode mode, const StructureOptions& options,
+                     const LeafRewriter& rewriter, std::string& out, unsigned depth, unsigned level) {
+  if (!looks_like_json(text)) return {Fallback::not_json, {}};
+  if (text.size() > options.max_bytes) return {Fallback::too_large, {}};
+  if (level == 0 && !valid_utf8(text)) return {Fallback::invalid_utf8, {}};
+  const std::size_t mark = out.size();
+  Walker walker(text, options, rewriter, out, level);
+  const Fallback fallback = walker.run(mode, depth);
+  if (fallback != Fallback::none) out.resize(mark);
+  return {fallback, walker.nested_fallbacks(), walker.rewritten()};
+}
+
+}  // namespace
+
+std::string_view fallback_name(Fallback fallback) {
+  switch (fallback) {
+    case Fallback::none: return "none";
+    case Fallback::not_json: return "not_json";
+    case Fallback::too_deep: return "too_deep";
+    case Fallback::too_large: return "too_large";
+    case Fallback::invalid_utf8: return "invalid_utf8";
+  }
+  return "none";
+}
+
+bool looks_like_json(std::string_view text) {
+  const std::size_t first = text.find_first_not_of(" \t\r\n");
+  return first != std::string_view::npos && (text[first] == '{' || text[first] == '[');
+}
+
+bool is_structural_key(const StructureOptions& options, std::string_view key) {
+  if (std::find(std::begin(kStructuralKeys), std::end(kStructuralKeys), key) != std::end(kStructuralKeys)) {
+    return true;
+  }
+  return options.structural_keys != nullptr && options.structural_keys->find(key) != nullptr;
+}
+
+StructureResult rewrite_structure(std::string_view text, PolicyMode mode, const StructureOptions& options,
+                                  const LeafRewriter& rewriter, std::string& out, unsigned depth) {
+  return walk(text, mode, options, rewriter, out, depth, 0);
+}
+
+}  // namespace proxy::policy

@@ -1,0 +1,261 @@
+// Structure-kept masking, per agent format, per fallback, and with role and part selectors.
+#include <string>
+#include <string_view>
+
+#include <boost/json/parse.hpp>
+#include <catch2/catch.hpp>
+
+#include "policy/json_structure.hpp"
+#include "policy/policy.hpp"
+#include "support.hpp"
+
+using namespace proxy;
+using namespace proxy::policy;
+using namespace proxy::policy::test;
+using config::PolicyMode;
+
+namespace {
+
+// The value of `key` after the policy, with `text` as the attribute's value.
+std::string masked(const CompiledPolicy& policy, std::string_view key, std::string_view text,
+                   PolicyTally* tally_out = nullptr) {
+  OneSpan one;
+  set(one.attributes(), key, AnyValue(proxy::policy::test::text(text)));
+  PolicyTally tally;
+  apply(policy, one.resource_spans, tally);
+  if (tally_out) *tally_out = tally;
+  return one.value(key);
+}
+
+std::string masked(std::string_view key, std::string_view text, PolicyTally* tally = nullptr) {
+  static const CompiledPolicy policy{config::PolicyConfig{}};
+  return masked(policy, key, text, tally);
+}
+
+bool valid_json(std::string_view text) {
+  boost::system::error_code error;
+  boost::json::parse(text, error);
+  return !error;
+}
+
+std::uint64_t fallbacks(const PolicyTally& tally, Fallback why) {
+  return tally.structure_fallbacks[static_cast<std::size_t>(why)];
+}
+
+}  // namespace
+
+TEST_CASE("GenAI semconv messages (Koog's chat spans): roles, part types, ids and tool names stay",
+          "[policy][structure]") {
+  const std::string in =
+      R"([{"role":"system","parts":[{"type":"text","content":"You are a calculator."}]},)"
+      R"({"role":"user","parts":[{"type":"text","content":"What is 6 * 7? key sk-abc"}]},)"
+      R"({"role":"assistant","parts":[{"type":"tool_call","id":"call_1","name":"multiply",)"
+      R"("arguments":{"a":6,"b":7,"exact":true,"note":null}}],"finish_reason":"tool_call"},)"
+      R"({"role":"tool","parts":[{"type":"tool_call_response","id":"call_1","response":"42"}]}])";
+  PolicyTally tally;
+  const std::string out = masked("gen_ai.input.messages", in, &tally);
+  CHECK(out ==
+        R"([{"role":"system","parts":[{"type":"text","content":"[masked: 21 bytes]"}]},)"
+        R"({"role":"user","parts":[{"type":"text","content":"[masked: 25 bytes]"}]},)"
+        R"({"role":"assistant","parts":[{"type":"tool_call","id":"call_1","name":"multiply",)"
+        R"("arguments":{"a":0,"b":0,"exact":false,"note":null}}],"finish_reason":"tool_call"},)"
+        R"({"role":"tool","parts":[{"type":"tool_call_response","id":"call_1","response":"[masked: 2 bytes]"}]}])");
+  CHECK(valid_json(out));
+  CHECK(tally.structured == 1);
+  CHECK(tally.count(PolicyMode::mask, Family::genai) == 1);
+}
+
+TEST_CASE("Koog system_instructions and node inputs: JSON kept, plain text whole", "[policy][structure]") {
+  CHECK(masked("system_instructions", R"([{"type":"text","content":"Be terse."}])") ==
+        R"([{"type":"text","content":"[masked: 9 bytes]"}])");
+  // Koog's node input is often a JSON string literal or plain text: masked whole, as before.
+  CHECK(masked("koog.node.input", R"("What is 6 * 7?")") == "[masked: 16 bytes]");
+  CHECK(masked("koog.node.input", "What is 6 * 7?") == "[masked: 14 bytes]");
+  CHECK(masked("koog.subgraph.output", R"({"content":"42","role":"assistant","metaInfo":{"totalTokensCount":9}})") ==
+        R"({"content":"[masked: 2 bytes]","role":"assistant","metaInfo":{"totalTokensCount":0}})");
+}
+
+TEST_CASE("OpenAI chat: content as string or parts, tool call arguments parsed once more",
+          "[policy][structure]") {
+  const std::string in =
+      R"({"model":"gpt-4o","messages":[{"role":"user","content":"Weather in Paris?"},)"
+      R"({"role":"user","content":[{"type":"text","text":"and this"},{"type":"image_url","image_url":{"url":"https://x/y.png"}}]},)"
+      R"({"role":"assistant","content":null,"tool_calls":[{"id":"call_9","type":"function",)"
+      R"("function":{"name":"get_weather","arguments":"{\"city\":\"Paris\",\"email\":\"bob@example.com\"}"}}]},)"
+      R"({"role":"tool","tool_call_id":"call_9","content":"sunny"}],"temperature":0.2})";
+  const std::string out = masked("mlflow.spanInputs", in);
+  CHECK(out ==
+        R"({"model":"gpt-4o","messages":[{"role":"user","content":"[masked: 17 bytes]"},)"
+        R"({"role":"user","content":[{"type":"text","text":"[masked: 8 bytes]"},{"type":"image_url","image_url":{"url":"[masked: 15 bytes]"}}]},)"
+        R"({"role":"assistant","content":null,"tool_calls":[{"id":"call_9","type":"function",)"
+        R"("function":{"name":"get_weather","arguments":"{\"city\":\"[masked: 5 bytes]\",\"email\":\"[masked: 15 bytes]\"}"}}]},)"
+        R"({"role":"tool","tool_call_id":"call_9","content":"[masked: 5 bytes]"}],"temperature":0})");
+  CHECK(valid_json(out));
+  CHECK(out.find("bob@") == std::string::npos);
+}
+
+TEST_CASE("MLflow span outputs and OpenInference values keep their shape", "[policy][structure]") {
+  CHECK(masked("mlflow.spanOutputs", R"({"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]})") ==
+        R"({"choices":[{"index":0,"message":{"role":"assistant","content":"[masked: 2 bytes]"},"finish_reason":"stop"}]})");
+  CHECK(masked("input.value", R"({"query":"where is my order 1234","top_k":3})") ==
+        R"({"query":"[masked: 22 bytes]","top_k":0})");
+  CHECK(masked("output.value", R"(["a","b"])") == R"(["[masked: 1 bytes]","[masked: 1 bytes]"])");
+}
+
+TEST_CASE("flattened message lists (OpenInference, Traceloop) keep their structural keys",
+          "[policy][structure]") {
+  const CompiledPolicy policy{config::PolicyConfig{}};
+  OneSpan one;
+  set(one.attributes(), "llm.input_messages.0.message.role", text("user"));
+  set(one.attributes(), "llm.input_messages.0.message.content", text("my secret prompt"));
+  set(one.attributes(), "llm.output_messages.0.message.tool_calls.0.tool_call.function.name", text("search"));
+  set(one.attributes(), "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments",
+      text(R"({"q":"private"})"));
+  set(one.attributes(), "gen_ai.prompt.0.role", text("system"));
+  set(one.attributes(), "gen_ai.prompt.0.content", text("rules"));
+  set(one.attributes(), "gen_ai.completion.0.finish_reason", text("stop"));
+  set(one.attributes(), "traceloop.entity.input", text(R"({"inputs":{"question":"why"},"tags":[],"kwargs":{}})"));
+  PolicyTally tally;
+  apply(policy, one.resource_spans, tally);
+  CHECK(one.value("llm.input_messages.0.message.role") == "user");
+  CHECK(one.value("llm.input_messages.0.message.content") == "[masked: 16 bytes]");
+  CHECK(one.value("llm.output_messages.0.message.tool_calls.0.tool_call.function.name") == "search");
+  CHECK(one.value("llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments") ==
+        R"({"q":"[masked: 7 bytes]"})");
+  CHECK(one.value("gen_ai.prompt.0.role") == "system");
+  CHECK(one.value("gen_ai.prompt.0.content") == "[masked: 5 bytes]");
+  CHECK(one.value("gen_ai.completion.0.finish_reason") == "stop");
+  CHECK(one.value("traceloop.entity.input") == R"({"inputs":{"question":"[masked: 3 bytes]"},"tags":[],"kwargs":{}})");
+}
+
+TEST_CASE("key-value lists keep the scalar values of structural keys", "[policy][structure]") {
+  const CompiledPolicy policy{config::PolicyConfig{}};
+  PolicyTally tally;
+  AnyValue message;
+  auto* role = message.mutable_kvlist_value()->add_values();
+  role->set_key("role");
+  *role->mutable_value() = text("user");
+  auto* content = message.mutable_kvlist_value()->add_values();
+  content->set_key("content");
+  *content->mutable_value() = text("hello");
+  CHECK(apply_value(policy, {PolicyMode::mask, Family::genai, 256}, message, 1, tally));
+  CHECK(message.kvlist_value().values(0).value().string_value() == "user");
+  CHECK(message.kvlist_value().values(1).value().string_value() == "[masked: 5 bytes]");
+}
+
+TEST_CASE("escapes: leaves are measured and hashed unescaped, written back escaped", "[policy][structure]") {
+  CHECK(masked("input.value", R"({"t":"a\nb\u00e9\ud83d\ude00"})") == R"({"t":"[masked: 9 bytes]"})");
+  config::PolicyConfig config;
+  config.content = PolicyMode::truncate;
+  config.truncate_bytes = 3;
+  const CompiledPolicy truncate{config};
+  CHECK(masked(truncate, "input.value", R"({"t":"a\"bcdef"})") == R"({"t":"a\"b[truncated: 7 bytes]"})");
+  config.content = PolicyMode::hash;
+  const CompiledPolicy hash{config};
+  // SHA-256("abc") = ba7816bf8f01cfea...: the leaf's text, not its JSON spelling.
+  CHECK(masked(hash, "input.value", R"({"t":"\u0061bc","n":5})") == R"({"t":"sha256:ba7816bf8f01cfea","n":0})");
+}
+
+TEST_CASE("redact scrubs secrets inside leaves and keeps the rest of the JSON", "[policy][structure]") {
+  const CompiledPolicy policy{policy_with(PolicyMode::redact)};
+  PolicyTally tally;
+  const std::string out =
+      masked(policy, "gen_ai.input.messages",
+             R"([{"role":"user","parts":[{"type":"text","content":"mail bob@example.com","n":3}]}])", &tally);
+  CHECK(out == R"([{"role":"user","parts":[{"type":"text","content":"mail [redacted:email]","n":3}]}])");
+  CHECK(tally.redaction_matches == 1);
+  // A secret known by its key: the key stays, its value goes.
+  CHECK(masked(policy, "input.value", R"({"password": "hunter22", "user": "bob"})", &tally) ==
+        R"({"password":"[redacted:password]","user":"bob"})");
+  // Nothing to scrub: unchanged and not counted.
+  CHECK(masked(policy, "input.value", R"({"a": "plain"})", &tally) == R"({"a": "plain"})");
+  CHECK(tally.total(PolicyMode::redact) == 0);
+}
+
+TEST_CASE("every fallback masks the whole value and is counted", "[policy][structure]") {
+  PolicyTally tally;
+  CHECK(masked("input.value", R"({"a":"unterminated)", &tally) == "[masked: 18 bytes]");
+  CHECK(fallbacks(tally, Fallback::not_json) == 1);
+  CHECK(masked("input.value", R"({"a":1} trailing)", &tally) == "[masked: 16 bytes]");
+  CHECK(fallbacks(tally, Fallback::not_json) == 1);
+  CHECK(masked("input.value", R"({"a":01})", &tally) == "[masked: 8 bytes]");
+  CHECK(fallbacks(tally, Fallback::not_json) == 1);
+  CHECK(masked("input.value", "{\"a\":\"\xff\"}", &tally) == "[masked: 9 bytes]");
+  CHECK(fallbacks(tally, Fallback::invalid_utf8) == 1);
+  CHECK(masked("input.value", R"({"a":"\udc00"})", &tally) == "[masked: 14 bytes]");
+  CHECK(fallbacks(tally, Fallback::invalid_utf8) == 1);
+  CHECK(masked("input.value", "{\"a\":\"tab\there\"}", &tally) == "[masked: 16 bytes]");
+  CHECK(fallbacks(tally, Fallback::not_json) == 1);
+
+  config::PolicyConfig config;
+  config.max_depth = 3;
+  config.max_structure_bytes = 40;
+  const CompiledPolicy small{config};
+  CHECK(masked(small, "input.value", R"({"a":[["x"]]})", &tally) == R"({"a":[["[masked: 1 bytes]"]]})");
+  CHECK(masked(small, "input.value", R"({"a":[[["x"]]]})", &tally) == "[masked: 15 bytes]");
+  CHECK(fallbacks(tally, Fallback::too_deep) == 1);
+  CHECK(masked(small, "input.value", R"({"a":")" + std::string(40, 'x') + R"("})", &tally) ==
+        "[masked: 48 bytes]");
+  CHECK(fallbacks(tally, Fallback::too_large) == 1);
+  CHECK(tally.structured == 0);
+
+  // A string inside that looks like JSON but is not: that leaf is masked whole, the rest kept.
+  CHECK(masked("input.value", R"({"a":"[1] see below","id":"x"})", &tally) ==
+        R"({"a":"[masked: 13 bytes]","id":"x"})");
+  CHECK(fallbacks(tally, Fallback::not_json) == 1);
+  CHECK(tally.structured == 1);
+}
+
+TEST_CASE("structure: whole masks JSON content as one value", "[policy][structure]") {
+  config::PolicyConfig config;
+  config.keep_structure = false;
+  const CompiledPolicy policy{config};
+  CHECK(masked(policy, "gen_ai.input.messages", R"([{"role":"user","content":"hi"}])") == "[masked: 32 bytes]");
+  CHECK(masked(policy, "llm.input_messages.0.message.role", "user") == "[masked: 4 bytes]");
+}
+
+TEST_CASE("structural_keys globs add kept keys", "[policy][structure]") {
+  config::PolicyConfig config;
+  config.structural_keys = {"tool_*", "lang"};
+  const CompiledPolicy policy{config};
+  CHECK(masked(policy, "input.value", R"({"tool_name":"grep","lang":"en","text":"hello"})") ==
+        R"({"tool_name":"grep","lang":"en","text":"[masked: 5 bytes]"})");
+}
+
+TEST_CASE("role selectors: a mode per message role, found wherever the role is written",
+          "[policy][structure][selectors]") {
+  config::PolicyConfig config;
+  config.messages = {{"system", PolicyMode::verbose}, {"tool", PolicyMode::hash}};
+  const CompiledPolicy policy{config};
+  const std::string in =
+      R"([{"parts":[{"type":"text","content":"You are helpful."}],"role":"system"},)"
+      R"({"role":"User","parts":[{"type":"text","content":"hi"}]},)"
+      R"({"role":"tool","parts":[{"type":"tool_call_response","id":"c1","response":"abc"}]}])";
+  CHECK(masked(policy, "gen_ai.input.messages", in) ==
+        R"([{"parts":[{"type":"text","content":"You are helpful."}],"role":"system"},)"
+        R"({"role":"User","parts":[{"type":"text","content":"[masked: 2 bytes]"}]},)"
+        R"({"role":"tool","parts":[{"type":"tool_call_response","id":"c1","response":"sha256:ba7816bf8f01cfea"}]}])");
+}
+
+TEST_CASE("part selectors win over the role", "[policy][structure][selectors]") {
+  config::PolicyConfig config;
+  config.messages = {{"user", PolicyMode::verbose}};
+  config.parts = {{"tool_call_response", PolicyMode::hash}, {"text", PolicyMode::mask}};
+  const CompiledPolicy policy{config};
+  const std::string in =
+      R"([{"role":"user","parts":[{"type":"text","content":"hi"},{"type":"tool_call_response","response":"abc"},)"
+      R"({"type":"blob","data":"raw"}]}])";
+  CHECK(masked(policy, "gen_ai.input.messages", in) ==
+        R"([{"role":"user","parts":[{"type":"text","content":"[masked: 2 bytes]"},)"
+        R"({"type":"tool_call_response","response":"sha256:ba7816bf8f01cfea"},{"type":"blob","data":"raw"}]}])");
+}
+
+TEST_CASE("the walker's output is valid JSON for odd but valid input", "[policy][structure]") {
+  for (const char* in : {R"([])", R"({})", R"( [ 1 , -2.5e+3 , true , false , null , "" , {} ] )",
+                         R"({"k":{"k":{"k":[[],[{}]]}}})", R"(["\\\"\/\b\f\n\r\t"])"}) {
+    INFO(in);
+    const std::string out = masked("input.value", in);
+    CHECK(valid_json(out));
+  }
+  CHECK(masked("input.value", R"( [ 1 , -2.5e+3 , true , false , null , "" ] )") == R"([0,0,false,false,null,""])");
+}
