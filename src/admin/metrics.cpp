@@ -203,6 +203,8 @@ constexpr Scalar<RoutingCounts, std::uint64_t> kRoutingScalars[] = {
      &RoutingCounts::depth_rejected},
     {"policy_koog_hidden_total", "Koog's HIDDEN:non-empty values passed through", kCounter,
      &RoutingCounts::koog_hidden},
+    {"policy_structured_values_total", "JSON content values masked leaf by leaf (structure: keep)",
+     kCounter, &RoutingCounts::structured},
     {"policy_spans_total", "Spans the policy stage walked", kCounter, &RoutingCounts::policy_spans},
     {"normalize_spans_total", "Spans the normalize stage walked (routes with normalize on)",
      kCounter, &RoutingCounts::normalize_spans},
@@ -236,6 +238,13 @@ void collect_routing(Families& out, const RoutingCounts& counts) {
     }
   }
   out.scalars(counts, kRoutingScalars);
+  auto& fallbacks = out.family("policy_structure_fallbacks_total",
+                               "JSON-looking content given the whole-value mode instead, by reason",
+                               kCounter);
+  for (std::size_t i = 1; i < policy::kFallbackCount; ++i) {
+    Families::add(fallbacks, value_of(counts.structure_fallbacks[i]),
+                  {{"reason", std::string(policy::fallback_name(static_cast<policy::Fallback>(i)))}});
+  }
 
   auto& changes = out.family("normalize_changes_total",
                              "Spans changed by a normalize rule, by rule (preview: roots given "

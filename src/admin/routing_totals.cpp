@@ -24,6 +24,10 @@ void RoutingCounts::add(const routing::Router& router) {
   redaction_matches += policy.redaction_matches.load(std::memory_order_relaxed);
   depth_rejected += policy.depth_rejected.load(std::memory_order_relaxed);
   koog_hidden += policy.koog_hidden.load(std::memory_order_relaxed);
+  structured += policy.structured.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < policy::kFallbackCount; ++i) {
+    structure_fallbacks[i] += policy.structure_fallbacks[i].load(std::memory_order_relaxed);
+  }
   policy_spans += policy.spans.load(std::memory_order_relaxed);
   requests_split += stats.requests_split.load(std::memory_order_relaxed);
   headers_overridden += stats.headers_overridden.load(std::memory_order_relaxed);
@@ -50,6 +54,8 @@ void RoutingCounts::add(const RoutingCounts& other) {
   redaction_matches += other.redaction_matches;
   depth_rejected += other.depth_rejected;
   koog_hidden += other.koog_hidden;
+  structured += other.structured;
+  for (std::size_t i = 0; i < policy::kFallbackCount; ++i) structure_fallbacks[i] += other.structure_fallbacks[i];
   policy_spans += other.policy_spans;
   requests_split += other.requests_split;
   headers_overridden += other.headers_overridden;

@@ -25,6 +25,8 @@ struct RoutingCounts {
   std::uint64_t redaction_matches = 0;
   std::uint64_t depth_rejected = 0;
   std::uint64_t koog_hidden = 0;
+  std::uint64_t structured = 0;
+  std::array<std::uint64_t, policy::kFallbackCount> structure_fallbacks{};
   std::uint64_t policy_spans = 0;
   std::uint64_t requests_split = 0;
   std::uint64_t headers_overridden = 0;

@@ -332,6 +332,14 @@ boost::json::object json_change_counts(const Totals& totals, Stage stage) {
   return {{"changed", counts[0]}, {"added", counts[1]}, {"dropped", counts[2]}};
 }
 
+boost::json::object json_fallbacks(const policy::PolicyStats& stats) {
+  boost::json::object fallbacks;
+  for (std::size_t i = 1; i < policy::kFallbackCount; ++i) {
+    fallbacks[policy::fallback_name(static_cast<policy::Fallback>(i))] = stats.structure_fallbacks[i].load();
+  }
+  return fallbacks;
+}
+
 boost::json::object json_policy_stats(const policy::PolicyStats& stats) {
   boost::json::array values;
   for (std::size_t mode = 0; mode < policy::kModeCount; ++mode) {
@@ -347,6 +355,8 @@ boost::json::object json_policy_stats(const policy::PolicyStats& stats) {
           {"redaction_matches", stats.redaction_matches.load()},
           {"depth_rejected", stats.depth_rejected.load()},
           {"koog_hidden", stats.koog_hidden.load()},
+          {"structured", stats.structured.load()},
+          {"structure_fallbacks", json_fallbacks(stats)},
           {"spans", stats.spans.load()},
           {"summary", policy::summarize(stats)}};
 }

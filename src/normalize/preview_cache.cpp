@@ -84,6 +84,25 @@ bool is_agent_invocation(const otlp::Span& span) {
   return string_of(find_attribute(span, "gen_ai.operation.name")) == "invoke_agent";
 }
 
+// A model call (GenAI chat or text completion), whose messages are what the agent was asked.
+bool is_llm_call(const otlp::Span& span) {
+  const std::string_view operation = string_of(find_attribute(span, "gen_ai.operation.name"));
+  return operation == "chat" || operation == "text_completion" || operation == "generate_content";
+}
+
+// Koog 1.x puts the conversation on its chat spans, not on invoke_agent: the first call's
+// messages with a user message rank with invoke_agent's (which, starting earlier, still wins when
+// it has one); the last call's answer ranks with the graph's exit node (which ends later).
+void offer_llm_call(std::string_view route, const otlp::Span& span, PreviewCache& cache,
+                    PreviewCache::Clock::time_point now) {
+  cache.offer(route, span.trace_id(),
+              part_of(first_present(span, {kSpanInputs, "gen_ai.input.messages"}), "user", 1, 2,
+                      span.start_time_unix_nano()),
+              part_of(first_present(span, {kSpanOutputs, "gen_ai.output.messages"}), "assistant", 1, 1,
+                      span.end_time_unix_nano()),
+              false, now);
+}
+
 // A root that starts an agent (Koog's create_agent): its trace will have an invoke_agent, worth
 // waiting for. Other roots are never held: nothing says content is coming.
 bool is_agent_root(const otlp::Span& span) {
@@ -231,6 +250,10 @@ void collect_previews(const Normalizer& normalizer, std::string_view route,
                     part_of(first_present(span, {kSpanOutputs, "gen_ai.output.messages", "output.value"}),
                             "assistant", 1, 2, end),
                     true, now);
+        continue;
+      }
+      if (is_llm_call(span)) {
+        offer_llm_call(route, span, cache, now);
         continue;
       }
       const std::string_view node = string_of(find_attribute(span, "koog.node.id"));

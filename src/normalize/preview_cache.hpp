@@ -5,10 +5,13 @@
 // route too, so a root never receives content from a route with a weaker policy) until the root
 // arrives or the entry expires. Best, as Koog 1.0.0 really emits them:
 //   3. invoke_agent's gen_ai.input.messages with a user message (outputs: an assistant message);
+//      else the first LLM call's (a chat span's) messages with a user message: Koog 1.x's
+//      invoke_agent carries none, its chat spans do (masked leaf by leaf, roles kept);
 //   2. the agent graph's entry and exit: the earliest-starting Koog "__start__" node's input, the
 //      latest-ending "__finish__" node's output (Koog 1.0.0's invoke_agent messages hold only the
 //      system prompt, so this is what a Koog trace's preview shows);
-//   1. invoke_agent's messages anyway.
+//   1. invoke_agent's messages anyway. Outputs: the last LLM call's answer ranks 2 when it has an
+//      assistant message (the exit node, ending later, still wins), 1 otherwise.
 // Values are stored in the chat shape MLflow previews ({"messages":[{"role","content"}]}).
 //
 // Bounded by bytes (key, values and bookkeeping) and by age; the oldest entries go first when a

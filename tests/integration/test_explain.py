@@ -70,6 +70,51 @@ def to_otlp_json(request: ExportTraceServiceRequest) -> dict:
     return fix(MessageToDict(request))
 
 
+# Values of these keys stay when they are scalars (README, "Structure kept").
+STRUCTURAL_KEYS = {"role", "type", "name", "id", "tool_call_id", "finish_reason", "model", "tool"}
+
+
+def mask_text(text: str) -> str:
+    return f"[masked: {len(text.encode())} bytes]"
+
+
+def looks_like_json(text: str) -> bool:
+    return text.lstrip(" \t\r\n")[:1] in ("{", "[")
+
+
+def mask_leaves(node, nested: bool = False):
+    """The default policy's structure-kept mask, written independently of the C++ walker."""
+    if isinstance(node, dict):
+        return {k: v if k in STRUCTURAL_KEYS and not isinstance(v, (dict, list)) else mask_leaves(v, nested)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [mask_leaves(v, nested) for v in node]
+    if isinstance(node, str):
+        if node and not nested and looks_like_json(node):
+            try:
+                return compact(mask_leaves(json.loads(node), True))
+            except ValueError:
+                pass
+        return mask_text(node) if node else node
+    if isinstance(node, bool):
+        return False
+    return 0 if isinstance(node, (int, float)) else node
+
+
+def compact(node) -> str:
+    return json.dumps(node, separators=(",", ":"), ensure_ascii=False)
+
+
+def masked_by_default(value: str) -> str:
+    """A content value after the default policy: JSON leaf by leaf, anything else whole."""
+    if looks_like_json(value):
+        try:
+            return compact(mask_leaves(json.loads(value)))
+        except ValueError:
+            pass
+    return mask_text(value)
+
+
 def changes(report: dict, stage: str | None = None):
     for resource in report["resources"]:
         for span in resource["spans"]:
@@ -78,9 +123,10 @@ def changes(report: dict, stage: str | None = None):
                     yield span, change
 
 
-def test_koog_trace_every_content_value_is_masked_with_its_size(proxy_binary):
+def test_koog_trace_every_content_value_is_masked_leaf_by_leaf(proxy_binary):
     trace = load(KOOG)
-    expected = content_attributes(trace)
+    expected = {where: value for where, value in content_attributes(trace).items()
+                if masked_by_default(value) != value}
     assert len(expected) >= 20  # the real agent is verbose: prompts, answers, node I/O, tools
     report = explain_json(proxy_binary, KOOG)
 
@@ -93,7 +139,19 @@ def test_koog_trace_every_content_value_is_masked_with_its_size(proxy_binary):
         change = policy[where]
         assert change["change"] == "changed" and change["place"] == "span"
         assert change["before"] == {"type": "string", "bytes": len(value.encode()), "value": value}
-        assert change["after"]["value"] == f"[masked: {len(value.encode())} bytes]"
+        after = change["after"]["value"]
+        # explain shows JSON text as JSON; what the proxy sends is the compact text.
+        assert (after if isinstance(after, str) else compact(after)) == masked_by_default(value)
+    # The chat spans keep their messages, roles and tool names; the text is gone.
+    chat = [c for (span_id, key), c in policy.items() if key == "gen_ai.input.messages"]
+    messages = [json.loads(c["after"]["value"]) if isinstance(c["after"]["value"], str)
+                else c["after"]["value"] for c in chat]
+    assert any([m["role"] for m in ms] == ["System", "tool", "User"] for ms in messages)
+    sent = "".join(c["after"]["value"] if isinstance(c["after"]["value"], str) else compact(c["after"]["value"])
+                   for c in policy.values())
+    assert '"name":"get_weather"' in sent and '"tool":"get_weather"' in sent
+    for text in ("What is the weather in Paris", "Sunny, 21 degrees", "helpful weather assistant"):
+        assert text not in sent
 
     tally = report["tally"]
     assert tally["spans"] == len(list(spans_of(trace)))
@@ -105,6 +163,8 @@ def test_koog_trace_every_content_value_is_masked_with_its_size(proxy_binary):
     assert sum(v["count"] for v in tally["policy"]["values"]) == len(expected)
     assert {v["mode"] for v in tally["policy"]["values"]} == {"mask"}
     assert tally["policy"]["spans"] == tally["spans"]
+    assert tally["policy"]["structured"] == sum(looks_like_json(v) for v in expected.values())
+    assert set(tally["policy"]["structure_fallbacks"].values()) == {0}
 
 
 def test_koog_trace_normalization_fixes_counts_and_fills_the_root_preview(proxy_binary):
@@ -121,13 +181,21 @@ def test_koog_trace_normalization_fixes_counts_and_fills_the_root_preview(proxy_
         assert change["after"] == {"type": "int", "bytes": len(change["before"]["value"]),
                                    "value": int(change["before"]["value"])}
     # The root (create_agent) takes its trace's request and answer, masked: never the content.
+    # Koog 1.x's invoke_agent holds no user message, so the request is the first chat call's.
     root = next(s for r in report["resources"] for s in r["spans"] if not s["parent_span_id"])
     assert root["name"].startswith("create_agent")
     filled = {c["key"]: c["after"]["value"] for c in root["changes"] if c["stage"] == "normalize"}
-    prompt = next(kv.value.string_value for span in spans_of(trace) for kv in span.attributes
-                  if span.name == "node __start__" and kv.key == "koog.node.input")
-    assert filled["mlflow.spanInputs"] == {"messages": [
-        {"role": "user", "content": f"[masked: {len(prompt.encode())} bytes]"}]}
+    first_chat = min((s for s in spans_of(trace) if s.name.startswith("chat ")),
+                     key=lambda s: s.start_time_unix_nano)
+    sent = json.loads(next(kv.value.string_value for kv in first_chat.attributes
+                           if kv.key == "gen_ai.input.messages"))
+    expected = [{"role": m["role"].lower(), "content": mask_text(p["content"])}
+                for m in sent for p in m["parts"] if p.get("type") == "text"]
+    assert filled["mlflow.spanInputs"] == {"messages": expected}
+    assert [m["role"] for m in expected] == ["system", "user"]
+    answer = next(kv.value.string_value for span in spans_of(trace) for kv in span.attributes
+                  if span.name == "node __finish__" and kv.key == "koog.node.output")
+    assert filled["mlflow.spanOutputs"] == {"messages": [{"role": "assistant", "content": mask_text(answer)}]}
     assert "Paris" not in json.dumps([c["after"] for _, c in normalized])
     assert report["tally"]["normalize"]["changes"]["preview"] == 1
 
@@ -142,13 +210,17 @@ def test_koog_trace_text_shows_routes_before_after_and_the_tally(proxy_binary):
     assert lines[0] == f"explain {KOOG}: protobuf, 1 request, {tally['spans']} spans"
     assert 'service.name "koog-weather-agent"' in lines
     assert '  route "default" -> experiment id 0, policy "default", normalization on' in lines
-    # A long prompt is cut for the terminal, with its size; the masked value follows.
+    # A long prompt is cut for the terminal, with its size; the masked value follows, cut too
+    # when long: the structure kept, the text masked.
     span, change = max(changes(report, "policy"), key=lambda sc: sc[1]["before"]["bytes"])
     size = change["before"]["bytes"]
+    after = masked_by_default(change["before"]["value"])
     at = text.index(f"  span \"{span['name']}\" {span['span_id']}")
     block = text[at:text.index("\n  span ", at + 1)]
     assert f"    ~ {change['key']} (policy)\n        before: \"" in block
-    assert f"\u2026\" ({size} bytes)\n        after:  \"[masked: {size} bytes]\"\n" in block
+    assert f"\u2026\" ({size} bytes)\n        after:  \"" in block
+    assert f"\u2026\" ({len(after.encode())} bytes)\n" in block
+    assert '[masked: 62 bytes]' in block
     assert "\n  span \"strategy weather_strategy\"" in text
     policy_counts = tally["changes"]["policy"]
     assert (f"  attributes by the policy: {policy_counts['changed']} changed, 0 added, 0 dropped"
