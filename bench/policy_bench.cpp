@@ -87,6 +87,44 @@ std::string make_request(bool with_secret) {
   return request.SerializeAsString();
 }
 
+// A Koog 1.x chat span: the conversation as GenAI messages (system, user, an assistant tool call,
+// the tool's answer), the system prompt again as system_instructions, the answer as output
+// messages; each text `text_bytes` long.
+std::string make_koog_request(std::size_t text_bytes) {
+  otlp::ExportRequest request;
+  auto* resource_spans = request.add_resource_spans();
+  set(*resource_spans->mutable_resource()->mutable_attributes(), "service.name", "koog-agent");
+  auto* scope_spans = resource_spans->add_scope_spans();
+  scope_spans->mutable_scope()->set_name("ai.koog.agents.features.opentelemetry");
+  const auto text_part = [](const std::string& text) {
+    return R"({"type":"text","content":")" + text + R"("})";
+  };
+  for (int i = 0; i < kSpansPerRequest; ++i) {
+    otlp::Span* span = scope_spans->add_spans();
+    span->set_trace_id(std::string(16, static_cast<char>(1 + i % 7)));
+    span->set_span_id(std::string(8, static_cast<char>(1 + i % 5)));
+    span->set_name("chat gpt-4o");
+    auto& attributes = *span->mutable_attributes();
+    set(attributes, "gen_ai.operation.name", "chat");
+    set(attributes, "gen_ai.request.model", "gpt-4o");
+    set_int(attributes, "gen_ai.usage.input_tokens", 412);
+    set_int(attributes, "gen_ai.usage.output_tokens", 233);
+    const std::string system = prose(text_bytes, i + 7);
+    set(attributes, "gen_ai.input.messages",
+        R"([{"role":"system","parts":[)" + text_part(system) + R"(]},{"role":"user","parts":[)" +
+            text_part(prose(text_bytes, i)) +
+            R"(]},{"role":"assistant","parts":[{"type":"tool_call","id":"call_1","name":"search",)"
+            R"("arguments":{"query":")" + prose(text_bytes / 8 + 8, i + 1) +
+            R"(","limit":5}}]},{"role":"tool","parts":[{"type":"tool_call_response","id":"call_1","response":")" +
+            prose(text_bytes, i + 2) + R"("}]}])");
+    set(attributes, "system_instructions", "[" + text_part(system) + "]");
+    set(attributes, "gen_ai.output.messages",
+        R"([{"role":"assistant","parts":[)" + text_part(prose(text_bytes, i + 3)) +
+            R"(],"finish_reason":"stop"}])");
+  }
+  return request.SerializeAsString();
+}
+
 struct Result {
   double spans_per_second;
   double ns_per_span;
@@ -129,6 +167,31 @@ void print(const char* what, const Result& result, double decode_ns) {
               result.ns_per_span, result.ns_per_span / decode_ns);
 }
 
+// Structure-kept against whole-value masking on Koog chat spans (4 messages, system
+// instructions, the answer), short and ~1.5 KB texts.
+void bench_structure(double seconds, double decode_ns, policy::PolicyTally& tally) {
+  for (const std::size_t text_bytes : {std::size_t{40}, std::size_t{1500}}) {
+    const std::string koog = make_koog_request(text_bytes);
+    std::printf("Koog chat spans, %zu-byte texts: %zu bytes/span\n", text_bytes, koog.size() / kSpansPerRequest);
+    double whole_ns = 0;
+    for (const config::PolicyMode mode : {config::PolicyMode::mask, config::PolicyMode::hash}) {
+      for (const bool keep : {false, true}) {
+        config::PolicyConfig config;
+        config.content = mode;
+        config.keep_structure = keep;
+        const policy::CompiledPolicy compiled(config);
+        const Result result = measure_policy(seconds, koog, compiled, tally);
+        if (!keep) whole_ns = result.ns_per_span;
+        char name[64];
+        std::snprintf(name, sizeof name, "  %s, structure %s", mode == config::PolicyMode::mask ? "mask" : "hash",
+                      keep ? "kept" : "whole");
+        print(name, result, decode_ns);
+        if (keep) std::printf("  %-42s %.2fx whole-value\n", "", result.ns_per_span / whole_ns);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,7 +220,7 @@ int main(int argc, char** argv) {
     print(name, measure_policy(seconds, body, compiled, tally), decode.ns_per_span);
   };
   run("policy verbose (walk only)", config::PolicyMode::verbose, plain);
-  run("policy mask (default)", config::PolicyMode::mask, plain);
+  run("policy mask (default, structure kept)", config::PolicyMode::mask, plain);
   run("policy hash (SHA-256)", config::PolicyMode::hash, plain);
   run("policy truncate 256", config::PolicyMode::truncate, plain);
   run("policy redact, built-in patterns, clean text", config::PolicyMode::redact, plain);
@@ -171,6 +234,8 @@ int main(int argc, char** argv) {
           decode.ns_per_span);
   }
   std::printf("(redaction matches counted: %llu)\n", static_cast<unsigned long long>(tally.redaction_matches));
+
+  bench_structure(seconds, decode.ns_per_span, tally);
 
   // The redactor alone over one span's content (2.9 KB in three values), with and without the
   // prefilter that skips RE2 for values no built-in pattern can match.

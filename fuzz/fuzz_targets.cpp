@@ -12,6 +12,7 @@
 #include <variant>
 
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/beast/http.hpp>
 #include <google/protobuf/arena.h>
 #include <spdlog/spdlog.h>
@@ -20,6 +21,7 @@
 #include "otlp/json.hpp"
 #include "otlp/protobuf.hpp"
 #include "policy/content_keys.hpp"
+#include "policy/json_structure.hpp"
 #include "policy/policy.hpp"
 #include "queue/record_file.hpp"
 #include "queue/span_queue.hpp"
@@ -211,6 +213,88 @@ bool masked_text(std::string_view text) {
          text.starts_with("[rejected: nested deeper than ");
 }
 
+bool masked_json(const boost::json::value& value, const policy::StructureOptions& options, bool nested);
+
+// A string leaf the walk left: masked, or (once) a string holding JSON that is itself masked.
+bool masked_leaf(std::string_view text, const policy::StructureOptions& options, bool nested) {
+  if (masked_text(text)) return true;
+  if (nested || !policy::looks_like_json(text)) return false;
+  boost::system::error_code error;
+  const boost::json::value inner = boost::json::parse(text, error);
+  return !error && masked_json(inner, options, true);
+}
+
+// Every leaf of the walk's output is masked, except null and the scalars of structural keys.
+bool masked_json(const boost::json::value& value, const policy::StructureOptions& options, bool nested) {
+  switch (value.kind()) {
+    case boost::json::kind::object:
+      for (const auto& member : value.get_object()) {
+        const bool scalar = !member.value().is_object() && !member.value().is_array();
+        if (scalar && policy::is_structural_key(options, member.key())) continue;
+        if (!masked_json(member.value(), options, nested)) return false;
+      }
+      return true;
+    case boost::json::kind::array:
+      for (const auto& element : value.get_array()) {
+        if (!masked_json(element, options, nested)) return false;
+      }
+      return true;
+    case boost::json::kind::string:
+      return masked_leaf(value.get_string(), options, nested);
+    case boost::json::kind::bool_:
+      return !value.get_bool();
+    case boost::json::kind::int64:
+      return value.get_int64() == 0;
+    case boost::json::kind::uint64:
+      return value.get_uint64() == 0;
+    case boost::json::kind::double_:
+      return value.get_double() == 0.0;
+    case boost::json::kind::null:
+      return true;
+  }
+  return false;
+}
+
+// Masks every leaf (any mode: the selectors' hash too), like the policy's mask.
+class MaskingRewriter final : public policy::LeafRewriter {
+ public:
+  bool rewrite(PolicyMode, std::string_view, std::string_view text, std::string& out) const override {
+    out += "[masked: " + std::to_string(text.size()) + " bytes]";
+    return true;
+  }
+};
+
+// Everything masked as whole values: no text, number or truth value of the client's is left.
+void require_all_masked(const otlp::ResourceSpans& resource_spans) {
+  each_attribute_value(resource_spans, [&](const AnyValue& value, unsigned) {
+    switch (value.value_case()) {
+      case AnyValue::kStringValue:
+        require(masked_text(value.string_value()), "a string survived mask");
+        break;
+      case AnyValue::kBytesValue:
+        require(value.bytes_value().empty() || value.bytes_value().starts_with("[masked: "),
+                "bytes survived mask");
+        break;
+      case AnyValue::kIntValue:
+        require(value.int_value() == 0, "an integer survived mask");
+        break;
+      case AnyValue::kDoubleValue:
+        require(value.double_value() == 0.0, "a double survived mask");
+        break;
+      case AnyValue::kBoolValue:
+        require(!value.bool_value(), "a boolean survived mask");
+        break;
+      default:
+        break;
+    }
+  });
+  for (const auto& scope : resource_spans.scope_spans()) {
+    for (const auto& span : scope.spans()) {
+      require(masked_text(span.status().message()), "a status message survived mask");
+    }
+  }
+}
+
 }  // namespace
 
 void policy_walk(const std::uint8_t* data, std::size_t size) {
@@ -219,7 +303,10 @@ void policy_walk(const std::uint8_t* data, std::size_t size) {
   config.content = kModes[data[0] % 6];
   config.errors = kModes[(data[0] / 6) % 6];
   config.other = kModes[(data[0] / 36) % 6];
+  // 216 and up: everything masked as whole values, so no client text may survive anywhere
+  // (json_structure checks the structure-kept walk, which keeps roles and tool names).
   if (data[0] >= 216) config.content = config.errors = config.other = PolicyMode::mask;
+  config.keep_structure = data[0] < 216;
   config.max_depth = 1u + data[1] % 16;
   config.truncate_bytes = 1u + data[1] / 16;
   // Compiling the built-in redaction patterns costs milliseconds: compiled policies are kept,
@@ -246,35 +333,8 @@ void policy_walk(const std::uint8_t* data, std::size_t size) {
       require(depth <= config.max_depth + 1, "a value nested past max_depth + 1 survived");
     });
     if (config.content == PolicyMode::mask && config.errors == PolicyMode::mask &&
-        config.other == PolicyMode::mask) {
-      // Everything masked: no text, number or truth value of the client's is left.
-      each_attribute_value(resource_spans, [&](const AnyValue& value, unsigned) {
-        switch (value.value_case()) {
-          case AnyValue::kStringValue:
-            require(masked_text(value.string_value()), "a string survived mask");
-            break;
-          case AnyValue::kBytesValue:
-            require(value.bytes_value().empty() || value.bytes_value().starts_with("[masked: "),
-                    "bytes survived mask");
-            break;
-          case AnyValue::kIntValue:
-            require(value.int_value() == 0, "an integer survived mask");
-            break;
-          case AnyValue::kDoubleValue:
-            require(value.double_value() == 0.0, "a double survived mask");
-            break;
-          case AnyValue::kBoolValue:
-            require(!value.bool_value(), "a boolean survived mask");
-            break;
-          default:
-            break;
-        }
-      });
-      for (const auto& scope : resource_spans.scope_spans()) {
-        for (const auto& span : scope.spans()) {
-          require(masked_text(span.status().message()), "a status message survived mask");
-        }
-      }
+        config.other == PolicyMode::mask && !config.keep_structure) {
+      require_all_masked(resource_spans);
     }
     if (config.content == PolicyMode::drop && config.errors == PolicyMode::drop &&
         config.other == PolicyMode::drop) {
@@ -378,6 +438,35 @@ void spool_records(const std::uint8_t* data, std::size_t size) {
   const Recovered second = recover(directory);
   require(second.report.torn_tails == 0, "a torn tail survived recovery");
   require(second.items == first.items, "a second recovery found different records");
+}
+
+}  // namespace proxy::fuzz
+
+namespace proxy::fuzz {
+
+void json_structure(const std::uint8_t* data, std::size_t size) {
+  if (size < 1) return;
+  static const std::vector<config::ModeByName> roles{{"system", PolicyMode::hash}, {"user", PolicyMode::mask}};
+  static const std::vector<config::ModeByName> parts{{"tool_call_response", PolicyMode::hash}};
+  policy::StructureOptions options;
+  options.max_depth = 1u + data[0] % 16;
+  if (data[0] & 0x80) {
+    options.roles = roles;
+    options.parts = parts;
+  }
+  const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
+  std::string out = "prefix";
+  const policy::StructureResult result =
+      policy::rewrite_structure(text, PolicyMode::mask, options, MaskingRewriter{}, out);
+  if (result.fallback != policy::Fallback::none) {
+    require(out == "prefix", "a failed walk left output behind");
+    return;
+  }
+  require(out.starts_with("prefix"), "the walk did not append");
+  boost::system::error_code error;
+  const boost::json::value parsed = boost::json::parse(std::string_view(out).substr(6), error);
+  require(!error, "the walk's output is not valid JSON");
+  require(masked_json(parsed, options, false), "a leaf survived the structure-kept mask");
 }
 
 }  // namespace proxy::fuzz

@@ -20,8 +20,13 @@ void decompress(const std::uint8_t* data, std::size_t size);
 // A YAML config file.
 void config_yaml(const std::uint8_t* data, std::size_t size);
 // Two bytes choose the policy (modes for content, errors and other keys, max_depth, truncate
-// size), the rest is a protobuf request: the policy walk over hostile nesting, in every mode.
+// size), the rest is a protobuf request: the policy walk over hostile nesting, in every mode
+// (structure kept, except for byte 0 >= 216: all masked whole, where no text may survive).
 void policy_walk(const std::uint8_t* data, std::size_t size);
+// Byte 0 picks max_depth and whether role and part selectors are set, the rest is the text of a
+// content value: the structure-kept walk must give valid JSON with every non-structural leaf
+// masked, or fall back.
+void json_structure(const std::uint8_t* data, std::size_t size);
 // A spool segment file (and optionally its ack file) recovered by Spool::open: never a crash,
 // every damaged byte reported as a torn tail or a corrupt record, recovery idempotent.
 void spool_records(const std::uint8_t* data, std::size_t size);
@@ -34,7 +39,7 @@ struct Target {
 inline constexpr Target kTargets[] = {
     {"http_request", &http_request}, {"otlp_protobuf", &otlp_protobuf}, {"otlp_json", &otlp_json},
     {"decompress", &decompress},     {"config_yaml", &config_yaml},   {"policy_walk", &policy_walk},
-    {"spool_records", &spool_records},
+    {"spool_records", &spool_records}, {"json_structure", &json_structure},
 };
 
 }  // namespace proxy::fuzz

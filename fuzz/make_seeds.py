@@ -158,6 +158,22 @@ def ack_entry(record_id: int) -> bytes:
     return raw + crc32c(raw).to_bytes(4, "little")
 
 
+JSON_STRUCTURE_SEEDS = {
+    "genai_messages": (0x87, b'[{"role":"system","parts":[{"type":"text","content":"You are a calculator."}]},'
+                             b'{"role":"user","parts":[{"type":"text","content":"What is 6 * 7?"}]},'
+                             b'{"role":"assistant","parts":[{"type":"tool_call","id":"call_1","name":"multiply",'
+                             b'"arguments":{"a":6,"b":7}}]},{"role":"tool","parts":[{"type":"tool_call_response",'
+                             b'"id":"call_1","response":"42"}]}]'),
+    "openai_chat": (0x07, b'{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text",'
+                          b'"text":"hi \\u00e9\\ud83d\\ude00"}]},{"role":"assistant","content":null,"tool_calls":'
+                          b'[{"id":"c","type":"function","function":{"name":"get_weather","arguments":'
+                          b'"{\\"city\\":\\"Paris\\",\\"n\\":[1,2.5e3,true]}"}}]}],"temperature":0.2}'),
+    "deep": (0x02, b'[[[[[[["x"]]]]]]]'),
+    "broken": (0x88, b'{"role":"user","content":"unterminated'),
+    "odd_whitespace": (0x8F, b' \t[ 1 , -0.5E-2 , false , null , "" , {} , [ ] , "[1] not json" ]\n'),
+}
+
+
 def main() -> None:
     shutil.rmtree(CORPUS, ignore_errors=True)
     proto = koog_request().SerializeToString()
@@ -191,6 +207,11 @@ def main() -> None:
                         ("drop", 4 + 24 + 144), ("redact", 5 + 30 + 180), ("mixed", 1 + 30 + 0)]:
         write("policy_walk", f"hostile_{name}", bytes([modes, 7 + 16 * 4]) + hostile)
     write("policy_walk", "koog_redact_depth1", bytes([5 + 30 + 180, 0]) + proto)
+
+    # json_structure: byte 0 gives max_depth (1 + b % 16) and, with bit 7, role and part
+    # selectors; the rest is a content value's text.
+    for name, (first, text) in JSON_STRUCTURE_SEEDS.items():
+        write("json_structure", name, bytes([first]) + text)
 
     # spool_records: byte 0 bit 0 prepends the segment header, bits 1-3 count 12-byte ack entries
     # that follow it; the rest is the segment.

@@ -186,6 +186,9 @@ TEST_CASE("every fallback masks the whole value and is counted", "[policy][struc
   CHECK(fallbacks(tally, Fallback::invalid_utf8) == 1);
   CHECK(masked("input.value", "{\"a\":\"tab\there\"}", &tally) == "[masked: 16 bytes]");
   CHECK(fallbacks(tally, Fallback::not_json) == 1);
+  // Kept text (a key, a structural value) with a lone surrogate escape would not be strict JSON.
+  CHECK(masked("input.value", R"({"name":"x\ud83d","t":"y"})", &tally) == "[masked: 26 bytes]");
+  CHECK(fallbacks(tally, Fallback::invalid_utf8) == 1);
 
   config::PolicyConfig config;
   config.max_depth = 3;
