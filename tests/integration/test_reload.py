@@ -204,3 +204,31 @@ def test_a_reload_keeps_trace_previews_and_applies_new_cache_limits(fake_mlflow,
         assert m.value("otlp_mlflow_proxy_preview_cache_entries") == 0
         assert m.value("otlp_mlflow_proxy_normalize_changes_total", rule="preview") == 1
     assert proxy.stop() == 0
+
+
+def test_sighup_reads_a_rotated_hmac_key_which_is_never_logged(fake_mlflow, proxy, tmp_path):
+    key_file = tmp_path / "hmac.key"
+    old_key, new_key = "k" * 40, "n" * 40
+    key_file.write_text(old_key + "\n")
+    config = routing_config("11", "pseudonyms")
+    config["policies"] = {"pseudonyms": {"content": "hmac", "key_file": str(key_file)}}
+    proxy.config_path.write_text(json.dumps(config))
+    proxy.signal(signal.SIGHUP)
+    wait_for_log(proxy, "reload applied")
+    _, before = delivered(fake_mlflow, send_team_a(proxy))
+    assert before.startswith("hmac:") and len(before.split(":")) == 3, before
+    assert delivered(fake_mlflow, send_team_a(proxy))[1] == before  # equal values stay equal
+
+    key_file.write_text(new_key)
+    proxy.signal(signal.SIGHUP)
+    wait_for_log(proxy, "reload applied", count=2)
+    _, after = delivered(fake_mlflow, send_team_a(proxy))
+    assert after.startswith("hmac:") and after.split(":")[1] != before.split(":")[1], (before, after)
+
+    key_file.write_text("short")  # refused: the rotated key stays in use
+    proxy.signal(signal.SIGHUP)
+    wait_for_log(proxy, "at least 32 are needed")
+    assert delivered(fake_mlflow, send_team_a(proxy))[1] == after
+    log = proxy.log_text()
+    assert old_key not in log and new_key not in log and PROMPT not in log.split("reload applied")[-1]
+    assert proxy.stop() == 0
