@@ -112,6 +112,11 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
   std::signal(SIGPIPE, SIG_IGN);
 
   queue::SpanQueue span_queue(config.queue.max_bytes);
+  // The trace preview cache outlives every router (SIGHUP swaps routers, not the cache), and the
+  // queue asks it, through preview_holds, when a root held for its preview may go.
+  auto preview_cache = std::make_shared<normalize::PreviewCache>(config.preview_cache);
+  routing::PreviewHolds preview_holds(preview_cache);
+  span_queue.subscribe(preview_holds);
   receiver::ReceiverStats receiver_stats;
   routing::ExperimentSelector selector(config.mlflow);
   receiver::ExportHandler handler(config.receiver, config.queue, selector, span_queue, receiver_stats);
@@ -130,10 +135,6 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
   }
 
   handler.set_spool(spool.get());
-  // The trace preview cache outlives every router (SIGHUP swaps routers, not the cache), and the
-  // queue asks it when a root held for its preview may go.
-  auto preview_cache = std::make_shared<normalize::PreviewCache>(config.preview_cache);
-  routing::install_preview_holds(span_queue, preview_cache);
   auto router = std::make_shared<const routing::Router>(config, preview_cache);
   handler.set_router(router);
   admin::RoutingTotals routing_totals;

@@ -213,9 +213,10 @@ class Pass {
       : config_(std::move(config)),
         queue_(kUnbounded),
         router_(std::make_shared<const routing::Router>(config_)),
+        holds_(router_->shared_preview_cache()),
         handler_(config_.receiver, config_.queue, routing::ExperimentSelector(config_.mlflow), queue_,
                  stats_) {
-    routing::install_preview_holds(queue_, router_->shared_preview_cache());
+    queue_.subscribe(holds_);
     handler_.set_router(router_);
   }
 
@@ -225,7 +226,7 @@ class Pass {
   }
 
   // Every queued item, as the exporter would take them once the input has ended: the queue is
-  // closed, so held roots go too, filled by the release hook as when their hold ends.
+  // closed, so held roots go too, filled by PreviewHolds as when their hold ends.
   Output drain() {
     queue_.close();
     Output output;
@@ -247,6 +248,7 @@ class Pass {
   queue::SpanQueue queue_;
   receiver::ReceiverStats stats_;
   std::shared_ptr<const routing::Router> router_;
+  routing::PreviewHolds holds_;
   receiver::ExportHandler handler_;
 };
 

@@ -113,9 +113,23 @@ Exporter::Exporter(const config::Config& config, queue::SpanQueue& queue,
 }
 
 Exporter::~Exporter() {
+  queue_.unsubscribe(*this);
   if (thread_.joinable()) {
     io_.stop();
     thread_.join();
+  }
+}
+
+// A worker waiting for a fuller batch already knows when its linger ends: waking it for every
+// request cost a thread switch per request (most of the exporter's share with one span per
+// request). It looks again when a push starts a linger (nothing was available: the worker may be
+// in its idle poll, or waiting out a hold) or fills a batch.
+void Exporter::on_available(const queue::PushLevel& level) {
+  if (idle_workers_.load(std::memory_order_acquire) == 0) return;
+  if (level.was_empty ||
+      queue::fills_batch(level.queued_spans, level.queued_bytes, config_.exporter.max_batch_spans,
+                         config_.exporter.max_batch_bytes)) {
+    wake_workers();
   }
 }
 
@@ -130,18 +144,7 @@ void Exporter::start() {
                  "MLflow at {} is plain http://",
                  shown_url_);
   }
-  // A worker waiting for a fuller batch already knows when its linger ends: waking it for every
-  // request cost a thread switch per request (most of the exporter's share with one span per
-  // request). It looks again when a push starts a linger (nothing was available: the worker may
-  // be in its idle poll, or waiting out a hold) or fills a batch.
-  queue_.set_on_items_available([this](const queue::PushLevel& level) {
-    if (idle_workers_.load(std::memory_order_acquire) == 0) return;
-    if (level.was_empty ||
-        queue::fills_batch(level.queued_spans, level.queued_bytes,
-                           config_.exporter.max_batch_spans, config_.exporter.max_batch_bytes)) {
-      wake_workers();
-    }
-  });
+  queue_.subscribe(*this);
   for (unsigned i = 0; i < config_.exporter.concurrency; ++i) {
     net::co_spawn(io_, worker(i), [](std::exception_ptr error) {
       if (!error) return;

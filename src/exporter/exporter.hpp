@@ -56,7 +56,7 @@ struct ExporterStats {
 // A request's body, built once for all its attempts.
 struct RequestBody;
 
-class Exporter {
+class Exporter : private queue::QueueObserver {
  public:
   // Throws config::ConfigError when the MLflow URL is unusable.
   // `dead_letters` may be null (configuration checks): rejected spans are then only logged.
@@ -83,6 +83,8 @@ class Exporter {
   const UpstreamVersion& upstream_version() const { return version_; }
 
  private:
+  // Wakes a waiting worker when a push starts a batch's linger or fills a batch.
+  void on_available(const queue::PushLevel& level) override;
   boost::asio::awaitable<void> worker(unsigned index);
   // Delivers or dead-letters `batch` (or a part of one), performing its DeliveryAttempt's
   // actions; the caller releases it from the queue afterwards.

@@ -1,15 +1,40 @@
 #include "queue/span_queue.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace proxy::queue {
+namespace {
+
+void notify_available(const std::vector<QueueObserver*>& observers, const PushLevel& level) {
+  for (QueueObserver* observer : observers) observer->on_available(level);
+}
+
+// Runs the observers' on_hold_released on the batch's held items and returns by how much their
+// payloads grew and shrank, for the budget.
+std::pair<std::size_t, std::size_t> release_holds(const std::vector<QueueObserver*>& observers,
+                                                  std::vector<QueueItem>& batch) {
+  std::size_t grown = 0;
+  std::size_t shrunk = 0;
+  for (QueueItem& item : batch) {
+    if (!item.hold) continue;
+    const std::size_t before = item.payload.size();
+    for (QueueObserver* observer : observers) observer->on_hold_released(item);
+    item.hold.reset();
+    if (item.payload.size() > before) grown += item.payload.size() - before;
+    else shrunk += before - item.payload.size();
+  }
+  return {grown, shrunk};
+}
+
+}  // namespace
 
 SpanQueue::SpanQueue(std::size_t max_bytes) : max_bytes_(max_bytes) {}
 
 PushResult SpanQueue::push(std::vector<QueueItem>&& items) {
   std::size_t incoming = 0;
   for (const auto& item : items) incoming += item.payload.size();
-  std::function<void(const PushLevel&)> notify;
+  std::shared_ptr<const Observers> observers;
   PushLevel level;
   {
     std::lock_guard lock(mutex_);
@@ -17,9 +42,9 @@ PushResult SpanQueue::push(std::vector<QueueItem>&& items) {
     if (bytes_ + incoming > max_bytes_) return PushResult::full;
     bytes_ += incoming;
     level = enqueue_all_locked(std::move(items));
-    notify = on_items_available_;
+    observers = observers_;
   }
-  if (notify) notify(level);
+  notify_available(*observers, level);
   return PushResult::accepted;
 }
 
@@ -75,7 +100,9 @@ std::vector<SpanQueue::Lane>::iterator SpanQueue::oldest_lane_locked() {
 
 // Once closed (shutting down) nothing waits: the drain delivers held items at once.
 bool SpanQueue::releasable_locked(const QueueItem& item, Clock::time_point now) const {
-  return closed_ || now >= item.hold->until || (hold_ready_ && hold_ready_(item));
+  if (closed_ || now >= item.hold->until) return true;
+  return std::any_of(observers_->begin(), observers_->end(),
+                     [&item](const QueueObserver* observer) { return observer->hold_ready(item); });
 }
 
 // Held items whose hold ended go to the front of their lane: they are older than what arrived
@@ -98,22 +125,30 @@ void SpanQueue::promote_locked(Clock::time_point now) {
   }
 }
 
-void SpanQueue::set_hold_hooks(std::function<bool(const QueueItem&)> ready,
-                               std::function<void(QueueItem&)> release) {
+void SpanQueue::subscribe(QueueObserver& observer) {
   std::lock_guard lock(mutex_);
-  hold_ready_ = std::move(ready);
-  hold_release_ = std::move(release);
+  if (std::find(observers_->begin(), observers_->end(), &observer) != observers_->end()) return;
+  auto observers = std::make_shared<Observers>(*observers_);
+  observers->push_back(&observer);
+  observers_ = std::move(observers);
+}
+
+void SpanQueue::unsubscribe(QueueObserver& observer) {
+  std::lock_guard lock(mutex_);
+  auto observers = std::make_shared<Observers>(*observers_);
+  std::erase(*observers, &observer);
+  observers_ = std::move(observers);
 }
 
 void SpanQueue::push_reserved(std::vector<QueueItem>&& items) {
-  std::function<void(const PushLevel&)> notify;
+  std::shared_ptr<const Observers> observers;
   PushLevel level;
   {
     std::lock_guard lock(mutex_);
     level = enqueue_all_locked(std::move(items));
-    notify = on_items_available_;
+    observers = observers_;
   }
-  if (notify) notify(level);
+  notify_available(*observers, level);
 }
 
 void SpanQueue::cancel_reservation(std::size_t bytes) {
@@ -149,7 +184,7 @@ SpanQueue::Clock::duration SpanQueue::linger_left(std::size_t max_bytes, std::si
 std::vector<QueueItem> SpanQueue::pop_batch(std::size_t max_bytes, std::size_t max_spans,
                                             Clock::time_point now) {
   std::vector<QueueItem> batch;
-  std::function<void(QueueItem&)> release_hold;
+  std::shared_ptr<const Observers> hold_observers;  // set when the batch holds a held item
   {
     std::lock_guard lock(mutex_);
     if (!held_.empty()) promote_locked(now);
@@ -166,28 +201,16 @@ std::vector<QueueItem> SpanQueue::pop_batch(std::size_t max_bytes, std::size_t m
       batch_spans += item.span_count;
       queued_spans_ -= item.span_count;
       queued_bytes_ -= item.payload.size();
-      if (item.hold && !release_hold) release_hold = hold_release_;
+      if (item.hold && !hold_observers) hold_observers = observers_;
       batch.push_back(std::move(item));
       lane->items.pop_front();
     }
     if (lane->items.empty()) lanes_.erase(lane);
   }
-  if (!release_hold) {
-    for (QueueItem& item : batch) item.hold.reset();
-    return batch;
-  }
-  // Held items leave with their release hook run, outside the lock (it may parse and rewrite
-  // the payload); the budget follows the payload's new size.
-  std::size_t grown = 0;
-  std::size_t shrunk = 0;
-  for (QueueItem& item : batch) {
-    if (!item.hold) continue;
-    const std::size_t before = item.payload.size();
-    release_hold(item);
-    item.hold.reset();
-    if (item.payload.size() > before) grown += item.payload.size() - before;
-    else shrunk += before - item.payload.size();
-  }
+  if (!hold_observers) return batch;  // no held item: none has a hold to reset
+  // Held items leave with the observers' on_hold_released run, outside the lock (it may parse
+  // and rewrite the payload); the budget follows the payload's new size.
+  const auto [grown, shrunk] = release_holds(*hold_observers, batch);
   if (grown != shrunk) {
     std::lock_guard lock(mutex_);
     bytes_ = bytes_ + grown - std::min(shrunk, bytes_ + grown);
@@ -198,23 +221,18 @@ std::vector<QueueItem> SpanQueue::pop_batch(std::size_t max_bytes, std::size_t m
 void SpanQueue::release(const std::vector<QueueItem>& items) {
   std::size_t bytes = 0;
   for (const auto& item : items) bytes += item.payload.size();
-  std::function<void(const std::vector<QueueItem>&)> released;
+  std::shared_ptr<const Observers> observers;
   {
     std::lock_guard lock(mutex_);
     bytes_ -= std::min(bytes, bytes_);
-    released = on_released_;
+    observers = observers_;
   }
-  if (released) released(items);
+  for (QueueObserver* observer : *observers) observer->on_released(items);
 }
 
 void SpanQueue::release(std::size_t bytes) {
   std::lock_guard lock(mutex_);
   bytes_ -= std::min(bytes, bytes_);
-}
-
-void SpanQueue::set_on_released(std::function<void(const std::vector<QueueItem>&)> callback) {
-  std::lock_guard lock(mutex_);
-  on_released_ = std::move(callback);
 }
 
 std::vector<QueueItem> SpanQueue::take_all() {
@@ -235,11 +253,6 @@ std::vector<QueueItem> SpanQueue::take_all() {
   queued_spans_ = 0;
   held_spans_ = 0;
   return all;
-}
-
-void SpanQueue::set_on_items_available(std::function<void(const PushLevel&)> callback) {
-  std::lock_guard lock(mutex_);
-  on_items_available_ = std::move(callback);
 }
 
 void SpanQueue::close() {

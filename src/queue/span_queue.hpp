@@ -8,66 +8,17 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include "common/experiment_ref.hpp"
+#include "queue/queue_item.hpp"
+#include "queue/queue_observer.hpp"
 
 namespace proxy::queue {
 
-// A hold on a queue item (normalize.preview_hold): the item is queued (acknowledged, counted
-// against the budget, in the spool) but not handed to the exporter before `until`, unless the
-// queue's ready hook says it may go earlier. `key` and `traces` are the hold hooks' business
-// (normalize: the preview cache's route key and the held roots' trace ids).
-//
-// Why here: the hold must start after the acknowledgement (the client is answered at once) and
-// must not put acknowledged spans anywhere the durability rules do not reach. A held item is
-// an ordinary queue item that pop_batch passes over: it is in the spool before the ack (disk),
-// counts against the budget, and empty()/take_all() see it, so drain and shutdown deliver,
-// spool or dead-letter it like any other. pop_batch skips it without stopping, so other traces
-// and experiments are not blocked, and linger_left wakes a worker when the hold ends, so it is
-// not delayed longer. Holding in the exporter instead would pin one of its few workers (or
-// re-queue batches), and a stage before the queue would hold acknowledged spans outside the
-// spool and the budget. The root is filled when it leaves (the release hook), because only then
-// is the late invoke_agent known.
-struct Hold {
-  std::chrono::steady_clock::time_point until{};
-  std::string key;
-  std::vector<std::string> traces;
-};
-
-// One request's spans for one experiment, as a serialized ExportTraceServiceRequest. Serialized
-// requests concatenate into a valid request (repeated fields append), so batching is appending.
-struct QueueItem {
-  ExperimentRef experiment;
-  std::string payload;
-  std::uint32_t span_count = 0;
-  std::uint64_t record_id = 0;  // the spool record holding it; 0 in memory mode
-  std::chrono::steady_clock::time_point enqueued_at{};  // set by the queue, for the batch linger
-  std::shared_ptr<const Hold> hold{};  // null: exported as soon as batching allows
-  std::uint64_t sequence = 0;  // set by the queue: arrival order across experiments
-};
-
 enum class PushResult { accepted, full, closed };
-
-// What a push left in the queue. The consumer decides from it whether a worker waiting for a
-// fuller batch must look again: it need not wake for every request, only when this push starts a
-// batch's linger (nothing was available before it) or fills a batch.
-struct PushLevel {
-  bool was_empty = false;         // nothing was available to pop before it (held items aside)
-  std::size_t queued_spans = 0;   // available to pop after it
-  std::size_t queued_bytes = 0;
-};
-
-// Whether spans and bytes available to pop make a full batch: a worker stops lingering. One
-// rule for SpanQueue::linger_left and for the consumer's wake-up on a push, so they cannot drift.
-inline bool fills_batch(std::size_t spans, std::size_t bytes, std::size_t max_spans,
-                        std::size_t max_bytes) {
-  return spans >= max_spans || bytes >= max_bytes;
-}
 
 struct QueueStats {
   std::size_t bytes = 0;        // held: queued plus handed out and not yet released
@@ -97,37 +48,35 @@ class SpanQueue {
 
   // How long a worker should wait for a fuller batch: zero once the queued spans reach the batch
   // limits, or the oldest has waited `linger`, or nothing is queued.
-  // Held items count from the end of their hold (or from when the ready hook lets them go).
+  // Held items count from the end of their hold (or from when an observer lets them go).
   Clock::duration linger_left(std::size_t max_bytes, std::size_t max_spans,
                               std::chrono::milliseconds linger, Clock::time_point now = Clock::now()) const;
 
   // Up to the limits, the oldest item's experiment and the following items of that same
   // experiment, oldest first. At least one item when any is available, even one over the
-  // limits. Held items become available when their hold ends or the ready hook says so; before
-  // a held item is returned its release hook runs (outside the lock) and the budget follows any
-  // change of its payload's size.
+  // limits. Held items become available when their hold ends or an observer's hold_ready says
+  // so; before a held item is returned the observers' on_hold_released run (outside the lock)
+  // and the budget follows any change of its payload's size.
   std::vector<QueueItem> pop_batch(std::size_t max_bytes, std::size_t max_spans,
                                    Clock::time_point now = Clock::now());
 
-  // The hold hooks: `ready` (called under the queue's lock: must be quick and must not call
-  // back into the queue) may let a held item go before its hold ends; `release` may rewrite a
-  // held item's payload when it goes. Set before the exporter starts.
-  void set_hold_hooks(std::function<bool(const QueueItem&)> ready,
-                      std::function<void(QueueItem&)> release);
+  // Adds an observer, told of every event from now on, after those subscribed before it. Each
+  // stage subscribes once, before it starts; `observer` must stay alive until it unsubscribes
+  // or the queue is gone. Subscribing one observer twice is refused (it would hear twice).
+  void subscribe(QueueObserver& observer);
+  // Stops telling `observer`. A notification already under way (outside the lock) may still
+  // reach it, so stop what it calls into only after the queue's producers and consumers.
+  void unsubscribe(QueueObserver& observer);
 
   // Gives back the budget of popped items once they are delivered or dead-lettered, and tells
-  // the release hook (the spool marks their records done).
+  // the observers (the spool marks their records done).
   void release(const std::vector<QueueItem>& items);
-  // Budget only, without the release hook: for callers that run no spool (tests, fuzzing).
+  // Budget only, without telling the observers: for callers that run no spool (tests, fuzzing).
   void release(std::size_t bytes);
-  void set_on_released(std::function<void(const std::vector<QueueItem>&)> callback);
 
   // Everything still queued, held items included, for dead-lettering at shutdown; their budget
   // stays held.
   std::vector<QueueItem> take_all();
-
-  // Called after every push (outside the lock; must not block), with what the push left.
-  void set_on_items_available(std::function<void(const PushLevel&)> callback);
 
   // Refuses further pushes (shutdown); queued items remain for the exporter.
   void close();
@@ -136,6 +85,9 @@ class SpanQueue {
   QueueStats stats() const;
 
  private:
+  // Copied on (un)subscribe, which is rare, so that a notification takes a reference under the
+  // lock and calls the observers outside it without copying the list.
+  using Observers = std::vector<QueueObserver*>;
   // The available items of one experiment, oldest first. pop_batch takes a batch from the
   // front of one lane, so its cost is the batch's, however the backlog's experiments
   // interleave; one queue of all items had to step over and erase from the middle of other
@@ -158,15 +110,12 @@ class SpanQueue {
   std::uint64_t next_sequence_ = 1;
   std::deque<QueueItem> held_;  // items under a hold, in arrival order; few (agent roots)
   std::size_t held_spans_ = 0;
-  std::function<bool(const QueueItem&)> hold_ready_;
-  std::function<void(QueueItem&)> hold_release_;
   std::size_t max_bytes_;
   std::size_t bytes_ = 0;
   std::size_t queued_spans_ = 0;
   bool closed_ = false;
   std::size_t queued_bytes_ = 0;
-  std::function<void(const PushLevel&)> on_items_available_;
-  std::function<void(const std::vector<QueueItem>&)> on_released_;
+  std::shared_ptr<const Observers> observers_ = std::make_shared<const Observers>();  // see Observers
 };
 
 }  // namespace proxy::queue

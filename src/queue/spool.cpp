@@ -264,7 +264,7 @@ RecoveryReport Spool::open() {
   stats_.torn_tails.store(report.torn_tails);
   stats_.corrupt_records.store(report.corrupt_records);
 
-  queue_.set_on_released([this](const std::vector<QueueItem>& items) { acknowledge(items); });
+  queue_.subscribe(*this);
   if (!recovered.items.empty()) queue_.push_recovered(std::move(recovered.items));
   // A full disk (say after a crash on one) must not keep the proxy from starting and delivering
   // what it holds: it starts refusing, and the first append that fits creates the segment.
@@ -682,7 +682,7 @@ void Spool::close() {
   }
   pending_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
-  queue_.set_on_released(nullptr);
+  queue_.unsubscribe(*this);
   if (active_fd_ >= 0) {
     ::close(active_fd_);
     active_fd_ = -1;

@@ -88,7 +88,7 @@ struct Admission {
 std::string encode_spool_record(std::uint64_t record_id, const QueueItem& item);
 bool decode_spool_record(std::string_view body, QueueItem& item);
 
-class Spool {
+class Spool : private QueueObserver {
  public:
   Spool(SpoolOptions options, SpanQueue& queue);
   ~Spool();
@@ -103,7 +103,7 @@ class Spool {
   // the writer thread.
   Admission submit(std::vector<QueueItem>&& items);
 
-  // Items delivered or dead-lettered (the queue's release hook calls this).
+  // Items delivered or dead-lettered (the queue tells it through on_released).
   void acknowledge(const std::vector<QueueItem>& items);
 
   // Writes what was submitted, flushes, stops the writer. Later acknowledgements are ignored
@@ -118,6 +118,8 @@ class Spool {
   const SpoolOptions& options() const { return options_; }
 
  private:
+  void on_released(const std::vector<QueueItem>& items) override { acknowledge(items); }
+
   struct Segment {
     std::string path;
     std::string ack_path;

@@ -45,7 +45,7 @@ std::string describe_match(const CompiledRoute& route, const config::RouteConfig
 
 // Moves the root spans of the held traces out of `from` into `to` (same resource, same scopes),
 // so a held root travels in an item of its own: the rest of its request is exported without
-// waiting, and the release hook re-encodes the roots alone. Scopes left empty are removed.
+// waiting, and PreviewHolds re-encodes the roots alone. Scopes left empty are removed.
 std::uint32_t take_held_roots(otlp::ResourceSpans& from, const std::vector<std::string>& traces,
                               otlp::ResourceSpans& to) {
   std::uint32_t moved = 0;
@@ -254,20 +254,17 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
   return items;
 }
 
-void install_preview_holds(queue::SpanQueue& queue,
-                           std::shared_ptr<normalize::PreviewCache> previews) {
-  queue.set_hold_hooks(
-      [previews](const queue::QueueItem& item) {
-        const auto now = normalize::PreviewCache::Clock::now();
-        for (const std::string& trace : item.hold->traces) {
-          if (!previews->agent_seen(item.hold->key, trace, now)) return false;
-        }
-        return true;
-      },
-      [previews](queue::QueueItem& item) {
-        normalize::fill_held_roots(item.hold->key, item.hold->traces, item.payload, *previews,
-                                   normalize::PreviewCache::Clock::now());
-      });
+bool PreviewHolds::hold_ready(const queue::QueueItem& item) const {
+  const auto now = normalize::PreviewCache::Clock::now();
+  for (const std::string& trace : item.hold->traces) {
+    if (!previews_->agent_seen(item.hold->key, trace, now)) return false;
+  }
+  return true;
+}
+
+void PreviewHolds::on_hold_released(queue::QueueItem& item) {
+  normalize::fill_held_roots(item.hold->key, item.hold->traces, item.payload, *previews_,
+                             normalize::PreviewCache::Clock::now());
 }
 
 std::vector<std::string> Router::describe() const {

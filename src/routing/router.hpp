@@ -18,7 +18,8 @@
 #include "normalize/preview_cache.hpp"
 #include "otlp/types.hpp"
 #include "policy/policy.hpp"
-#include "queue/span_queue.hpp"
+#include "queue/queue_item.hpp"
+#include "queue/queue_observer.hpp"
 #include "routing/route_table.hpp"
 
 namespace proxy::routing {
@@ -64,9 +65,20 @@ class Router {
   std::vector<std::string> preview_keys_;  // per route: name, experiment, policy
 };
 
-// Lets the queue release items held for a trace preview (normalize.preview_hold) as soon as their
-// trace's invoke_agent has arrived, and fill their roots from `previews` when they go.
-void install_preview_holds(queue::SpanQueue& queue, std::shared_ptr<normalize::PreviewCache> previews);
+// The queue observer for items held for a trace preview (normalize.preview_hold): lets them go as
+// soon as their traces' invoke_agent has arrived, and fills their roots from `previews` when they
+// go. Whoever owns the queue subscribes it; routing itself never touches the queue.
+class PreviewHolds final : public queue::QueueObserver {
+ public:
+  explicit PreviewHolds(std::shared_ptr<normalize::PreviewCache> previews)
+      : previews_(std::move(previews)) {}
+
+  bool hold_ready(const queue::QueueItem& item) const override;
+  void on_hold_released(queue::QueueItem& item) override;
+
+ private:
+  std::shared_ptr<normalize::PreviewCache> previews_;
+};
 
 // Appends `resource_spans` to `out` as field 1 of an ExportTraceServiceRequest: serialized
 // requests concatenate, so a batch is built by appending.

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <functional>
+#include <string>
 #include <thread>
 
 #include "queue/span_queue.hpp"
@@ -15,6 +17,25 @@ std::vector<QueueItem> items(const ExperimentRef& experiment, std::size_t bytes,
   out.push_back({experiment, std::string(bytes, 'x'), spans});
   return out;
 }
+
+// An observer made of callbacks, for tests; those left empty do nothing.
+struct TestObserver final : QueueObserver {
+  std::function<void(const PushLevel&)> available;
+  std::function<void(const std::vector<QueueItem>&)> released;
+  std::function<bool(const QueueItem&)> ready;
+  std::function<void(QueueItem&)> hold_released;
+
+  void on_available(const PushLevel& level) override {
+    if (available) available(level);
+  }
+  void on_released(const std::vector<QueueItem>& items) override {
+    if (released) released(items);
+  }
+  bool hold_ready(const QueueItem& item) const override { return ready && ready(item); }
+  void on_hold_released(QueueItem& item) override {
+    if (hold_released) hold_released(item);
+  }
+};
 
 }  // namespace
 
@@ -126,7 +147,9 @@ TEST_CASE("a closed queue refuses pushes but keeps what it holds", "[queue]") {
 TEST_CASE("pushes notify the consumer and concurrent producers lose nothing", "[queue]") {
   SpanQueue queue(1 << 30);
   std::atomic<int> notified{0};
-  queue.set_on_items_available([&](const PushLevel&) { notified.fetch_add(1); });
+  TestObserver consumer;
+  consumer.available = [&](const PushLevel&) { notified.fetch_add(1); };
+  queue.subscribe(consumer);
   constexpr int kProducers = 4;
   constexpr int kPerProducer = 2000;
   std::vector<std::thread> producers;
@@ -156,7 +179,9 @@ TEST_CASE("a push tells the consumer whether it started a batch and how much is 
           "[queue]") {
   SpanQueue queue(1000);
   std::vector<PushLevel> levels;
-  queue.set_on_items_available([&](const PushLevel& level) { levels.push_back(level); });
+  TestObserver consumer;
+  consumer.available = [&](const PushLevel& level) { levels.push_back(level); };
+  queue.subscribe(consumer);
   queue.push(items(ExperimentRef::by_id("1"), 10, 2));
   queue.push(items(ExperimentRef::by_id("2"), 20, 3));
   REQUIRE(levels.size() == 2);
@@ -184,7 +209,7 @@ TEST_CASE("a push tells the consumer whether it started a batch and how much is 
 }
 
 // Holds (normalize.preview_hold): a held item is queued and counted at once, but handed to the
-// exporter only when its hold ends or the ready hook lets it go; the time is passed in.
+// exporter only when its hold ends or an observer lets it go; the time is passed in.
 namespace {
 
 std::vector<QueueItem> held_item(const ExperimentRef& experiment, std::size_t bytes,
@@ -201,11 +226,12 @@ TEST_CASE("a held item waits out its hold without blocking others", "[queue][hol
   SpanQueue queue(1000);
   const auto t0 = SpanQueue::Clock::now();
   int released = 0;
-  queue.set_hold_hooks([](const QueueItem&) { return false; },
-                       [&released](QueueItem& item) {
-                         ++released;
-                         item.payload += "filled";  // the root got its preview
-                       });
+  TestObserver holds;
+  holds.hold_released = [&released](QueueItem& item) {
+    ++released;
+    item.payload += "filled";  // the root got its preview
+  };
+  queue.subscribe(holds);
   REQUIRE(queue.push(held_item(ExperimentRef::by_id("1"), 100, t0 + 50ms)) == PushResult::accepted);
   REQUIRE(queue.push(items(ExperimentRef::by_id("1"), 10)) == PushResult::accepted);
   REQUIRE(queue.push(items(ExperimentRef::by_id("2"), 20)) == PushResult::accepted);
@@ -242,13 +268,14 @@ TEST_CASE("a held item waits out its hold without blocking others", "[queue][hol
   CHECK(queue.stats().bytes == 0);
 }
 
-TEST_CASE("a held item goes early once the ready hook says so", "[queue][hold]") {
+TEST_CASE("a held item goes early once an observer says so", "[queue][hold]") {
   using namespace std::chrono_literals;
   SpanQueue queue(1000);
   const auto t0 = SpanQueue::Clock::now();
   bool ready = false;
-  queue.set_hold_hooks([&ready](const QueueItem& item) { return ready && item.hold->key == "route"; },
-                       [](QueueItem&) {});
+  TestObserver holds;
+  holds.ready = [&ready](const QueueItem& item) { return ready && item.hold->key == "route"; };
+  queue.subscribe(holds);
   REQUIRE(queue.push(held_item(ExperimentRef::by_id("1"), 100, t0 + 10s)) == PushResult::accepted);
   CHECK(queue.pop_batch(1000, 1000, t0).empty());
   CHECK(queue.linger_left(1000, 1000, 0ms, t0) == 10s);
@@ -279,4 +306,58 @@ TEST_CASE("held items are never lost: shutdown takes them with the rest", "[queu
   CHECK(all.size() == 2);
   CHECK(queue.empty());
   CHECK(queue.stats().queued_spans == 0);
+}
+
+// Observers (QueueObserver): any number subscribe, each hears every event once, in the order
+// they subscribed; none replaces another.
+TEST_CASE("every subscribed observer hears every push and release, in subscription order",
+          "[queue][observer]") {
+  SpanQueue queue(1000);
+  std::vector<std::string> heard;
+  TestObserver exporter;
+  exporter.available = [&](const PushLevel&) { heard.push_back("exporter available"); };
+  TestObserver spool;
+  spool.available = [&](const PushLevel&) { heard.push_back("spool available"); };
+  spool.released = [&](const std::vector<QueueItem>& items) {
+    heard.push_back("spool released " + std::to_string(items.size()));
+  };
+  queue.subscribe(exporter);
+  queue.subscribe(spool);
+  queue.subscribe(exporter);  // a second subscription is refused: it would hear twice
+
+  queue.push(items(ExperimentRef::by_id("1"), 10));
+  queue.release(queue.pop_batch(1000, 1000));
+  CHECK(heard == std::vector<std::string>{"exporter available", "spool available",
+                                          "spool released 1"});
+
+  heard.clear();
+  queue.unsubscribe(exporter);
+  queue.push(items(ExperimentRef::by_id("1"), 10));
+  queue.release(10);  // budget only: no observer hears it
+  CHECK(heard == std::vector<std::string>{"spool available"});
+}
+
+TEST_CASE("a held item goes when any observer is ready, and every observer sees it leave",
+          "[queue][observer][hold]") {
+  using namespace std::chrono_literals;
+  SpanQueue queue(1000);
+  const auto t0 = SpanQueue::Clock::now();
+  bool second_ready = false;
+  TestObserver first;
+  first.ready = [](const QueueItem&) { return false; };
+  first.hold_released = [](QueueItem& item) { item.payload += "1"; };
+  TestObserver second;
+  second.ready = [&second_ready](const QueueItem&) { return second_ready; };
+  second.hold_released = [](QueueItem& item) { item.payload += "2"; };
+  queue.subscribe(first);
+  queue.subscribe(second);
+
+  REQUIRE(queue.push(held_item(ExperimentRef::by_id("1"), 10, t0 + 10s)) == PushResult::accepted);
+  CHECK(queue.pop_batch(1000, 1000, t0).empty());
+  second_ready = true;
+  const auto batch = queue.pop_batch(1000, 1000, t0 + 1s);
+  REQUIRE(batch.size() == 1);
+  CHECK(batch.front().payload == std::string(10, 'x') + "12");
+  CHECK(batch.front().hold == nullptr);
+  CHECK(queue.stats().bytes == 12);  // the budget follows both rewrites
 }

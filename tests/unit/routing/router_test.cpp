@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "config/load.hpp"
+#include "queue/span_queue.hpp"
 #include "routing/router.hpp"
 
 using namespace proxy;
@@ -549,9 +550,10 @@ struct HoldSetup {
   config::Config config = load_yaml(kVerboseHold);
   std::shared_ptr<normalize::PreviewCache> previews =
       std::make_shared<normalize::PreviewCache>(config.preview_cache);
+  routing::PreviewHolds holds{previews};
   queue::SpanQueue span_queue{1 << 20};
   Router router{config, previews};
-  HoldSetup() { routing::install_preview_holds(span_queue, previews); }
+  HoldSetup() { span_queue.subscribe(holds); }
 };
 
 }  // namespace
@@ -559,7 +561,7 @@ struct HoldSetup {
 TEST_CASE("a root routed before its invoke_agent is held in the queue, then filled",
           "[routing][preview][hold]") {
   HoldSetup setup;
-  auto& [config, previews, span_queue, router] = setup;
+  auto& [config, previews, holds, span_queue, router] = setup;
 
   auto [root, rest] = agent_trace('r');
   auto routed = router.route(root, std::nullopt);
@@ -576,7 +578,7 @@ TEST_CASE("a root routed before its invoke_agent is held in the queue, then fill
   CHECK(rest_items[0].hold == nullptr);
   REQUIRE(span_queue.push(std::move(rest_items)) == queue::PushResult::accepted);
 
-  // Released by the ready hook long before its 10 s hold: the root first (it waited longest),
+  // Released by PreviewHolds long before its 10 s hold: the root first (it waited longest),
   // filled from the invoke_agent that arrived meanwhile.
   const auto batch = span_queue.pop_batch(1 << 20, 100);
   REQUIRE(batch.size() == 2);
@@ -605,7 +607,7 @@ std::uint32_t spans_of(const std::string& payload) {
 TEST_CASE("a held root leaves the rest of its request free to go, in an item of its own",
           "[routing][preview][hold]") {
   HoldSetup setup;
-  auto& [config, previews, span_queue, router] = setup;
+  auto& [config, previews, holds, span_queue, router] = setup;
 
   // One request: trace h's root (held: its invoke_agent comes later) and trace o's invoke_agent
   // and root (filled at once), under one resource with its attributes and scope.
@@ -728,8 +730,9 @@ TEST_CASE("holds under concurrency: receivers route while a worker pops (for TSa
   config::Config config = load_yaml(kVerboseHold);
   config.default_route.normalize.preview_hold = 20ms;
   auto previews = std::make_shared<normalize::PreviewCache>(config.preview_cache);
+  routing::PreviewHolds holds(previews);
   queue::SpanQueue span_queue(64 << 20);
-  routing::install_preview_holds(span_queue, previews);
+  span_queue.subscribe(holds);
   const Router router(config, previews);
   constexpr int kTraces = 200;
   std::atomic<int> delivered_spans{0};
