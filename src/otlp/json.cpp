@@ -756,86 +756,95 @@ class RequestDecoder {
   }
 
   bool span(const json::value& v, const PathNode& at, Span& out) {
-    enum Field {
-      kTraceId,
-      kSpanId,
-      kTraceState,
-      kParentSpanId,
-      kFlags,
-      kName,
-      kKind,
-      kStartTimeUnixNano,
-      kEndTimeUnixNano,
-      kAttributes,
-      kDroppedAttributesCount,
-      kEvents,
-      kDroppedEventsCount,
-      kLinks,
-      kDroppedLinksCount,
-      kStatus,
-    };
-    static constexpr std::array<FieldName, 16> kFields{{
-        {"traceId", "trace_id"},
-        {"spanId", "span_id"},
-        {"traceState", "trace_state"},
-        {"parentSpanId", "parent_span_id"},
-        {"flags", "flags"},
-        {"name", "name"},
-        {"kind", "kind"},
-        {"startTimeUnixNano", "start_time_unix_nano"},
-        {"endTimeUnixNano", "end_time_unix_nano"},
-        {"attributes", "attributes"},
-        {"droppedAttributesCount", "dropped_attributes_count"},
-        {"events", "events"},
-        {"droppedEventsCount", "dropped_events_count"},
-        {"links", "links"},
-        {"droppedLinksCount", "dropped_links_count"},
-        {"status", "status"},
-    }};
     // Absent ids are left empty: remove_invalid_spans rejects such spans for either encoding.
-    return fields(v, at, kFields, [&](int field, const json::value& fv, const PathNode& field_at) {
-      switch (field) {
-        case kTraceId:
-          return read_id(fv, field_at, kTraceIdBytes, *out.mutable_trace_id());
-        case kSpanId:
-          return read_id(fv, field_at, kSpanIdBytes, *out.mutable_span_id());
-        case kTraceState:
-          return read_string(fv, field_at, *out.mutable_trace_state());
-        case kParentSpanId:
-          return read_optional_id(fv, field_at, kSpanIdBytes, *out.mutable_parent_span_id());
-        case kFlags:
-          return read_integer_into(fv, field_at, out, &Span::set_flags);
-        case kName:
-          return read_string(fv, field_at, *out.mutable_name());
-        case kKind: {
-          Span::SpanKind kind{};
-          if (!read_enum(fv, field_at, &Span::SpanKind_Parse, "span kind", "SPAN_KIND_SERVER",
-                         kind)) {
-            return false;
-          }
-          out.set_kind(kind);
-          return true;
-        }
-        case kStartTimeUnixNano:
-          return read_integer_into(fv, field_at, out, &Span::set_start_time_unix_nano);
-        case kEndTimeUnixNano:
-          return read_integer_into(fv, field_at, out, &Span::set_end_time_unix_nano);
-        case kAttributes:
-          return key_values(fv, field_at, *out.mutable_attributes(), 0);
-        case kDroppedAttributesCount:
-          return read_integer_into(fv, field_at, out, &Span::set_dropped_attributes_count);
-        case kEvents:
-          return repeated(fv, field_at, *out.mutable_events(), &RequestDecoder::span_event);
-        case kDroppedEventsCount:
-          return read_integer_into(fv, field_at, out, &Span::set_dropped_events_count);
-        case kLinks:
-          return repeated(fv, field_at, *out.mutable_links(), &RequestDecoder::span_link);
-        case kDroppedLinksCount:
-          return read_integer_into(fv, field_at, out, &Span::set_dropped_links_count);
-        default:
-          return span_status(fv, field_at, *out.mutable_status());
-      }
+    return fields(v, at, kSpanFields, [&](int field, const json::value& fv, const PathNode& field_at) {
+      return span_field(field, fv, field_at, out);
     });
+  }
+
+  // The order of kSpanFields.
+  enum class SpanField {
+    kTraceId,
+    kSpanId,
+    kTraceState,
+    kParentSpanId,
+    kFlags,
+    kName,
+    kKind,
+    kStartTimeUnixNano,
+    kEndTimeUnixNano,
+    kAttributes,
+    kDroppedAttributesCount,
+    kEvents,
+    kDroppedEventsCount,
+    kLinks,
+    kDroppedLinksCount,
+    kStatus,
+  };
+  static constexpr std::array<FieldName, 16> kSpanFields{{
+      {"traceId", "trace_id"},
+      {"spanId", "span_id"},
+      {"traceState", "trace_state"},
+      {"parentSpanId", "parent_span_id"},
+      {"flags", "flags"},
+      {"name", "name"},
+      {"kind", "kind"},
+      {"startTimeUnixNano", "start_time_unix_nano"},
+      {"endTimeUnixNano", "end_time_unix_nano"},
+      {"attributes", "attributes"},
+      {"droppedAttributesCount", "dropped_attributes_count"},
+      {"events", "events"},
+      {"droppedEventsCount", "dropped_events_count"},
+      {"links", "links"},
+      {"droppedLinksCount", "dropped_links_count"},
+      {"status", "status"},
+  }};
+
+  bool span_field(int field, const json::value& fv, const PathNode& field_at, Span& out) {
+    using enum SpanField;
+    switch (static_cast<SpanField>(field)) {
+      case kTraceId:
+        return read_id(fv, field_at, kTraceIdBytes, *out.mutable_trace_id());
+      case kSpanId:
+        return read_id(fv, field_at, kSpanIdBytes, *out.mutable_span_id());
+      case kTraceState:
+        return read_string(fv, field_at, *out.mutable_trace_state());
+      case kParentSpanId:
+        return read_optional_id(fv, field_at, kSpanIdBytes, *out.mutable_parent_span_id());
+      case kFlags:
+        return read_integer_into(fv, field_at, out, &Span::set_flags);
+      case kName:
+        return read_string(fv, field_at, *out.mutable_name());
+      case kKind:
+        return span_kind(fv, field_at, out);
+      case kStartTimeUnixNano:
+        return read_integer_into(fv, field_at, out, &Span::set_start_time_unix_nano);
+      case kEndTimeUnixNano:
+        return read_integer_into(fv, field_at, out, &Span::set_end_time_unix_nano);
+      case kAttributes:
+        return key_values(fv, field_at, *out.mutable_attributes(), 0);
+      case kDroppedAttributesCount:
+        return read_integer_into(fv, field_at, out, &Span::set_dropped_attributes_count);
+      case kEvents:
+        return repeated(fv, field_at, *out.mutable_events(), &RequestDecoder::span_event);
+      case kDroppedEventsCount:
+        return read_integer_into(fv, field_at, out, &Span::set_dropped_events_count);
+      case kLinks:
+        return repeated(fv, field_at, *out.mutable_links(), &RequestDecoder::span_link);
+      case kDroppedLinksCount:
+        return read_integer_into(fv, field_at, out, &Span::set_dropped_links_count);
+      default:
+        return span_status(fv, field_at, *out.mutable_status());
+    }
+  }
+
+  bool span_kind(const json::value& fv, const PathNode& field_at, Span& out) {
+    Span::SpanKind kind{};
+    if (!read_enum(fv, field_at, &Span::SpanKind_Parse, "span kind", "SPAN_KIND_SERVER", kind)) {
+      return false;
+    }
+    out.set_kind(kind);
+    return true;
   }
 
   bool span_event(const json::value& v, const PathNode& at, SpanEvent& out) {
