@@ -110,27 +110,83 @@ Router::Router(const config::Config& config, std::shared_ptr<normalize::PreviewC
   }
 }
 
+// The state of one request's pass through route(): the tallies its policies and normalizers
+// add to, the time its previews are stamped with, and the roots left unfilled to wait for their
+// trace's invoke_agent (their item is held).
+struct Router::Pass {
+  policy::PolicyTally tally;
+  normalize::NormalizeTally normalized;
+  normalize::PreviewCache::Clock::time_point now = normalize::PreviewCache::Clock::now();
+  std::vector<std::string> held;
+};
+
+// Per route: an item for its spans and, when some of its roots are held, one for those.
+struct Router::RouteItems {
+  std::optional<queue::QueueItem> spans;
+  std::optional<queue::QueueItem> roots;
+  std::vector<std::string> held;
+};
+
+namespace {
+
+void append_to(std::optional<queue::QueueItem>& item, const ExperimentRef& experiment,
+               const otlp::ResourceSpans& resource_spans, std::uint32_t spans) {
+  if (!item) item.emplace(queue::QueueItem{experiment, {}, 0});
+  append_resource_spans(item->payload, resource_spans);
+  item->span_count += spans;
+}
+
+}  // namespace
+
 std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
     otlp::ExportRequest& request, std::optional<std::string_view> header) const {
-  const std::size_t route_count = table_.routes().size();
-  // Most requests come from one agent and take one route: no split, one serialization.
   thread_local std::vector<std::size_t> route_of;
-  route_of.clear();
-  std::size_t first = table_.default_route();
-  bool single = true;
-  for (const otlp::ResourceSpans& resource_spans : request.resource_spans()) {
-    const std::size_t route = table_.match(resource_spans, header);
-    if (route_of.empty()) first = route;
-    single = single && route == first;
-    route_of.push_back(route);
+  if (match_routes(request, header, route_of)) {
+    stats_.requests_split.fetch_add(1, std::memory_order_relaxed);
   }
-
-  // Experiments per route used, checked before anything changes so an error leaves no trace.
   thread_local std::vector<std::optional<ExperimentRef>> experiments;
-  experiments.assign(route_count, std::nullopt);
+  if (auto error = select_experiments(route_of, header, experiments)) return std::move(*error);
+
+  // Per resource spans: the policy, then normalization on its output (so nothing masked is ever
+  // copied back), then the trace previews once every invoke_agent span of the request is known
+  // (Koog batches a trace's root with its invoke_agent, each in its own ResourceSpans).
+  Pass pass;
+  for (int i = 0; i < request.resource_spans_size(); ++i) {
+    otlp::ResourceSpans& resource_spans = *request.mutable_resource_spans(i);
+    if (spans_in(resource_spans) > 0) transform(route_of[static_cast<std::size_t>(i)], resource_spans, pass);
+  }
+  std::vector<RouteItems> per_route(table_.routes().size());
+  for (int i = 0; i < request.resource_spans_size(); ++i) {
+    const std::size_t route = route_of[static_cast<std::size_t>(i)];
+    collect(route, *experiments[route], *request.mutable_resource_spans(i), per_route[route], pass);
+  }
+  policy_stats_.add(pass.tally);
+  normalize_stats_.add(pass.normalized);
+  return items_of(per_route, pass);
+}
+
+// The route of each ResourceSpans into `route_of`; whether they take more than one route.
+bool Router::match_routes(const otlp::ExportRequest& request, std::optional<std::string_view> header,
+                          std::vector<std::size_t>& route_of) const {
+  route_of.clear();
+  bool split = false;
+  for (const otlp::ResourceSpans& resource_spans : request.resource_spans()) {
+    route_of.push_back(table_.match(resource_spans, header));
+    split = split || route_of.back() != route_of.front();
+  }
+  return split;
+}
+
+// The experiment of every route used (the default route's for a request without spans), chosen
+// before anything changes so that an error leaves no trace.
+std::optional<RoutingError> Router::select_experiments(
+    const std::vector<std::size_t>& route_of, std::optional<std::string_view> header,
+    std::vector<std::optional<ExperimentRef>>& experiments) const {
+  experiments.assign(table_.routes().size(), std::nullopt);
   const auto value = header_value(header);
-  for (std::size_t i = 0; i < (route_of.empty() ? 1 : route_of.size()); ++i) {
-    const std::size_t route = route_of.empty() ? first : route_of[i];
+  const std::size_t default_route = table_.default_route();
+  for (std::size_t i = 0; i < std::max<std::size_t>(route_of.size(), 1); ++i) {
+    const std::size_t route = route_of.empty() ? default_route : route_of[i];
     if (experiments[route]) continue;
     auto selected = table_.experiment(route, header);
     if (auto* error = std::get_if<RoutingError>(&selected)) return std::move(*error);
@@ -140,117 +196,52 @@ std::variant<std::vector<queue::QueueItem>, RoutingError> Router::route(
       stats_.headers_overridden.fetch_add(1, std::memory_order_relaxed);
     }
   }
+  return std::nullopt;
+}
 
-  // Per resource spans: the policy, then normalization on its output (so nothing masked is ever
-  // copied back), then the trace previews once every invoke_agent span of the request is known
-  // (Koog batches a trace's root with its invoke_agent, each in its own ResourceSpans).
-  policy::PolicyTally tally;
-  normalize::NormalizeTally normalized;
-  const auto now = normalize::PreviewCache::Clock::now();
-  auto transform = [&](std::size_t route, otlp::ResourceSpans& resource_spans) {
-    const CompiledRoute& compiled = table_.routes()[route];
-    policy::apply(*compiled.policy, resource_spans, tally);
-    normalize::apply(*compiled.normalizer, resource_spans, normalized);
-    normalize::collect_previews(*compiled.normalizer, preview_keys_[route], resource_spans,
-                                *preview_cache_, now);
-  };
-  // Roots left unfilled to wait for their trace's invoke_agent: their item is held.
-  thread_local std::vector<std::string> held;
-  auto fill = [&](std::size_t route, otlp::ResourceSpans& resource_spans) {
-    normalize::fill_previews(*table_.routes()[route].normalizer, preview_keys_[route],
-                             resource_spans, *preview_cache_, now, normalized, &held);
-  };
-  auto hold = [&](std::size_t route, queue::QueueItem& item) {
-    if (held.empty()) return;
-    item.hold = std::make_shared<const queue::Hold>(queue::Hold{
-        now + table_.routes()[route].normalizer->config().preview_hold, preview_keys_[route],
-        std::move(held)});
-    held.clear();
-  };
-  held.clear();
-  std::vector<queue::QueueItem> items;
-  if (single) {
-    std::uint32_t spans = 0;
-    for (otlp::ResourceSpans& resource_spans : *request.mutable_resource_spans()) {
-      transform(first, resource_spans);
-      spans += spans_in(resource_spans);
+void Router::transform(std::size_t route, otlp::ResourceSpans& resource_spans, Pass& pass) const {
+  const CompiledRoute& compiled = table_.routes()[route];
+  policy::apply(*compiled.policy, resource_spans, pass.tally);
+  normalize::apply(*compiled.normalizer, resource_spans, pass.normalized);
+  normalize::collect_previews(*compiled.normalizer, preview_keys_[route], resource_spans,
+                              *preview_cache_, pass.now);
+}
+
+// Fills the previews of one ResourceSpans and adds it to its route's items: the roots left
+// waiting for their preview to the held item, the rest to the spans item.
+void Router::collect(std::size_t route, const ExperimentRef& experiment,
+                     otlp::ResourceSpans& resource_spans, RouteItems& out, Pass& pass) const {
+  const std::uint32_t spans = spans_in(resource_spans);
+  if (spans == 0) return;
+  normalize::fill_previews(*table_.routes()[route].normalizer, preview_keys_[route], resource_spans,
+                           *preview_cache_, pass.now, pass.normalized, &pass.held);
+  if (!pass.held.empty()) {
+    otlp::ResourceSpans taken;
+    if (const std::uint32_t moved = take_held_roots(resource_spans, pass.held, taken); moved > 0) {
+      append_to(out.roots, experiment, taken, moved);
     }
-    for (otlp::ResourceSpans& resource_spans : *request.mutable_resource_spans()) {
-      fill(first, resource_spans);
-    }
-    std::string roots;  // the held roots' payload, when any
-    std::uint32_t root_count = 0;
-    if (!held.empty()) {
-      for (otlp::ResourceSpans& resource_spans : *request.mutable_resource_spans()) {
-        otlp::ResourceSpans taken;
-        if (const std::uint32_t moved = take_held_roots(resource_spans, held, taken); moved > 0) {
-          append_resource_spans(roots, taken);
-          root_count += moved;
-        }
-      }
-      auto& all = *request.mutable_resource_spans();
-      all.erase(std::remove_if(all.begin(), all.end(),
-                               [](const otlp::ResourceSpans& r) { return r.scope_spans_size() == 0; }),
-                all.end());
-    }
-    if (spans > root_count) {
-      items.push_back({*experiments[first], request.SerializeAsString(), spans - root_count});
-    }
-    if (root_count > 0) {
-      items.push_back({*experiments[first], std::move(roots), root_count});
-      hold(first, items.back());
-    }
-    if (spans > 0) stats_.route_spans[first].fetch_add(spans, std::memory_order_relaxed);
-  } else {
-    stats_.requests_split.fetch_add(1, std::memory_order_relaxed);
-    for (int i = 0; i < request.resource_spans_size(); ++i) {
-      otlp::ResourceSpans& resource_spans = *request.mutable_resource_spans(i);
-      if (spans_in(resource_spans) == 0) continue;
-      transform(route_of[static_cast<std::size_t>(i)], resource_spans);
-    }
-    // Per route: an item for its spans and, when some of its roots are held, one for those.
-    struct RouteItems {
-      std::optional<queue::QueueItem> spans;
-      std::optional<queue::QueueItem> roots;
-      std::vector<std::string> held;
-    };
-    std::vector<RouteItems> per_route(route_count);
-    for (int i = 0; i < request.resource_spans_size(); ++i) {
-      const std::size_t route = route_of[static_cast<std::size_t>(i)];
-      otlp::ResourceSpans& resource_spans = *request.mutable_resource_spans(i);
-      const std::uint32_t spans = spans_in(resource_spans);
-      if (spans == 0) continue;
-      fill(route, resource_spans);
-      RouteItems& out = per_route[route];
-      if (!held.empty()) {
-        otlp::ResourceSpans taken;
-        if (const std::uint32_t moved = take_held_roots(resource_spans, held, taken); moved > 0) {
-          if (!out.roots) out.roots.emplace(queue::QueueItem{*experiments[route], {}, 0});
-          append_resource_spans(out.roots->payload, taken);
-          out.roots->span_count += moved;
-        }
-        for (std::string& trace : held) out.held.push_back(std::move(trace));
-        held.clear();
-      }
-      if (const std::uint32_t rest = spans_in(resource_spans); rest > 0) {
-        if (!out.spans) out.spans.emplace(queue::QueueItem{*experiments[route], {}, 0});
-        append_resource_spans(out.spans->payload, resource_spans);
-        out.spans->span_count += rest;
-      }
-      stats_.route_spans[route].fetch_add(spans, std::memory_order_relaxed);
-    }
-    for (std::size_t route = 0; route < route_count; ++route) {
-      RouteItems& out = per_route[route];
-      if (out.spans) items.push_back(std::move(*out.spans));
-      if (out.roots) {
-        items.push_back(std::move(*out.roots));
-        held = std::move(out.held);
-        hold(route, items.back());
-      }
-    }
+    for (std::string& trace : pass.held) out.held.push_back(std::move(trace));
+    pass.held.clear();
   }
-  policy_stats_.add(tally);
-  normalize_stats_.add(normalized);
+  if (const std::uint32_t rest = spans_in(resource_spans); rest > 0) {
+    append_to(out.spans, experiment, resource_spans, rest);
+  }
+  stats_.route_spans[route].fetch_add(spans, std::memory_order_relaxed);
+}
+
+// The items in route order, each route's spans before its held roots.
+std::vector<queue::QueueItem> Router::items_of(std::vector<RouteItems>& per_route,
+                                               const Pass& pass) const {
+  std::vector<queue::QueueItem> items;
+  for (std::size_t route = 0; route < per_route.size(); ++route) {
+    RouteItems& out = per_route[route];
+    if (out.spans) items.push_back(std::move(*out.spans));
+    if (!out.roots) continue;
+    items.push_back(std::move(*out.roots));
+    items.back().hold = std::make_shared<const queue::Hold>(queue::Hold{
+        pass.now + table_.routes()[route].normalizer->config().preview_hold, preview_keys_[route],
+        std::move(out.held)});
+  }
   return items;
 }
 

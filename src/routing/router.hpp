@@ -56,6 +56,20 @@ class Router {
   std::vector<std::string> describe() const;
 
  private:
+  struct Pass;
+  struct RouteItems;
+
+  // route()'s steps, in order.
+  bool match_routes(const otlp::ExportRequest& request, std::optional<std::string_view> header,
+                    std::vector<std::size_t>& route_of) const;
+  std::optional<RoutingError> select_experiments(
+      const std::vector<std::size_t>& route_of, std::optional<std::string_view> header,
+      std::vector<std::optional<ExperimentRef>>& experiments) const;
+  void transform(std::size_t route, otlp::ResourceSpans& resource_spans, Pass& pass) const;
+  void collect(std::size_t route, const ExperimentRef& experiment,
+               otlp::ResourceSpans& resource_spans, RouteItems& out, Pass& pass) const;
+  std::vector<queue::QueueItem> items_of(std::vector<RouteItems>& per_route, const Pass& pass) const;
+
   RouteTable table_;
   std::vector<config::RouteConfig> route_configs_;  // for describe()
   mutable policy::PolicyStats policy_stats_;
