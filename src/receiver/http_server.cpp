@@ -1,6 +1,7 @@
 #include "receiver/http_server.hpp"
 
 #include <array>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -80,6 +81,23 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   }
   template <class Stream>
   net::awaitable<void> serve(Stream stream, std::string peer);
+  // serve()'s steps for one request; each says whether the connection carries another.
+  using Parser = http::request_parser<http::string_body>;
+  template <class Stream>
+  net::awaitable<bool> await_request(Stream& stream, beast::flat_buffer& buffer, const std::string& peer);
+  template <class Stream>
+  net::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, const std::string& peer);
+  std::optional<Response> header_error_response(const Parser& parser, boost::system::error_code ec,
+                                                const std::string& peer);
+  template <class Stream>
+  net::awaitable<bool> read_body(Stream& stream, beast::flat_buffer& buffer, Parser& parser,
+                                 const std::string& peer);
+  net::awaitable<Response> handle(const Parser& parser, const AcceptedHeader& header,
+                                  const std::string& peer);
+  template <class Stream>
+  net::awaitable<bool> write_answer(Stream& stream, const Response& response);
+  template <class Stream>
+  net::awaitable<void> close_connection(Stream& stream);
   net::awaitable<void> serve_tls(beast::tcp_stream stream, std::string peer);
   net::awaitable<void> refuse(beast::tcp_stream stream, std::string peer);
   template <class Stream>
@@ -290,143 +308,187 @@ net::awaitable<void> HttpServer::State::serve_tls(beast::tcp_stream tcp_layer, s
 
 template <class Stream>
 net::awaitable<void> HttpServer::State::serve(Stream stream, std::string peer) {
-  beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
   bump(stats.connections_open);
   beast::flat_buffer buffer;
+  // Each co_await a statement of its own: with `while (co_await a && co_await b)`, GCC 12's
+  // build went on serving a connection its client had closed.
   for (;;) {
-    // Idle keep-alive wait: for the first byte of the next request.
-    if (buffer.size() == 0) {
-      tcp_layer.expires_after(config.idle_timeout);
-      auto [ec, bytes] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kNoThrow);
-      if (ec == beast::error::timeout) {
-        bump(stats.idle_timeouts);
-        spdlog::debug("closing connection from {}: idle for {} ms (receiver.idle_timeout)", peer,
-                      config.idle_timeout.count());
-      }
-      if (ec) break;  // closed by the client or idle too long
-      buffer.commit(bytes);
-    }
-
-    // From the first byte on, the whole request must arrive within read_timeout.
-    tcp_layer.expires_after(config.read_timeout);
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
-    parser.body_limit(config.max_body_bytes);
-
-    auto [header_ec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
-    if (header_ec) {
-      Response response;
-      if (header_ec == http::error::header_limit) {
-        bump(stats.rejected_header_too_large);
-        response = handler.error(parser.get().base(), http::status::request_header_fields_too_large,
-                                 "request header exceeds the limit of " +
-                                     std::to_string(config.max_header_bytes) + " bytes",
-                                 peer);
-      } else if (header_ec == http::error::body_limit) {
-        // Content-Length alone already says the body is over the limit.
-        bump(stats.rejected_too_large);
-        response = handler.error(parser.get().base(), http::status::payload_too_large,
-                                 "body of " + std::string(parser.get()[http::field::content_length]) +
-                                     " bytes exceeds the limit of " +
-                                     std::to_string(config.max_body_bytes) + " bytes",
-                                 peer);
-      } else if (header_ec == beast::error::timeout) {
-        bump(stats.read_timeouts);
-        spdlog::debug("closing connection from {}: request header not received within {} ms",
-                      peer, config.read_timeout.count());
-        break;
-      } else if (header_ec == http::error::end_of_stream || header_ec == net::error::eof ||
-                 header_ec == net::error::connection_reset) {
-        break;
-      } else {
-        bump(stats.rejected_bad_body);
-        bump(stats.by_protocol[ReceiverStats::kHttp]
-                 .requests[ReceiverStats::kOtherEncoding][ReceiverStats::kRejected]);
-        response = bad_request_response("malformed HTTP request: " + header_ec.message());
-      }
-      response.keep_alive(false);
-      tcp_layer.expires_after(config.read_timeout);
-      co_await http::async_write(stream, response, kNoThrow);
-      co_await linger_close(stream);
-      break;
-    }
-
-    HeaderCheck checked = handler.check_header(parser.get().base(), peer);
-    if (auto* refused = std::get_if<Response>(&checked)) {
-      // The body is not read, so the connection cannot carry another request.
-      refused->keep_alive(false);
-      co_await http::async_write(stream, *refused, kNoThrow);
-      co_await linger_close(stream);
-      break;
-    }
-    if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
-      http::response<http::empty_body> proceed{http::status::continue_, 11};
-      auto [continue_ec, continue_bytes] = co_await http::async_write(stream, proceed, kNoThrow);
-      if (continue_ec) break;
-    }
-
-    auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, parser, kNoThrow);
-    if (body_ec) {
-      if (body_ec == http::error::body_limit) {
-        bump(stats.rejected_too_large);
-        Response response = handler.error(parser.get().base(), http::status::payload_too_large,
-                                          "body exceeds the limit of " +
-                                              std::to_string(config.max_body_bytes) + " bytes",
-                                          peer);
-        response.keep_alive(false);
-        co_await http::async_write(stream, response, kNoThrow);
-        co_await linger_close(stream);
-      } else if (body_ec == beast::error::timeout) {
-        bump(stats.read_timeouts);
-        spdlog::warn("closing connection from {}: request body not received within {} ms", peer,
-                     config.read_timeout.count());
-      } else {
-        spdlog::debug("connection from {} failed while reading the body: {}", peer,
-                      body_ec.message());
-      }
-      break;
-    }
-
-    PendingCommit pending;
-    Response response =
-        handler.handle(parser.get(), std::get<AcceptedHeader>(checked), peer, &pending);
-    if (pending.ticket) {
-      // durability: disk: answer (and count) once the spool has the spans, without holding an
-      // I/O thread.
-      const bool stored =
-          co_await queue::async_wait_commit(std::move(pending.ticket), net::use_awaitable);
-      if (!stored) {
-        bump(stats.rejected_storage_error);
-        const std::uint64_t spans = pending.outcome.spans;
-        pending.outcome = {IngestOutcome::Kind::storage_error,
-                           "the proxy could not write the spans to its spool; retry later",
-                           pending.outcome.rejected_spans};
-        pending.outcome.spans = spans;
-        response = handler.answer(parser.get().base(), pending.outcome, peer);
-      }
-      handler.count(ReceiverStats::kHttp, pending.encoding, pending.outcome);
-    }
-    if (handler.draining()) response.keep_alive(false);
-    const bool keep_alive = response.keep_alive();
-    if (const std::string_view canned = canned_success(response); !canned.empty()) {
-      std::size_t sent = 0;
-      if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-        // A small answer nearly always fits the socket's send buffer: write it at once, without
-        // arming the stream's timer; only what does not fit waits, under the read timeout.
-        boost::system::error_code write_ec;
-        if (!tcp_layer.socket().non_blocking()) tcp_layer.socket().non_blocking(true, write_ec);
-        if (!write_ec) sent = tcp_layer.socket().write_some(net::buffer(canned), write_ec);
-        if (write_ec && write_ec != net::error::would_block) break;
-      }
-      if (sent < canned.size()) {
-        auto [write_ec, written] = co_await net::async_write(stream, net::buffer(canned.substr(sent)), kNoThrow);
-        if (write_ec) break;
-      }
-      continue;
-    }
-    auto [write_ec, written] = co_await http::async_write(stream, response, kNoThrow);
-    if (write_ec || !keep_alive) break;
+    const bool arrived = co_await await_request(stream, buffer, peer);
+    if (!arrived) break;
+    const bool keep_alive = co_await serve_request(stream, buffer, peer);
+    if (!keep_alive) break;
   }
+  co_await close_connection(stream);
+  stats.connections_open.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// Idle keep-alive wait: for the first byte of the next request, unless it is buffered already.
+template <class Stream>
+net::awaitable<bool> HttpServer::State::await_request(Stream& stream, beast::flat_buffer& buffer,
+                                                      const std::string& peer) {
+  if (buffer.size() != 0) co_return true;
+  beast::get_lowest_layer(stream).expires_after(config.idle_timeout);
+  auto [ec, bytes] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kNoThrow);
+  if (ec == beast::error::timeout) {
+    bump(stats.idle_timeouts);
+    spdlog::debug("closing connection from {}: idle for {} ms (receiver.idle_timeout)", peer,
+                  config.idle_timeout.count());
+  }
+  if (ec) co_return false;  // closed by the client or idle too long
+  buffer.commit(bytes);
+  co_return true;
+}
+
+template <class Stream>
+net::awaitable<bool> HttpServer::State::serve_request(Stream& stream, beast::flat_buffer& buffer,
+                                                      const std::string& peer) {
+  // From the first byte on, the whole request must arrive within read_timeout.
+  beast::get_lowest_layer(stream).expires_after(config.read_timeout);
+  Parser parser;
+  parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
+  parser.body_limit(config.max_body_bytes);
+
+  auto [header_ec, header_bytes] = co_await http::async_read_header(stream, buffer, parser, kNoThrow);
+  if (header_ec) {
+    if (std::optional<Response> response = header_error_response(parser, header_ec, peer)) {
+      response->keep_alive(false);
+      beast::get_lowest_layer(stream).expires_after(config.read_timeout);
+      co_await http::async_write(stream, *response, kNoThrow);
+      co_await linger_close(stream);
+    }
+    co_return false;
+  }
+  HeaderCheck checked = handler.check_header(parser.get().base(), peer);
+  if (auto* refused = std::get_if<Response>(&checked)) {
+    // The body is not read, so the connection cannot carry another request.
+    refused->keep_alive(false);
+    co_await http::async_write(stream, *refused, kNoThrow);
+    co_await linger_close(stream);
+    co_return false;
+  }
+  const bool body_read = co_await read_body(stream, buffer, parser, peer);
+  if (!body_read) co_return false;
+  const Response response = co_await handle(parser, std::get<AcceptedHeader>(checked), peer);
+  const bool keep_alive = co_await write_answer(stream, response);
+  co_return keep_alive;
+}
+
+// The answer to a request whose header could not be read; none when the connection just ends
+// (closed by the client, or the header did not arrive in time).
+std::optional<Response> HttpServer::State::header_error_response(const Parser& parser,
+                                                                 boost::system::error_code ec,
+                                                                 const std::string& peer) {
+  if (ec == http::error::header_limit) {
+    bump(stats.rejected_header_too_large);
+    return handler.error(parser.get().base(), http::status::request_header_fields_too_large,
+                         "request header exceeds the limit of " +
+                             std::to_string(config.max_header_bytes) + " bytes",
+                         peer);
+  }
+  if (ec == http::error::body_limit) {
+    // Content-Length alone already says the body is over the limit.
+    bump(stats.rejected_too_large);
+    return handler.error(parser.get().base(), http::status::payload_too_large,
+                         "body of " + std::string(parser.get()[http::field::content_length]) +
+                             " bytes exceeds the limit of " + std::to_string(config.max_body_bytes) +
+                             " bytes",
+                         peer);
+  }
+  if (ec == beast::error::timeout) {
+    bump(stats.read_timeouts);
+    spdlog::debug("closing connection from {}: request header not received within {} ms", peer,
+                  config.read_timeout.count());
+    return std::nullopt;
+  }
+  if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset) {
+    return std::nullopt;
+  }
+  bump(stats.rejected_bad_body);
+  bump(stats.by_protocol[ReceiverStats::kHttp]
+           .requests[ReceiverStats::kOtherEncoding][ReceiverStats::kRejected]);
+  return bad_request_response("malformed HTTP request: " + ec.message());
+}
+
+template <class Stream>
+net::awaitable<bool> HttpServer::State::read_body(Stream& stream, beast::flat_buffer& buffer,
+                                                  Parser& parser, const std::string& peer) {
+  if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+    http::response<http::empty_body> proceed{http::status::continue_, 11};
+    auto [continue_ec, continue_bytes] = co_await http::async_write(stream, proceed, kNoThrow);
+    if (continue_ec) co_return false;
+  }
+  auto [body_ec, body_bytes] = co_await http::async_read(stream, buffer, parser, kNoThrow);
+  if (!body_ec) co_return true;
+  if (body_ec == http::error::body_limit) {
+    bump(stats.rejected_too_large);
+    Response response = handler.error(
+        parser.get().base(), http::status::payload_too_large,
+        "body exceeds the limit of " + std::to_string(config.max_body_bytes) + " bytes", peer);
+    response.keep_alive(false);
+    co_await http::async_write(stream, response, kNoThrow);
+    co_await linger_close(stream);
+  } else if (body_ec == beast::error::timeout) {
+    bump(stats.read_timeouts);
+    spdlog::warn("closing connection from {}: request body not received within {} ms", peer,
+                 config.read_timeout.count());
+  } else {
+    spdlog::debug("connection from {} failed while reading the body: {}", peer, body_ec.message());
+  }
+  co_return false;
+}
+
+net::awaitable<Response> HttpServer::State::handle(const Parser& parser, const AcceptedHeader& header,
+                                                   const std::string& peer) {
+  PendingCommit pending;
+  Response response = handler.handle(parser.get(), header, peer, &pending);
+  if (pending.ticket) {
+    // durability: disk: answer (and count) once the spool has the spans, without holding an
+    // I/O thread.
+    const bool stored =
+        co_await queue::async_wait_commit(std::move(pending.ticket), net::use_awaitable);
+    if (!stored) {
+      bump(stats.rejected_storage_error);
+      const std::uint64_t spans = pending.outcome.spans;
+      pending.outcome = {IngestOutcome::Kind::storage_error,
+                         "the proxy could not write the spans to its spool; retry later",
+                         pending.outcome.rejected_spans};
+      pending.outcome.spans = spans;
+      response = handler.answer(parser.get().base(), pending.outcome, peer);
+    }
+    handler.count(ReceiverStats::kHttp, pending.encoding, pending.outcome);
+  }
+  if (handler.draining()) response.keep_alive(false);
+  co_return response;
+}
+
+template <class Stream>
+net::awaitable<bool> HttpServer::State::write_answer(Stream& stream, const Response& response) {
+  const std::string_view canned = canned_success(response);
+  if (canned.empty()) {
+    auto [write_ec, written] = co_await http::async_write(stream, response, kNoThrow);
+    co_return !write_ec && response.keep_alive();
+  }
+  std::size_t sent = 0;
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+    // A small answer nearly always fits the socket's send buffer: write it at once, without
+    // arming the stream's timer; only what does not fit waits, under the read timeout.
+    auto& socket = stream.socket();
+    boost::system::error_code write_ec;
+    if (!socket.non_blocking()) socket.non_blocking(true, write_ec);
+    if (!write_ec) sent = socket.write_some(net::buffer(canned), write_ec);
+    if (write_ec && write_ec != net::error::would_block) co_return false;
+  }
+  if (sent < canned.size()) {
+    auto [write_ec, written] =
+        co_await net::async_write(stream, net::buffer(canned.substr(sent)), kNoThrow);
+    if (write_ec) co_return false;
+  }
+  co_return true;  // a canned answer is a keep-alive one
+}
+
+template <class Stream>
+net::awaitable<void> HttpServer::State::close_connection(Stream& stream) {
+  beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
   if constexpr (std::is_same_v<Stream, TlsStream>) {
     // close_notify, briefly: a client that does not answer it still gets the TCP close.
     tcp_layer.expires_after(std::chrono::seconds(1));
@@ -434,7 +496,6 @@ net::awaitable<void> HttpServer::State::serve(Stream stream, std::string peer) {
   }
   boost::system::error_code ignored;
   tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  stats.connections_open.fetch_sub(1, std::memory_order_relaxed);
 }
 
 }  // namespace proxy::receiver
