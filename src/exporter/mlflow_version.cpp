@@ -1,6 +1,7 @@
 #include "exporter/mlflow_version.hpp"
 
 #include <charconv>
+#include <utility>
 #include <tuple>
 
 namespace proxy::exporter {
@@ -30,6 +31,60 @@ std::string_view trim(std::string_view text) {
   return text.substr(first, text.find_last_not_of(kSpace) - first + 1);
 }
 
+// ASCII only, whatever the locale.
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// The release: major.minor and an optional .patch. A fourth release component (3.7.0.1) is not
+// something MLflow publishes.
+bool take_release(std::string_view text, std::size_t& pos, MlflowVersion& version) {
+  if (!take_number(text, pos, version.major) || !take(text, pos, ".") ||
+      !take_number(text, pos, version.minor)) {
+    return false;
+  }
+  if (pos + 1 < text.size() && text[pos] == '.' && is_digit(text[pos + 1])) {
+    ++pos;
+    return take_number(text, pos, version.patch);
+  }
+  return true;
+}
+
+// An optional pre-release: rcN, aN or bN.
+bool take_pre_release(std::string_view text, std::size_t& pos, MlflowVersion& version) {
+  static constexpr std::pair<std::string_view, MlflowVersion::Stage> kStages[] = {
+      {"rc", MlflowVersion::Stage::release_candidate},
+      {"a", MlflowVersion::Stage::alpha},
+      {"b", MlflowVersion::Stage::beta},
+  };
+  for (const auto& [marker, stage] : kStages) {
+    if (!take(text, pos, marker)) continue;
+    version.stage = stage;
+    return take_number(text, pos, version.stage_number);
+  }
+  return true;
+}
+
+// An optional .devN or .postN; a post-release orders as its release.
+bool take_dev_or_post(std::string_view text, std::size_t& pos, MlflowVersion& version) {
+  if (take(text, pos, ".dev")) {
+    // 3.7.0rc1.dev0 is still a dev build: before any release of 3.7.0.
+    version.stage = MlflowVersion::Stage::dev;
+    return take_number(text, pos, version.stage_number);
+  }
+  unsigned post = 0;
+  return !take(text, pos, ".post") || take_number(text, pos, post);
+}
+
+// An optional local version label (3.7.0+databricks): a non-empty run of [A-Za-z0-9.].
+bool take_local_label(std::string_view text, std::size_t& pos) {
+  if (!take(text, pos, "+")) return true;
+  if (pos == text.size()) return false;
+  for (; pos < text.size(); ++pos) {
+    const char c = text[pos];
+    if (!is_digit(c) && !(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && c != '.') return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int MlflowVersion::compare(const MlflowVersion& other) const {
@@ -48,44 +103,10 @@ std::optional<MlflowVersion> parse_mlflow_version(std::string_view raw) {
   MlflowVersion version;
   version.text = std::string(text);
   std::size_t pos = 0;
-  if (!take_number(text, pos, version.major) || !take(text, pos, ".") ||
-      !take_number(text, pos, version.minor)) {
+  if (!take_release(text, pos, version) || !take_pre_release(text, pos, version) ||
+      !take_dev_or_post(text, pos, version) || !take_local_label(text, pos) || pos != text.size()) {
     return std::nullopt;
   }
-  if (pos < text.size() && text[pos] == '.' && pos + 1 < text.size() &&
-      text[pos + 1] >= '0' && text[pos + 1] <= '9') {
-    ++pos;
-    if (!take_number(text, pos, version.patch)) return std::nullopt;
-    // A fourth release component (3.7.0.1) is not something MLflow publishes.
-  }
-  if (take(text, pos, "rc")) {
-    version.stage = MlflowVersion::Stage::release_candidate;
-    if (!take_number(text, pos, version.stage_number)) return std::nullopt;
-  } else if (take(text, pos, "a")) {
-    version.stage = MlflowVersion::Stage::alpha;
-    if (!take_number(text, pos, version.stage_number)) return std::nullopt;
-  } else if (take(text, pos, "b")) {
-    version.stage = MlflowVersion::Stage::beta;
-    if (!take_number(text, pos, version.stage_number)) return std::nullopt;
-  }
-  if (take(text, pos, ".dev")) {
-    // 3.7.0rc1.dev0 is still a dev build: before any release of 3.7.0.
-    version.stage = MlflowVersion::Stage::dev;
-    if (!take_number(text, pos, version.stage_number)) return std::nullopt;
-  } else if (take(text, pos, ".post")) {
-    unsigned post = 0;
-    if (!take_number(text, pos, post)) return std::nullopt;
-  }
-  if (pos < text.size() && text[pos] == '+') {
-    // A local version label (3.7.0+databricks): a non-empty run of [A-Za-z0-9.].
-    if (++pos == text.size()) return std::nullopt;
-    for (; pos < text.size(); ++pos) {
-      const char c = text[pos];
-      const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.';
-      if (!ok) return std::nullopt;
-    }
-  }
-  if (pos != text.size()) return std::nullopt;
   return version;
 }
 
