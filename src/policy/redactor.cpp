@@ -92,10 +92,108 @@ bool userinfo_after(std::string_view text, std::size_t at) {
 
 bool email_local(char c) { return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'; }
 
-// Bytes at which a check starts: each built-in pattern needs one of them.
+// The checks of may_hold_builtin_secret, one per trigger byte at text[i]: whether a built-in
+// pattern may match around it. A check may move `i` on past bytes it has looked at.
+using TriggerCheck = bool (*)(std::string_view text, std::size_t& i);
+
+// sk-..., sk-ant-..., xox?-..., -----BEGIN ... PRIVATE KEY-----
+bool dash_check(std::string_view text, std::size_t& i) {
+  if (i >= 2 && text[i - 2] == 's' && text[i - 1] == 'k') return true;
+  if (i >= 4 && text.substr(i - 4, 3) == "xox" &&
+      std::string_view("abposr").find(text[i - 1]) != std::string_view::npos) {
+    return true;
+  }
+  return text.substr(i, 11) == "-----BEGIN ";
+}
+
+// AKIA/ASIA/ABIA/ACCA..., AIza...
+bool capital_a_check(std::string_view text, std::size_t& i) {
+  const std::string_view next = text.substr(i + 1, 3);
+  return next == "KIA" || next == "SIA" || next == "BIA" || next == "CCA" || next == "Iza";
+}
+
+// gh[pousr]_..., github_pat_...
+bool underscore_check(std::string_view text, std::size_t& i) {
+  if (i >= 3 && text[i - 3] == 'g' && text[i - 2] == 'h' &&
+      std::string_view("pousr").find(text[i - 1]) != std::string_view::npos) {
+    return true;
+  }
+  return i >= 6 && text.substr(i - 6, 6) == "github";
+}
+
+// eyJ...
+bool capital_j_check(std::string_view text, std::size_t& i) {
+  return i >= 2 && text[i - 2] == 'e' && text[i - 1] == 'y';
+}
+
+// bearer, any case
+bool b_check(std::string_view text, std::size_t& i) { return has_at(text, i + 1, "earer"); }
+
+// keyword: value, keyword=value
+bool assignment_check(std::string_view text, std::size_t& i) { return keyword_before(text, i); }
+
+// scheme://user:password@, keyword: value
+bool colon_check(std::string_view text, std::size_t& i) {
+  return (text.substr(i + 1, 2) == "//" && userinfo_after(text, i + 3)) || keyword_before(text, i);
+}
+
+// U+017F LATIN SMALL LETTER LONG S: (?i) makes RE2 take it for an 's'
+bool long_s_check(std::string_view text, std::size_t& i) {
+  return i + 1 < text.size() && text[i + 1] == '\xBF';
+}
+
+// U+212A KELVIN SIGN: (?i) makes RE2 take it for a 'k'
+bool kelvin_check(std::string_view text, std::size_t& i) { return text.substr(i + 1, 2) == "\x84\xAA"; }
+
+// e-mail addresses
+bool at_check(std::string_view text, std::size_t& i) {
+  return i > 0 && i + 1 < text.size() && email_local(text[i - 1]) &&
+         (is_alnum(text[i + 1]) || text[i + 1] == '-');
+}
+
+// Card numbers are 13 to 19 digits, single spaces or dashes between. The run is looked at
+// once: `i` moves to its last byte, so the byte after it, no digit, is looked at next.
+bool digit_check(std::string_view text, std::size_t& i) {
+  const std::size_t n = text.size();
+  std::size_t digits = 0;
+  std::size_t j = i;
+  while (j < n) {
+    if (is_digit(text[j])) {
+      if (++digits >= 13) return true;
+      ++j;
+    } else if ((text[j] == ' ' || text[j] == '-') && j + 1 < n && is_digit(text[j + 1])) {
+      ++j;
+    } else {
+      break;
+    }
+  }
+  i = j - 1;
+  return false;
+}
+
+// Each built-in pattern needs one of these bytes.
+constexpr std::array<TriggerCheck, 256> kChecks = [] {
+  std::array<TriggerCheck, 256> table{};
+  const auto set = [&table](char c, TriggerCheck check) { table[static_cast<unsigned char>(c)] = check; };
+  set('-', dash_check);
+  set('A', capital_a_check);
+  set('_', underscore_check);
+  set('J', capital_j_check);
+  set('b', b_check);
+  set('B', b_check);
+  set(':', colon_check);
+  set('=', assignment_check);
+  set('@', at_check);
+  set('\xC5', long_s_check);
+  set('\xE2', kelvin_check);
+  for (char c = '0'; c <= '9'; ++c) set(c, digit_check);
+  return table;
+}();
+
+// Bytes at which a check starts.
 constexpr std::array<bool, 256> kTriggers = [] {
   std::array<bool, 256> table{};
-  for (unsigned char c : std::string_view("-A_JbB:=@0123456789\xC5\xE2")) table[c] = true;
+  for (std::size_t c = 0; c < table.size(); ++c) table[c] = kChecks[c] != nullptr;
   return table;
 }();
 
@@ -125,72 +223,10 @@ std::size_t next_trigger(std::string_view text, std::size_t i) {
 }  // namespace
 
 bool may_hold_builtin_secret(std::string_view text) {
-  const std::size_t n = text.size();
-  for (std::size_t i = next_trigger(text, 0); i < n; i = next_trigger(text, i + 1)) {
-    const char c = text[i];
-    if (!kTriggers[static_cast<unsigned char>(c)]) continue;
-    switch (c) {
-      case '-':  // sk-..., sk-ant-..., xox?-..., -----BEGIN ... PRIVATE KEY-----
-        if (i >= 2 && text[i - 2] == 's' && text[i - 1] == 'k') return true;
-        if (i >= 4 && text.substr(i - 4, 3) == "xox" &&
-            std::string_view("abposr").find(text[i - 1]) != std::string_view::npos) {
-          return true;
-        }
-        if (text.substr(i, 11) == "-----BEGIN ") return true;
-        break;
-      case 'A': {  // AKIA/ASIA/ABIA/ACCA..., AIza...
-        const std::string_view next = text.substr(i + 1, 3);
-        if (next == "KIA" || next == "SIA" || next == "BIA" || next == "CCA" || next == "Iza") return true;
-        break;
-      }
-      case '_':  // gh[pousr]_..., github_pat_...
-        if (i >= 3 && text[i - 3] == 'g' && text[i - 2] == 'h' &&
-            std::string_view("pousr").find(text[i - 1]) != std::string_view::npos) {
-          return true;
-        }
-        if (i >= 6 && text.substr(i - 6, 6) == "github") return true;
-        break;
-      case 'J':  // eyJ...
-        if (i >= 2 && text[i - 2] == 'e' && text[i - 1] == 'y') return true;
-        break;
-      case 'b':
-      case 'B':  // bearer, any case
-        if (has_at(text, i + 1, "earer")) return true;
-        break;
-      case ':':  // scheme://user:password@, keyword: value
-        if (text.substr(i + 1, 2) == "//" && userinfo_after(text, i + 3)) return true;
-        [[fallthrough]];
-      case '=':
-        if (keyword_before(text, i)) return true;
-        break;
-      case '\xC5':  // U+017F LATIN SMALL LETTER LONG S: (?i) makes RE2 take it for an 's'
-        if (i + 1 < n && text[i + 1] == '\xBF') return true;
-        break;
-      case '\xE2':  // U+212A KELVIN SIGN: (?i) makes RE2 take it for a 'k'
-        if (text.substr(i + 1, 2) == "\x84\xAA") return true;
-        break;
-      case '@':  // e-mail addresses
-        if (i > 0 && i + 1 < n && email_local(text[i - 1]) && (is_alnum(text[i + 1]) || text[i + 1] == '-')) {
-          return true;
-        }
-        break;
-      default: {  // a digit: card numbers are 13 to 19 digits, single spaces or dashes between
-        std::size_t digits = 0;
-        std::size_t j = i;
-        while (j < n) {
-          if (is_digit(text[j])) {
-            if (++digits >= 13) return true;
-            ++j;
-          } else if ((text[j] == ' ' || text[j] == '-') && j + 1 < n && is_digit(text[j + 1])) {
-            ++j;
-          } else {
-            break;
-          }
-        }
-        i = j - 1;  // the run is done; text[j], no digit, is looked at next
-        break;
-      }
-    }
+  for (std::size_t i = next_trigger(text, 0); i < text.size(); i = next_trigger(text, i + 1)) {
+    // next_trigger may stop at a byte that is no trigger (';' or '<'): no check then.
+    const TriggerCheck check = kChecks[static_cast<unsigned char>(text[i])];
+    if (check != nullptr && check(text, i)) return true;
   }
   return false;
 }
