@@ -160,7 +160,7 @@ struct LogConfig {
   LogFormat format = LogFormat::text;
 };
 
-// ---- policy: what content reaches MLflow (DESIGN.md "Policy: verbose and masking") ----------
+// ---- policy: what content reaches MLflow (docs/architecture.md, "Stages") -----------------------
 
 // verbose keeps; mask replaces with "[masked: N bytes]" (same type); hash keeps a stable SHA-256
 // prefix; truncate keeps the first bytes; drop removes the attribute; redact scrubs secrets/PII.
@@ -215,7 +215,7 @@ struct NamedPolicy {
   PolicyConfig policy;
 };
 
-// ---- routing: which experiment and policy (DESIGN.md "Routing") ------------------------------
+// ---- routing: which experiment and policy (docs/architecture.md, "Where to add things") ---------
 
 struct ValueMatch {
   enum class Kind { exact, glob, regex };  // regex: RE2, the whole value must match
@@ -243,7 +243,7 @@ struct RouteMatch {
   std::string header_value;  // for HeaderCondition::equals
 };
 
-// ---- normalize: what MLflow would otherwise lose (DESIGN.md "Normalization") ----------------
+// ---- normalize: what MLflow would otherwise lose (docs/architecture.md, "Stages") ---------------
 
 // Which spans get the kept resource attributes: every span, the trace's root only, or none.
 enum class ResourceTarget { all, root, none };

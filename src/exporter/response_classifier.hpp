@@ -1,4 +1,5 @@
-// What to do with MLflow's answer to POST /v1/traces (DESIGN.md, "Egress" status table). Pure.
+// What to do with MLflow's answer to POST /v1/traces (docs/architecture.md, "Talking to MLflow").
+// Pure.
 #pragma once
 
 #include <string>

@@ -1,8 +1,8 @@
-// The normalize stage (DESIGN.md "Normalization"): copies onto spans what MLflow's OTLP ingestion
-// would otherwise lose or never derive, so agents' traces are first-class in MLflow. Runs after
-// the policy, on the policy's output: it copies values, it never reads anything the policy
-// masked from elsewhere, so masked content stays masked. Pure: no I/O, no clock (the preview
-// cache is given the time by its caller).
+// The normalize stage (docs/architecture.md, "Stages"): copies onto spans what MLflow's OTLP
+// ingestion would otherwise lose or never derive, so agents' traces are first-class in MLflow. Runs
+// after the policy, on the policy's output: it copies values, it never reads anything the policy
+// masked from elsewhere, so masked content stays masked. Pure: no I/O, no clock (the preview cache
+// is given the time by its caller).
 //
 // What MLflow (checked against mlflow 3.17 mlflow/tracing/otel/translation, entities/span.py,
 // server/otel_api.py and the SQL store) does at ingestion, and what this stage adds:

@@ -1,4 +1,4 @@
-// Trace previews (DESIGN.md "Normalization"). MLflow builds a trace's request/response preview
+// Trace previews (docs/architecture.md, "Stages"). MLflow builds a trace's request/response preview
 // only from its root span's inputs/outputs, once, when the root arrives. Koog's root
 // (create_agent) has none, and ends (so is exported) after everything else. The cache remembers,
 // per trace, the best inputs and outputs seen so far (after the policy of its route; keyed by

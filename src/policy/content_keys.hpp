@@ -1,6 +1,6 @@
-// The built-in content keys (DESIGN.md "Policy"): where agents put prompts, responses, tool
-// arguments and results. Globs, grouped by the convention that defines them so counters can say
-// whose keys were masked.
+// The built-in content keys (docs/architecture.md, "Stages"): where agents put prompts, responses,
+// tool arguments and results. Globs, grouped by the convention that defines them so counters can
+// say whose keys were masked.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // The policy stage: what of a span's content reaches MLflow. A PolicyConfig is compiled once
 // into an immutable CompiledPolicy; apply() then rewrites decoded spans in place (on the
-// request's arena), with no I/O and no clock. DESIGN.md "Policy: verbose and masking".
+// request's arena), with no I/O and no clock (docs/architecture.md, "Stages").
 //
 // Content holding JSON (structure: keep, the default) is rewritten leaf by leaf, keys, roles,
 // part types and tool names kept (see json_structure.hpp); role and part selectors give a message

@@ -1,5 +1,5 @@
-// Routing rules (DESIGN.md "Routing"), compiled once from the config: ordered routes, the first
-// match wins, then the default route. A route matches a ResourceSpans on its resource
+// Routing rules (docs/architecture.md, "Stages"), compiled once from the config: ordered routes,
+// the first match wins, then the default route. A route matches a ResourceSpans on its resource
 // attributes, on the instrumentation scope names of its ScopeSpans (any of them: a trace's spans
 // from several libraries stay together) and on the client's x-mlflow-experiment-id header.
 // Pure: no I/O, no clocks.
