@@ -1,5 +1,6 @@
 #include "admin/admin_server.hpp"
 
+#include <atomic>
 #include <system_error>
 
 #include <boost/asio/co_spawn.hpp>
@@ -22,10 +23,7 @@ constexpr auto kNoThrow = net::experimental::as_tuple(net::use_awaitable);
 
 namespace {
 
-constexpr std::uint32_t kMaxHeaderBytes = 8 * 1024;
 constexpr std::uint64_t kMaxBodyBytes = 0;  // probes and scrapes send none
-constexpr auto kReadTimeout = std::chrono::seconds(10);
-constexpr auto kIdleTimeout = std::chrono::seconds(60);
 
 AdminResponse text_response(http::status status, std::string body, const AdminRequest& request,
                             std::string_view content_type = "text/plain; charset=utf-8") {
@@ -41,6 +39,15 @@ AdminResponse text_response(http::status status, std::string body, const AdminRe
 }
 
 }  // namespace
+
+AdminLimits admin_limits(const config::Config& config) {
+  AdminLimits limits;
+  limits.max_header_bytes = config.receiver.max_header_bytes;
+  limits.read_timeout = config.receiver.read_timeout;
+  limits.idle_timeout = config.receiver.idle_timeout;
+  limits.max_connections = config.admin.max_connections;
+  return limits;
+}
 
 AdminResponse answer_admin_request(const AdminRequest& request, const AdminHandlers& handlers) {
   const std::string_view target = request.target();
@@ -69,15 +76,22 @@ AdminResponse answer_admin_request(const AdminRequest& request, const AdminHandl
 // No shared_from_this in the coroutines: State owns the io_context that owns their frames, so
 // they must not own State back (a cycle that would leak at exit).
 struct AdminServer::State {
-  State(config::Endpoint endpoint, AdminHandlers admin_handlers)
-      : listen(std::move(endpoint)), handlers(std::move(admin_handlers)), acceptor(io) {}
+  State(config::Endpoint endpoint, AdminLimits admin_limits, AdminHandlers admin_handlers)
+      : listen(std::move(endpoint)),
+        limits(admin_limits),
+        handlers(std::move(admin_handlers)),
+        acceptor(io) {}
 
   config::Endpoint listen;
+  AdminLimits limits;
   AdminHandlers handlers;
   net::io_context io{1};
   tcp::acceptor acceptor;
+  std::size_t open_connections = 0;  // only the admin thread touches it
+  std::atomic<std::uint64_t> refused{0};
 
   net::awaitable<void> accept_loop();
+  void admit(tcp::socket socket);
   net::awaitable<void> serve(beast::tcp_stream stream);
 };
 
@@ -91,23 +105,40 @@ net::awaitable<void> AdminServer::State::accept_loop() {
       co_await pause.async_wait(kNoThrow);
       continue;
     }
-    net::co_spawn(io, serve(beast::tcp_stream(std::move(socket))), [](std::exception_ptr error) {
-      if (!error) return;
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        spdlog::error("admin: connection handler failed: {}", e.what());
-      }
-    });
+    admit(std::move(socket));
   }
+}
+
+// Over the cap, a connection is closed unanswered: a probe that cannot connect fails the same
+// way, and a flood of idle connections cannot pin the admin thread's descriptors.
+void AdminServer::State::admit(tcp::socket socket) {
+  if (open_connections >= limits.max_connections) {
+    if (refused.fetch_add(1, std::memory_order_relaxed) % 100 == 0) {
+      spdlog::warn("admin: refusing a connection: {} open (admin.max_connections)",
+                   open_connections);
+    }
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  ++open_connections;
+  net::co_spawn(io, serve(beast::tcp_stream(std::move(socket))), [this](std::exception_ptr error) {
+    --open_connections;
+    if (!error) return;
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      spdlog::error("admin: connection handler failed: {}", e.what());
+    }
+  });
 }
 
 net::awaitable<void> AdminServer::State::serve(beast::tcp_stream stream) {
   beast::flat_buffer buffer;
   for (;;) {
-    stream.expires_after(buffer.size() == 0 ? kIdleTimeout : kReadTimeout);
+    stream.expires_after(buffer.size() == 0 ? limits.idle_timeout : limits.read_timeout);
     http::request_parser<http::string_body> parser;
-    parser.header_limit(kMaxHeaderBytes);
+    parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
     parser.body_limit(kMaxBodyBytes);
     auto [read_ec, bytes] = co_await http::async_read(stream, buffer, parser, kNoThrow);
     if (read_ec) {
@@ -124,7 +155,7 @@ net::awaitable<void> AdminServer::State::serve(beast::tcp_stream stream) {
     }
     const AdminRequest& request = parser.get();
     AdminResponse response = answer_admin_request(request, handlers);
-    stream.expires_after(kReadTimeout);
+    stream.expires_after(limits.read_timeout);
     auto [write_ec, written] = co_await http::async_write(stream, response, kNoThrow);
     if (write_ec || !response.keep_alive()) break;
   }
@@ -132,8 +163,8 @@ net::awaitable<void> AdminServer::State::serve(beast::tcp_stream stream) {
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
 
-AdminServer::AdminServer(config::Endpoint listen, AdminHandlers handlers)
-    : state_(std::make_shared<State>(std::move(listen), std::move(handlers))) {}
+AdminServer::AdminServer(config::Endpoint listen, AdminLimits limits, AdminHandlers handlers)
+    : state_(std::make_shared<State>(std::move(listen), limits, std::move(handlers))) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -161,6 +192,10 @@ void AdminServer::stop() {
   thread_.join();
   boost::system::error_code ignored;
   state_->acceptor.close(ignored);
+}
+
+std::uint64_t AdminServer::refused_connections() const {
+  return state_->refused.load(std::memory_order_relaxed);
 }
 
 tcp::endpoint AdminServer::local_endpoint() const {

@@ -2,10 +2,14 @@
 // the reasons when not ready) and /metrics (Prometheus text). Its own io_context and thread, so
 // a probe is answered even while the OTLP I/O threads are saturated, and a stuck scraper cannot
 // take an I/O thread from agents. Served with Beast rather than prometheus-cpp's civetweb
-// exposer: one HTTP stack in the binary, the same limits and timeouts as the receiver, and
-// health and readiness on the same port as the metrics.
+// exposer: one HTTP stack in the binary, the receiver's header limit and timeouts
+// (AdminLimits), a cap on open connections of its own, and health and readiness on the same
+// port as the metrics.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,6 +31,17 @@ struct AdminHandlers {
   std::function<std::string()> metrics;  // the exposition text
 };
 
+// What one connection may take. admin_limits() fills it from the configuration.
+struct AdminLimits {
+  std::size_t max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds read_timeout{30'000};  // one request, and writing its answer
+  std::chrono::milliseconds idle_timeout{120'000};  // keep-alive with no request
+  std::size_t max_connections = 16;  // more are closed as soon as they are accepted
+};
+
+// receiver.max_header_bytes, read_timeout and idle_timeout; admin.max_connections.
+AdminLimits admin_limits(const config::Config& config);
+
 using AdminRequest = http::request<http::string_body>;
 using AdminResponse = http::response<http::string_body>;
 
@@ -35,7 +50,7 @@ AdminResponse answer_admin_request(const AdminRequest& request, const AdminHandl
 
 class AdminServer {
  public:
-  AdminServer(config::Endpoint listen, AdminHandlers handlers);
+  AdminServer(config::Endpoint listen, AdminLimits limits, AdminHandlers handlers);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -46,6 +61,8 @@ class AdminServer {
   void stop();
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;
+  // Connections refused for admin.max_connections so far.
+  std::uint64_t refused_connections() const;
 
  private:
   struct State;

@@ -166,7 +166,7 @@ int run_proxy(const config::Config& config, const ConfigSource& reload_source) {
   std::unique_ptr<admin::AdminServer> admin_server;
   if (config.admin.enabled) {
     admin_server = std::make_unique<admin::AdminServer>(
-        config.admin.listen,
+        config.admin.listen, admin::admin_limits(config),
         admin::AdminHandlers{readiness, [&] { return admin::serialize_metrics(collector); }});
   }
   receiver::HttpServer server(io, config.receiver, handler, receiver_stats, io_thread_total);

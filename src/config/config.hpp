@@ -151,6 +151,9 @@ struct AdminConfig {
   Endpoint listen{"127.0.0.1", 13133};
   double queue_high_water = 0.9;  // /readyz fails while the queue holds more of queue.max_bytes
   std::chrono::milliseconds probe_interval = 5s;  // MLflow's /health, when no export went out
+  // Open connections (probes, scrapers); more are closed at once. Header size and read and idle
+  // time follow the receiver's settings.
+  std::size_t max_connections = 16;
 };
 
 enum class LogFormat { text, json };

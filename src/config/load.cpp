@@ -675,6 +675,10 @@ class YamlLoader {
                a.queue_high_water = read(f, kFractionShape, parse_fraction);
              }},
             {"probe_interval", [&](const Field& f) { a.probe_interval = read_duration(f, 100ms); }},
+            {"max_connections",
+             [&](const Field& f) {
+               a.max_connections = read_integer<std::size_t>(f, 1, kMaxCount);
+             }},
         });
   }
 

@@ -203,13 +203,7 @@ void render_routing(YAML::Emitter& out, const Config& config) {
   out << YAML::EndMap;
 }
 
-}  // namespace
-
-std::string render_effective(const Config& config) {
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-
-  const ReceiverConfig& receiver = config.receiver;
+void render_receiver(YAML::Emitter& out, const ReceiverConfig& receiver) {
   begin_section(out, "receiver");
   string_value(out, "listen", receiver.listen.to_string());
   begin_section(out, "grpc");
@@ -251,8 +245,9 @@ std::string render_effective(const Config& config) {
   integer_value(out, "max_attributes_per_event", receiver.max_attributes_per_event);
   integer_value(out, "max_attributes_per_link", receiver.max_attributes_per_link);
   out << YAML::EndMap;
+}
 
-  const MlflowConfig& mlflow = config.mlflow;
+void render_mlflow(YAML::Emitter& out, const MlflowConfig& mlflow) {
   begin_section(out, "mlflow");
   string_value(out, "url", hide_url_password(mlflow.url));
   string_value(out, "experiment_id", mlflow.experiment_id);
@@ -273,18 +268,21 @@ std::string render_effective(const Config& config) {
     out << YAML::EndMap;
   }
   out << YAML::EndMap;
+}
 
+void render_queue(YAML::Emitter& out, const QueueConfig& queue) {
   begin_section(out, "queue");
-  plain_value(out, "max_bytes", format_size(config.queue.max_bytes));
-  plain_value(out, "retry_after", format_duration(config.queue.retry_after));
-  plain_value(out, "durability", std::string(format_durability(config.queue.durability)));
-  string_value(out, "state_dir", config.queue.state_dir);
-  plain_value(out, "max_disk_bytes", format_size(config.queue.max_disk_bytes));
-  plain_value(out, "fsync", std::string(format_fsync(config.queue.fsync)));
-  plain_value(out, "fsync_interval", format_duration(config.queue.fsync_interval));
+  plain_value(out, "max_bytes", format_size(queue.max_bytes));
+  plain_value(out, "retry_after", format_duration(queue.retry_after));
+  plain_value(out, "durability", std::string(format_durability(queue.durability)));
+  string_value(out, "state_dir", queue.state_dir);
+  plain_value(out, "max_disk_bytes", format_size(queue.max_disk_bytes));
+  plain_value(out, "fsync", std::string(format_fsync(queue.fsync)));
+  plain_value(out, "fsync_interval", format_duration(queue.fsync_interval));
   out << YAML::EndMap;
+}
 
-  const ExporterConfig& exporter = config.exporter;
+void render_exporter(YAML::Emitter& out, const ExporterConfig& exporter) {
   begin_section(out, "exporter");
   integer_value(out, "concurrency", exporter.concurrency);
   plain_value(out, "max_batch_bytes", format_size(exporter.max_batch_bytes));
@@ -298,7 +296,9 @@ std::string render_effective(const Config& config) {
   plain_value(out, "multiplier", format_number(exporter.retry.multiplier));
   integer_value(out, "max_transient_422_retries", exporter.retry.max_transient_422_retries);
   out << YAML::EndMap << YAML::EndMap;
+}
 
+void render_log_and_admin(YAML::Emitter& out, const Config& config) {
   begin_section(out, "log");
   string_value(out, "level", config.log.level);
   string_value(out, "format", format_log_format(config.log.format));
@@ -308,8 +308,20 @@ std::string render_effective(const Config& config) {
   string_value(out, "listen", config.admin.enabled ? config.admin.listen.to_string() : "off");
   plain_value(out, "queue_high_water", format_number(config.admin.queue_high_water));
   plain_value(out, "probe_interval", format_duration(config.admin.probe_interval));
+  integer_value(out, "max_connections", config.admin.max_connections);
   out << YAML::EndMap;
+}
 
+}  // namespace
+
+std::string render_effective(const Config& config) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  render_receiver(out, config.receiver);
+  render_mlflow(out, config.mlflow);
+  render_queue(out, config.queue);
+  render_exporter(out, config.exporter);
+  render_log_and_admin(out, config);
   plain_value(out, "shutdown_timeout", format_duration(config.shutdown_timeout));
   render_routing(out, config);
   out << YAML::EndMap;

@@ -1,6 +1,9 @@
 #include "receiver/grpc_server.hpp"
 
+#include <algorithm>
 #include <array>
+#include <chrono>
+#include <climits>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -28,6 +31,34 @@ using TraceService = opentelemetry::proto::collector::trace::v1::TraceService;
 // the same bytes.
 constexpr std::string_view kRetryInfoTrailer = "google.rpc.retryinfo-bin";
 constexpr std::string_view kAuthorizationKey = "authorization";
+
+// Per-call streams one connection may have open: OTLP exporters send one Export at a time, so
+// this only bounds a client that opens streams without end. 100 is HTTP/2's recommended floor.
+constexpr int kMaxConcurrentStreams = 100;
+// How often a client may ping with no call in flight (gRPC's default is 5 minutes, which makes
+// a client with keep-alive pings every 30 s or so get GOAWAY "too_many_pings").
+constexpr int kMinClientPingIntervalMs = 10'000;
+// Server pings on a quiet connection, and how long the answer may take: a peer that vanished
+// (no FIN, as behind a NAT or a dead host) frees its connection within about a minute and a half.
+constexpr int kKeepaliveTimeMs = 60'000;
+constexpr int kKeepaliveTimeoutMs = 20'000;
+
+int as_channel_ms(std::chrono::milliseconds duration) {
+  return static_cast<int>(std::min<std::chrono::milliseconds::rep>(duration.count(), INT_MAX));
+}
+
+// The listener's connection limits; the HTTP listener has the same idle timeout. gRPC 1.51 has no
+// cap on incoming connections (GRPC_ARG_MAX_ALLOWED_INCOMING_CONNECTIONS came later): idle
+// connections are closed instead, and the byte budget bounds what all of them can queue.
+void set_connection_limits(grpc::ServerBuilder& builder, const config::ReceiverConfig& config) {
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, as_channel_ms(config.idle_timeout));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             kMinClientPingIntervalMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+}
 
 // The first value of a metadata key (gRPC lower-cases keys on the wire).
 std::optional<std::string_view> metadata_value(const grpc::CallbackServerContext& context,
@@ -242,6 +273,7 @@ void GrpcServer::start() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // The same limit as an HTTP body after decompression (gRPC checks the decompressed size too).
   builder.SetMaxReceiveMessageSize(static_cast<int>(config_.max_body_bytes));
+  set_connection_limits(builder, config_);
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {

@@ -354,3 +354,33 @@ def test_admin_port_in_use_fails_start_with_a_clear_message(fake_mlflow, tmp_pat
         with pytest.raises(Exception) as failure:
             proxy.start()
         assert f"cannot listen on 127.0.0.1:{port} (admin)" in str(failure.value)
+
+
+def _closed_unanswered(host: str, port: int) -> bool:
+    """Connects and sends a request: True when the server closes the connection without a word."""
+    import socket
+    with socket.create_connection((host, port), timeout=5) as conn:
+        try:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            return conn.recv(1024) == b""
+        except ConnectionResetError:
+            return True
+
+
+def test_admin_caps_connections_and_times_out_idle_ones(fake_mlflow, start):
+    import socket
+    proxy = start(fake_mlflow.url, {"admin": {"max_connections": 2},
+                                    "receiver": {"idle_timeout": "1s"}}, experiment_id="1")
+    holders = [socket.create_connection((proxy.host, proxy.admin_port)) for _ in range(2)]
+    try:
+        time.sleep(0.2)  # both accepted
+        assert _closed_unanswered(proxy.host, proxy.admin_port)
+        assert "admin: refusing a connection: 2 open (admin.max_connections)" in proxy.log_text()
+        # receiver.idle_timeout applies to the admin listener too: the idle holders are closed.
+        for holder in holders:
+            holder.settimeout(5)
+            assert holder.recv(1) == b""
+    finally:
+        for holder in holders:
+            holder.close()
+    wait_until(lambda: admin_get(proxy.host, proxy.admin_port, "/healthz")[0] == 200, timeout=5)

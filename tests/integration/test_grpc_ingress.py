@@ -327,3 +327,22 @@ def test_grpc_listen_off_and_a_taken_port(grpc_proxy, fake_mlflow, tmp_path, pro
             capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert result.returncode == 1
     assert f"cannot listen for OTLP/gRPC on 127.0.0.1:{port}" in result.stdout + result.stderr
+
+
+def test_an_idle_connection_is_closed_after_receiver_idle_timeout(grpc_proxy, fake_mlflow):
+    """receiver.idle_timeout bounds idle gRPC connections too: the proxy sends GOAWAY, the client
+    channel goes back to IDLE, and its next export reconnects."""
+    proxy = grpc_proxy({"receiver": {"idle_timeout": "500ms"}})
+    states: list[grpc.ChannelConnectivity] = []
+    channel, client = stub(proxy.grpc_target)
+    with channel:
+        channel.subscribe(states.append, try_to_connect=False)
+        first, first_ids = numbered_request(1)
+        client.Export(first, timeout=10)
+        wait_until(lambda: grpc.ChannelConnectivity.READY in states, timeout=5)
+        ready_at = len(states) - 1 - states[::-1].index(grpc.ChannelConnectivity.READY)
+        wait_until(lambda: grpc.ChannelConnectivity.IDLE in states[ready_at:], timeout=10,
+                   what="the idle connection closed by the proxy")
+        second, second_ids = numbered_request(1)
+        client.Export(second, timeout=10)
+    assert sorted(fake_mlflow.wait_for_spans(2)) == sorted(first_ids + second_ids)

@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -67,7 +70,7 @@ TEST_CASE("HEAD has the headers and no body; other methods and paths are refused
 }
 
 TEST_CASE("the admin server answers over TCP and stops cleanly", "[admin][http]") {
-  proxy::admin::AdminServer server({"127.0.0.1", 0}, handlers(true));
+  proxy::admin::AdminServer server({"127.0.0.1", 0}, {}, handlers(true));
   server.start();
   const auto endpoint = server.local_endpoint();
   REQUIRE(endpoint.port() != 0);
@@ -95,4 +98,64 @@ TEST_CASE("the admin server answers over TCP and stops cleanly", "[admin][http]"
   CHECK(refused.result() == http::status::bad_request);
   server.stop();
   server.stop();  // idempotent
+}
+
+namespace {
+
+// GET /healthz on a fresh connection: its status, or 0 when the server closed it unanswered.
+int healthz_status(const boost::asio::ip::tcp::endpoint& endpoint) {
+  boost::asio::io_context io;
+  boost::beast::tcp_stream stream(io);
+  stream.connect(endpoint);
+  http::request<http::empty_body> req{http::verb::get, "/healthz", 11};
+  req.set(http::field::host, "localhost");
+  boost::beast::error_code ec;
+  http::write(stream, req, ec);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  if (!ec) http::read(stream, buffer, res, ec);
+  return ec ? 0 : static_cast<int>(res.result_int());
+}
+
+}  // namespace
+
+TEST_CASE("the admin server caps its connections and frees a slot when one closes",
+          "[admin][http]") {
+  proxy::admin::AdminLimits limits;
+  limits.max_connections = 1;
+  proxy::admin::AdminServer server({"127.0.0.1", 0}, limits, handlers(true));
+  server.start();
+  const auto endpoint = server.local_endpoint();
+  {
+    boost::asio::io_context io;
+    boost::beast::tcp_stream holder(io);
+    holder.connect(endpoint);  // idle, holds the only slot
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(healthz_status(endpoint) == 0);
+    CHECK(server.refused_connections() == 1);
+  }
+  int status = 0;
+  for (int attempt = 0; attempt < 50 && status == 0; ++attempt) {
+    status = healthz_status(endpoint);
+    if (status == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(status == 200);
+  server.stop();
+}
+
+TEST_CASE("an idle admin connection is closed after the idle timeout", "[admin][http]") {
+  proxy::admin::AdminLimits limits;
+  limits.idle_timeout = std::chrono::milliseconds(200);
+  proxy::admin::AdminServer server({"127.0.0.1", 0}, limits, handlers(true));
+  server.start();
+  boost::asio::io_context io;
+  boost::beast::tcp_stream stream(io);
+  stream.connect(server.local_endpoint());
+  const auto started = std::chrono::steady_clock::now();
+  char byte = 0;
+  boost::beast::error_code ec;
+  stream.socket().read_some(boost::asio::buffer(&byte, 1), ec);
+  CHECK(ec == boost::asio::error::eof);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+  server.stop();
 }

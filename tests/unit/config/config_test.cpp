@@ -671,6 +671,7 @@ TEST_CASE("every key is read", "[config][yaml]") {
   CHECK(c.admin.listen.to_string() == "0.0.0.0:19133");
   CHECK(c.admin.queue_high_water == 0.5);
   CHECK(c.admin.probe_interval == 750ms);
+  CHECK(c.admin.max_connections == 5);
 }
 
 TEST_CASE("the admin listener can be moved or turned off from each layer", "[config][admin]") {
