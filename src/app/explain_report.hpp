@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "common/experiment_ref.hpp"
+#include "mlflow/experiment_ref.hpp"
 #include "otlp/types.hpp"
 
 namespace proxy::app::explain {

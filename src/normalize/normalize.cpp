@@ -7,9 +7,9 @@
 
 #include <boost/json.hpp>
 
+#include "common/glob.hpp"
 #include "common/hex.hpp"  // to_hex
 #include "normalize/json_value.hpp"
-#include "policy/glob.hpp"
 
 namespace proxy::normalize {
 namespace {
@@ -177,7 +177,7 @@ SpanTypeDecision span_type_of(const config::NormalizeConfig& config, const otlp:
   if (any_present(span, keys, kOtherTypeKeys)) return {};
 
   for (const config::SpanTypeRule& rule : config.span_type_rules) {
-    if (!rule.name.empty() && !policy::glob_match(rule.name, span.name())) continue;
+    if (!rule.name.empty() && !glob_match(rule.name, span.name())) continue;
     if (!rule.attribute.empty()) {
       const otlp::AnyValue* value = find(span, keys, rule.attribute);
       if (value == nullptr) continue;

@@ -23,10 +23,10 @@
 #include <string_view>
 #include <vector>
 
+#include "common/glob.hpp"
 #include "config/config.hpp"
 #include "otlp/types.hpp"
 #include "policy/content_keys.hpp"
-#include "policy/glob.hpp"
 #include "policy/hmac_key.hpp"
 #include "policy/json_structure.hpp"
 #include "policy/redactor.hpp"

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "common/experiment_ref.hpp"
+#include "mlflow/experiment_ref.hpp"
 
 namespace proxy::queue {
 

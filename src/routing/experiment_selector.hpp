@@ -8,8 +8,8 @@
 #include <string_view>
 #include <variant>
 
-#include "common/experiment_ref.hpp"
 #include "config/config.hpp"
+#include "mlflow/experiment_ref.hpp"
 
 namespace proxy::routing {
 

@@ -2,7 +2,7 @@
 
 #include <map>
 
-#include "policy/glob.hpp"
+#include "common/glob.hpp"
 
 namespace proxy::routing {
 namespace {
@@ -79,7 +79,7 @@ bool ValueMatcher::matches(std::string_view value) const {
     case config::ValueMatch::Kind::exact:
       return value == pattern_;
     case config::ValueMatch::Kind::glob:
-      return policy::glob_match(pattern_, value);
+      return glob_match(pattern_, value);
     case config::ValueMatch::Kind::regex:
       return RE2::FullMatch(re2::StringPiece(value.data(), value.size()), *regex_);
   }

@@ -15,8 +15,8 @@
 
 #include <re2/re2.h>
 
-#include "common/experiment_ref.hpp"
 #include "config/config.hpp"
+#include "mlflow/experiment_ref.hpp"
 #include "normalize/normalize.hpp"
 #include "otlp/types.hpp"
 #include "policy/policy.hpp"

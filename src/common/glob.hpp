@@ -1,6 +1,7 @@
-// Glob patterns over attribute keys and resource values: '*' matches any run of bytes (dots
-// included), '?' exactly one byte, everything else itself. No character classes, no escapes:
-// attribute keys do not need them, and a pattern stays readable in YAML.
+// Glob patterns over attribute keys (policy), resource values (routing) and span names
+// (normalize): '*' matches any run of bytes (dots included), '?' exactly one byte, everything
+// else itself. No character classes, no escapes: attribute keys do not need them, and a pattern
+// stays readable in YAML.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace proxy::policy {
+namespace proxy {
 
 bool glob_match(std::string_view pattern, std::string_view text);
 
@@ -36,4 +37,4 @@ class GlobTable {
   std::vector<std::pair<std::string, std::uint8_t>> globs_;
 };
 
-}  // namespace proxy::policy
+}  // namespace proxy

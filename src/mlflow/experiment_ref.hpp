@@ -1,5 +1,6 @@
 // Which MLflow experiment a batch of spans belongs to: a numeric id, or a name that the exporter
-// resolves to an id (creating the experiment when allowed). Shared by routing, queue and exporter.
+// resolves to an id (creating the experiment when allowed). MLflow's vocabulary, used by routing,
+// queue and exporter.
 // Whether a missing experiment may be created travels with the spans (and through the spool),
 // because it is the route's decision, not the exporter's.
 #pragma once

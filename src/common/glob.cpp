@@ -1,6 +1,6 @@
-#include "policy/glob.hpp"
+#include "common/glob.hpp"
 
-namespace proxy::policy {
+namespace proxy {
 
 bool glob_match(std::string_view pattern, std::string_view text) {
   // Greedy with one backtrack point: linear in practice, never exponential.
@@ -51,4 +51,4 @@ const std::uint8_t* GlobTable::find(std::string_view key) const {
   return nullptr;
 }
 
-}  // namespace proxy::policy
+}  // namespace proxy
