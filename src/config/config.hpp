@@ -22,6 +22,8 @@ struct Endpoint {
   std::uint16_t port = 0;
 
   std::string to_string() const;
+
+  bool operator==(const Endpoint&) const = default;
 };
 
 // The OTLP/gRPC listener (TraceService/Export). It shares the HTTP listener's limits
@@ -29,6 +31,8 @@ struct Endpoint {
 struct GrpcReceiverConfig {
   bool enabled = true;  // "listen: off" (or --grpc-listen off) disables it
   Endpoint listen{"127.0.0.1", 4317};
+
+  bool operator==(const GrpcReceiverConfig&) const = default;
 };
 
 // Inbound TLS on both OTLP listeners. Empty cert_file: plaintext. client_ca_file: clients must
@@ -41,6 +45,8 @@ struct ReceiverTlsConfig {
   std::chrono::milliseconds handshake_timeout = 10s;
 
   bool enabled() const { return !cert_file.empty(); }
+
+  bool operator==(const ReceiverTlsConfig&) const = default;
 };
 
 // Inbound authentication: with a token, every export must carry "authorization: Bearer <token>"
@@ -50,6 +56,8 @@ struct ReceiverAuthConfig {
   std::string bearer_token_file;  // a file holding it (trailing whitespace ignored)
 
   bool enabled() const { return !bearer_token.empty(); }
+
+  bool operator==(const ReceiverAuthConfig&) const = default;
 };
 
 struct ReceiverConfig {
@@ -75,6 +83,8 @@ struct ReceiverConfig {
   std::size_t max_attributes_per_span = 1024;
   std::size_t max_attributes_per_event = 128;
   std::size_t max_attributes_per_link = 128;
+
+  bool operator==(const ReceiverConfig&) const = default;
 };
 
 // TLS to an https:// MLflow. Empty ca_file: the system's CA store. client_cert_file: a client
@@ -90,6 +100,8 @@ struct MlflowTlsConfig {
   bool configured() const {
     return !ca_file.empty() || !client_cert_file.empty() || insecure_skip_verify;
   }
+
+  bool operator==(const MlflowTlsConfig&) const = default;
 };
 
 // Where spans go in MLflow. Secrets (password, token) are never printed or logged.
@@ -105,6 +117,8 @@ struct MlflowConfig {
   std::string password;  // MLFLOW_TRACKING_PASSWORD
   std::string token;     // MLFLOW_TRACKING_TOKEN
   MlflowTlsConfig tls;
+
+  bool operator==(const MlflowConfig&) const = default;
 };
 
 // memory: acknowledged spans live in RAM until delivered. disk: also in a spool under state_dir.
@@ -120,6 +134,8 @@ struct QueueConfig {
   std::size_t max_disk_bytes = 1024 * kMiB;  // spool size on disk; 429 beyond it
   FsyncPolicy fsync = FsyncPolicy::always;
   std::chrono::milliseconds fsync_interval = 1s;  // with fsync: interval, the loss window
+
+  bool operator==(const QueueConfig&) const = default;
 };
 
 struct RetryConfig {
@@ -127,6 +143,8 @@ struct RetryConfig {
   std::chrono::milliseconds max_backoff = 30s;
   double multiplier = 2.0;
   unsigned max_transient_422_retries = 5;  // "database is locked" and similar
+
+  bool operator==(const RetryConfig&) const = default;
 };
 
 // Content-Encoding of requests to MLflow. automatic: gzip when GET /version says 3.7 or newer
@@ -143,6 +161,8 @@ struct ExporterConfig {
   std::string dead_letter_file;
   RetryConfig retry;
   UpstreamCompression compression = UpstreamCompression::automatic;
+
+  bool operator==(const ExporterConfig&) const = default;
 };
 
 // The admin listener (/healthz, /readyz, /metrics), loopback by default; "off" disables it.
@@ -154,6 +174,8 @@ struct AdminConfig {
   // Open connections (probes, scrapers); more are closed at once. Header size and read and idle
   // time follow the receiver's settings.
   std::size_t max_connections = 16;
+
+  bool operator==(const AdminConfig&) const = default;
 };
 
 enum class LogFormat { text, json };
@@ -161,6 +183,8 @@ enum class LogFormat { text, json };
 struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, critical, off
   LogFormat format = LogFormat::text;
+
+  bool operator==(const LogConfig&) const = default;
 };
 
 // ---- policy: what content reaches MLflow (docs/architecture.md, "Stages") -----------------------
@@ -175,18 +199,24 @@ struct KeyRule {
   std::string key;
   PolicyMode mode = PolicyMode::mask;
   std::size_t truncate_bytes = 0;  // truncate only; 0: the policy's truncate_bytes
+
+  bool operator==(const KeyRule&) const = default;
 };
 
 // A user redaction pattern (RE2 syntax). With a capturing group only group 1 is replaced.
 struct RedactPattern {
   std::string name;
   std::string regex;
+
+  bool operator==(const RedactPattern&) const = default;
 };
 
 // A message role or part type and the mode of the content under it (structure: keep only).
 struct ModeByName {
   std::string name;
   PolicyMode mode = PolicyMode::mask;
+
+  bool operator==(const ModeByName&) const = default;
 };
 
 struct PolicyConfig {
@@ -211,11 +241,15 @@ struct PolicyConfig {
   // hmac: the key's file (its path only: the key itself is never part of the config); empty:
   // the OTLP_MLFLOW_PROXY_HMAC_KEY variable.
   std::string key_file;
+
+  bool operator==(const PolicyConfig&) const = default;
 };
 
 struct NamedPolicy {
   std::string name;
   PolicyConfig policy;
+
+  bool operator==(const NamedPolicy&) const = default;
 };
 
 // ---- routing: which experiment and policy (docs/architecture.md, "Where to add things") ---------
@@ -224,11 +258,15 @@ struct ValueMatch {
   enum class Kind { exact, glob, regex };  // regex: RE2, the whole value must match
   Kind kind = Kind::exact;
   std::string pattern;
+
+  bool operator==(const ValueMatch&) const = default;
 };
 
 struct AttributeMatch {
   std::string key;
   ValueMatch value;
+
+  bool operator==(const AttributeMatch&) const = default;
 };
 
 // What a route requires of the client's x-mlflow-experiment-id header.
@@ -244,6 +282,8 @@ struct RouteMatch {
   std::optional<ValueMatch> scope_name;  // any scope of the resource spans
   HeaderCondition header = HeaderCondition::any;
   std::string header_value;  // for HeaderCondition::equals
+
+  bool operator==(const RouteMatch&) const = default;
 };
 
 // ---- normalize: what MLflow would otherwise lose (docs/architecture.md, "Stages") ---------------
@@ -258,6 +298,8 @@ struct SpanTypeRule {
   std::string attribute;  // attribute key that must be present; empty: none needed
   std::string value;      // with attribute: the value it must have; empty: any value
   std::string type;       // one of MLflow's span types (LLM, CHAIN, AGENT, TOOL, ...)
+
+  bool operator==(const SpanTypeRule&) const = default;
 };
 
 struct NormalizeConfig {
@@ -281,6 +323,8 @@ struct NormalizeConfig {
   // requests) is acknowledged at once but exported at most this much later, so its preview can be
   // filled; 0: never held.
   std::chrono::milliseconds preview_hold = 50ms;
+
+  bool operator==(const NormalizeConfig&) const = default;
 };
 
 // The invoke_agent inputs/outputs remembered until their trace's root arrives. Shared by all
@@ -288,6 +332,8 @@ struct NormalizeConfig {
 struct PreviewCacheConfig {
   std::size_t max_bytes = 16 * kMiB;
   std::chrono::seconds ttl = 600s;
+
+  bool operator==(const PreviewCacheConfig&) const = default;
 };
 
 struct RouteConfig {
@@ -301,12 +347,16 @@ struct RouteConfig {
   // May spans on this route create their experiment name in MLflow? Unset: create_experiments
   // of the mlflow section. When not, spans for a missing experiment are dead-lettered.
   std::optional<bool> create_experiment;
+
+  bool operator==(const RouteConfig&) const = default;
 };
 
 struct DefaultRouteConfig {
   std::string policy = "default";
   HeaderMode header = HeaderMode::honor;
   NormalizeConfig normalize;
+
+  bool operator==(const DefaultRouteConfig&) const = default;
 };
 
 struct Config {
@@ -321,6 +371,8 @@ struct Config {
   DefaultRouteConfig default_route;
   PreviewCacheConfig preview_cache;
   std::chrono::milliseconds shutdown_timeout = 15s;  // drain deadline on SIGTERM
+
+  bool operator==(const Config&) const = default;
 };
 
 // The policies every configuration has: "default" and "mask" (content masked), "verbose"
