@@ -10,10 +10,10 @@
 #include <string>
 #include <string_view>
 
-#include "common/experiment_ref.hpp"
 #include "config/config.hpp"
 #include "exporter/experiment_resolver.hpp"
 #include "exporter/response_classifier.hpp"
+#include "mlflow/experiment_ref.hpp"
 
 namespace proxy::exporter {
 
