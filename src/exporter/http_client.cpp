@@ -19,6 +19,35 @@ namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
 constexpr auto kNoThrow = net::experimental::as_tuple(net::use_awaitable);
 
+namespace {
+
+// Boost's error_category has a protected non-virtual destructor by design (categories are
+// statics, never deleted through a base pointer), which -Wnon-virtual-dtor flags in subclasses.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class HttpStepCategory final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "mlflow http step"; }
+  std::string message(int step) const override {
+    switch (static_cast<HttpStep>(step)) {
+      case HttpStep::resolve: return "resolve";
+      case HttpStep::connect: return "connect";
+      case HttpStep::tls_handshake: return "TLS handshake";
+      case HttpStep::write: return "write";
+      case HttpStep::read: return "read";
+    }
+    return "step " + std::to_string(step);
+  }
+};
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+const boost::system::error_category& http_step_category() {
+  static const HttpStepCategory category;
+  return category;
+}
+
 std::string authorization_header(const std::string& username, const std::string& password,
                                  const std::string& token) {
   const auto basic = [&] {
@@ -88,7 +117,7 @@ net::awaitable<HttpResult> HttpClient::send(http::request<http::string_body> req
   // A reused connection the server had already closed fails at write or at the first read;
   // the request never reached MLflow (or is idempotent there), so one fresh try is safe.
   if (result.error && reused && result.error != beast::error::timeout &&
-      (result.failed_step == "write" || result.failed_step == "read")) {
+      (result.failed_step == HttpStep::write || result.failed_step == HttpStep::read)) {
     result = co_await send_once(request);
   }
   co_return result;
@@ -128,12 +157,12 @@ net::awaitable<HttpResult> HttpClient::resolve(tcp::resolver::results_type& endp
   if (!lookup->done) {
     lookup->resolver.cancel();
     result.error = net::error::timed_out;
-    result.failed_step = "resolve";
+    result.failed_step = HttpStep::resolve;
     result.error_detail = "no answer for " + upstream_.host + " within connect_timeout (" +
                           std::to_string(options_.connect_timeout.count()) + " ms)";
   } else if (lookup->error) {
     result.error = lookup->error;
-    result.failed_step = "resolve";
+    result.failed_step = HttpStep::resolve;
   } else {
     endpoints = lookup->endpoints;
   }
@@ -157,7 +186,7 @@ net::awaitable<HttpResult> HttpClient::connect() {
   if (connect_ec) {
     close();
     result.error = connect_ec;
-    result.failed_step = "connect";
+    result.failed_step = HttpStep::connect;
     co_return result;
   }
   tcp_layer->socket().set_option(tcp::no_delay(true));
@@ -190,7 +219,7 @@ net::awaitable<HttpResult> HttpClient::connect() {
   auto [handshake_ec] = co_await tls_stream_->async_handshake(ssl::stream_base::client, kNoThrow);
   if (handshake_ec) {
     result.error = handshake_ec;
-    result.failed_step = std::string(kTlsHandshakeStep);
+    result.failed_step = HttpStep::tls_handshake;
     result.error_detail = handshake_ec == beast::error::timeout
                               ? "timed out"
                               : tls::describe_handshake_error(handshake_ec, SSL_get_verify_result(ssl_handle));
@@ -219,7 +248,7 @@ net::awaitable<HttpResult> HttpClient::exchange(Stream& stream, http::request<ht
   auto [write_ec, written] = co_await http::async_write(stream, request, kNoThrow);
   if (write_ec) {
     result.error = write_ec;
-    result.failed_step = "write";
+    result.failed_step = HttpStep::write;
     if constexpr (std::is_same_v<Stream, TlsStream>) {
       // In TLS 1.3 the server judges the client's certificate after the client's handshake has
       // finished, so a refusal ("certificate required") arrives as an alert that the request's
@@ -240,7 +269,7 @@ net::awaitable<HttpResult> HttpClient::exchange(Stream& stream, http::request<ht
   if (read_ec) {
     close();
     result.error = read_ec;
-    result.failed_step = "read";
+    result.failed_step = HttpStep::read;
     result.tls_failed = read_ec.category() == net::error::get_ssl_category() &&
                         read_ec != ssl::error::stream_truncated;
     co_return result;

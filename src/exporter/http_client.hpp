@@ -25,11 +25,17 @@ namespace proxy::exporter {
 
 namespace http = boost::beast::http;
 
-inline constexpr std::string_view kTlsHandshakeStep = "TLS handshake";
+// Which step of an exchange with MLflow failed, as an error code of its own category ("connect",
+// "TLS handshake"...), beside the transport error that made it fail.
+enum class HttpStep { resolve = 1, connect, tls_handshake, write, read };
+const boost::system::error_category& http_step_category();
+inline boost::system::error_code make_error_code(HttpStep step) {
+  return {static_cast<int>(step), http_step_category()};
+}
 
 struct HttpResult {
-  boost::system::error_code error;  // transport failure; `response` is meaningless then
-  std::string failed_step;          // "resolve", "connect", "TLS handshake", "write", "read"
+  boost::system::error_code error;        // transport failure; `response` is meaningless then
+  boost::system::error_code failed_step;  // an HttpStep when `error` is set
   std::string error_detail;         // why, when error.message() is not enough (handshakes)
   // A TLS failure: the handshake, or an alert right after it (with TLS 1.3 a server that
   // refuses the client's certificate says so only once the client has finished its part).
@@ -38,7 +44,7 @@ struct HttpResult {
 
   // "connect: Connection refused", "TLS handshake: certificate verify failed: ...".
   std::string describe_error() const {
-    return failed_step + ": " + (error_detail.empty() ? error.message() : error_detail);
+    return failed_step.message() + ": " + (error_detail.empty() ? error.message() : error_detail);
   }
 };
 
@@ -97,3 +103,6 @@ std::string authorization_header(const std::string& username, const std::string&
                                  const std::string& token);
 
 }  // namespace proxy::exporter
+
+template <>
+struct boost::system::is_error_code_enum<proxy::exporter::HttpStep> : std::true_type {};
