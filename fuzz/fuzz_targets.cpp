@@ -92,13 +92,13 @@ void otlp_protobuf(const std::uint8_t* data, std::size_t size) {
   google::protobuf::Arena arena;
   auto* request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
   const std::string_view body(reinterpret_cast<const char*>(data), size);
-  if (!otlp::decode_protobuf(body, *request).ok) return;
+  if (!otlp::decode_protobuf(body, *request).ok()) return;
   otlp::remove_invalid_spans(*request);
   const std::string json = otlp::encode_json(*request);
   // Link ids are not validated on the protobuf path (they are forwarded as they came), so the
   // JSON of such a request may not decode; whatever does must keep every span.
   otlp::ExportRequest again;
-  if (otlp::decode_json(json, again).ok) {
+  if (otlp::decode_json(json, again).ok()) {
     require(otlp::count_spans(again) == otlp::count_spans(*request), "span count changed through JSON");
   }
 }
@@ -107,10 +107,10 @@ void otlp_json(const std::uint8_t* data, std::size_t size) {
   google::protobuf::Arena arena;
   auto* request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
   const std::string_view body(reinterpret_cast<const char*>(data), size);
-  if (!otlp::decode_json(body, *request).ok) return;
+  if (!otlp::decode_json(body, *request).ok()) return;
   const std::string json = otlp::encode_json(*request);
   otlp::ExportRequest again;
-  require(otlp::decode_json(json, again).ok, "encoded JSON does not decode");
+  require(otlp::decode_json(json, again).ok(), "encoded JSON does not decode");
   require(again.SerializeAsString() == request->SerializeAsString(), "JSON round trip changed the request");
 }
 
@@ -321,7 +321,7 @@ void policy_walk(const std::uint8_t* data, std::size_t size) {
   google::protobuf::Arena arena;
   auto* request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
   if (!otlp::decode_protobuf(std::string_view(reinterpret_cast<const char*>(data + 2), size - 2),
-                             *request).ok) {
+                             *request).ok()) {
     return;
   }
   policy::PolicyTally tally;

@@ -257,13 +257,14 @@ json::value parse_body(std::string_view body, json::storage_ptr storage, DecodeR
   try {
     consumed = parser.write_some(false, body.data(), body.size(), ec);
   } catch (const std::length_error& e) {  // a string or container beyond Boost.JSON's limits
-    error = DecodeResult::failure(std::string("invalid JSON: ") + e.what());
+    error = DecodeResult::failure(DecodeError::invalid_json, std::string("invalid JSON: ") + e.what());
     return nullptr;
   }
   if (!ec && consumed < body.size()) ec = json::error::extra_data;
   if (ec) {
-    error = DecodeResult::failure("invalid JSON at byte " + std::to_string(consumed) + ": " +
-                                  ec.message());
+    error = DecodeResult::failure(DecodeError::invalid_json, "invalid JSON at byte " +
+                                                                 std::to_string(consumed) + ": " +
+                                                                 ec.message());
     return nullptr;
   }
   return parser.handler().release();
@@ -1263,9 +1264,9 @@ DecodeResult decode_json(std::string_view body, ExportRequest& out) {
   json::monotonic_resource arena(body.size() + kParserTempBytes);
   DecodeResult result;
   const json::value root = parse_body(body, &arena, result);
-  if (!result.ok) return result;
+  if (!result.ok()) return result;
   RequestDecoder decoder;
-  if (!decoder.decode(root, out)) return DecodeResult::failure(decoder.take_error());
+  if (!decoder.decode(root, out)) return DecodeResult::failure(DecodeError::invalid_request, decoder.take_error());
   return DecodeResult::success();
 }
 

@@ -33,14 +33,43 @@ std::string id_problem(const Span& span) {
 
 }  // namespace
 
+namespace {
+
+// Boost's error_category has a protected non-virtual destructor by design (categories are
+// statics, never deleted through a base pointer), which -Wnon-virtual-dtor flags in subclasses.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class DecodeCategory final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "otlp decode"; }
+  std::string message(int error) const override {
+    switch (static_cast<DecodeError>(error)) {
+      case DecodeError::too_large: return "body too large to decode";
+      case DecodeError::invalid_protobuf: return "invalid protobuf";
+      case DecodeError::invalid_json: return "invalid JSON";
+      case DecodeError::invalid_request: return "invalid ExportTraceServiceRequest";
+    }
+    return "decode error " + std::to_string(error);
+  }
+};
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+const boost::system::error_category& decode_category() {
+  static const DecodeCategory category;
+  return category;
+}
+
 DecodeResult decode_protobuf(std::string_view body, ExportRequest& out) {
   if (body.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
-    return DecodeResult::failure("protobuf body is larger than 2 GiB");
+    return DecodeResult::failure(DecodeError::too_large, "protobuf body is larger than 2 GiB");
   }
   google::protobuf::io::CodedInputStream input(reinterpret_cast<const std::uint8_t*>(body.data()),
                                                static_cast<int>(body.size()));
   if (!out.MergePartialFromCodedStream(&input) || !input.ConsumedEntireMessage()) {
     return DecodeResult::failure(
+        DecodeError::invalid_protobuf,
         "body is not a valid protobuf ExportTraceServiceRequest (malformed, truncated or nested "
         "deeper than 100 levels)");
   }

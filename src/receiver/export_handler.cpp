@@ -124,7 +124,7 @@ CheckedRequest decode_and_check(std::string_view body, BodyEncoding encoding,
   CheckedRequest checked;
   checked.decoded = encoding == BodyEncoding::json ? otlp::decode_json(body, out)
                                                    : otlp::decode_protobuf(body, out);
-  if (!checked.decoded.ok) return checked;
+  if (!checked.decoded.ok()) return checked;
   // Too many spans refuse the whole request (splitting it would tear traces apart and the
   // client could not tell which spans to resend); too many attributes are cut.
   checked.received = otlp::count_spans(out);
@@ -273,7 +273,7 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
   google::protobuf::Arena arena(arena_options);
   auto* export_request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
   const CheckedRequest checked = decode_and_check(body, encoding, receiver_, *export_request);
-  if (!checked.decoded.ok) {
+  if (!checked.decoded.ok()) {
     bump(stats_.rejected_bad_body);
     return {Kind::bad_request, checked.decoded.message};
   }

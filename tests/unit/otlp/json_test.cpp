@@ -61,7 +61,7 @@ ExportRequest decode_ok(std::string_view body) {
   ExportRequest request;
   const DecodeResult result = decode_json(body, request);
   INFO(result.message);
-  REQUIRE(result.ok);
+  REQUIRE(result.ok());
   REQUIRE(result.message.empty());
   return request;
 }
@@ -69,7 +69,7 @@ ExportRequest decode_ok(std::string_view body) {
 std::string decode_error(std::string_view body) {
   ExportRequest request;
   const DecodeResult result = decode_json(body, request);
-  REQUIRE_FALSE(result.ok);
+  REQUIRE_FALSE(result.ok());
   return result.message;
 }
 
@@ -625,7 +625,7 @@ TEST_CASE("decode_json fills an arena-allocated request") {
   auto* request = google::protobuf::Arena::CreateMessage<ExportRequest>(&arena);
   const DecodeResult result = decode_json(kFullRequest, *request);
   INFO(result.message);
-  REQUIRE(result.ok);
+  REQUIRE(result.ok());
   REQUIRE_SAME_MESSAGE(decode_ok(kFullRequest), *request);
 }
 
@@ -835,4 +835,13 @@ TEST_CASE("decode_json reads a Koog agent trace exported as OTLP-JSON") {
   REQUIRE(tool.start_time_unix_nano() == 1730812002171000000ULL);
 
   REQUIRE_SAME_MESSAGE(request, decode_ok(encode_json(request)));
+}
+
+TEST_CASE("a JSON decoding failure says its kind as an error code", "[otlp][json]") {
+  ExportRequest request;
+  CHECK(decode_json("{\"resourceSpans\": [", request).error ==
+        proxy::otlp::DecodeError::invalid_json);
+  CHECK(decode_json("{\"resourceSpans\": 3}", request).error ==
+        proxy::otlp::DecodeError::invalid_request);
+  CHECK(decode_json("{}", request).error == boost::system::error_code{});
 }

@@ -24,7 +24,7 @@ std::string nested_attribute_request(int depth) {
 
 TEST_CASE("decode_protobuf accepts nesting within protobuf's recursion limit", "[otlp][limits]") {
   otlp::ExportRequest out;
-  CHECK(otlp::decode_protobuf(nested_attribute_request(20), out).ok);
+  CHECK(otlp::decode_protobuf(nested_attribute_request(20), out).ok());
 }
 
 TEST_CASE("decode_protobuf refuses hostile AnyValue nesting without overflowing the stack",
@@ -33,6 +33,8 @@ TEST_CASE("decode_protobuf refuses hostile AnyValue nesting without overflowing 
   // the limit (the test builds it with the recursive serializer, so not deeper).
   otlp::ExportRequest out;
   const auto result = otlp::decode_protobuf(nested_attribute_request(2000), out);
-  CHECK_FALSE(result.ok);
+  CHECK_FALSE(result.ok());
+  CHECK(result.error == otlp::DecodeError::invalid_protobuf);
+  CHECK(result.error.category() == otlp::decode_category());
   CHECK_THAT(result.message, Catch::Contains("nested deeper than 100 levels"));
 }
