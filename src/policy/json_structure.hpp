@@ -20,8 +20,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/glob.hpp"
 #include "config/config.hpp"
-#include "policy/glob.hpp"
 
 namespace proxy::policy {
 
