@@ -201,26 +201,29 @@ SpanTypeDecision span_type_of(const config::NormalizeConfig& config, const otlp:
   return {};
 }
 
-void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& resource_spans,
-                    const otlp::ScopeSpans& scope_spans, otlp::Span& span, NormalizeTally& tally) {
-  const config::NormalizeConfig& config = normalizer.config();
-  ++tally.spans;
-  KeyFilter keys(span);
-
-  if (config.resource_target == config::ResourceTarget::all ||
-      (config.resource_target == config::ResourceTarget::root && span.parent_span_id().empty())) {
-    for (const std::string& key : config.resource_attributes) {
-      if (find(span, keys, key) != nullptr) continue;
-      for (const otlp::KeyValue& attribute : resource_spans.resource().attributes()) {
-        if (attribute.key() == key) {
-          *add_attribute(span, keys, key) = attribute.value();
-          tally.add(Rule::resource_attribute);
-          break;
-        }
+// Resource attributes the config names, copied onto the span (every span, or the root only).
+void copy_resource_attributes(const config::NormalizeConfig& config,
+                              const otlp::ResourceSpans& resource_spans, otlp::Span& span,
+                              KeyFilter& keys, NormalizeTally& tally) {
+  const bool wanted =
+      config.resource_target == config::ResourceTarget::all ||
+      (config.resource_target == config::ResourceTarget::root && span.parent_span_id().empty());
+  if (!wanted) return;
+  for (const std::string& key : config.resource_attributes) {
+    if (find(span, keys, key) != nullptr) continue;
+    for (const otlp::KeyValue& attribute : resource_spans.resource().attributes()) {
+      if (attribute.key() == key) {
+        *add_attribute(span, keys, key) = attribute.value();
+        tally.add(Rule::resource_attribute);
+        break;
       }
     }
   }
+}
 
+// What MLflow drops from the OTLP span itself: its kind, its scope and its links.
+void add_otel_fields(const config::NormalizeConfig& config, const otlp::ScopeSpans& scope_spans,
+                     otlp::Span& span, KeyFilter& keys, NormalizeTally& tally) {
   if (config.span_kind && find(span, keys, "otel.span.kind") == nullptr) {
     if (std::string_view kind = kind_name(span.kind()); !kind.empty()) {
       add_string(span, keys, "otel.span.kind", kind);
@@ -240,49 +243,59 @@ void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& res
     add_string(span, keys, "otel.links", links_json(span));
     tally.add(Rule::links);
   }
+}
 
-  if (const SpanTypeDecision typed = span_type_of(config, span, keys); !typed.type.empty()) {
-    add_string(span, keys, kSpanType, typed.type);
-    tally.add(Rule::span_type);
-    ++tally.typed[static_cast<std::size_t>(typed.source)][typed.type_index];
+void add_span_type(const config::NormalizeConfig& config, otlp::Span& span, KeyFilter& keys,
+                   NormalizeTally& tally) {
+  const SpanTypeDecision typed = span_type_of(config, span, keys);
+  if (typed.type.empty()) return;
+  add_string(span, keys, kSpanType, typed.type);
+  tally.add(Rule::span_type);
+  ++tally.typed[static_cast<std::size_t>(typed.source)][typed.type_index];
+}
+
+// Copies a Koog node's (or else subgraph's) value to `target` unless the span already has one
+// of `existing`. Returns whether it copied.
+template <typename Keys>
+bool copy_koog_value(otlp::Span& span, KeyFilter& keys, const Keys& existing,
+                     std::string_view node_key, std::string_view subgraph_key,
+                     std::string_view target) {
+  if (any_present(span, keys, existing)) return false;
+  const otlp::AnyValue* value = find(span, keys, node_key);
+  if (!present(value)) value = find(span, keys, subgraph_key);
+  if (!present(value)) return false;
+  const otlp::AnyValue copy = *value;  // add_attribute may reallocate the attributes
+  copy_content(span, keys, target, copy);
+  return true;
+}
+
+void copy_koog_io(otlp::Span& span, KeyFilter& keys, NormalizeTally& tally) {
+  if (copy_koog_value(span, keys, kInputKeys, "koog.node.input", "koog.subgraph.input",
+                      kSpanInputs)) {
+    tally.add(Rule::inputs);
   }
-
-  if (config.koog_io) {
-    if (!any_present(span, keys, kInputKeys)) {
-      const otlp::AnyValue* input = find(span, keys, "koog.node.input");
-      if (!present(input)) input = find(span, keys, "koog.subgraph.input");
-      if (present(input)) {
-        const otlp::AnyValue copy = *input;  // add_attribute may reallocate the attributes
-        copy_content(span, keys, kSpanInputs, copy);
-        tally.add(Rule::inputs);
-      }
-    }
-    if (!any_present(span, keys, kOutputKeys)) {
-      const otlp::AnyValue* output = find(span, keys, "koog.node.output");
-      if (!present(output)) output = find(span, keys, "koog.subgraph.output");
-      if (present(output)) {
-        const otlp::AnyValue copy = *output;
-        copy_content(span, keys, kSpanOutputs, copy);
-        tally.add(Rule::outputs);
-      }
-    }
+  if (copy_koog_value(span, keys, kOutputKeys, "koog.node.output", "koog.subgraph.output",
+                      kSpanOutputs)) {
+    tally.add(Rule::outputs);
   }
+}
 
-  // The joined messages go to mlflow.spanInputs, which MLflow reads instead of
-  // gen_ai.input.messages (stored the same way), so the span's own attribute stays as sent.
-  if (config.system_instructions && find(span, keys, kSpanInputs) == nullptr) {
-    std::string_view instructions = string_of(find(span, keys, "system_instructions"));
-    if (instructions.empty()) instructions = string_of(find(span, keys, "gen_ai.system_instructions"));
-    const std::string_view messages = string_of(find(span, keys, "gen_ai.input.messages"));
-    if (!instructions.empty() && !messages.empty()) {
-      if (auto joined = join_system_instructions(messages, instructions)) {
-        add_string(span, keys, kSpanInputs, *joined);
-        tally.add(Rule::system_instructions);
-      }
-    }
+// The joined messages go to mlflow.spanInputs, which MLflow reads instead of
+// gen_ai.input.messages (stored the same way), so the span's own attribute stays as sent.
+void join_instructions(otlp::Span& span, KeyFilter& keys, NormalizeTally& tally) {
+  if (find(span, keys, kSpanInputs) != nullptr) return;
+  std::string_view instructions = string_of(find(span, keys, "system_instructions"));
+  if (instructions.empty()) instructions = string_of(find(span, keys, "gen_ai.system_instructions"));
+  const std::string_view messages = string_of(find(span, keys, "gen_ai.input.messages"));
+  if (instructions.empty() || messages.empty()) return;
+  if (auto joined = join_system_instructions(messages, instructions)) {
+    add_string(span, keys, kSpanInputs, *joined);
+    tally.add(Rule::system_instructions);
   }
+}
 
-  // Token counts sent as strings (Koog 1.0.0) as integers: a type fix only, the digits stay.
+// Token counts sent as strings (Koog 1.0.0) as integers: a type fix only, the digits stay.
+void fix_token_counts(otlp::Span& span, NormalizeTally& tally) {
   for (otlp::KeyValue& attribute : *span.mutable_attributes()) {
     if (!attribute.key().starts_with("gen_ai.usage.") ||
         attribute.value().value_case() != otlp::AnyValue::kStringValue) {
@@ -296,21 +309,35 @@ void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& res
       tally.add(Rule::token_count);
     }
   }
+}
 
-  if (config.session_from_conversation && find(span, keys, "session.id") == nullptr) {
-    if (const otlp::AnyValue* conversation = find(span, keys, "gen_ai.conversation.id");
-        present(conversation)) {
-      const otlp::AnyValue copy = *conversation;
-      *add_attribute(span, keys, "session.id") = copy;
-      tally.add(Rule::session);
-    }
+// Copies `from` to `to` when the span has the first and not the second. Returns whether it did.
+bool copy_attribute(otlp::Span& span, KeyFilter& keys, std::string_view from, std::string_view to) {
+  if (find(span, keys, to) != nullptr) return false;
+  const otlp::AnyValue* value = find(span, keys, from);
+  if (!present(value)) return false;
+  const otlp::AnyValue copy = *value;
+  *add_attribute(span, keys, to) = copy;
+  return true;
+}
+
+void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& resource_spans,
+                    const otlp::ScopeSpans& scope_spans, otlp::Span& span, NormalizeTally& tally) {
+  const config::NormalizeConfig& config = normalizer.config();
+  ++tally.spans;
+  KeyFilter keys(span);
+  copy_resource_attributes(config, resource_spans, span, keys, tally);
+  add_otel_fields(config, scope_spans, span, keys, tally);
+  add_span_type(config, span, keys, tally);
+  if (config.koog_io) copy_koog_io(span, keys, tally);
+  if (config.system_instructions) join_instructions(span, keys, tally);
+  fix_token_counts(span, tally);
+  if (config.session_from_conversation &&
+      copy_attribute(span, keys, "gen_ai.conversation.id", "session.id")) {
+    tally.add(Rule::session);
   }
-  if (config.user_from_enduser && find(span, keys, "user.id") == nullptr) {
-    if (const otlp::AnyValue* user = find(span, keys, "enduser.id"); present(user)) {
-      const otlp::AnyValue copy = *user;
-      *add_attribute(span, keys, "user.id") = copy;
-      tally.add(Rule::user);
-    }
+  if (config.user_from_enduser && copy_attribute(span, keys, "enduser.id", "user.id")) {
+    tally.add(Rule::user);
   }
 }
 
