@@ -44,6 +44,18 @@ std::string summarize(const HttpResult& result) {
          result.response.body().substr(0, 300);
 }
 
+// The HTTP status of an answer, or the transport's failure prefixed with `what`.
+Resolution answered(const HttpResult& result, const std::string& what) {
+  Resolution resolution;
+  if (result.error) {
+    resolution.error = what + summarize(result);
+    resolution.tls_failed = result.tls_failed;
+  } else {
+    resolution.http_status = result.response.result_int();
+  }
+  return resolution;
+}
+
 }  // namespace
 
 ExperimentResolver::ExperimentResolver(net::any_io_executor executor, UpstreamUrl upstream,
@@ -108,13 +120,8 @@ net::awaitable<Resolution> ExperimentResolver::lookup(HttpClient& client, const 
                                 percent_encode(name)),
       11};
   const HttpResult result = co_await client.send(std::move(request));
-  Resolution resolution;
-  if (result.error) {
-    resolution.error = "looking up experiment \"" + name + "\": " + summarize(result);
-    resolution.tls_failed = result.tls_failed;
-    co_return resolution;
-  }
-  resolution.http_status = result.response.result_int();
+  Resolution resolution = answered(result, "looking up experiment \"" + name + "\": ");
+  if (result.error) co_return resolution;
   if (resolution.http_status == 200) {
     boost::system::error_code ec;
     const json::value parsed = json::parse(result.response.body(), ec);
@@ -148,13 +155,8 @@ net::awaitable<Resolution> ExperimentResolver::create(HttpClient& client, const 
   request.set(http::field::content_type, "application/json");
   request.body() = json::serialize(json::object{{"name", name}});
   const HttpResult result = co_await client.send(std::move(request));
-  Resolution resolution;
-  if (result.error) {
-    resolution.error = "creating experiment \"" + name + "\": " + summarize(result);
-    resolution.tls_failed = result.tls_failed;
-    co_return resolution;
-  }
-  resolution.http_status = result.response.result_int();
+  Resolution resolution = answered(result, "creating experiment \"" + name + "\": ");
+  if (result.error) co_return resolution;
   if (resolution.http_status == 200) {
     boost::system::error_code ec;
     const json::value parsed = json::parse(result.response.body(), ec);
