@@ -23,6 +23,9 @@ build_preset release "$REPO_ROOT/build"
 log "unit tests"
 ctest --test-dir "$REPO_ROOT/build" --output-on-failure --parallel "$(nproc)"
 
+log "function size: no function in src/ over 80 lines or a cyclomatic complexity of 25 (lizard)"
+"$VENV_DIR/bin/lizard" "$REPO_ROOT/src" -l cpp -L 80 -C 25 -w
+
 log "integration tests"
 PROXY_BIN="$REPO_ROOT/build/src/otlp-mlflow-proxy" "${pytest[@]}" "$REPO_ROOT/tests/integration"
 
