@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <utility>
 
 #include <boost/asio/ssl/error.hpp>
 
@@ -18,21 +20,61 @@ namespace ssl = boost::asio::ssl;
 
 namespace {
 
+// Boost's error_category has a protected non-virtual destructor by design (categories are
+// statics, never deleted through a base pointer), which -Wnon-virtual-dtor flags in subclasses.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
+class FileErrorCategory final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "tls file"; }
+  std::string message(int error) const override {
+    switch (static_cast<FileError>(error)) {
+      case FileError::unreadable: return "cannot read the file";
+      case FileError::empty: return "the file is empty";
+      case FileError::no_ca: return "no usable CA certificate";
+      case FileError::no_certificate: return "no usable certificate";
+      case FileError::no_private_key: return "no usable private key";
+      case FileError::key_mismatch: return "the private key does not match the certificate";
+    }
+    return "tls file error " + std::to_string(error);
+  }
+};
+#pragma GCC diagnostic pop
+
 std::string quoted(const std::string& path) { return "\"" + path + "\""; }
+
+LoadError load_error(FileError code, std::string message) {
+  return {make_error_code(code), std::move(message)};
+}
 
 // Opening the file first gives "No such file or directory" or "Permission denied", which
 // OpenSSL's own messages ("system library") do not.
-std::string unreadable(const std::string& path, std::string_view setting) {
+std::optional<LoadError> unreadable(const std::string& path, std::string_view setting) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return {};
+  if (std::filesystem::is_directory(path, ec)) return std::nullopt;
   std::ifstream file(path, std::ios::binary);
-  if (file) {
-    if (file.peek() == std::ifstream::traits_type::eof()) {
-      return std::string(setting) + ": " + quoted(path) + " is empty";
-    }
-    return {};
+  if (!file) {
+    return load_error(FileError::unreadable, std::string(setting) + ": cannot read " +
+                                                 quoted(path) + ": " + std::strerror(errno));
   }
-  return std::string(setting) + ": cannot read " + quoted(path) + ": " + std::strerror(errno);
+  if (file.peek() == std::ifstream::traits_type::eof()) {
+    return load_error(FileError::empty, std::string(setting) + ": " + quoted(path) + " is empty");
+  }
+  return std::nullopt;
+}
+
+bool is_key_mismatch(const boost::system::error_code& ec) {
+  return ec.category() == boost::asio::error::get_ssl_category() &&
+         ERR_GET_LIB(static_cast<unsigned long>(ec.value())) == ERR_LIB_X509 &&
+         ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH;
+}
+
+LoadError key_mismatch(const std::string& cert_path, const std::string& key_path,
+                       std::string_view key_setting) {
+  return load_error(FileError::key_mismatch, std::string(key_setting) + ": the private key in " +
+                                                 quoted(key_path) +
+                                                 " does not match the certificate in " +
+                                                 quoted(cert_path));
 }
 
 }  // namespace
@@ -48,8 +90,14 @@ std::shared_ptr<ssl::context> make_context(ssl::context::method method) {
   return context;
 }
 
-std::string load_trusted_cas(ssl::context& context, const std::string& path, std::string_view setting) {
-  if (std::string error = unreadable(path, setting); !error.empty()) return error;
+const boost::system::error_category& file_error_category() {
+  static const FileErrorCategory category;
+  return category;
+}
+
+std::optional<LoadError> load_trusted_cas(ssl::context& context, const std::string& path,
+                                          std::string_view setting) {
+  if (auto error = unreadable(path, setting)) return error;
   boost::system::error_code ec;
   std::error_code fs_ec;
   if (std::filesystem::is_directory(path, fs_ec)) {
@@ -58,41 +106,42 @@ std::string load_trusted_cas(ssl::context& context, const std::string& path, std
     context.load_verify_file(path, ec);
   }
   if (ec) {
-    return std::string(setting) + ": " + quoted(path) + " holds no usable CA certificate (PEM): " +
-           ec.message();
+    return load_error(FileError::no_ca, std::string(setting) + ": " + quoted(path) +
+                                            " holds no usable CA certificate (PEM): " +
+                                            ec.message());
   }
-  return {};
+  return std::nullopt;
 }
 
-std::string load_certificate_and_key(ssl::context& context, const std::string& cert_path,
-                                     std::string_view cert_setting, const std::string& key_path,
-                                     std::string_view key_setting) {
-  if (std::string error = unreadable(cert_path, cert_setting); !error.empty()) return error;
+std::optional<LoadError> load_certificate_and_key(ssl::context& context,
+                                                  const std::string& cert_path,
+                                                  std::string_view cert_setting,
+                                                  const std::string& key_path,
+                                                  std::string_view key_setting) {
+  if (auto error = unreadable(cert_path, cert_setting)) return error;
   boost::system::error_code ec;
   context.use_certificate_chain_file(cert_path, ec);
   if (ec) {
-    return std::string(cert_setting) + ": " + quoted(cert_path) +
-           " holds no usable certificate (PEM): " + ec.message();
+    return load_error(FileError::no_certificate, std::string(cert_setting) + ": " +
+                                                     quoted(cert_path) +
+                                                     " holds no usable certificate (PEM): " +
+                                                     ec.message());
   }
-  if (std::string error = unreadable(key_path, key_setting); !error.empty()) return error;
+  if (auto error = unreadable(key_path, key_setting)) return error;
   context.use_private_key_file(key_path, ssl::context::pem, ec);
-  if (ec && ec.category() == boost::asio::error::get_ssl_category() &&
-      ERR_GET_LIB(static_cast<unsigned long>(ec.value())) == ERR_LIB_X509 &&
-      ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH) {
-    return std::string(key_setting) + ": the private key in " + quoted(key_path) +
-           " does not match the certificate in " + quoted(cert_path);
-  }
+  if (is_key_mismatch(ec)) return key_mismatch(cert_path, key_path, key_setting);
   if (ec) {
     // The file's content is never quoted: it is a secret.
-    return std::string(key_setting) + ": " + quoted(key_path) +
-           " holds no usable private key (PEM, unencrypted): " + ec.message();
+    return load_error(FileError::no_private_key, std::string(key_setting) + ": " +
+                                                     quoted(key_path) +
+                                                     " holds no usable private key (PEM, "
+                                                     "unencrypted): " + ec.message());
   }
   if (SSL_CTX_check_private_key(context.native_handle()) != 1) {
     ERR_clear_error();
-    return std::string(key_setting) + ": the private key in " + quoted(key_path) +
-           " does not match the certificate in " + quoted(cert_path);
+    return key_mismatch(cert_path, key_path, key_setting);
   }
-  return {};
+  return std::nullopt;
 }
 
 std::string describe_handshake_error(const boost::system::error_code& error, long verify_result) {

@@ -66,18 +66,19 @@ std::shared_ptr<const UpstreamTls> make_upstream_tls(const config::MlflowTlsConf
   auto tls = std::make_shared<UpstreamTls>();
   tls->context = tls::make_context(ssl::context::tls_client);
   tls->verify = !settings.insecure_skip_verify;
-  std::string error;
   if (settings.insecure_skip_verify && !settings.ca_file.empty()) {
-    error = "mlflow.tls: ca_file and insecure_skip_verify exclude each other; set one";
-  } else if (!settings.ca_file.empty()) {
+    throw config::ConfigError("mlflow.tls: ca_file and insecure_skip_verify exclude each other; set one");
+  }
+  std::optional<tls::LoadError> error;
+  if (!settings.ca_file.empty()) {
     error = tls::load_trusted_cas(*tls->context, settings.ca_file,
                                   "mlflow.tls.ca_file (MLFLOW_TRACKING_SERVER_CERT_PATH)");
   } else {
     boost::system::error_code ec;
     tls->context->set_default_verify_paths(ec);
-    if (ec) error = "mlflow.tls: cannot load the system's CA certificates: " + ec.message();
+    if (ec) throw config::ConfigError("mlflow.tls: cannot load the system's CA certificates: " + ec.message());
   }
-  if (error.empty() && !settings.client_cert_file.empty()) {
+  if (!error && !settings.client_cert_file.empty()) {
     const bool key_apart = !settings.client_key_file.empty();
     error = tls::load_certificate_and_key(
         *tls->context, settings.client_cert_file,
@@ -86,7 +87,7 @@ std::shared_ptr<const UpstreamTls> make_upstream_tls(const config::MlflowTlsConf
         key_apart ? "mlflow.tls.client_key_file"
                   : "mlflow.tls.client_cert_file (no client_key_file: the key must be in it)");
   }
-  if (!error.empty()) throw config::ConfigError(error);
+  if (error) throw config::ConfigError(error->message);
   return tls;
 }
 

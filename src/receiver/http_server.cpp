@@ -36,17 +36,17 @@ constexpr auto kNoThrow = net::experimental::as_tuple(net::use_awaitable);
 std::shared_ptr<ssl::context> make_server_tls_context(const config::ReceiverTlsConfig& tls) {
   if (!tls.enabled()) return nullptr;
   auto context = proxy::tls::make_context(ssl::context::tls_server);
-  std::string error = proxy::tls::load_certificate_and_key(*context, tls.cert_file, "receiver.tls.cert_file",
-                                                           tls.key_file, "receiver.tls.key_file");
-  if (error.empty() && !tls.client_ca_file.empty()) {
+  auto error = proxy::tls::load_certificate_and_key(*context, tls.cert_file, "receiver.tls.cert_file",
+                                                    tls.key_file, "receiver.tls.key_file");
+  if (!error && !tls.client_ca_file.empty()) {
     error = proxy::tls::load_trusted_cas(*context, tls.client_ca_file, "receiver.tls.client_ca_file");
-    if (error.empty()) {
+    if (!error) {
       context->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
       // Tells clients which CA's certificate to present.
       SSL_CTX_set_client_CA_list(context->native_handle(), SSL_load_client_CA_file(tls.client_ca_file.c_str()));
     }
   }
-  if (!error.empty()) throw config::ConfigError(error);
+  if (error) throw config::ConfigError(error->message);
   return context;
 }
 
