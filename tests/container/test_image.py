@@ -19,6 +19,7 @@ import pytest
 from support.delivery import LoadSender, numbered_request, post
 from support.docker import docker
 from support.fake_mlflow import FakeMlflow, ScriptedAnswer
+from support.masking import unmasked_leaves
 from support.net import free_port, wait_until
 from support.otel_clients import send_koog_trace
 
@@ -109,6 +110,12 @@ def test_image_has_no_apt_leftovers_and_adds_under_60_mb_to_its_base(image):
     assert added < MAX_ADDED_BYTES, f"{added / 1e6:.1f} MB above the base"
 
 
+def assert_structure_kept_and_masked(messages, got) -> None:
+    assert isinstance(messages, list) and messages[0]["role"] == "user", got.dump()
+    assert unmasked_leaves(messages) == [], got.dump()
+    assert "What is" not in json.dumps(messages), got.dump()
+
+
 def test_env_only_configuration_delivers_http_and_grpc_traces_to_mlflow(start_proxy, mlflow,
                                                                         unique_name):
     experiment = unique_name("container")
@@ -122,9 +129,10 @@ def test_env_only_configuration_delivers_http_and_grpc_traces_to_mlflow(start_pr
         got = mlflow.wait_for_spans(None, sent.trace_id, KOOG_SPANS, timeout=30,
                                     require_complete=True, diagnostics=proxy.box.logs)
         assert got.experiment_id == mlflow.get_experiment_by_name(experiment)["experiment_id"]
-        # The image ships the safe default: content masked, only its size kept.
+        # The image ships the safe default: the messages keep their structure (MLflow hands the
+        # JSON back parsed), every text leaf masked to its size.
         chat = got.span("chat gpt-4o")
-        assert chat.attributes["gen_ai.input.messages"].startswith("[masked: "), got.dump()
+        assert_structure_kept_and_masked(chat.attributes["gen_ai.input.messages"], got)
         assert "What is" not in json.dumps(chat.attributes), got.dump()
 
 
@@ -151,7 +159,7 @@ def test_mounted_config_routes_and_sighup_reloads_it(start_proxy, mlflow, unique
     got = mlflow.wait_for_spans(None, other.trace_id, KOOG_SPANS, timeout=30,
                                 diagnostics=proxy.box.logs)
     assert got.experiment_id == mlflow.get_experiment_by_name(default)["experiment_id"]
-    assert got.span("chat gpt-4o").attributes["gen_ai.input.messages"].startswith("[masked: ")
+    assert_structure_kept_and_masked(got.span("chat gpt-4o").attributes["gen_ai.input.messages"], got)
 
     # Written in place: the bind mount follows the file, as with a kubelet-updated ConfigMap.
     with open(proxy.config_path, "r+") as f:
