@@ -14,32 +14,25 @@
 
 #include <boost/asio/ssl/error.hpp>
 
+#include "common/error_category.hpp"
+
 namespace proxy::tls {
 
 namespace ssl = boost::asio::ssl;
 
 namespace {
 
-// Boost's error_category has a protected non-virtual destructor by design (categories are
-// statics, never deleted through a base pointer), which -Wnon-virtual-dtor flags in subclasses.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class FileErrorCategory final : public boost::system::error_category {
- public:
-  const char* name() const noexcept override { return "tls file"; }
-  std::string message(int error) const override {
-    switch (static_cast<FileError>(error)) {
-      case FileError::unreadable: return "cannot read the file";
-      case FileError::empty: return "the file is empty";
-      case FileError::no_ca: return "no usable CA certificate";
-      case FileError::no_certificate: return "no usable certificate";
-      case FileError::no_private_key: return "no usable private key";
-      case FileError::key_mismatch: return "the private key does not match the certificate";
-    }
-    return "tls file error " + std::to_string(error);
+std::string_view describe(FileError error) {
+  switch (error) {
+    case FileError::unreadable: return "cannot read the file";
+    case FileError::empty: return "the file is empty";
+    case FileError::no_ca: return "no usable CA certificate";
+    case FileError::no_certificate: return "no usable certificate";
+    case FileError::no_private_key: return "no usable private key";
+    case FileError::key_mismatch: return "the private key does not match the certificate";
   }
-};
-#pragma GCC diagnostic pop
+  return {};
+}
 
 std::string quoted(const std::string& path) { return "\"" + path + "\""; }
 
@@ -91,7 +84,7 @@ std::shared_ptr<ssl::context> make_context(ssl::context::method method) {
 }
 
 const boost::system::error_category& file_error_category() {
-  static const FileErrorCategory category;
+  static const common::EnumErrorCategory<FileError> category("tls file", describe);
   return category;
 }
 

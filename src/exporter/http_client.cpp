@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/detail/base64.hpp>
 
+#include "common/error_category.hpp"
 #include "common/tls.hpp"
 
 namespace proxy::exporter {
@@ -21,30 +22,21 @@ constexpr auto kNoThrow = net::experimental::as_tuple(net::use_awaitable);
 
 namespace {
 
-// Boost's error_category has a protected non-virtual destructor by design (categories are
-// statics, never deleted through a base pointer), which -Wnon-virtual-dtor flags in subclasses.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class HttpStepCategory final : public boost::system::error_category {
- public:
-  const char* name() const noexcept override { return "mlflow http step"; }
-  std::string message(int step) const override {
-    switch (static_cast<HttpStep>(step)) {
-      case HttpStep::resolve: return "resolve";
-      case HttpStep::connect: return "connect";
-      case HttpStep::tls_handshake: return "TLS handshake";
-      case HttpStep::write: return "write";
-      case HttpStep::read: return "read";
-    }
-    return "step " + std::to_string(step);
+std::string_view describe(HttpStep step) {
+  switch (step) {
+    case HttpStep::resolve: return "resolve";
+    case HttpStep::connect: return "connect";
+    case HttpStep::tls_handshake: return "TLS handshake";
+    case HttpStep::write: return "write";
+    case HttpStep::read: return "read";
   }
-};
-#pragma GCC diagnostic pop
+  return {};
+}
 
 }  // namespace
 
 const boost::system::error_category& http_step_category() {
-  static const HttpStepCategory category;
+  static const common::EnumErrorCategory<HttpStep> category("mlflow http step", describe);
   return category;
 }
 

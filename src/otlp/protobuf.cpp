@@ -5,6 +5,7 @@
 
 #include <google/protobuf/io/coded_stream.h>
 
+#include "common/error_category.hpp"
 #include "common/hex.hpp"
 
 namespace proxy::otlp {
@@ -35,29 +36,20 @@ std::string id_problem(const Span& span) {
 
 namespace {
 
-// Boost's error_category has a protected non-virtual destructor by design (categories are
-// statics, never deleted through a base pointer), which -Wnon-virtual-dtor flags in subclasses.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-class DecodeCategory final : public boost::system::error_category {
- public:
-  const char* name() const noexcept override { return "otlp decode"; }
-  std::string message(int error) const override {
-    switch (static_cast<DecodeError>(error)) {
-      case DecodeError::too_large: return "body too large to decode";
-      case DecodeError::invalid_protobuf: return "invalid protobuf";
-      case DecodeError::invalid_json: return "invalid JSON";
-      case DecodeError::invalid_request: return "invalid ExportTraceServiceRequest";
-    }
-    return "decode error " + std::to_string(error);
+std::string_view describe(DecodeError error) {
+  switch (error) {
+    case DecodeError::too_large: return "body too large to decode";
+    case DecodeError::invalid_protobuf: return "invalid protobuf";
+    case DecodeError::invalid_json: return "invalid JSON";
+    case DecodeError::invalid_request: return "invalid ExportTraceServiceRequest";
   }
-};
-#pragma GCC diagnostic pop
+  return {};
+}
 
 }  // namespace
 
 const boost::system::error_category& decode_category() {
-  static const DecodeCategory category;
+  static const common::EnumErrorCategory<DecodeError> category("otlp decode", describe);
   return category;
 }
 
