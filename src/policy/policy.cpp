@@ -151,39 +151,22 @@ bool walks_structure(const CompiledPolicy& policy, const Decision& decision, std
 // A string value: its JSON leaves (structure: keep) or the whole text. True when it changed.
 bool apply_text(const CompiledPolicy& policy, const Decision& decision, AnyValue& value, unsigned depth,
                 PolicyTally& tally) {
-  const std::string& text = value.string_value();
-  if (text.empty()) return false;
-  if (text == kKoogHidden) {
-    ++tally.koog_hidden;
-    return false;
-  }
   std::string& out = scratch();
-  if (walks_structure(policy, decision, text) && rewrite_json(policy, decision, text, depth, out, tally)) {
-    if (out.empty()) return false;
-    value.set_string_value(out);
-    return true;
-  }
-  out.clear();
-  if (!transform_text(policy, decision, text, false, out, tally)) return false;
+  if (!rewrite_text(policy, decision, value.string_value(), false, depth, out, tally)) return false;
   value.set_string_value(out);
   return true;
 }
 
 // A scalar under a structural key ("role", "name", ...) of a key-value list keeps its value.
 bool keeps_entry(const CompiledPolicy& policy, const otlp::KeyValue& entry) {
-  if (!policy.config().keep_structure) return false;
   const auto kind = entry.value().value_case();
-  return kind != AnyValue::kArrayValue && kind != AnyValue::kKvlistValue &&
-         is_structural_key(policy.structure_options(), entry.key());
+  return keeps_structural_entry(policy, entry.key(), kind == AnyValue::kArrayValue || kind == AnyValue::kKvlistValue);
 }
 
 void reject_too_deep(const CompiledPolicy& policy, AnyValue& value, PolicyTally& tally) {
   std::string& marker = scratch();
-  marker += "[rejected: nested deeper than ";
-  append_number(marker, policy.config().max_depth);
-  marker += " levels]";
+  too_deep_text(policy, marker, tally);
   value.set_string_value(marker);
-  ++tally.depth_rejected;
 }
 
 // Under a verbose decision nested key-value lists are looked at key by key ("parent.child"),
@@ -385,21 +368,59 @@ Decision CompiledPolicy::decide_resource(std::string_view key) const {
   return {PolicyMode::verbose, Family::resource, config_.truncate_bytes};
 }
 
+bool rewrite_text(const CompiledPolicy& policy, const Decision& decision, std::string_view text, bool binary,
+                  unsigned depth, std::string& out, PolicyTally& tally) {
+  out.clear();
+  if (text.empty()) return false;
+  if (binary) return transform_text(policy, decision, text, true, out, tally);
+  if (text == kKoogHidden) {
+    ++tally.koog_hidden;
+    return false;
+  }
+  if (walks_structure(policy, decision, text) && rewrite_json(policy, decision, text, depth, out, tally)) {
+    return !out.empty();
+  }
+  out.clear();
+  return transform_text(policy, decision, text, false, out, tally);
+}
+
+bool rewrite_status_message(const CompiledPolicy& policy, const Decision& decision, std::string_view text,
+                            std::string& out, PolicyTally& tally) {
+  out.clear();
+  return transform_text(policy, decision, text, false, out, tally);
+}
+
+void too_deep_text(const CompiledPolicy& policy, std::string& out, PolicyTally& tally) {
+  out.clear();
+  out += "[rejected: nested deeper than ";
+  append_number(out, policy.config().max_depth);
+  out += " levels]";
+  ++tally.depth_rejected;
+}
+
+bool zeroes_scalars(PolicyMode mode) {
+  return mode == PolicyMode::mask || mode == PolicyMode::hash || mode == PolicyMode::hmac;
+}
+
+bool keeps_structural_entry(const CompiledPolicy& policy, std::string_view key, bool container) {
+  return policy.config().keep_structure && !container && is_structural_key(policy.structure_options(), key);
+}
+
+void count_change(PolicyTally& tally, const Decision& decision) { count(tally, decision); }
+
 bool apply_value(const CompiledPolicy& policy, const Decision& decision, AnyValue& value,
                  unsigned depth, PolicyTally& tally) {
   if (depth > policy.config().max_depth) {
     reject_too_deep(policy, value, tally);
     return true;
   }
-  const bool zero = decision.mode == PolicyMode::mask || decision.mode == PolicyMode::hash ||
-                    decision.mode == PolicyMode::hmac;
+  const bool zero = zeroes_scalars(decision.mode);
   switch (value.value_case()) {
     case AnyValue::kStringValue:
       return apply_text(policy, decision, value, depth, tally);
     case AnyValue::kBytesValue: {
-      if (value.bytes_value().empty()) return false;
       std::string& out = scratch();
-      if (!transform_text(policy, decision, value.bytes_value(), true, out, tally)) return false;
+      if (!rewrite_text(policy, decision, value.bytes_value(), true, depth, out, tally)) return false;
       value.set_bytes_value(out);
       return true;
     }
@@ -473,7 +494,7 @@ void apply(const CompiledPolicy& policy, otlp::ResourceSpans& resource_spans, Po
           count(tally, decision);
         } else {
           std::string& out = scratch();
-          if (transform_text(policy, decision, span.status().message(), false, out, tally)) {
+          if (rewrite_status_message(policy, decision, span.status().message(), out, tally)) {
             span.mutable_status()->set_message(out);
             count(tally, decision);
           }

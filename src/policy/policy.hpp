@@ -124,4 +124,22 @@ void apply(const CompiledPolicy& policy, otlp::ResourceSpans& resource_spans, Po
 bool apply_value(const CompiledPolicy& policy, const Decision& decision, otlp::AnyValue& value,
                  unsigned depth, PolicyTally& tally);
 
+// The per-value pieces of apply_value, over plain text, shared by the message path and the wire
+// path (wire_policy.hpp) so both rewrite alike.
+// A string value's (binary: bytes value's) new text under the decision into `out` (cleared
+// first): JSON leaves with structure: keep, else the whole text. False when it stays as it is.
+bool rewrite_text(const CompiledPolicy& policy, const Decision& decision, std::string_view text, bool binary,
+                  unsigned depth, std::string& out, PolicyTally& tally);
+// A span status message's new text under policy.errors(); false when it stays.
+bool rewrite_status_message(const CompiledPolicy& policy, const Decision& decision, std::string_view text,
+                            std::string& out, PolicyTally& tally);
+// The string that replaces a value nested deeper than max_depth, into `out`; counted.
+void too_deep_text(const CompiledPolicy& policy, std::string& out, PolicyTally& tally);
+// Whether a mode zeroes numbers and booleans (mask, hash, hmac).
+bool zeroes_scalars(PolicyMode mode);
+// Whether a key-value list entry under `key` keeps its scalar value (structure: keep).
+bool keeps_structural_entry(const CompiledPolicy& policy, std::string_view key, bool container);
+// Counts a value changed or dropped under the decision.
+void count_change(PolicyTally& tally, const Decision& decision);
+
 }  // namespace proxy::policy
