@@ -1,0 +1,99 @@
+#include "otlp/wire_writer.hpp"
+
+namespace proxy::otlp::wire {
+
+void append_varint(std::string& out, std::uint64_t value) {
+  while (value >= 0x80) {
+    out += static_cast<char>((value & 0x7F) | 0x80);
+    value >>= 7;
+  }
+  out += static_cast<char>(value);
+}
+
+void Writer::clear() {
+  pieces_.clear();
+  edits_.clear();
+  planned_ = 0;
+}
+
+void Writer::rewind(const Mark& mark) {
+  pieces_.resize(mark.pieces);
+  edits_.resize(mark.edits);
+  planned_ = mark.size;
+}
+
+void Writer::copy(std::string_view kept) {
+  if (kept.empty()) return;
+  planned_ += kept.size();
+  if (!pieces_.empty()) {
+    Piece& last = pieces_.back();
+    if (last.kind == Kind::input && last.data + last.size == kept.data()) {
+      last.size += kept.size();
+      return;
+    }
+  }
+  pieces_.push_back({Kind::input, 0, kept.data(), 0, kept.size()});
+}
+
+void Writer::open(std::uint32_t number) { pieces_.push_back({Kind::header, number, nullptr, 0, 0}); }
+
+void Writer::close(const Mark& opened) {
+  Piece& header = pieces_[opened.pieces];
+  header.size = planned_ - opened.size;
+  planned_ += varint_size(std::uint64_t{header.number} << 3) + varint_size(header.size);
+}
+
+void Writer::tag(std::uint32_t number, WireType type) {
+  append_varint(edits_, (std::uint64_t{number} << 3) | static_cast<std::uint8_t>(type));
+}
+
+void Writer::edit_piece(std::size_t start) {
+  const std::size_t size = edits_.size() - start;
+  planned_ += size;
+  if (!pieces_.empty()) {
+    Piece& last = pieces_.back();
+    if (last.kind == Kind::edit && last.offset + last.size == start) {
+      last.size += size;
+      return;
+    }
+  }
+  pieces_.push_back({Kind::edit, 0, nullptr, start, size});
+}
+
+void Writer::varint_field(std::uint32_t number, std::uint64_t value) {
+  const std::size_t start = edits_.size();
+  tag(number, WireType::varint);
+  append_varint(edits_, value);
+  edit_piece(start);
+}
+
+void Writer::fixed64_field(std::uint32_t number, std::uint64_t value) {
+  const std::size_t start = edits_.size();
+  tag(number, WireType::fixed64);
+  for (int i = 0; i < 8; ++i) edits_ += static_cast<char>((value >> (8 * i)) & 0xFF);
+  edit_piece(start);
+}
+
+void Writer::bytes_field(std::uint32_t number, std::string_view bytes) {
+  const std::size_t start = edits_.size();
+  tag(number, WireType::length);
+  append_varint(edits_, bytes.size());
+  edits_.append(bytes);
+  edit_piece(start);
+}
+
+void Writer::write(std::string& out) const {
+  out.reserve(out.size() + planned_);
+  for (const Piece& piece : pieces_) {
+    switch (piece.kind) {
+      case Kind::input: out.append(piece.data, piece.size); break;
+      case Kind::edit: out.append(edits_, piece.offset, piece.size); break;
+      case Kind::header:
+        append_varint(out, (std::uint64_t{piece.number} << 3) | static_cast<std::uint8_t>(WireType::length));
+        append_varint(out, piece.size);
+        break;
+    }
+  }
+}
+
+}  // namespace proxy::otlp::wire

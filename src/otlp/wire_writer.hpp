@@ -1,0 +1,69 @@
+// Plans a rewritten protobuf encoding, then writes it once. The plan is a list of pieces in
+// output order: byte ranges of the input kept as they are, re-emitted fields, and the headers
+// (tag and length) of enclosing messages whose contents changed. A message's new length is known
+// when it is closed (sizes are computed bottom-up while planning), so write() reserves the exact
+// output size and copies every kept byte once. Reused across requests: its buffers keep their
+// capacity, so a warm writer allocates nothing per span.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "otlp/wire_reader.hpp"
+
+namespace proxy::otlp::wire {
+
+class Writer {
+ public:
+  // Where the plan stands, to go back to when a message turns out unchanged.
+  struct Mark {
+    std::size_t pieces = 0;
+    std::size_t edits = 0;
+    std::size_t size = 0;
+  };
+
+  void clear();
+  Mark mark() const { return {pieces_.size(), edits_.size(), planned_}; }
+  // Drops everything planned since `mark`.
+  void rewind(const Mark& mark);
+
+  // Keeps a range of the input; `kept` must stay valid until write(). Adjacent ranges merge.
+  void copy(std::string_view kept);
+  // Opens a message field whose contents follow; close() with the mark taken just before.
+  void open(std::uint32_t number);
+  void close(const Mark& opened);
+
+  void varint_field(std::uint32_t number, std::uint64_t value);
+  void fixed64_field(std::uint32_t number, std::uint64_t value);
+  void bytes_field(std::uint32_t number, std::string_view bytes);
+
+  std::size_t planned_size() const { return planned_; }
+  // Appends the planned encoding to `out`.
+  void write(std::string& out) const;
+
+ private:
+  enum class Kind : std::uint8_t { input, edit, header };
+  struct Piece {
+    Kind kind;
+    std::uint32_t number;  // header: the field number
+    const char* data;      // input: the kept bytes
+    std::size_t offset;    // edit: where in edits_
+    std::size_t size;      // input, edit: bytes; header: the message's contents
+  };
+
+  void tag(std::uint32_t number, WireType type);
+  void varint(std::uint64_t value);
+  void edit_piece(std::size_t start);
+
+  std::vector<Piece> pieces_;
+  std::string edits_;  // re-emitted fields, encoded
+  std::size_t planned_ = 0;
+};
+
+// Appends `value` as a varint.
+void append_varint(std::string& out, std::uint64_t value);
+
+}  // namespace proxy::otlp::wire
