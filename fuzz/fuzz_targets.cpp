@@ -28,6 +28,7 @@
 #include "queue/spool.hpp"
 #include "receiver/decompress.hpp"
 #include "receiver/export_handler.hpp"
+#include "wire_differential.hpp"
 
 namespace proxy::fuzz {
 namespace {
@@ -351,6 +352,39 @@ void policy_walk(const std::uint8_t* data, std::size_t size) {
   // What the policy leaves is still a request the exporter can send.
   otlp::ExportRequest again;
   require(again.ParseFromString(request->SerializeAsString()), "the policy's output does not parse");
+}
+
+namespace {
+
+// The wire target's policy from two bytes: modes as policy_walk, then byte 1 picks max_depth,
+// a resource rule, an override rule and whether JSON keeps its structure.
+config::PolicyConfig wire_policy_config(std::uint8_t modes, std::uint8_t options) {
+  config::PolicyConfig config;
+  config.content = kModes[modes % 6];
+  config.errors = kModes[(modes / 6) % 6];
+  config.other = kModes[(modes / 36) % 6];
+  config.max_depth = 1u + options % 8;
+  config.truncate_bytes = 1u + options % 5;
+  if (options & 0x10) config.resource_keys.push_back({"service.*", kModes[(modes + 1) % 6], 0});
+  if (options & 0x20) config.resource_keys.push_back({"*", PolicyMode::drop, 0});
+  if (options & 0x40) config.keys.push_back({"llm.*", kModes[(modes + 2) % 6], 3});
+  config.keep_structure = (options & 0x80) == 0;
+  return config;
+}
+
+}  // namespace
+
+void wire_policy(const std::uint8_t* data, std::size_t size) {
+  if (size < 2) return;
+  static std::map<std::string, std::unique_ptr<policy::CompiledPolicy>> compiled;
+  const std::string config_key(reinterpret_cast<const char*>(data), 2);
+  if (compiled.size() >= 64 && compiled.count(config_key) == 0) compiled.clear();
+  auto& slot = compiled[config_key];
+  if (!slot) slot = std::make_unique<policy::CompiledPolicy>(wire_policy_config(data[0], data[1]));
+  const WireComparison comparison =
+      compare_wire_paths(*slot, std::string_view(reinterpret_cast<const char*>(data + 2), size - 2));
+  if (!comparison.mismatch.empty()) std::fprintf(stderr, "%s\n", comparison.mismatch.c_str());
+  require(comparison.mismatch.empty(), "the wire path and the message path disagree");
 }
 
 namespace {

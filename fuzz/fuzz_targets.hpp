@@ -31,6 +31,11 @@ void json_structure(const std::uint8_t* data, std::size_t size);
 // every damaged byte reported as a torn tail or a corrupt record, recovery idempotent.
 void spool_records(const std::uint8_t* data, std::size_t size);
 
+// Two bytes choose the policy as for policy_walk (plus resource rules and an override rule from
+// byte 1's high bits), the rest is a protobuf request: the wire path (policy/wire_policy.hpp)
+// must agree with the message path, parsed back field by field, malformed input included.
+void wire_policy(const std::uint8_t* data, std::size_t size);
+
 struct Target {
   std::string_view name;
   void (*run)(const std::uint8_t*, std::size_t);
@@ -40,6 +45,7 @@ inline constexpr Target kTargets[] = {
     {"http_request", &http_request}, {"otlp_protobuf", &otlp_protobuf}, {"otlp_json", &otlp_json},
     {"decompress", &decompress},     {"config_yaml", &config_yaml},   {"policy_walk", &policy_walk},
     {"spool_records", &spool_records}, {"json_structure", &json_structure},
+    {"wire_policy", &wire_policy},
 };
 
 }  // namespace proxy::fuzz

@@ -1,0 +1,513 @@
+#include "policy/wire_policy.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "otlp/wire_schema.hpp"
+
+namespace proxy::policy {
+namespace {
+
+using otlp::wire::Field;
+using otlp::wire::MessageKind;
+using otlp::wire::Reader;
+using otlp::wire::WireError;
+using otlp::wire::WireType;
+using otlp::wire::Writer;
+
+// AnyValue's oneof, by field number, and the wire type each is read with.
+enum ValueCase : std::uint32_t { kString = 1, kBool, kInt, kDouble, kArray, kKvlist, kBytes };
+constexpr WireType kCaseType[] = {WireType::varint, WireType::length, WireType::varint, WireType::varint,
+                                  WireType::fixed64, WireType::length, WireType::length, WireType::length};
+
+bool is_value_case(const Field& field) {
+  return field.number >= kString && field.number <= kBytes && field.type == kCaseType[field.number];
+}
+
+bool is_length(const Field& field, std::uint32_t number) {
+  return field.number == number && field.type == WireType::length;
+}
+
+// An AnyValue's oneof field, found before the value is rewritten.
+struct ValueView {
+  Field value;
+  bool set = false;
+  bool container() const { return set && (value.number == kArray || value.number == kKvlist); }
+};
+
+// A KeyValue's key and value.
+struct KeyValueView {
+  std::string_view key;
+  Field value;
+  bool has_value = false;
+  ValueView any;
+};
+
+// A dropped_attributes_count field: the last one read (protobuf keeps the last) and what the
+// policy dropped; every one read is left out and a single one written at the end.
+struct DroppedCount {
+  bool seen = false;
+  bool in_place = false;  // the last one was kept where it was: no attribute could follow it
+  std::uint32_t last = 0;
+  std::uint64_t added = 0;
+};
+
+// One rewrite of one request: walks the messages apply() touches, checks and copies the rest.
+class Pass {
+ public:
+  Pass(const CompiledPolicy& policy, Writer& writer, PolicyTally& tally, std::string& text,
+       std::string& path)
+      : policy_(policy), writer_(writer), tally_(tally), text_(text), path_(path) {}
+
+  WireError run(std::string_view request) {
+    each_field(request, [&](const Field& field) {
+      if (is_length(field, 1)) return message(field, 1, [&](std::string_view c) { return resource_spans(c); });
+      return keep(MessageKind::request, field, 0);
+    });
+    return error_;
+  }
+
+ private:
+  bool fail(WireError error) {
+    if (error_ == WireError::none) error_ = error;
+    return false;
+  }
+  bool ok() const { return error_ == WireError::none; }
+
+  // Checks a field the rewrite does not change and keeps its bytes. Always false (unchanged).
+  bool keep(MessageKind kind, const Field& field, unsigned nesting) {
+    if (const WireError error = otlp::wire::check_field(kind, field, nesting); error != WireError::none) {
+      return fail(error);
+    }
+    writer_.copy(field.raw);
+    return false;
+  }
+
+  // Checks a whole message field (its contents nested `nesting` deep) and keeps its bytes.
+  bool keep_message(MessageKind kind, const Field& field, unsigned nesting) {
+    if (const WireError error = otlp::wire::check_message(kind, field.payload, nesting); error != WireError::none) {
+      return fail(error);
+    }
+    writer_.copy(field.raw);
+    return false;
+  }
+
+  // Calls `handle` on each field; true when one of them changed something.
+  template <class Handle>
+  bool each_field(std::string_view contents, Handle&& handle) {
+    Reader reader(contents);
+    Field field;
+    bool changed = false;
+    while (ok() && reader.next(field)) changed |= handle(field);
+    if (reader.error() != WireError::none) fail(reader.error());
+    return changed && ok();
+  }
+
+  // A message field planned by `body` under a new header; copied whole when nothing changed.
+  template <class Body>
+  bool message(const Field& field, unsigned nesting, Body&& body) {
+    if (nesting > otlp::wire::kMaxNesting) return fail(WireError::too_deep);
+    const Writer::Mark mark = writer_.mark();
+    writer_.open(field.number);
+    if (body(field.payload) && ok()) {
+      writer_.close(mark);
+      return true;
+    }
+    writer_.rewind(mark);
+    if (ok()) writer_.copy(field.raw);
+    return false;
+  }
+
+  bool resource_spans(std::string_view contents) {
+    int resources = 0;
+    const bool resource_policy = !policy_.config().resource_keys.empty();
+    return each_field(contents, [&](const Field& field) {
+      if (is_length(field, 2)) return message(field, 2, [&](std::string_view c) { return scope_spans(c); });
+      if (is_length(field, 1) && resource_policy) {
+        if (++resources > 1) return fail(WireError::duplicate_field);
+        return message(field, 2, [&](std::string_view c) { return resource(c); });
+      }
+      return keep(MessageKind::resource_spans, field, 1);
+    });
+  }
+
+  bool scope_spans(std::string_view contents) {
+    return each_field(contents, [&](const Field& field) {
+      if (is_length(field, 2)) return message(field, 3, [&](std::string_view c) { return span(c); });
+      return keep(MessageKind::scope_spans, field, 2);
+    });
+  }
+
+  bool resource(std::string_view contents) {
+    const auto decide = [this](std::string_view key) { return policy_.decide_resource(key); };
+    DroppedCount dropped;
+    const bool changed = each_field(contents, [&](const Field& field) {
+      if (is_length(field, 1)) return attribute(field, 3, decide, dropped);
+      if (field.number == 2 && field.type == WireType::varint) return see(dropped, field, contents, 1);
+      return keep(MessageKind::resource, field, 2);
+    });
+    return finish(dropped, 2) || changed;
+  }
+
+  bool span(std::string_view contents) {
+    ++tally_.spans;
+    const auto decide = [this](std::string_view key) { return policy_.decide(key); };
+    DroppedCount dropped;
+    int statuses = 0;
+    const bool changed = each_field(contents, [&](const Field& field) {
+      if (is_length(field, 9)) return attribute(field, 4, decide, dropped);
+      if (is_length(field, 11)) return message(field, 4, [&](std::string_view c) { return event(c); });
+      if (is_length(field, 13)) return message(field, 4, [&](std::string_view c) { return link(c); });
+      if (is_length(field, 15)) {
+        if (++statuses > 1) return fail(WireError::duplicate_field);
+        return message(field, 4, [&](std::string_view c) { return status(c); });
+      }
+      if (field.number == 10 && field.type == WireType::varint) return see(dropped, field, contents, 9);
+      return keep(MessageKind::span, field, 3);
+    });
+    return finish(dropped, 10) || changed;
+  }
+
+  bool event(std::string_view contents) {
+    std::string_view name;
+    int names = 0;
+    each_field(contents, [&](const Field& field) {
+      if (is_length(field, 2)) {
+        name = field.payload;
+        if (++names > 1) fail(WireError::duplicate_field);
+      }
+      return false;
+    });
+    const auto decide = [this, name](std::string_view key) { return policy_.decide_event(name, key); };
+    DroppedCount dropped;
+    const bool changed = each_field(contents, [&](const Field& field) {
+      if (is_length(field, 3)) return attribute(field, 5, decide, dropped);
+      if (field.number == 4 && field.type == WireType::varint) return see(dropped, field, contents, 3);
+      return keep(MessageKind::event, field, 4);
+    });
+    return finish(dropped, 4) || changed;
+  }
+
+  bool link(std::string_view contents) {
+    const auto decide = [this](std::string_view key) { return policy_.decide(key); };
+    DroppedCount dropped;
+    const bool changed = each_field(contents, [&](const Field& field) {
+      if (is_length(field, 4)) return attribute(field, 5, decide, dropped);
+      if (field.number == 5 && field.type == WireType::varint) return see(dropped, field, contents, 4);
+      return keep(MessageKind::link, field, 4);
+    });
+    return finish(dropped, 5) || changed;
+  }
+
+  bool status(std::string_view contents) {
+    int messages = 0;
+    const bool changed = each_field(contents, [&](const Field& field) {
+      if (!is_length(field, 2)) return keep(MessageKind::status, field, 4);
+      if (++messages > 1) return fail(WireError::duplicate_field);
+      if (!otlp::wire::is_utf8(field.payload)) return fail(WireError::not_utf8);
+      return status_message(field);
+    });
+    return changed;
+  }
+
+  bool status_message(const Field& field) {
+    const Decision decision = policy_.errors();
+    if (field.payload.empty()) return keep(MessageKind::status, field, 4);
+    if (decision.mode == PolicyMode::drop) {
+      count_change(tally_, decision);
+      return true;
+    }
+    if (!rewrite_status_message(policy_, decision, field.payload, text_, tally_)) {
+      writer_.copy(field.raw);
+      return false;
+    }
+    writer_.bytes_field(2, text_);
+    count_change(tally_, decision);
+    return true;
+  }
+
+  // A dropped_attributes_count field of a message whose attributes are field `attributes` of
+  // `contents`: kept in place when nothing was dropped and no attribute follows (the usual
+  // order), else left out for finish().
+  bool see(DroppedCount& dropped, const Field& field, std::string_view contents, std::uint32_t attributes) {
+    dropped.seen = true;
+    dropped.last = static_cast<std::uint32_t>(field.value);
+    const auto end = static_cast<std::size_t>(field.raw.data() + field.raw.size() - contents.data());
+    dropped.in_place = dropped.added == 0 && !has_field(contents.substr(end), attributes);
+    if (!dropped.in_place) return true;
+    writer_.copy(field.raw);
+    return false;
+  }
+
+  static bool has_field(std::string_view contents, std::uint32_t number) {
+    Reader reader(contents);
+    Field field;
+    while (reader.next(field)) {
+      if (is_length(field, number)) return true;
+    }
+    return reader.error() != WireError::none;  // decided later, when the walk reaches it
+  }
+
+  // Writes the one dropped_attributes_count the message keeps; true when one is written.
+  bool finish(const DroppedCount& dropped, std::uint32_t number) {
+    if (!ok() || (dropped.added == 0 && (!dropped.seen || dropped.in_place))) return false;
+    const std::uint64_t total = std::min<std::uint64_t>(std::uint64_t{dropped.last} + dropped.added,
+                                                        std::numeric_limits<std::uint32_t>::max());
+    writer_.varint_field(number, total);
+    return true;
+  }
+
+  bool scan_value(std::string_view contents, ValueView& view) {
+    Reader reader(contents);
+    Field field;
+    while (reader.next(field)) {
+      if (!is_value_case(field)) continue;
+      if (view.set) return fail(WireError::duplicate_field);
+      view.value = field;
+      view.set = true;
+    }
+    return reader.error() == WireError::none || fail(reader.error());
+  }
+
+  bool scan_key_value(std::string_view contents, KeyValueView& view) {
+    Reader reader(contents);
+    Field field;
+    bool has_key = false;
+    while (reader.next(field)) {
+      if (is_length(field, 1)) {
+        if (has_key) return fail(WireError::duplicate_field);
+        view.key = field.payload;
+        has_key = true;
+      } else if (is_length(field, 2)) {
+        if (view.has_value) return fail(WireError::duplicate_field);
+        view.value = field;
+        view.has_value = true;
+      }
+    }
+    if (reader.error() != WireError::none) return fail(reader.error());
+    if (!otlp::wire::is_utf8(view.key)) return fail(WireError::not_utf8);
+    return !view.has_value || scan_value(view.value.payload, view.any);
+  }
+
+  // A KeyValue (nested `nesting` deep) checked and left out; true: the output changed.
+  bool skip_key_value(const Field& field, unsigned nesting) {
+    if (const WireError error = otlp::wire::check_message(MessageKind::key_value, field.payload, nesting);
+        error != WireError::none) {
+      return fail(error);
+    }
+    return true;
+  }
+
+  // A KeyValue's fields with its value planned by `value` (an AnyValue's contents). A missing
+  // value is written as an empty one: apply() reaches it through mutable_value(), which sets it.
+  template <class Value>
+  bool key_value_fields(std::string_view contents, unsigned nesting, Value&& value) {
+    bool has_value = false;
+    const bool changed = each_field(contents, [&](const Field& field) {
+      if (!is_length(field, 2)) return keep(MessageKind::key_value, field, nesting);
+      has_value = true;
+      return message(field, nesting + 1, value);
+    });
+    if (has_value || !ok()) return changed;
+    const Writer::Mark mark = writer_.mark();
+    writer_.open(2);
+    value(std::string_view{});
+    writer_.close(mark);
+    return true;
+  }
+
+  // An attribute of a span, event, link or resource (process_attributes); a drop is counted in
+  // `dropped`. True when the output changed.
+  template <class Decide>
+  bool attribute(const Field& field, unsigned nesting, const Decide& decide, DroppedCount& dropped) {
+    KeyValueView view;
+    if (!scan_key_value(field.payload, view)) return false;
+    const Decision decision = decide(view.key);
+    if (decision.mode == PolicyMode::drop) {
+      count_change(tally_, decision);
+      ++dropped.added;
+      return skip_key_value(field, nesting);
+    }
+    if (decision.mode == PolicyMode::verbose) {
+      if (!view.any.container()) return keep_message(MessageKind::key_value, field, nesting);
+      path_.assign(view.key);
+      return message(field, nesting, [&](std::string_view c) {
+        return key_value_fields(c, nesting, [&](std::string_view v) { return walk_verbose(v, 1, nesting + 1, decide); });
+      });
+    }
+    return decided_entry(field, decision, 1, nesting);
+  }
+
+  // A KeyValue whose value gets `decision` at `depth` (counted when the value changed).
+  bool decided_entry(const Field& field, const Decision& decision, unsigned depth, unsigned nesting) {
+    const std::uint64_t before = rewritten_;
+    const bool changed = message(field, nesting, [&](std::string_view c) {
+      return key_value_fields(c, nesting, [&](std::string_view v) { return any_value(v, decision, depth, nesting + 1); });
+    });
+    if (rewritten_ != before && ok()) count_change(tally_, decision);
+    return changed;
+  }
+
+  // apply_value over an AnyValue's contents (nested `nesting` deep); true when it changed.
+  bool any_value(std::string_view contents, const Decision& decision, unsigned depth, unsigned nesting) {
+    ValueView view;
+    if (!scan_value(contents, view)) return false;
+    if (depth > policy_.config().max_depth) return too_deep(contents, nesting);
+    return each_field(contents, [&](const Field& field) {
+      if (!is_value_case(field)) return keep(MessageKind::any_value, field, nesting);
+      return value_case(field, decision, depth, nesting);
+    });
+  }
+
+  bool value_case(const Field& field, const Decision& decision, unsigned depth, unsigned nesting) {
+    switch (field.number) {
+      case kString:
+        if (!otlp::wire::is_utf8(field.payload)) return fail(WireError::not_utf8);
+        return text_value(field, decision, false, depth);
+      case kBytes: return text_value(field, decision, true, depth);
+      case kInt:
+      case kBool: return zero_scalar(field, decision, field.value != 0);
+      case kDouble: {
+        double number = 0;
+        std::memcpy(&number, &field.value, sizeof number);
+        return zero_scalar(field, decision, number != 0.0);
+      }
+      case kArray: return message(field, nesting + 1, [&](std::string_view c) { return array(c, decision, depth, nesting + 1); });
+      default: return message(field, nesting + 1, [&](std::string_view c) { return kvlist(c, decision, depth, nesting + 1); });
+    }
+  }
+
+  bool text_value(const Field& field, const Decision& decision, bool binary, unsigned depth) {
+    if (!rewrite_text(policy_, decision, field.payload, binary, depth, text_, tally_)) {
+      writer_.copy(field.raw);
+      return false;
+    }
+    writer_.bytes_field(field.number, text_);
+    ++rewritten_;
+    return true;
+  }
+
+  bool zero_scalar(const Field& field, const Decision& decision, bool nonzero) {
+    if (!zeroes_scalars(decision.mode) || !nonzero) {
+      writer_.copy(field.raw);
+      return false;
+    }
+    if (field.number == kDouble) {
+      writer_.fixed64_field(kDouble, 0);
+    } else {
+      writer_.varint_field(field.number, 0);
+    }
+    ++rewritten_;
+    return true;
+  }
+
+  bool array(std::string_view contents, const Decision& decision, unsigned depth, unsigned nesting) {
+    return each_field(contents, [&](const Field& field) {
+      if (!is_length(field, 1)) return keep(MessageKind::array_value, field, nesting);
+      return message(field, nesting + 1,
+                     [&](std::string_view c) { return any_value(c, decision, depth + 1, nesting + 1); });
+    });
+  }
+
+  bool kvlist(std::string_view contents, const Decision& decision, unsigned depth, unsigned nesting) {
+    return each_field(contents, [&](const Field& field) {
+      if (!is_length(field, 1)) return keep(MessageKind::kv_list, field, nesting);
+      KeyValueView view;
+      if (!scan_key_value(field.payload, view)) return false;
+      if (keeps_structural_entry(policy_, view.key, view.any.container())) {
+        return keep(MessageKind::kv_list, field, nesting);
+      }
+      return message(field, nesting + 1, [&](std::string_view c) {
+        return key_value_fields(c, nesting + 1, [&](std::string_view v) {
+          return any_value(v, decision, depth + 1, nesting + 2);
+        });
+      });
+    });
+  }
+
+  // reject_too_deep: the value becomes the marker string, whatever it held (still checked).
+  bool too_deep(std::string_view contents, unsigned nesting) {
+    each_field(contents, [&](const Field& field) {
+      if (!is_value_case(field)) return keep(MessageKind::any_value, field, nesting);
+      if (const WireError error = otlp::wire::check_field(MessageKind::any_value, field, nesting);
+          error != WireError::none) {
+        return fail(error);
+      }
+      return true;
+    });
+    too_deep_text(policy_, text_, tally_);
+    writer_.bytes_field(kString, text_);
+    ++rewritten_;
+    return ok();
+  }
+
+  // walk_verbose over an AnyValue's contents: nested key-value lists decided by "parent.child".
+  template <class Decide>
+  bool walk_verbose(std::string_view contents, unsigned depth, unsigned nesting, const Decide& decide) {
+    ValueView view;
+    if (!scan_value(contents, view)) return false;
+    if (depth > policy_.config().max_depth) return too_deep(contents, nesting);
+    return each_field(contents, [&](const Field& field) {
+      if (!is_value_case(field) || !view.container()) return keep(MessageKind::any_value, field, nesting);
+      return message(field, nesting + 1, [&](std::string_view c) {
+        return each_field(c, [&](const Field& item) {
+          if (!is_length(item, 1)) return keep(field.number == kArray ? MessageKind::array_value : MessageKind::kv_list, item, nesting + 1);
+          if (field.number == kArray) {
+            return message(item, nesting + 2, [&](std::string_view v) { return walk_verbose(v, depth + 1, nesting + 2, decide); });
+          }
+          return verbose_entry(item, depth, nesting + 2, decide);
+        });
+      });
+    });
+  }
+
+  template <class Decide>
+  bool verbose_entry(const Field& field, unsigned depth, unsigned nesting, const Decide& decide) {
+    KeyValueView view;
+    if (!scan_key_value(field.payload, view)) return false;
+    const std::size_t parent = path_.size();
+    path_ += '.';
+    path_ += view.key;
+    const Decision decision = decide(std::string_view(path_));
+    bool changed = false;
+    if (decision.mode == PolicyMode::drop) {
+      count_change(tally_, decision);
+      changed = skip_key_value(field, nesting);
+    } else if (decision.mode == PolicyMode::verbose) {
+      changed = message(field, nesting, [&](std::string_view c) {
+        return key_value_fields(c, nesting, [&](std::string_view v) { return walk_verbose(v, depth + 1, nesting + 1, decide); });
+      });
+    } else {
+      changed = decided_entry(field, decision, depth + 1, nesting);
+    }
+    path_.resize(parent);
+    return changed;
+  }
+
+  const CompiledPolicy& policy_;
+  Writer& writer_;
+  PolicyTally& tally_;
+  std::string& text_;
+  std::string& path_;
+  WireError error_ = WireError::none;
+  // Values the policy rewrote (apply_value's "changed"); the bytes may also change without one,
+  // when an empty value is written for a missing one.
+  std::uint64_t rewritten_ = 0;
+};
+
+}  // namespace
+
+WireResult WireRewriter::rewrite(const CompiledPolicy& policy, std::string_view request, std::string& out,
+                                 PolicyTally& tally) {
+  writer_.clear();
+  Pass pass(policy, writer_, tally, text_, path_);
+  const WireError error = pass.run(request);
+  if (error != WireError::none) {
+    return {otlp::wire::is_malformed(error) ? WireOutcome::malformed : WireOutcome::unsupported, error};
+  }
+  writer_.write(out);
+  return {};
+}
+
+}  // namespace proxy::policy

@@ -1,0 +1,48 @@
+// The policy applied on the wire: one pass over a protobuf ExportTraceServiceRequest that copies
+// the bytes it keeps and re-emits only what the policy changes (attribute values, dropped
+// attributes and their counts, status messages), fixing the lengths of the enclosing messages.
+// It rewrites what apply() rewrites, with the same per-value functions (rewrite_text and
+// friends in policy.hpp), so the two paths give requests that parse back equal
+// (tests/unit/policy/wire_policy_test.cpp checks that on random requests and policies).
+//
+// Scope today: the whole request under one policy (a request on one route). Normalization,
+// previews, routing splits and attribute limits still run on decoded messages.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "otlp/wire_reader.hpp"
+#include "otlp/wire_writer.hpp"
+#include "policy/policy.hpp"
+
+namespace proxy::policy {
+
+enum class WireOutcome {
+  rewritten,    // the rewritten request was appended to the output
+  malformed,    // protobuf refuses these bytes too: reject the request
+  unsupported,  // valid or not, the message path decides (groups, duplicated singular fields, ...)
+};
+
+struct WireResult {
+  WireOutcome outcome = WireOutcome::rewritten;
+  otlp::wire::WireError error = otlp::wire::WireError::none;
+};
+
+// One per thread: it keeps its buffers between requests, so a warm rewriter does not allocate
+// per span.
+class WireRewriter {
+ public:
+  // Appends the rewritten request to `out` (untouched unless rewritten) and counts into `tally`
+  // as apply() would. On malformed or unsupported the tally may hold partial counts: the
+  // caller drops it (and the message path counts again).
+  WireResult rewrite(const CompiledPolicy& policy, std::string_view request, std::string& out,
+                     PolicyTally& tally);
+
+ private:
+  otlp::wire::Writer writer_;
+  std::string text_;  // the rewritten value being planned, before it is copied into the plan
+  std::string path_;  // "parent.child" keys of nested key-value lists
+};
+
+}  // namespace proxy::policy
