@@ -32,7 +32,10 @@ bool Reader::read_varint(std::uint64_t& value) {
 
 bool Reader::read_payload(Field& field) {
   std::uint64_t length = 0;
+  const std::size_t start = pos_;
   if (!read_varint(length)) return false;
+  // protobuf reads a length in at most 5 bytes, below 2 GiB.
+  if (pos_ - start > 5 || length > 0x7FFFFFFF) return fail(WireError::overlong_varint);
   if (length > bytes_.size() - pos_) return fail(WireError::length_past_end);
   field.payload = bytes_.substr(pos_, static_cast<std::size_t>(length));
   pos_ += static_cast<std::size_t>(length);

@@ -52,7 +52,9 @@ TEST_CASE("the wire reader turns every malformed input into an error value", "[w
   CHECK(read_all(bytes({0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})) ==
         WireError::overlong_varint);
   CHECK(read_all(bytes({0x0A, 0x05, 'a'})) == WireError::length_past_end);
-  CHECK(read_all(bytes({0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F})) == WireError::length_past_end);
+  CHECK(read_all(bytes({0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x07})) == WireError::length_past_end);
+  CHECK(read_all(bytes({0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F})) == WireError::overlong_varint);  // 4 GiB
+  CHECK(read_all(bytes({0x0A, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00})) == WireError::overlong_varint);
   CHECK(read_all(bytes({0x09, 1, 2, 3})) == WireError::truncated_fixed);
   CHECK(read_all(bytes({0x0D, 1})) == WireError::truncated_fixed);
   CHECK(read_all(bytes({0x0E})) == WireError::invalid_wire_type);
