@@ -1,0 +1,111 @@
+// Spans per CPU-second on one core for the policy stage as the daemon runs it (decode into
+// messages, apply(), serialize) and on the wire (WireRewriter: one pass over the bytes, kept
+// ranges copied), on Koog-shaped requests of 50 and 512 spans with short and ~1.5 KB content,
+// under the default policy (content masked leaf by leaf, structure kept; errors redacted).
+//
+//   wire_bench [seconds per measurement, default 2]
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/arena.h>
+
+#include "agent_traffic.hpp"
+#include "otlp/protobuf.hpp"
+#include "policy/policy.hpp"
+#include "policy/wire_policy.hpp"
+
+namespace {
+
+using namespace proxy;
+
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Runs step(body) over the pool for about `seconds` of CPU time; spans per CPU-second.
+template <typename Step>
+double measure(const std::vector<std::string>& pool, int spans_per_request, double seconds, Step step) {
+  const double start = cpu_seconds();
+  std::uint64_t spans = 0;
+  double elapsed = 0;
+  std::size_t i = 0;
+  while (elapsed < seconds) {
+    for (int n = 0; n < 16; ++n, ++i) {
+      if (!step(pool[i % pool.size()])) {
+        std::fprintf(stderr, "wire_bench: a request failed\n");
+        std::exit(1);
+      }
+      spans += static_cast<std::uint64_t>(spans_per_request);
+    }
+    elapsed = cpu_seconds() - start;
+  }
+  return static_cast<double>(spans) / elapsed;
+}
+
+struct Scenario {
+  int spans;
+  bench::Content content;
+  const char* name;
+};
+
+double wire_path(const std::vector<std::string>& pool, int spans, const policy::CompiledPolicy& policy,
+                 double seconds) {
+  policy::WireRewriter rewriter;
+  std::string out;
+  return measure(pool, spans, seconds, [&](const std::string& body) {
+    policy::PolicyTally tally;
+    out.clear();
+    return rewriter.rewrite(policy, body, out, tally).outcome == policy::WireOutcome::rewritten;
+  });
+}
+
+// All verbose: the wire path's own cost (walk, checks, copies) without the per-value rewrites.
+policy::CompiledPolicy verbose_policy() {
+  config::PolicyConfig config;
+  config.content = config.errors = config.other = config::PolicyMode::verbose;
+  return policy::CompiledPolicy(config);
+}
+
+void run(const Scenario& scenario, const policy::CompiledPolicy& policy, double seconds) {
+  bench::TraceSource source(bench::Mix::koog, 0x5eed'0f'a9e47ULL, scenario.content);
+  std::vector<std::string> pool;
+  std::size_t bytes = 0;
+  for (int i = 0; i < 16; ++i) {
+    pool.push_back(bench::encode_request(source, scenario.spans));
+    bytes += pool.back().size();
+  }
+  std::string out;
+  const double message = measure(pool, scenario.spans, seconds, [&](const std::string& body) {
+    google::protobuf::Arena arena;
+    auto* request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
+    if (!otlp::decode_protobuf(body, *request).ok()) return false;
+    policy::PolicyTally tally;
+    for (auto& resource_spans : *request->mutable_resource_spans()) policy::apply(policy, resource_spans, tally);
+    out.clear();
+    return request->SerializeToString(&out);
+  });
+  const double wire = wire_path(pool, scenario.spans, policy, seconds);
+  const double floor = wire_path(pool, scenario.spans, verbose_policy(), seconds);
+  std::printf("%-28s %5zu B/span  message path %8.0f  wire path %8.0f spans/s (%.2fx)  wire, all verbose %8.0f\n",
+              scenario.name, bytes / pool.size() / static_cast<std::size_t>(scenario.spans), message, wire,
+              wire / message, floor);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const double seconds = argc > 1 ? std::atof(argv[1]) : 2.0;
+  const policy::CompiledPolicy policy{config::PolicyConfig{}};
+  const Scenario scenarios[] = {
+      {50, bench::Content::short_text, "50 spans, short content"},
+      {50, bench::Content::long_text, "50 spans, ~1.5 KB content"},
+      {512, bench::Content::short_text, "512 spans, short content"},
+      {512, bench::Content::long_text, "512 spans, ~1.5 KB content"},
+  };
+  for (const Scenario& scenario : scenarios) run(scenario, policy, seconds);
+}
