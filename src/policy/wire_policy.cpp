@@ -84,15 +84,6 @@ class Pass {
     return false;
   }
 
-  // Checks a whole message field (its contents nested `nesting` deep) and keeps its bytes.
-  bool keep_message(MessageKind kind, const Field& field, unsigned nesting) {
-    if (const WireError error = otlp::wire::check_message(kind, field.payload, nesting); error != WireError::none) {
-      return fail(error);
-    }
-    writer_.copy(field.raw);
-    return false;
-  }
-
   // Calls `handle` on each field; true when one of them changed something.
   template <class Handle>
   bool each_field(std::string_view contents, Handle&& handle) {
@@ -258,19 +249,30 @@ class Pass {
     return true;
   }
 
-  bool scan_value(std::string_view contents, ValueView& view) {
+  // Finds an AnyValue's (nested `nesting` deep) oneof field and checks all but a container's
+  // contents, so a scalar value scanned needs no second look before it is copied.
+  bool scan_value(std::string_view contents, unsigned nesting, ValueView& view) {
     Reader reader(contents);
     Field field;
     while (reader.next(field)) {
-      if (!is_value_case(field)) continue;
+      if (!is_value_case(field)) {
+        if (const WireError error = otlp::wire::check_field(MessageKind::any_value, field, nesting);
+            error != WireError::none) {
+          return fail(error);
+        }
+        continue;
+      }
       if (view.set) return fail(WireError::duplicate_field);
+      if (field.number == kString && !otlp::wire::is_utf8(field.payload)) return fail(WireError::not_utf8);
       view.value = field;
       view.set = true;
     }
     return reader.error() == WireError::none || fail(reader.error());
   }
 
-  bool scan_key_value(std::string_view contents, KeyValueView& view) {
+  // A KeyValue's (nested `nesting` deep) key and value, checked as scan_value checks.
+  bool scan_key_value(std::string_view contents, unsigned nesting, KeyValueView& view) {
+    if (nesting + 1 > otlp::wire::kMaxNesting) return fail(WireError::too_deep);
     Reader reader(contents);
     Field field;
     bool has_key = false;
@@ -283,11 +285,28 @@ class Pass {
         if (view.has_value) return fail(WireError::duplicate_field);
         view.value = field;
         view.has_value = true;
+      } else if (const WireError error = otlp::wire::check_field(MessageKind::key_value, field, nesting);
+                 error != WireError::none) {
+        return fail(error);
       }
     }
     if (reader.error() != WireError::none) return fail(reader.error());
     if (!otlp::wire::is_utf8(view.key)) return fail(WireError::not_utf8);
-    return !view.has_value || scan_value(view.value.payload, view.any);
+    return !view.has_value || scan_value(view.value.payload, nesting + 1, view.any);
+  }
+
+  // Copies a scanned KeyValue (nested `nesting` deep) as it is; only a container value is
+  // still to be checked.
+  bool keep_scanned(const Field& field, const KeyValueView& view, unsigned nesting) {
+    if (view.any.container()) {
+      const MessageKind kind = view.any.value.number == kArray ? MessageKind::array_value : MessageKind::kv_list;
+      if (const WireError error = otlp::wire::check_message(kind, view.any.value.payload, nesting + 2);
+          error != WireError::none) {
+        return fail(error);
+      }
+    }
+    writer_.copy(field.raw);
+    return false;
   }
 
   // A KeyValue (nested `nesting` deep) checked and left out; true: the output changed.
@@ -322,7 +341,7 @@ class Pass {
   template <class Decide>
   bool attribute(const Field& field, unsigned nesting, const Decide& decide, DroppedCount& dropped) {
     KeyValueView view;
-    if (!scan_key_value(field.payload, view)) return false;
+    if (!scan_key_value(field.payload, nesting, view)) return false;
     const Decision decision = decide(view.key);
     if (decision.mode == PolicyMode::drop) {
       count_change(tally_, decision);
@@ -330,7 +349,7 @@ class Pass {
       return skip_key_value(field, nesting);
     }
     if (decision.mode == PolicyMode::verbose) {
-      if (!view.any.container()) return keep_message(MessageKind::key_value, field, nesting);
+      if (!view.any.container()) return keep_scanned(field, view, nesting);
       path_.assign(view.key);
       return message(field, nesting, [&](std::string_view c) {
         return key_value_fields(c, nesting, [&](std::string_view v) { return walk_verbose(v, 1, nesting + 1, decide); });
@@ -352,7 +371,7 @@ class Pass {
   // apply_value over an AnyValue's contents (nested `nesting` deep); true when it changed.
   bool any_value(std::string_view contents, const Decision& decision, unsigned depth, unsigned nesting) {
     ValueView view;
-    if (!scan_value(contents, view)) return false;
+    if (!scan_value(contents, nesting, view)) return false;
     if (depth > policy_.config().max_depth) return too_deep(contents, nesting);
     return each_field(contents, [&](const Field& field) {
       if (!is_value_case(field)) return keep(MessageKind::any_value, field, nesting);
@@ -414,10 +433,8 @@ class Pass {
     return each_field(contents, [&](const Field& field) {
       if (!is_length(field, 1)) return keep(MessageKind::kv_list, field, nesting);
       KeyValueView view;
-      if (!scan_key_value(field.payload, view)) return false;
-      if (keeps_structural_entry(policy_, view.key, view.any.container())) {
-        return keep(MessageKind::kv_list, field, nesting);
-      }
+      if (!scan_key_value(field.payload, nesting + 1, view)) return false;
+      if (keeps_structural_entry(policy_, view.key, view.any.container())) return keep_scanned(field, view, nesting + 1);
       return message(field, nesting + 1, [&](std::string_view c) {
         return key_value_fields(c, nesting + 1, [&](std::string_view v) {
           return any_value(v, decision, depth + 1, nesting + 2);
@@ -446,7 +463,7 @@ class Pass {
   template <class Decide>
   bool walk_verbose(std::string_view contents, unsigned depth, unsigned nesting, const Decide& decide) {
     ValueView view;
-    if (!scan_value(contents, view)) return false;
+    if (!scan_value(contents, nesting, view)) return false;
     if (depth > policy_.config().max_depth) return too_deep(contents, nesting);
     return each_field(contents, [&](const Field& field) {
       if (!is_value_case(field) || !view.container()) return keep(MessageKind::any_value, field, nesting);
@@ -465,7 +482,7 @@ class Pass {
   template <class Decide>
   bool verbose_entry(const Field& field, unsigned depth, unsigned nesting, const Decide& decide) {
     KeyValueView view;
-    if (!scan_key_value(field.payload, view)) return false;
+    if (!scan_key_value(field.payload, nesting, view)) return false;
     const std::size_t parent = path_.size();
     path_ += '.';
     path_ += view.key;
