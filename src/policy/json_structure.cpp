@@ -144,13 +144,6 @@ bool zeroes_scalars(PolicyMode mode) {
   return mode == PolicyMode::mask || mode == PolicyMode::hash || mode == PolicyMode::hmac;
 }
 
-const config::ModeByName* select(std::span<const config::ModeByName> selectors, std::string_view name) {
-  for (const config::ModeByName& selector : selectors) {
-    if (equals_ignoring_case(selector.name, name)) return &selector;
-  }
-  return nullptr;
-}
-
 // Scratch buffers per nesting level (the text itself, a string inside it): reused, so a walk
 // allocates nothing once they have grown to the largest value seen.
 struct Scratch {
@@ -276,8 +269,8 @@ class Walker {
   PolicyMode selected_mode(PolicyMode mode) const {
     if (options_.roles.empty() && options_.parts.empty()) return mode;
     const Members members = scan_members();
-    if (const auto* part = select(options_.parts, members.type)) return part->mode;
-    if (const auto* role = select(options_.roles, members.role)) return role->mode;
+    if (const auto* part = find_selector(options_.parts, members.type)) return part->mode;
+    if (const auto* role = find_selector(options_.roles, members.role)) return role->mode;
     return mode;
   }
 
@@ -535,6 +528,14 @@ std::string_view fallback_name(Fallback fallback) {
     case Fallback::invalid_utf8: return "invalid_utf8";
   }
   return "none";
+}
+
+const config::ModeByName* find_selector(std::span<const config::ModeByName> selectors,
+                                      std::string_view name) {
+  for (const config::ModeByName& selector : selectors) {
+    if (equals_ignoring_case(selector.name, name)) return &selector;
+  }
+  return nullptr;
 }
 
 bool looks_like_json(std::string_view text) {

@@ -57,6 +57,10 @@ struct StructureResult {
   std::uint32_t rewritten = 0;  // leaves changed; 0: the text needs no change (bar whitespace)
 };
 
+// The selector (a role's or a part type's) named `name`, ignoring ASCII case; null if none.
+const config::ModeByName* find_selector(std::span<const config::ModeByName> selectors,
+                                      std::string_view name);
+
 // True when `text` starts (after JSON whitespace) with '{' or '[': worth a structured walk.
 bool looks_like_json(std::string_view text);
 

@@ -259,6 +259,47 @@ bool is_flattened_structure(const StructureOptions& options, std::string_view ke
   return false;
 }
 
+// The role of the message a flattened key belongs to: "llm.input_messages.0.message.content"
+// looks for "llm.input_messages.0.message.role", then "llm.input_messages.0.role". The first index
+// segment names the message; empty when there is none or no sibling holds a string role.
+std::string_view flattened_role(const Attributes& siblings, std::string_view key) {
+  for (std::size_t dot = key.find('.'); dot != std::string_view::npos; dot = key.find('.', dot + 1)) {
+    std::size_t end = dot + 1;
+    while (end < key.size() && key[end] >= '0' && key[end] <= '9') ++end;
+    if (end == dot + 1 || end >= key.size() || key[end] != '.') continue;
+    const std::string_view message = key.substr(0, end);
+    for (std::string_view suffix : {std::string_view(".message.role"), std::string_view(".role")}) {
+      for (const otlp::KeyValue& sibling : siblings) {
+        const std::string_view name = sibling.key();
+        if (name.size() == message.size() + suffix.size() && name.starts_with(message) &&
+            name.ends_with(suffix) && sibling.value().has_string_value()) {
+          return sibling.value().string_value();
+        }
+      }
+    }
+    return {};
+  }
+  return {};
+}
+
+// GenAI message events carry the role in their name.
+std::string_view event_role(std::string_view event_name) {
+  if (event_name == "gen_ai.choice") return "assistant";
+  constexpr std::string_view prefix = "gen_ai.", suffix = ".message";
+  if (event_name.size() > prefix.size() + suffix.size() && event_name.starts_with(prefix) &&
+      event_name.ends_with(suffix)) {
+    return event_name.substr(prefix.size(), event_name.size() - prefix.size() - suffix.size());
+  }
+  return {};
+}
+
+// Content families a role selector may narrow; key rules (an explicit choice), errors and other
+// attributes keep their mode.
+bool is_message_content(Family family) {
+  return family != Family::rule && family != Family::error && family != Family::other &&
+         family != Family::resource;
+}
+
 }  // namespace
 
 std::uint64_t PolicyTally::total(PolicyMode mode) const {
@@ -349,14 +390,31 @@ Decision CompiledPolicy::decide(std::string_view key) const {
   return {config_.other, Family::other, config_.truncate_bytes};
 }
 
+Decision CompiledPolicy::for_role(Decision decision, std::string_view role) const {
+  if (role.empty() || decision.mode == PolicyMode::verbose || !is_message_content(decision.family)) {
+    return decision;
+  }
+  if (const config::ModeByName* selector = find_selector(config_.messages, role)) {
+    decision.mode = selector->mode;
+  }
+  return decision;
+}
+
+Decision CompiledPolicy::decide_among(const Attributes& siblings, std::string_view key) const {
+  const Decision decision = decide(key);
+  if (config_.messages.empty() || decision.mode == PolicyMode::verbose) return decision;
+  return for_role(decision, flattened_role(siblings, key));
+}
+
 Decision CompiledPolicy::decide_event(std::string_view event_name, std::string_view key) const {
   Decision decision = decide(key);
   if (decision.family == Family::other &&
       std::find(content_events_.begin(), content_events_.end(), event_name) != content_events_.end() &&
       event_fields_.find(key) != nullptr) {
-    return {config_.content, Family::event, config_.truncate_bytes};
+    decision = {config_.content, Family::event, config_.truncate_bytes};
   }
-  return decision;
+  if (config_.messages.empty()) return decision;
+  return for_role(decision, event_role(event_name));
 }
 
 Decision CompiledPolicy::decide_resource(std::string_view key) const {
@@ -458,7 +516,6 @@ bool apply_value(const CompiledPolicy& policy, const Decision& decision, AnyValu
 }
 
 void apply(const CompiledPolicy& policy, otlp::ResourceSpans& resource_spans, PolicyTally& tally) {
-  const auto decide = [&policy](std::string_view key) { return policy.decide(key); };
   if (!policy.config().resource_keys.empty() && resource_spans.has_resource()) {
     auto& resource = *resource_spans.mutable_resource();
     const auto decide_resource = [&policy](std::string_view key) { return policy.decide_resource(key); };
@@ -469,6 +526,9 @@ void apply(const CompiledPolicy& policy, otlp::ResourceSpans& resource_spans, Po
   for (auto& scope_spans : *resource_spans.mutable_scope_spans()) {
     for (otlp::Span& span : *scope_spans.mutable_spans()) {
       ++tally.spans;
+      const auto decide = [&policy, &span](std::string_view key) {
+        return policy.decide_among(span.attributes(), key);
+      };
       if (const std::uint32_t dropped = process_attributes(policy, *span.mutable_attributes(), decide, tally)) {
         otlp::add_dropped_attributes(span, dropped);
       }
@@ -483,7 +543,11 @@ void apply(const CompiledPolicy& policy, otlp::ResourceSpans& resource_spans, Po
         }
       }
       for (auto& link : *span.mutable_links()) {
-        if (const std::uint32_t dropped = process_attributes(policy, *link.mutable_attributes(), decide, tally)) {
+        const auto decide_link = [&policy, &link](std::string_view key) {
+          return policy.decide_among(link.attributes(), key);
+        };
+        if (const std::uint32_t dropped =
+                process_attributes(policy, *link.mutable_attributes(), decide_link, tally)) {
           otlp::add_dropped_attributes(link, dropped);
         }
       }

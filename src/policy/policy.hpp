@@ -90,12 +90,21 @@ class CompiledPolicy {
 
   // Span and link attributes; nested key-value lists are decided by "parent.child" paths.
   Decision decide(std::string_view key) const;
-  // Event attributes: the fields of GenAI message events are content too.
+  // A span or link attribute among its siblings: the content of a message flattened into keys
+  // ("llm.input_messages.0.message.content", "gen_ai.prompt.0.content") takes its role's
+  // selector (messages:), the role read from the sibling "<prefix>.0.message.role"
+  // (OpenInference) or "<prefix>.0.role" (Traceloop).
+  Decision decide_among(const google::protobuf::RepeatedPtrField<otlp::KeyValue>& siblings,
+                        std::string_view key) const;
+  // Event attributes: the fields of GenAI message events are content too, and a message event's
+  // name gives its role ("gen_ai.user.message"; "gen_ai.choice" is the assistant's).
   Decision decide_event(std::string_view event_name, std::string_view key) const;
   // Resource attributes: only resource_keys rules apply, verbose otherwise.
   Decision decide_resource(std::string_view key) const;
   // Span status messages.
   Decision errors() const { return {config_.errors, Family::error, config_.truncate_bytes}; }
+  // A content decision narrowed by the selector of `role`, if the policy names it.
+  Decision for_role(Decision decision, std::string_view role) const;
   // How JSON content is walked (structure: keep); valid while the policy lives.
   StructureOptions structure_options() const;
 

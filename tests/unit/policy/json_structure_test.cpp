@@ -240,6 +240,74 @@ TEST_CASE("role selectors: a mode per message role, found wherever the role is w
         R"({"role":"tool","parts":[{"type":"tool_call_response","id":"c1","response":"sha256:ba7816bf8f01cfea"}]}])");
 }
 
+TEST_CASE("role selectors reach messages flattened into keys (OpenInference, Traceloop)",
+          "[policy][structure][selectors]") {
+  config::PolicyConfig config;
+  config.messages = {{"system", PolicyMode::verbose}, {"tool", PolicyMode::hash}};
+  const CompiledPolicy policy{config};
+  OneSpan one;
+  set(one.attributes(), "llm.input_messages.0.message.content", text("You are helpful."));
+  set(one.attributes(), "llm.input_messages.0.message.role", text("system"));
+  set(one.attributes(), "llm.input_messages.1.message.role", text("user"));
+  set(one.attributes(), "llm.input_messages.1.message.content", text("my secret"));
+  set(one.attributes(), "llm.input_messages.2.message.role", text("Tool"));
+  set(one.attributes(), "llm.input_messages.2.message.content", text("abc"));
+  set(one.attributes(), "llm.input_messages.3.message.content", text("no role given"));
+  set(one.attributes(), "gen_ai.prompt.0.role", text("system"));
+  set(one.attributes(), "gen_ai.prompt.0.content", text("rules"));
+  set(one.attributes(), "gen_ai.prompt.1.role", text("user"));
+  set(one.attributes(), "gen_ai.prompt.1.content", text("question"));
+  // A role in another message's index is not this message's role.
+  set(one.attributes(), "gen_ai.prompt.10.role", text("system"));
+  set(one.attributes(), "gen_ai.prompt.11.content", text("eleven"));
+  PolicyTally tally;
+  apply(policy, one.resource_spans, tally);
+  CHECK(one.value("llm.input_messages.0.message.content") == "You are helpful.");
+  CHECK(one.value("llm.input_messages.1.message.content") == "[masked: 9 bytes]");
+  CHECK(one.value("llm.input_messages.2.message.content") == "sha256:ba7816bf8f01cfea");
+  CHECK(one.value("llm.input_messages.3.message.content") == "[masked: 13 bytes]");
+  CHECK(one.value("gen_ai.prompt.0.content") == "rules");
+  CHECK(one.value("gen_ai.prompt.1.content") == "[masked: 8 bytes]");
+  CHECK(one.value("gen_ai.prompt.11.content") == "[masked: 6 bytes]");
+  CHECK(one.value("gen_ai.prompt.1.role") == "user");
+}
+
+TEST_CASE("role selectors reach GenAI message events by their name", "[policy][selectors]") {
+  config::PolicyConfig config;
+  config.messages = {{"system", PolicyMode::verbose}, {"assistant", PolicyMode::hash}};
+  const CompiledPolicy policy{config};
+  OneSpan one;
+  const auto add_event = [&](std::string_view name, std::string_view content) {
+    auto* event = one.span->add_events();
+    event->set_name(std::string(name));
+    set(*event->mutable_attributes(), "content", text(content));
+  };
+  add_event("gen_ai.system.message", "You are helpful.");
+  add_event("gen_ai.user.message", "my secret");
+  add_event("gen_ai.choice", "abc");
+  add_event("gen_ai.assistant.message", "abc");
+  PolicyTally tally;
+  apply(policy, one.resource_spans, tally);
+  const auto content = [&](int event) { return one.span->events(event).attributes(0).value().string_value(); };
+  CHECK(content(0) == "You are helpful.");
+  CHECK(content(1) == "[masked: 9 bytes]");
+  CHECK(content(2) == "sha256:ba7816bf8f01cfea");
+  CHECK(content(3) == "sha256:ba7816bf8f01cfea");
+}
+
+TEST_CASE("a key rule is an explicit choice: role selectors do not override it", "[policy][selectors]") {
+  config::PolicyConfig config;
+  config.messages = {{"system", PolicyMode::verbose}};
+  config.keys = {{"gen_ai.prompt.*.content", PolicyMode::mask, 0}};
+  const CompiledPolicy policy{config};
+  OneSpan one;
+  set(one.attributes(), "gen_ai.prompt.0.role", text("system"));
+  set(one.attributes(), "gen_ai.prompt.0.content", text("rules"));
+  PolicyTally tally;
+  apply(policy, one.resource_spans, tally);
+  CHECK(one.value("gen_ai.prompt.0.content") == "[masked: 5 bytes]");
+}
+
 TEST_CASE("part selectors win over the role", "[policy][structure][selectors]") {
   config::PolicyConfig config;
   config.messages = {{"user", PolicyMode::verbose}};
