@@ -259,28 +259,32 @@ bool is_flattened_structure(const StructureOptions& options, std::string_view ke
   return false;
 }
 
-// The role of the message a flattened key belongs to: "llm.input_messages.0.message.content"
-// looks for "llm.input_messages.0.message.role", then "llm.input_messages.0.role". The first index
-// segment names the message; empty when there is none or no sibling holds a string role.
-std::string_view flattened_role(const Attributes& siblings, std::string_view key) {
-  for (std::size_t dot = key.find('.'); dot != std::string_view::npos; dot = key.find('.', dot + 1)) {
-    std::size_t end = dot + 1;
-    while (end < key.size() && key[end] >= '0' && key[end] <= '9') ++end;
-    if (end == dot + 1 || end >= key.size() || key[end] != '.') continue;
-    const std::string_view message = key.substr(0, end);
-    for (std::string_view suffix : {std::string_view(".message.role"), std::string_view(".role")}) {
-      for (const otlp::KeyValue& sibling : siblings) {
-        const std::string_view name = sibling.key();
-        if (name.size() == message.size() + suffix.size() && name.starts_with(message) &&
-            name.ends_with(suffix) && sibling.value().has_string_value()) {
-          return sibling.value().string_value();
-        }
+// The roles a span's (link's) attributes give flattened messages, read before any is rewritten,
+// so a role a key rule masks still selects its message's mode. Filled only when the policy has
+// role selectors; reused per thread.
+class SiblingRoles {
+ public:
+  void read(const CompiledPolicy& policy, const Attributes& attributes) {
+    roles_.clear();
+    if (!policy.has_role_selectors()) return;
+    for (const otlp::KeyValue& attribute : attributes) {
+      if (attribute.key().ends_with("role") && attribute.value().has_string_value()) {
+        roles_.emplace_back(attribute.key(), attribute.value().string_value());
+      }
+    }
+  }
+  std::string_view operator()(std::string_view message) const {
+    for (const int rank : {1, 2}) {
+      for (const auto& [key, role] : roles_) {
+        if (role_key_rank(message, key) == rank) return role;
       }
     }
     return {};
   }
-  return {};
-}
+
+ private:
+  std::vector<std::pair<std::string, std::string>> roles_;
+};
 
 // GenAI message events carry the role in their name.
 std::string_view event_role(std::string_view event_name) {
@@ -400,10 +404,20 @@ Decision CompiledPolicy::for_role(Decision decision, std::string_view role) cons
   return decision;
 }
 
-Decision CompiledPolicy::decide_among(const Attributes& siblings, std::string_view key) const {
-  const Decision decision = decide(key);
-  if (config_.messages.empty() || decision.mode == PolicyMode::verbose) return decision;
-  return for_role(decision, flattened_role(siblings, key));
+std::string_view flattened_message(std::string_view key) {
+  for (std::size_t dot = key.find('.'); dot != std::string_view::npos; dot = key.find('.', dot + 1)) {
+    std::size_t end = dot + 1;
+    while (end < key.size() && key[end] >= '0' && key[end] <= '9') ++end;
+    if (end > dot + 1 && end < key.size() && key[end] == '.') return key.substr(0, end);
+  }
+  return {};
+}
+
+int role_key_rank(std::string_view message, std::string_view key) {
+  if (!key.starts_with(message)) return 0;
+  const std::string_view rest = key.substr(message.size());
+  if (rest == ".message.role") return 1;
+  return rest == ".role" ? 2 : 0;
 }
 
 Decision CompiledPolicy::decide_event(std::string_view event_name, std::string_view key) const {
@@ -523,12 +537,12 @@ void apply(const CompiledPolicy& policy, otlp::ResourceSpans& resource_spans, Po
         process_attributes(policy, *resource.mutable_attributes(), decide_resource, tally);
     if (dropped) otlp::add_dropped_attributes(resource, dropped);
   }
+  thread_local SiblingRoles roles;
   for (auto& scope_spans : *resource_spans.mutable_scope_spans()) {
     for (otlp::Span& span : *scope_spans.mutable_spans()) {
       ++tally.spans;
-      const auto decide = [&policy, &span](std::string_view key) {
-        return policy.decide_among(span.attributes(), key);
-      };
+      roles.read(policy, span.attributes());
+      const auto decide = [&policy](std::string_view key) { return policy.decide_among(key, roles); };
       if (const std::uint32_t dropped = process_attributes(policy, *span.mutable_attributes(), decide, tally)) {
         otlp::add_dropped_attributes(span, dropped);
       }
@@ -543,9 +557,8 @@ void apply(const CompiledPolicy& policy, otlp::ResourceSpans& resource_spans, Po
         }
       }
       for (auto& link : *span.mutable_links()) {
-        const auto decide_link = [&policy, &link](std::string_view key) {
-          return policy.decide_among(link.attributes(), key);
-        };
+        roles.read(policy, link.attributes());
+        const auto decide_link = [&policy](std::string_view key) { return policy.decide_among(key, roles); };
         if (const std::uint32_t dropped =
                 process_attributes(policy, *link.mutable_attributes(), decide_link, tally)) {
           otlp::add_dropped_attributes(link, dropped);

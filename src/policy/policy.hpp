@@ -82,6 +82,14 @@ struct PolicyStats {
 // One line for the logs: "mask: genai 12, koog 30; redact: error 2; 3 redaction matches, ...".
 std::string summarize(const PolicyStats& stats);
 
+// The message a key flattened from a message list belongs to, up to its first index segment:
+// "llm.input_messages.0" for "llm.input_messages.0.message.content"; empty without one.
+std::string_view flattened_message(std::string_view key);
+// Whether sibling attribute `key` holds the role of `message`: 1 for "<message>.message.role"
+// (OpenInference), 2 for "<message>.role" (Traceloop), 0 otherwise. The first sibling of the
+// lowest rank wins.
+int role_key_rank(std::string_view message, std::string_view key);
+
 class CompiledPolicy {
  public:
   // Throws config::ConfigError for a redaction pattern RE2 rejects, and for an hmac policy
@@ -92,10 +100,16 @@ class CompiledPolicy {
   Decision decide(std::string_view key) const;
   // A span or link attribute among its siblings: the content of a message flattened into keys
   // ("llm.input_messages.0.message.content", "gen_ai.prompt.0.content") takes its role's
-  // selector (messages:), the role read from the sibling "<prefix>.0.message.role"
-  // (OpenInference) or "<prefix>.0.role" (Traceloop).
-  Decision decide_among(const google::protobuf::RepeatedPtrField<otlp::KeyValue>& siblings,
-                        std::string_view key) const;
+  // selector (messages:). `role_of(message)` returns the role its siblings give the message
+  // ("llm.input_messages.0"; see role_key_rank), as the agent sent it, or an empty view.
+  template <class RoleOf>
+  Decision decide_among(std::string_view key, const RoleOf& role_of) const {
+    const Decision decision = decide(key);
+    if (config_.messages.empty() || decision.mode == PolicyMode::verbose) return decision;
+    const std::string_view message = flattened_message(key);
+    return message.empty() ? decision : for_role(decision, role_of(message));
+  }
+  bool has_role_selectors() const { return !config_.messages.empty(); }
   // Event attributes: the fields of GenAI message events are content too, and a message event's
   // name gives its role ("gen_ai.user.message"; "gen_ai.choice" is the assistant's).
   Decision decide_event(std::string_view event_name, std::string_view key) const;

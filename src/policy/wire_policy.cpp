@@ -53,6 +53,38 @@ struct DroppedCount {
   std::uint64_t added = 0;
 };
 
+// The role the attributes (field `attributes_field` of `contents`) give flattened message
+// `message`, read as SiblingRoles reads it on the message path: the first sibling of the lowest
+// role_key_rank whose value is a string. Malformed bytes are left to the pass, which refuses them.
+std::string_view sibling_role(std::string_view contents, std::uint32_t attributes_field,
+                              std::string_view message) {
+  for (const int rank : {1, 2}) {
+    Reader attributes(contents);
+    Field attribute;
+    while (attributes.next(attribute)) {
+      if (!is_length(attribute, attributes_field)) continue;
+      std::string_view key;
+      std::string_view role;
+      bool is_string = false;
+      Reader key_value(attribute.payload);
+      Field field;
+      while (key_value.next(field)) {
+        if (is_length(field, 1)) key = field.payload;
+        if (!is_length(field, 2)) continue;
+        Reader any(field.payload);
+        Field value;
+        while (any.next(value)) {
+          if (!is_value_case(value)) continue;
+          is_string = value.number == kString;
+          role = value.payload;
+        }
+      }
+      if (is_string && role_key_rank(message, key) == rank) return role;
+    }
+  }
+  return {};
+}
+
 // One rewrite of one request: walks the messages apply() touches, checks and copies the rest.
 class Pass {
  public:
@@ -143,7 +175,8 @@ class Pass {
 
   bool span(std::string_view contents) {
     ++tally_.spans;
-    const auto decide = [this](std::string_view key) { return policy_.decide(key); };
+    const auto role_of = [contents](std::string_view message) { return sibling_role(contents, 9, message); };
+    const auto decide = [this, &role_of](std::string_view key) { return policy_.decide_among(key, role_of); };
     DroppedCount dropped;
     int statuses = 0;
     const bool changed = each_field(contents, [&](const Field& field) {
@@ -181,7 +214,8 @@ class Pass {
   }
 
   bool link(std::string_view contents) {
-    const auto decide = [this](std::string_view key) { return policy_.decide(key); };
+    const auto role_of = [contents](std::string_view message) { return sibling_role(contents, 4, message); };
+    const auto decide = [this, &role_of](std::string_view key) { return policy_.decide_among(key, role_of); };
     DroppedCount dropped;
     const bool changed = each_field(contents, [&](const Field& field) {
       if (is_length(field, 4)) return attribute(field, 5, decide, dropped);

@@ -28,6 +28,7 @@ const T& one_of(Random& random, const T (&items)[N]) {
 
 const char* const kKeys[] = {
     "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.prompt.0.content", "gen_ai.prompt.1.role",
+    "gen_ai.prompt.1.content", "gen_ai.prompt.0.role", "llm.input_messages.0.role", "gen_ai.prompt.1.message.role",
     "llm.input_messages.0.message.role", "llm.input_messages.0.message.content", "koog.node.input",
     "input.value", "exception.message", "exception.stacktrace", "service.name", "service.version", "content",
     "message", "role", "name", "type", "text", "arguments", "tool_calls", "gen_ai.request.model", "custom.key",
@@ -44,9 +45,13 @@ const char* const kTexts[] = {
     R"([{"role":"system","content":"be brief"},{"role":"assistant","tool_calls":[{"id":"c1","name":"f"}]}])",
     "{not json",
     "[]",
+    "system",
+    "System",
+    "user",
 };
 
-const char* const kEventNames[] = {"gen_ai.user.message", "gen_ai.choice", "exception", "log", ""};
+const char* const kEventNames[] = {"gen_ai.user.message", "gen_ai.system.message", "gen_ai.choice", "exception",
+                                   "log", ""};
 
 void random_value(Random& random, otlp::AnyValue& value, int depth);
 
@@ -134,6 +139,7 @@ config::PolicyConfig random_policy(Random& random) {
   if (pick(random, 2)) config.keys.push_back({"*.role", random_mode(random), 0});
   if (pick(random, 3) == 0) config.keys.push_back({"k*", random_mode(random), 5});
   if (pick(random, 3) == 0) config.messages.push_back({"system", random_mode(random)});
+  if (pick(random, 3) == 0) config.messages.push_back({"assistant", random_mode(random)});
   if (pick(random, 3) == 0) config.parts.push_back({"text", random_mode(random)});
   if (pick(random, 3) == 0) config.structural_keys.push_back("q");
   return config;
@@ -245,6 +251,34 @@ TEST_CASE("the wire path leaves duplicated singular fields and groups to the mes
   // field 2 as a start group
   CHECK(rewriter.rewrite(policy, std::string("\x13\x14", 2), out, tally).outcome == WireOutcome::unsupported);
   CHECK(out.empty());
+}
+
+TEST_CASE("both paths read a flattened message's role alike: OpenInference's first, as sent", "[wire][selectors]") {
+  config::PolicyConfig config;
+  config.messages = {{"system", PolicyMode::verbose}, {"user", PolicyMode::hash}};
+  config.keys = {{"*.role", PolicyMode::mask, 0}};  // the roles themselves masked: the selector still sees them
+  const CompiledPolicy policy(config);
+  otlp::ExportRequest request;
+  otlp::Span& span = *request.add_resource_spans()->add_scope_spans()->add_spans();
+  const auto add = [&span](std::string_view key, std::string_view value) {
+    otlp::KeyValue& kv = *span.add_attributes();
+    kv.set_key(std::string(key));
+    kv.mutable_value()->set_string_value(std::string(value));
+  };
+  add("llm.input_messages.0.role", "user");
+  add("llm.input_messages.0.message.role", "system");
+  add("llm.input_messages.0.message.content", "You are helpful.");
+  add("gen_ai.prompt.0.role", "user");
+  add("gen_ai.prompt.0.content", "hi");
+  const fuzz::WireComparison comparison = fuzz::compare_wire_paths(policy, request.SerializeAsString());
+  REQUIRE(comparison.mismatch == "");
+  REQUIRE(comparison.wire == WireOutcome::rewritten);
+  PolicyTally tally;
+  apply(policy, *request.mutable_resource_spans(0), tally);
+  const auto value = [&span](int i) { return span.attributes(i).value().string_value(); };
+  CHECK(value(1) == "[masked: 6 bytes]");
+  CHECK(value(2) == "You are helpful.");
+  CHECK(value(4) == "sha256:8f434346648f6b96");
 }
 
 }  // namespace proxy::policy
