@@ -13,8 +13,17 @@ namespace {
 using config::PolicyMode;
 
 // The GenAI / OpenAI names, and Koog's "tool" (the tool's name in its node inputs and outputs).
-constexpr std::string_view kStructuralKeys[] = {"role",          "type",  "name", "id", "tool_call_id",
-                                                "finish_reason", "model", "tool"};
+// Asked for every member's key: the length picks the one or few names to compare.
+bool is_builtin_structural_key(std::string_view key) {
+  switch (key.size()) {
+    case 2: return key == "id";
+    case 4: return key == "role" || key == "type" || key == "name" || key == "tool";
+    case 5: return key == "model";
+    case 12: return key == "tool_call_id";
+    case 13: return key == "finish_reason";
+    default: return false;
+  }
+}
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -63,24 +72,27 @@ std::size_t skip_ascii(std::string_view text, std::size_t i) {
   return i;
 }
 
-// The first byte at or after `i` that ends a run of plain string text: '"', '\\' or a control
-// byte (invalid in JSON strings); text.size() when none.
-std::size_t next_special(std::string_view text, std::size_t i) {
+// The first byte at or after `i` that a JSON string cannot hold as it is: '"', '\\' or a control
+// byte; with `non_ascii`, also the first byte >= 0x80 (for a UTF-8 check). text.size() when none.
+std::size_t next_special(std::string_view text, std::size_t i, bool non_ascii) {
 #if defined(__SSE2__)
   const __m128i quote = _mm_set1_epi8('"');
   const __m128i backslash = _mm_set1_epi8('\\');
   const __m128i control = _mm_set1_epi8(0x1F);
+  const int high = non_ascii ? 0xFFFF : 0;
   while (i + 16 <= text.size()) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
     const __m128i low = _mm_cmpeq_epi8(_mm_max_epu8(v, control), control);  // v <= 0x1F
     const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), low);
-    if (const int mask = _mm_movemask_epi8(hit); mask != 0) return i + static_cast<std::size_t>(__builtin_ctz(mask));
+    if (const int mask = _mm_movemask_epi8(hit) | (_mm_movemask_epi8(v) & high); mask != 0) {
+      return i + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+    }
     i += 16;
   }
 #endif
   for (; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\' || c < 0x20) return i;
+    if (c == '"' || c == '\\' || c < 0x20 || (non_ascii && c >= 0x80)) return i;
   }
   return text.size();
 }
@@ -120,9 +132,8 @@ void append_utf8(std::string& out, std::uint32_t code) {
 void append_escaped(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::size_t run = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
+  for (std::size_t i = next_special(text, 0, false); i < text.size(); i = next_special(text, run, false)) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(text.substr(run, i - run));
     run = i + 1;
     switch (c) {
@@ -180,7 +191,9 @@ class Walker {
     skip_space();
     if (!value(mode, depth, {}, false)) return error_;
     skip_space();
-    return pos_ == in_.size() ? Fallback::none : Fallback::not_json;
+    if (pos_ != in_.size()) return Fallback::not_json;
+    flush(pos_);
+    return Fallback::none;
   }
 
   const std::array<std::uint32_t, kFallbackCount>& nested_fallbacks() const { return nested_fallbacks_; }
@@ -193,8 +206,17 @@ class Walker {
   }
   bool at_end() const { return pos_ >= in_.size(); }
   char peek() const { return at_end() ? '\0' : in_[pos_]; }
+  // The output is the input less the whitespace between tokens, with rewritten leaves replaced:
+  // what stays is copied in runs, each when the output is about to differ from the input.
+  void flush(std::size_t end) {
+    out_.append(in_.data() + copied_, end - copied_);
+    copied_ = end;
+  }
   void skip_space() {
+    if (at_end() || !is_space(in_[pos_])) return;
+    flush(pos_);
     while (!at_end() && is_space(in_[pos_])) ++pos_;
+    copied_ = pos_;
   }
 
   bool value(PolicyMode mode, unsigned depth, std::string_view key, bool structural) {
@@ -211,7 +233,7 @@ class Walker {
 
   bool enter(unsigned depth) {
     if (depth > options_.max_depth) return fail(Fallback::too_deep);
-    out_ += in_[pos_++];
+    ++pos_;
     skip_space();
     return true;
   }
@@ -219,30 +241,28 @@ class Walker {
   bool object(PolicyMode mode, unsigned depth) {
     const PolicyMode own = selected_mode(mode);
     if (!enter(depth)) return false;
-    if (peek() == '}') return close('}');
+    if (peek() == '}') return close();
     for (;;) {
       if (peek() != '"') return fail(Fallback::not_json);
       const std::size_t key_start = pos_;
       if (!string_end()) return false;
       const std::string_view key = in_.substr(key_start + 1, pos_ - key_start - 2);
       if (!copyable(key)) return fail(Fallback::invalid_utf8);
-      out_.append(in_.substr(key_start, pos_ - key_start));
       skip_space();
       if (peek() != ':') return fail(Fallback::not_json);
-      out_ += ':';
       ++pos_;
       skip_space();
       if (!value(own, depth + 1, key, !key.empty() && is_structural_key(options_, key))) return false;
-      if (!next_member('}')) return !error_flagged() && close('}');
+      if (!next_member('}')) return !error_flagged() && close();
     }
   }
 
   bool array(PolicyMode mode, unsigned depth) {
     if (!enter(depth)) return false;
-    if (peek() == ']') return close(']');
+    if (peek() == ']') return close();
     for (;;) {
       if (!value(mode, depth + 1, {}, false)) return false;
-      if (!next_member(']')) return !error_flagged() && close(']');
+      if (!next_member(']')) return !error_flagged() && close();
     }
   }
 
@@ -251,7 +271,6 @@ class Walker {
   bool next_member(char closing) {
     skip_space();
     if (peek() == ',') {
-      out_ += ',';
       ++pos_;
       skip_space();
       return true;
@@ -260,8 +279,7 @@ class Walker {
     return false;
   }
   bool error_flagged() const { return error_ != Fallback::none; }
-  bool close(char closing) {
-    out_ += closing;
+  bool close() {
     ++pos_;
     return true;
   }
@@ -320,18 +338,28 @@ class Walker {
     return std::string_view::npos;
   }
 
-  // Moves past a string token, checking its escapes; false (flagged) when it is not valid JSON.
+  // Moves past a string token, checking its escapes and its UTF-8; false (flagged) when it is not
+  // valid. Notes whether it holds escapes: most strings have none and are used as written.
   bool string_end() {
     ++pos_;
+    escaped_ = false;
     for (;;) {
-      pos_ = next_special(in_, pos_);
+      pos_ = next_special(in_, pos_, true);
       if (at_end()) return fail(Fallback::not_json);
-      const char c = in_[pos_];
+      const auto c = static_cast<unsigned char>(in_[pos_]);
       if (c == '"') {
         ++pos_;
         return true;
       }
-      if (c != '\\' || !valid_escape()) return c == '\\' ? false : fail(Fallback::not_json);
+      if (c >= 0x80) {
+        const std::size_t length = utf8_sequence(in_, pos_);
+        if (length == 0) return fail(Fallback::invalid_utf8);
+        pos_ += length;
+        continue;
+      }
+      if (c != '\\') return fail(Fallback::not_json);
+      if (!valid_escape()) return false;
+      escaped_ = true;
       ++pos_;
     }
   }
@@ -355,30 +383,23 @@ class Walker {
   bool string_leaf(PolicyMode mode, unsigned depth, std::string_view key, bool structural) {
     const std::size_t start = pos_;
     if (!string_end()) return false;
-    const std::string_view raw = in_.substr(start, pos_ - start);
-    std::string_view text = raw.substr(1, raw.size() - 2);
-    if (structural || mode == PolicyMode::verbose) {
-      if (!copyable(text)) return fail(Fallback::invalid_utf8);
-      out_.append(raw);
-      return true;
-    }
-    if (text.find('\\') != std::string_view::npos) {
+    std::string_view text = in_.substr(start + 1, pos_ - start - 2);
+    if (structural || mode == PolicyMode::verbose) return copyable(text) || fail(Fallback::invalid_utf8);
+    if (escaped_) {
       std::string& unescaped = scratch_.unescaped[level_];
       if (!unescape(text, unescaped)) return fail(Fallback::invalid_utf8);
       text = unescaped;
     }
-    if (level_ == 0 && looks_like_json(text) && nested(text, mode, depth)) return true;
-    return leaf_text(mode, key, text, raw);
+    if (level_ == 0 && looks_like_json(text) && nested(text, mode, depth, start)) return true;
+    return leaf_text(mode, key, text, start);
   }
 
-  // Text copied as written must not carry a lone surrogate escape ("\\ud83d"): strict JSON
-  // readers refuse it.
-  bool copyable(std::string_view text) {
-    return text.find('\\') == std::string_view::npos || unescape(text, scratch_.unescaped[level_]);
-  }
+  // The string just scanned, copied as written, must not carry a lone surrogate escape
+  // ("\\ud83d"): strict JSON readers refuse it.
+  bool copyable(std::string_view text) { return !escaped_ || unescape(text, scratch_.unescaped[level_]); }
 
   // A string holding JSON, walked once more and written back as a string.
-  bool nested(std::string_view text, PolicyMode mode, unsigned depth) {
+  bool nested(std::string_view text, PolicyMode mode, unsigned depth, std::size_t start) {
     std::string& inner = scratch_.nested;
     inner.clear();
     const StructureResult result = walk(text, mode, options_, rewriter_, inner, depth, 1);
@@ -387,24 +408,40 @@ class Walker {
       return false;
     }
     rewritten_ += result.rewritten;
+    flush(start);
     out_ += '"';
     append_escaped(out_, inner);
     out_ += '"';
+    copied_ = pos_;
     return true;
   }
 
-  bool leaf_text(PolicyMode mode, std::string_view key, std::string_view text, std::string_view raw) {
-    std::string& replacement = scratch_.replacement;
-    replacement.clear();
-    if (text.empty() || !rewriter_.rewrite(mode, key, text, replacement)) {
-      out_.append(raw);
+  // The replacement of the string leaf starting at `start` goes straight into the output.
+  bool leaf_text(PolicyMode mode, std::string_view key, std::string_view text, std::size_t start) {
+    if (text.empty()) return true;
+    flush(start);
+    out_ += '"';
+    const std::size_t from = out_.size();
+    if (!rewriter_.rewrite(mode, key, text, out_)) {
+      out_.resize(from - 1);  // kept: copied as written with the run around it
       return true;
     }
+    escape_tail(from);
     out_ += '"';
-    append_escaped(out_, replacement);
-    out_ += '"';
+    copied_ = pos_;
     ++rewritten_;
     return true;
+  }
+
+  // Escapes what the rewriter appended from `from` on, if it holds a byte that needs it (rare:
+  // a truncated or redacted text with quotes or newlines).
+  void escape_tail(std::size_t from) {
+    const std::string_view written = std::string_view(out_).substr(from);
+    if (next_special(written, 0, false) == written.size()) return;
+    std::string& replacement = scratch_.replacement;
+    replacement.assign(written);
+    out_.resize(from);
+    append_escaped(out_, replacement);
   }
 
   // JSON string escapes to UTF-8; false for a lone surrogate.
@@ -457,11 +494,18 @@ class Walker {
 
   bool literal(std::string_view word, PolicyMode mode, bool structural) {
     if (in_.substr(pos_, word.size()) != word) return fail(Fallback::not_json);
+    const std::size_t start = pos_;
     pos_ += word.size();
-    const bool zero = !structural && zeroes_scalars(mode) && word == "true";
-    out_.append(zero ? std::string_view("false") : word);
-    rewritten_ += zero ? 1 : 0;
+    if (!structural && zeroes_scalars(mode) && word == "true") replace_scalar(start, "false");
     return true;
+  }
+
+  // The scalar from `start` to here is written as `with`.
+  void replace_scalar(std::size_t start, std::string_view with) {
+    flush(start);
+    out_.append(with);
+    copied_ = pos_;
+    ++rewritten_;
   }
 
   // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
@@ -476,13 +520,7 @@ class Walker {
       if (peek() == '+' || peek() == '-') ++pos_;
       if (!digits()) return fail(Fallback::not_json);
     }
-    const std::string_view raw = in_.substr(start, pos_ - start);
-    if (!structural && zeroes_scalars(mode) && raw != "0") {
-      out_ += '0';
-      ++rewritten_;
-    } else {
-      out_.append(raw);
-    }
+    if (!structural && zeroes_scalars(mode) && in_.substr(start, pos_ - start) != "0") replace_scalar(start, "0");
     return true;
   }
 
@@ -499,6 +537,8 @@ class Walker {
   unsigned level_;
   Scratch& scratch_;
   std::size_t pos_ = 0;
+  std::size_t copied_ = 0;  // the input before this offset is in the output (or left out)
+  bool escaped_ = false;    // the string last scanned holds escapes
   Fallback error_ = Fallback::none;
   std::array<std::uint32_t, kFallbackCount> nested_fallbacks_{};
   std::uint32_t rewritten_ = 0;
@@ -509,11 +549,14 @@ StructureResult walk(std::string_view text, PolicyMode mode, const StructureOpti
                      const LeafRewriter& rewriter, std::string& out, unsigned depth, unsigned level) {
   if (!looks_like_json(text)) return {Fallback::not_json, {}};
   if (text.size() > options.max_bytes) return {Fallback::too_large, {}};
-  if (level == 0 && !valid_utf8(text)) return {Fallback::invalid_utf8, {}};
   const std::size_t mark = out.size();
   Walker walker(text, options, rewriter, out, level);
   const Fallback fallback = walker.run(mode, depth);
-  if (fallback != Fallback::none) out.resize(mark);
+  if (fallback == Fallback::none) return {fallback, walker.nested_fallbacks(), walker.rewritten()};
+  out.resize(mark);
+  // UTF-8 is checked as strings are scanned, so only as far as the walk got: invalid UTF-8
+  // anywhere is the reason given, with nothing inside counted, as when it was checked first.
+  if (level == 0 && !valid_utf8(text)) return {Fallback::invalid_utf8, {}};
   return {fallback, walker.nested_fallbacks(), walker.rewritten()};
 }
 
@@ -544,9 +587,7 @@ bool looks_like_json(std::string_view text) {
 }
 
 bool is_structural_key(const StructureOptions& options, std::string_view key) {
-  if (std::find(std::begin(kStructuralKeys), std::end(kStructuralKeys), key) != std::end(kStructuralKeys)) {
-    return true;
-  }
+  if (is_builtin_structural_key(key)) return true;
   return options.structural_keys != nullptr && options.structural_keys->find(key) != nullptr;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <memory>
 
 #include <openssl/evp.h>
 
@@ -32,12 +33,25 @@ void append_number(std::string& out, std::uint64_t number) {
   out.append(digits, result.ptr);
 }
 
+// SHA-256 with the algorithm fetched once and a context reused per thread: EVP_Digest with
+// EVP_sha256() looks the provider up and allocates a context on every call, which costs more
+// than hashing a short leaf.
+bool sha256(std::string_view text, unsigned char* digest, unsigned int& length) {
+  static const std::unique_ptr<EVP_MD, decltype(&EVP_MD_free)> algorithm(EVP_MD_fetch(nullptr, "SHA256", nullptr),
+                                                                         &EVP_MD_free);
+  thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
+                                                                                    &EVP_MD_CTX_free);
+  return algorithm && context && EVP_DigestInit_ex2(context.get(), algorithm.get(), nullptr) == 1 &&
+         EVP_DigestUpdate(context.get(), text.data(), text.size()) == 1 &&
+         EVP_DigestFinal_ex(context.get(), digest, &length) == 1;
+}
+
 void append_hash(std::string& out, std::string_view text, unsigned prefix) {
   static constexpr char kHex[] = "0123456789abcdef";
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   out += "sha256:";
-  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+  if (!sha256(text, digest, length)) {
     out += "unavailable";  // libcrypto failed (no SHA-256 provider): never leak the value
     return;
   }
