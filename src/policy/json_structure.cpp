@@ -25,7 +25,10 @@ bool is_builtin_structural_key(std::string_view key) {
   }
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+// One comparison for the usual case, a byte past ' '.
+bool is_space(char c) {
+  return static_cast<unsigned char>(c) <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
+}
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 bool equals_ignoring_case(std::string_view a, std::string_view b) {
@@ -582,8 +585,8 @@ const config::ModeByName* find_selector(std::span<const config::ModeByName> sele
 }
 
 bool looks_like_json(std::string_view text) {
-  const std::size_t first = text.find_first_not_of(" \t\r\n");
-  return first != std::string_view::npos && (text[first] == '{' || text[first] == '[');
+  const auto first = std::find_if_not(text.begin(), text.end(), is_space);  // asked of every leaf
+  return first != text.end() && (*first == '{' || *first == '[');
 }
 
 bool is_structural_key(const StructureOptions& options, std::string_view key) {

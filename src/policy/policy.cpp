@@ -33,6 +33,15 @@ void append_number(std::string& out, std::uint64_t number) {
   out.append(digits, result.ptr);
 }
 
+// "<prefix><number><suffix>" in one append: written once per masked leaf.
+void append_marker(std::string& out, std::string_view prefix, std::uint64_t number, std::string_view suffix) {
+  char marker[64];
+  char* end = std::copy(prefix.begin(), prefix.end(), marker);
+  end = std::to_chars(end, end + 24, number).ptr;
+  end = std::copy(suffix.begin(), suffix.end(), end);
+  out.append(marker, end);
+}
+
 // SHA-256 with the algorithm fetched once and a context reused per thread: EVP_Digest with
 // EVP_sha256() looks the provider up and allocates a context on every call, which costs more
 // than hashing a short leaf.
@@ -69,9 +78,7 @@ bool transform_text(const CompiledPolicy& policy, const Decision& decision, std:
     case PolicyMode::drop:
       return false;
     case PolicyMode::mask:
-      out += "[masked: ";
-      append_number(out, text.size());
-      out += " bytes]";
+      append_marker(out, "[masked: ", text.size(), " bytes]");
       return true;
     case PolicyMode::hash:
       append_hash(out, text, policy.config().hash_prefix);
@@ -85,9 +92,7 @@ bool transform_text(const CompiledPolicy& policy, const Decision& decision, std:
       // Cut at a UTF-8 character boundary so MLflow still gets valid text.
       while (!binary && cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
       out.append(text.substr(0, cut));
-      out += "[truncated: ";
-      append_number(out, text.size());
-      out += " bytes]";
+      append_marker(out, "[truncated: ", text.size(), " bytes]");
       return true;
     }
     case PolicyMode::redact: {
