@@ -29,6 +29,12 @@ bool is_builtin_structural_key(std::string_view key) {
 bool is_space(char c) {
   return static_cast<unsigned char>(c) <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
 }
+// is_structural_key, here to be inlined into the walk, which asks it of every member.
+inline bool is_structural(const StructureOptions& options, std::string_view key) {
+  return is_builtin_structural_key(key) ||
+         (options.structural_keys != nullptr && options.structural_keys->find(key) != nullptr);
+}
+
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 bool equals_ignoring_case(std::string_view a, std::string_view b) {
@@ -256,7 +262,7 @@ class Walker {
       if (peek() != ':') return fail(Fallback::not_json);
       ++pos_;
       skip_space();
-      if (!value(own, depth + 1, key, !key.empty() && is_structural_key(options_, key))) return false;
+      if (!value(own, depth + 1, key, !key.empty() && is_structural(options_, key))) return false;
       if (!next_member('}')) return !error_flagged() && close();
     }
   }
@@ -591,8 +597,7 @@ bool looks_like_json(std::string_view text) {
 }
 
 bool is_structural_key(const StructureOptions& options, std::string_view key) {
-  if (is_builtin_structural_key(key)) return true;
-  return options.structural_keys != nullptr && options.structural_keys->find(key) != nullptr;
+  return is_structural(options, key);
 }
 
 StructureResult rewrite_structure(std::string_view text, PolicyMode mode, const StructureOptions& options,
