@@ -29,6 +29,7 @@ bool is_builtin_structural_key(std::string_view key) {
 bool is_space(char c) {
   return static_cast<unsigned char>(c) <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
 }
+
 // is_structural_key, here to be inlined into the walk, which asks it of every member.
 inline bool is_structural(const StructureOptions& options, std::string_view key) {
   return is_builtin_structural_key(key) ||
