@@ -112,14 +112,49 @@ def attribute_update_keys() -> list[str]:
     return keys
 
 
+# Keys whose values the proxy keeps in structure-kept content (roles, part types, tool names):
+# structure, not content, in JSON and as the last segment of a flattened key.
+STRUCTURAL_KEYS = {"role", "type", "name", "id", "tool_call_id", "finish_reason", "model", "tool"}
+
+
+def is_masked_text(text: str) -> bool:
+    """A content string with nothing of the agent's left: a whole-value marker (the Collector's
+    `****`, the proxy's `[masked: N bytes]`), or JSON whose every leaf is masked (the proxy's
+    default keeps the structure: keys and structural values stay, strings are markers, numbers
+    0, booleans false), a JSON string inside JSON walked once more."""
+    if text == "****" or text.startswith("[masked: "):
+        return True
+    if text.lstrip()[:1] not in ("[", "{"):
+        return False
+    try:
+        return leaves_masked(json.loads(text))
+    except ValueError:
+        return False
+
+
+def leaves_masked(node, key: str | None = None) -> bool:
+    if isinstance(node, dict):
+        return all(leaves_masked(value, member) for member, value in node.items())
+    if isinstance(node, list):
+        return all(leaves_masked(value, key) for value in node)
+    if node is None or key in STRUCTURAL_KEYS:
+        return True
+    if isinstance(node, str):
+        return is_masked_text(node)
+    if isinstance(node, bool):
+        return node is False
+    return node == 0
+
+
 def content_in_clear(export: Path) -> tuple[int, int]:
     """(content values left in clear, content values) in an export the sink kept: string values
-    of span attributes under the proxy's content keys and of content-event fields. A value is
-    masked when it is the Collector's `****` or the proxy's `[masked: N bytes]`."""
+    of span attributes under the proxy's content keys and of content-event fields, bar the
+    structural fields of flattened messages (`llm.input_messages.0.message.role`). A value is
+    masked when is_masked_text says so."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     def content(key: str, globs: list[str]) -> bool:
-        return any(fnmatch.fnmatchcase(key, g) for g in globs)
+        return any(fnmatch.fnmatchcase(key, g) for g in globs) and key.rsplit(".", 1)[-1] not in STRUCTURAL_KEYS
 
     request = ExportTraceServiceRequest.FromString(export.read_bytes()) if export.exists() else None
     values = []
@@ -129,7 +164,7 @@ def content_in_clear(export: Path) -> tuple[int, int]:
         values += [kv.value for e in span.events if e.name in CONTENT_EVENTS
                    for kv in e.attributes if content(kv.key, EVENT_CONTENT_FIELDS)]
     strings = [v.string_value for v in values if v.WhichOneof("value") == "string_value"]
-    clear = [v for v in strings if v != "****" and not v.startswith("[masked: ")]
+    clear = [v for v in strings if not is_masked_text(v)]
     return len(clear), len(strings)
 
 

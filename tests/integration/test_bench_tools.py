@@ -165,3 +165,32 @@ def test_loadgen_through_proxy_to_sink(tmp_path, proxy_binary, proxy_log_report,
         assert stats["bad_header"] == 0 and stats["decode_errors"] == 0, stats
     finally:
         proxy.stop()
+
+
+def test_compare_counts_structure_kept_content_as_masked_and_any_clear_leaf_as_clear():
+    """bench/compare.py reports 'content in clear' per system: the proxy's default keeps JSON
+    content's structure, so a value is masked when every leaf is, and clear when one is not."""
+    import importlib
+    import sys
+    bench = str(Path(__file__).resolve().parents[2] / "bench")
+    sys.path.insert(0, bench)  # compare.py imports its siblings
+    try:
+        compare = importlib.import_module("compare")
+    finally:
+        sys.path.remove(bench)
+    masked = [
+        "[masked: 12 bytes]",
+        "****",
+        '[{"role":"user","parts":[{"type":"text","content":"[masked: 2 bytes]"}],"n":0,"ok":false,"x":null}]',
+        '{"tool_calls":[{"id":"c1","function":{"name":"search","arguments":"{\\"q\\":\\"[masked: 5 bytes]\\"}"}}]}',
+    ]
+    clear = [
+        "hello",
+        '[{"role":"user","content":"hello"}]',
+        '[{"role":"user","n":3}]',
+        '[{"role":"user","ok":true}]',
+        '{"tool_calls":[{"id":"c1","function":{"name":"search","arguments":"{\\"q\\":\\"paris\\"}"}}]}',
+        "[not json",
+    ]
+    assert [compare.is_masked_text(v) for v in masked] == [True] * len(masked)
+    assert [compare.is_masked_text(v) for v in clear] == [False] * len(clear)
