@@ -22,6 +22,15 @@ std::size_t trim(Owner& owner, std::size_t limit) {
 
 }  // namespace
 
+std::string describe_cut(std::size_t r, std::size_t s, std::size_t i, std::string_view part, std::size_t index,
+                         std::string_view span_name, std::size_t limit, std::size_t excess) {
+  std::string first = "resourceSpans[" + std::to_string(r) + "].scopeSpans[" + std::to_string(s) + "].spans[" +
+                      std::to_string(i) + "]";
+  if (!part.empty()) first += "." + std::string(part) + "[" + std::to_string(index) + "]";
+  return first + " (name \"" + std::string(span_name.substr(0, 128)) + "\"): " + std::to_string(limit + excess) +
+         " attributes, limit " + std::to_string(limit);
+}
+
 TrimmedAttributes trim_attributes(ExportRequest& request, const AttributeLimits& limits) {
   TrimmedAttributes trimmed;
   auto& resources = *request.mutable_resource_spans();
@@ -38,14 +47,11 @@ TrimmedAttributes trim_attributes(ExportRequest& request, const AttributeLimits&
           cut = true;
           trimmed.attributes += excess;
           if (!trimmed.first.empty()) return;
-          trimmed.first = "resourceSpans[" + std::to_string(r) + "].scopeSpans[" +
-                          std::to_string(s) + "].spans[" + std::to_string(i) + "]";
-          if (index >= 0) trimmed.first += std::string(".") + part + "[" + std::to_string(index) + "]";
-          trimmed.first += " (name \"" + span.name().substr(0, 128) + "\"): " +
-                           std::to_string(limit + excess) + " attributes, limit " +
-                           std::to_string(limit);
+          trimmed.first = describe_cut(static_cast<std::size_t>(r), static_cast<std::size_t>(s),
+                                       static_cast<std::size_t>(i), part, static_cast<std::size_t>(index),
+                                       span.name(), limit, excess);
         };
-        note(trim(span, limits.per_span), limits.per_span, "", -1);
+        note(trim(span, limits.per_span), limits.per_span, "", 0);
         for (int e = 0; e < span.events_size(); ++e) {
           note(trim(*span.mutable_events(e), limits.per_event), limits.per_event, "events", e);
         }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <string_view>
 
 #include "otlp/types.hpp"
 
@@ -35,6 +36,11 @@ void add_dropped_attributes(Owner& owner, std::uint64_t count) {
   owner.set_dropped_attributes_count(static_cast<std::uint32_t>(
       std::min<std::uint64_t>(total, std::numeric_limits<std::uint32_t>::max())));
 }
+
+// TrimmedAttributes::first for a cut at resourceSpans[r].scopeSpans[s].spans[i], or at its
+// `part` ("events", "links") number `index` when `part` is not empty; shared with the wire path.
+std::string describe_cut(std::size_t r, std::size_t s, std::size_t i, std::string_view part, std::size_t index,
+                         std::string_view span_name, std::size_t limit, std::size_t excess);
 
 TrimmedAttributes trim_attributes(ExportRequest& request, const AttributeLimits& limits);
 

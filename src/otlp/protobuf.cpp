@@ -15,23 +15,6 @@ bool all_zero(std::string_view bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
 }
 
-// Empty when the span's ids are usable, else what is wrong.
-std::string id_problem(const Span& span) {
-  if (span.trace_id().size() != 16) {
-    return "traceId must be 16 bytes, got " + std::to_string(span.trace_id().size());
-  }
-  if (all_zero(span.trace_id())) return "traceId must not be all zero";
-  if (span.span_id().size() != 8) {
-    return "spanId must be 8 bytes, got " + std::to_string(span.span_id().size());
-  }
-  if (all_zero(span.span_id())) return "spanId must not be all zero";
-  if (!span.parent_span_id().empty() && span.parent_span_id().size() != 8) {
-    return "parentSpanId must be empty or 8 bytes, got " +
-           std::to_string(span.parent_span_id().size());
-  }
-  return {};
-}
-
 }  // namespace
 
 namespace {
@@ -68,6 +51,24 @@ DecodeResult decode_protobuf(std::string_view body, ExportRequest& out) {
   return DecodeResult::success();
 }
 
+std::string id_problem(std::string_view trace_id, std::string_view span_id, std::string_view parent_span_id) {
+  if (trace_id.size() != 16) return "traceId must be 16 bytes, got " + std::to_string(trace_id.size());
+  if (all_zero(trace_id)) return "traceId must not be all zero";
+  if (span_id.size() != 8) return "spanId must be 8 bytes, got " + std::to_string(span_id.size());
+  if (all_zero(span_id)) return "spanId must not be all zero";
+  if (!parent_span_id.empty() && parent_span_id.size() != 8) {
+    return "parentSpanId must be empty or 8 bytes, got " + std::to_string(parent_span_id.size());
+  }
+  return {};
+}
+
+std::string describe_invalid_span(std::size_t r, std::size_t s, std::size_t i, std::string_view name,
+                                  std::string_view span_id, std::string_view problem) {
+  return "resourceSpans[" + std::to_string(r) + "].scopeSpans[" + std::to_string(s) + "].spans[" +
+         std::to_string(i) + "] (name \"" + std::string(name) + "\", spanId " + to_hex(span_id) +
+         "): " + std::string(problem);
+}
+
 std::size_t count_spans(const ExportRequest& request) {
   std::size_t spans = 0;
   for (const auto& resource_spans : request.resource_spans()) {
@@ -87,17 +88,17 @@ InvalidSpans remove_invalid_spans(ExportRequest& request) {
       auto& spans = *scopes[s].mutable_spans();
       int kept = 0;
       for (int i = 0; i < spans.size(); ++i) {
-        std::string problem = id_problem(spans[i]);
+        const Span& span = spans[i];
+        std::string problem = id_problem(span.trace_id(), span.span_id(), span.parent_span_id());
         if (problem.empty()) {
           if (kept != i) spans.SwapElements(kept, i);
           ++kept;
           continue;
         }
         if (invalid.rejected++ == 0) {
-          invalid.first_problem = "resourceSpans[" + std::to_string(r) + "].scopeSpans[" +
-                                  std::to_string(s) + "].spans[" + std::to_string(i) +
-                                  "] (name \"" + spans[i].name() + "\", spanId " +
-                                  to_hex(spans[i].span_id()) + "): " + problem;
+          invalid.first_problem = describe_invalid_span(
+              static_cast<std::size_t>(r), static_cast<std::size_t>(s), static_cast<std::size_t>(i),
+              span.name(), span.span_id(), problem);
         }
       }
       spans.DeleteSubrange(kept, spans.size() - kept);

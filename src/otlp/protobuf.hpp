@@ -26,4 +26,10 @@ struct InvalidSpans {
 };
 InvalidSpans remove_invalid_spans(ExportRequest& request);
 
+// What is wrong with a span's ids (empty when MLflow can store them), and the first_problem
+// text for the span at resourceSpans[r].scopeSpans[s].spans[i]: shared with the wire path.
+std::string id_problem(std::string_view trace_id, std::string_view span_id, std::string_view parent_span_id);
+std::string describe_invalid_span(std::size_t r, std::size_t s, std::size_t i, std::string_view name,
+                                  std::string_view span_id, std::string_view problem);
+
 }  // namespace proxy::otlp
