@@ -1,0 +1,257 @@
+#include "otlp/wire_checks.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include "otlp/wire_schema.hpp"
+
+namespace proxy::otlp::wire {
+namespace {
+
+// What became of a message: kept as it is, rewritten, or removed with everything in it.
+enum class Change : std::uint8_t { none, changed, removed };
+
+bool is_length(const Field& field, std::uint32_t number) {
+  return field.number == number && field.type == WireType::length;
+}
+
+// A span's fields read before it is walked: protobuf keeps the last of a repeated singular field.
+struct SpanHeader {
+  std::string_view trace_id;
+  std::string_view span_id;
+  std::string_view parent_span_id;
+  std::string_view name;
+};
+
+SpanHeader read_header(std::string_view contents) {
+  SpanHeader header;
+  Reader reader(contents);
+  Field field;
+  while (reader.next(field)) {
+    if (field.type != WireType::length) continue;
+    switch (field.number) {
+      case 1: header.trace_id = field.payload; break;
+      case 2: header.span_id = field.payload; break;
+      case 4: header.parent_span_id = field.payload; break;
+      case 5: header.name = field.payload; break;
+      default: break;
+    }
+  }
+  return header;  // malformed bytes are left to the walk, which refuses them
+}
+
+std::size_t count_fields(std::string_view contents, std::uint32_t number) {
+  Reader reader(contents);
+  Field field;
+  std::size_t count = 0;
+  while (reader.next(field)) count += is_length(field, number) ? 1 : 0;
+  return count;
+}
+
+// A message with limited attributes: which fields hold them and the dropped count.
+struct Limited {
+  MessageKind kind;
+  unsigned nesting;  // of the message's own fields
+  std::uint32_t attributes;
+  std::uint32_t dropped;
+  std::size_t limit;
+};
+
+// Where the walk is, for the texts of the first cut and the first invalid span.
+struct SpanPlace {
+  std::size_t r = 0;
+  std::size_t s = 0;
+  std::size_t i = 0;
+  std::string_view name;
+  bool cut = false;
+};
+
+class Pass {
+ public:
+  Pass(const AttributeLimits& limits, Writer& writer, ChecksResult& result)
+      : limits_(limits), writer_(writer), result_(result) {}
+
+  // True when the request has to be rewritten.
+  bool run(std::string_view request) {
+    std::size_t r = 0;
+    return each_field(request, [&](const Field& field) {
+      if (!is_length(field, 1)) return keep(MessageKind::request, field, 0);
+      return message(field, 1, [&](std::string_view c) { return resource_spans(c, r); }) != Change::none;
+    });
+  }
+  WireError error() const { return error_; }
+
+ private:
+  bool fail(WireError error) {
+    if (error_ == WireError::none) error_ = error;
+    return false;
+  }
+  bool ok() const { return error_ == WireError::none; }
+
+  // Checks a field kept as it is and plans its bytes. Always false (unchanged).
+  bool keep(MessageKind kind, const Field& field, unsigned nesting) {
+    if (const WireError error = check_field(kind, field, nesting); error != WireError::none) return fail(error);
+    writer_.copy(field.raw);
+    return false;
+  }
+  // Checks a field left out, as protobuf parses it before it is cut. Always true (changed).
+  bool drop(MessageKind kind, const Field& field, unsigned nesting) {
+    if (const WireError error = check_field(kind, field, nesting); error != WireError::none) fail(error);
+    return true;
+  }
+
+  template <class Handle>
+  bool each_field(std::string_view contents, Handle&& handle) {
+    Reader reader(contents);
+    Field field;
+    bool changed = false;
+    while (ok() && reader.next(field)) changed |= handle(field);
+    if (reader.error() != WireError::none) fail(reader.error());
+    return changed && ok();
+  }
+
+  // A message field planned by `body` under a new header; copied whole when unchanged.
+  template <class Body>
+  Change message(const Field& field, unsigned nesting, Body&& body) {
+    if (nesting > kMaxNesting) {
+      fail(WireError::too_deep);
+      return Change::none;
+    }
+    const Writer::Mark mark = writer_.mark();
+    writer_.open(field.number);
+    const Change change = body(field.payload);
+    if (!ok() || change != Change::changed) {
+      writer_.rewind(mark);
+      if (ok() && change == Change::none) writer_.copy(field.raw);
+      return ok() ? change : Change::none;
+    }
+    writer_.close(mark);
+    return change;
+  }
+
+  static Change outcome(bool changed, std::size_t left) {
+    if (left == 0) return Change::removed;  // MLflow answers 400 to a request without spans
+    return changed ? Change::changed : Change::none;
+  }
+
+  Change resource_spans(std::string_view contents, std::size_t& r) {
+    std::size_t s = 0;
+    std::size_t left = 0;
+    const bool changed = each_field(contents, [&](const Field& field) {
+      if (!is_length(field, 2)) return keep(MessageKind::resource_spans, field, 1);
+      const Change change = message(field, 2, [&](std::string_view c) { return scope_spans(c, r, s); });
+      left += change == Change::removed ? 0 : 1;
+      return change != Change::none;
+    });
+    ++r;
+    return outcome(changed, left);
+  }
+
+  Change scope_spans(std::string_view contents, std::size_t r, std::size_t& s) {
+    SpanPlace place{r, s++, 0, {}, false};
+    std::size_t left = 0;
+    const bool changed = each_field(contents, [&](const Field& field) {
+      if (!is_length(field, 2)) return keep(MessageKind::scope_spans, field, 2);
+      ++result_.received;
+      const Change change = message(field, 3, [&](std::string_view c) { return span(c, place); });
+      ++place.i;
+      left += change == Change::removed ? 0 : 1;
+      return change != Change::none;
+    });
+    return outcome(changed, left);
+  }
+
+  Change span(std::string_view contents, SpanPlace& place) {
+    const SpanHeader header = read_header(contents);
+    place.name = header.name;
+    place.cut = false;
+    std::size_t events = 0;
+    std::size_t links = 0;
+    const bool changed = limited(contents, {MessageKind::span, 3, 9, 10, limits_.per_span}, place, "", 0,
+                                 [&](const Field& field) {
+                                   if (is_length(field, 11)) return nested(field, place, "events", events++);
+                                   if (is_length(field, 13)) return nested(field, place, "links", links++);
+                                   return keep(MessageKind::span, field, 3);
+                                 });
+    if (place.cut) ++result_.trimmed.spans;
+    const std::string problem = id_problem(header.trace_id, header.span_id, header.parent_span_id);
+    if (problem.empty()) return changed ? Change::changed : Change::none;
+    if (result_.invalid.rejected++ == 0) {
+      result_.invalid.first_problem =
+          describe_invalid_span(place.r, place.s, place.i, header.name, header.span_id, problem);
+    }
+    return Change::removed;
+  }
+
+  // An event or a link of a span.
+  bool nested(const Field& field, SpanPlace& place, std::string_view part, std::size_t index) {
+    const bool event = part == "events";
+    const Limited owner = event ? Limited{MessageKind::event, 4, 3, 4, limits_.per_event}
+                                : Limited{MessageKind::link, 4, 4, 5, limits_.per_link};
+    const Change change = message(field, 4, [&](std::string_view c) {
+      const bool cut = limited(c, owner, place, part, index,
+                               [&](const Field& f) { return keep(owner.kind, f, owner.nesting); });
+      return cut ? Change::changed : Change::none;
+    });
+    return change != Change::none;
+  }
+
+  // Walks a message whose attributes are limited: keeps the first `limit`, checks and leaves
+  // out the rest, and adds them to the dropped count (the last one read, as protobuf keeps),
+  // written once at the end. `other` handles the remaining fields.
+  template <class Other>
+  bool limited(std::string_view contents, const Limited& owner, SpanPlace& place, std::string_view part,
+               std::size_t index, Other&& other) {
+    const std::size_t count = count_fields(contents, owner.attributes);
+    const std::size_t excess = count > owner.limit ? count - owner.limit : 0;
+    if (excess > 0) note_cut(place, part, index, owner.limit, excess);  // before the events it holds
+    std::size_t seen = 0;
+    std::uint64_t last = 0;
+    const bool changed = each_field(contents, [&](const Field& field) {
+      if (is_length(field, owner.attributes)) {
+        if (seen++ < owner.limit) return keep(owner.kind, field, owner.nesting);
+        return drop(owner.kind, field, owner.nesting);
+      }
+      if (excess == 0 || field.number != owner.dropped || field.type != WireType::varint) return other(field);
+      last = static_cast<std::uint32_t>(field.value);
+      return true;
+    });
+    if (excess == 0 || !ok()) return changed;
+    writer_.varint_field(owner.dropped, std::min<std::uint64_t>(last + excess, std::numeric_limits<std::uint32_t>::max()));
+    return true;
+  }
+
+  void note_cut(SpanPlace& place, std::string_view part, std::size_t index, std::size_t limit, std::size_t excess) {
+    place.cut = true;
+    result_.trimmed.attributes += excess;
+    if (!result_.trimmed.first.empty()) return;
+    result_.trimmed.first = describe_cut(place.r, place.s, place.i, part, index, place.name, limit, excess);
+  }
+
+  const AttributeLimits& limits_;
+  Writer& writer_;
+  ChecksResult& result_;
+  WireError error_ = WireError::none;
+};
+
+}  // namespace
+
+ChecksResult SpanChecker::check(std::string_view request, const AttributeLimits& limits, std::string& out) {
+  ChecksResult result;
+  writer_.clear();
+  Pass pass(limits, writer_, result);
+  const bool changed = pass.run(request);
+  result.error = pass.error();
+  if (result.error != WireError::none) {
+    result.outcome = is_malformed(result.error) ? ChecksOutcome::malformed : ChecksOutcome::unsupported;
+    return result;
+  }
+  result.valid = result.received - result.invalid.rejected;
+  if (!changed) return result;
+  result.outcome = ChecksOutcome::rewritten;
+  writer_.write(out);
+  return result;
+}
+
+}  // namespace proxy::otlp::wire

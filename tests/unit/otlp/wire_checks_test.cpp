@@ -1,0 +1,300 @@
+// The receiver's checks on the wire against the message path (decode, trim_attributes,
+// remove_invalid_spans) on random requests and limits: equal requests parsed back, equal counts
+// and texts, the same bytes refused.
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+
+#include <google/protobuf/stubs/logging.h>
+#include <google/protobuf/util/message_differencer.h>
+
+#include "otlp/attribute_limits.hpp"
+#include "otlp/protobuf.hpp"
+#include "otlp/wire_checks.hpp"
+
+namespace proxy::otlp::wire {
+namespace {
+
+using Random = std::mt19937;
+
+int pick(Random& random, int below) { return std::uniform_int_distribution<int>(0, below - 1)(random); }
+
+// Good ids mostly; else short, long, empty or all zero.
+std::string random_id(Random& random, std::size_t size) {
+  switch (pick(random, 12)) {
+    case 0: return {};
+    case 1: return std::string(size, '\0');
+    case 2: return std::string(size - 1, '\x05');
+    case 3: return std::string(size + 1, '\x05');
+    default: return std::string(size, static_cast<char>(1 + pick(random, 200)));
+  }
+}
+
+template <class Owner>
+void random_attributes(Random& random, Owner& owner, int most) {
+  for (int a = pick(random, most + 1); a > 0; --a) {
+    KeyValue& kv = *owner.add_attributes();
+    kv.set_key("k" + std::to_string(pick(random, 50)));
+    if (pick(random, 2)) kv.mutable_value()->set_string_value(std::string(static_cast<std::size_t>(pick(random, 9)), 'v'));
+    else if (pick(random, 2)) kv.mutable_value()->set_int_value(pick(random, 1000));
+  }
+  if (pick(random, 4) == 0) owner.set_dropped_attributes_count(pick(random, 3) ? 3u : 0xFFFFFFF0u);
+}
+
+void random_span(Random& random, Span& span) {
+  span.set_trace_id(random_id(random, 16));
+  span.set_span_id(random_id(random, 8));
+  if (pick(random, 2)) span.set_parent_span_id(pick(random, 6) ? std::string(8, '\x09') : std::string(3, '\x09'));
+  span.set_name("span" + std::to_string(pick(random, 10)));
+  span.set_start_time_unix_nano(1'700'000'000'000'000'000ULL + static_cast<unsigned>(pick(random, 1000)));
+  random_attributes(random, span, 12);
+  for (int e = pick(random, 4); e > 0; --e) {
+    Span::Event& event = *span.add_events();
+    event.set_name("event");
+    random_attributes(random, event, 6);
+  }
+  for (int l = pick(random, 3); l > 0; --l) {
+    Span::Link& link = *span.add_links();
+    link.set_trace_id(std::string(16, '\x07'));
+    random_attributes(random, link, 6);
+  }
+  if (pick(random, 3) == 0) span.mutable_status()->set_message("failed");
+}
+
+std::string random_request(Random& random) {
+  ExportRequest request;
+  for (int r = pick(random, 4); r > 0; --r) {
+    ResourceSpans& resource_spans = *request.add_resource_spans();
+    if (pick(random, 2)) random_attributes(random, *resource_spans.mutable_resource(), 3);
+    for (int s = pick(random, 3); s > 0; --s) {
+      ScopeSpans& scope_spans = *resource_spans.add_scope_spans();
+      scope_spans.mutable_scope()->set_name("ai.koog");
+      for (int i = pick(random, 5); i > 0; --i) random_span(random, *scope_spans.add_spans());
+    }
+  }
+  return request.SerializeAsString();
+}
+
+AttributeLimits random_limits(Random& random) {
+  return {static_cast<std::size_t>(pick(random, 14)), static_cast<std::size_t>(pick(random, 7)),
+          static_cast<std::size_t>(pick(random, 7))};
+}
+
+struct MessagePath {
+  bool accepted = false;
+  std::size_t received = 0;
+  TrimmedAttributes trimmed;
+  InvalidSpans invalid;
+  std::size_t valid = 0;
+  ExportRequest request;
+};
+
+MessagePath message_path(const std::string& body, const AttributeLimits& limits) {
+  MessagePath path;
+  path.accepted = decode_protobuf(body, path.request).ok();
+  if (!path.accepted) return path;
+  path.received = count_spans(path.request);
+  path.trimmed = trim_attributes(path.request, limits);
+  path.invalid = remove_invalid_spans(path.request);
+  path.valid = count_spans(path.request);
+  return path;
+}
+
+// Empty when the two paths agree on `body`.
+std::string compare(const std::string& body, const AttributeLimits& limits, ChecksOutcome& outcome) {
+  const MessagePath expected = message_path(body, limits);
+  SpanChecker checker;
+  std::string out;
+  const ChecksResult wire = checker.check(body, limits, out);
+  outcome = wire.outcome;
+  if (wire.outcome == ChecksOutcome::unsupported) return {};
+  if (wire.outcome == ChecksOutcome::malformed || !expected.accepted) {
+    return (wire.outcome == ChecksOutcome::malformed) == !expected.accepted ? "" : "refused by one path only";
+  }
+  if (wire.outcome == ChecksOutcome::unchanged && !out.empty()) return "unchanged, yet written";
+  ExportRequest actual;
+  if (!actual.ParseFromString(wire.outcome == ChecksOutcome::unchanged ? body : out)) return "output does not parse";
+  std::string differences;
+  google::protobuf::util::MessageDifferencer differ;
+  differ.ReportDifferencesToString(&differences);
+  if (!differ.Compare(expected.request, actual)) return "requests differ: " + differences;
+  if (wire.received != expected.received || wire.valid != expected.valid) return "span counts differ";
+  if (wire.trimmed.spans != expected.trimmed.spans || wire.trimmed.attributes != expected.trimmed.attributes ||
+      wire.trimmed.first != expected.trimmed.first) {
+    return "trim counts differ: " + wire.trimmed.first + " vs " + expected.trimmed.first;
+  }
+  if (wire.invalid.rejected != expected.invalid.rejected ||
+      wire.invalid.first_problem != expected.invalid.first_problem) {
+    return "invalid counts differ: " + wire.invalid.first_problem + " vs " + expected.invalid.first_problem;
+  }
+  return {};
+}
+
+// Truncates, flips or inserts bytes.
+std::string corrupt(Random& random, std::string bytes) {
+  if (bytes.empty()) return "\x0a";
+  const auto at = static_cast<std::size_t>(pick(random, static_cast<int>(bytes.size())));
+  switch (pick(random, 3)) {
+    case 0: bytes.resize(at); break;
+    case 1: bytes[at] = static_cast<char>(bytes[at] ^ (1 << pick(random, 8))); break;
+    default: bytes.insert(at, 1, static_cast<char>(pick(random, 256)));
+  }
+  return bytes;
+}
+
+ExportRequest one_span_request() {
+  ExportRequest request;
+  Span& span = *request.add_resource_spans()->add_scope_spans()->add_spans();
+  span.set_trace_id(std::string(16, '\x01'));
+  span.set_span_id(std::string(8, '\x02'));
+  span.set_name("chat");
+  return request;
+}
+
+ChecksResult check(const ExportRequest& request, const AttributeLimits& limits, ExportRequest& parsed) {
+  SpanChecker checker;
+  std::string out;
+  const ChecksResult result = checker.check(request.SerializeAsString(), limits, out);
+  if (result.outcome == ChecksOutcome::rewritten) REQUIRE(parsed.ParseFromString(out));
+  if (result.outcome == ChecksOutcome::unchanged) CHECK(out.empty());
+  return result;
+}
+
+}  // namespace
+
+TEST_CASE("the wire checks count, cut and remove as the message path does on random requests", "[wire]") {
+  Random random(20261207);
+  int rewritten = 0;
+  int unchanged = 0;
+  for (int round = 0; round < 2000; ++round) {
+    const AttributeLimits limits = random_limits(random);
+    const std::string body = random_request(random);
+    ChecksOutcome outcome = ChecksOutcome::unsupported;
+    INFO("round " << round);
+    REQUIRE(compare(body, limits, outcome) == "");
+    REQUIRE(outcome != ChecksOutcome::unsupported);
+    REQUIRE(outcome != ChecksOutcome::malformed);
+    rewritten += outcome == ChecksOutcome::rewritten ? 1 : 0;
+    unchanged += outcome == ChecksOutcome::unchanged ? 1 : 0;
+  }
+  // Both branches must be exercised for the comparison to mean something.
+  CHECK(rewritten > 500);
+  CHECK(unchanged > 100);
+}
+
+TEST_CASE("the wire checks refuse what protobuf refuses on corrupted random requests", "[wire]") {
+  const google::protobuf::LogSilencer quiet;
+  Random random(7);
+  int refused = 0;
+  for (int round = 0; round < 2000; ++round) {
+    const AttributeLimits limits = random_limits(random);
+    const std::string body = corrupt(random, random_request(random));
+    ChecksOutcome outcome = ChecksOutcome::unsupported;
+    INFO("round " << round);
+    REQUIRE(compare(body, limits, outcome) == "");
+    refused += outcome == ChecksOutcome::malformed ? 1 : 0;
+  }
+  CHECK(refused > 300);
+}
+
+TEST_CASE("the wire checks cut span, event and link attributes past the limits into the dropped counts", "[wire]") {
+  ExportRequest request = one_span_request();
+  Span& span = *request.mutable_resource_spans(0)->mutable_scope_spans(0)->mutable_spans(0);
+  for (int a = 0; a < 5; ++a) span.add_attributes()->set_key("a" + std::to_string(a));
+  span.set_dropped_attributes_count(0xFFFFFFFEu);
+  Span::Event& event = *span.add_events();
+  for (int a = 0; a < 3; ++a) event.add_attributes()->set_key("e" + std::to_string(a));
+  Span::Link& link = *span.add_links();
+  for (int a = 0; a < 4; ++a) link.add_attributes()->set_key("l" + std::to_string(a));
+  ExportRequest parsed;
+  const ChecksResult result = check(request, {2, 1, 4}, parsed);
+  REQUIRE(result.outcome == ChecksOutcome::rewritten);
+  const Span& cut = parsed.resource_spans(0).scope_spans(0).spans(0);
+  CHECK(cut.attributes_size() == 2);
+  CHECK(cut.attributes(1).key() == "a1");
+  CHECK(cut.dropped_attributes_count() == 0xFFFFFFFFu);  // saturated
+  CHECK(cut.events(0).attributes_size() == 1);
+  CHECK(cut.events(0).dropped_attributes_count() == 2);
+  CHECK(cut.links(0).attributes_size() == 4);
+  CHECK(result.trimmed.spans == 1);
+  CHECK(result.trimmed.attributes == 5);
+  CHECK(result.trimmed.first == "resourceSpans[0].scopeSpans[0].spans[0] (name \"chat\"): 5 attributes, limit 2");
+}
+
+TEST_CASE("the wire checks remove spans with unusable ids, then empty scopes and resources", "[wire]") {
+  ExportRequest request = one_span_request();
+  ResourceSpans& second = *request.add_resource_spans();
+  Span& zero = *second.add_scope_spans()->add_spans();
+  zero = request.resource_spans(0).scope_spans(0).spans(0);
+  zero.set_span_id(std::string(8, '\0'));
+  zero.set_name("zero");
+  Span& parent = *request.mutable_resource_spans(0)->mutable_scope_spans(0)->add_spans();
+  parent = zero;
+  parent.set_span_id(std::string(8, '\x03'));
+  parent.set_parent_span_id("abc");
+  ExportRequest parsed;
+  const ChecksResult result = check(request, {}, parsed);
+  REQUIRE(result.outcome == ChecksOutcome::rewritten);
+  CHECK(result.received == 3);
+  CHECK(result.valid == 1);
+  CHECK(result.invalid.rejected == 2);
+  CHECK(result.invalid.first_problem ==
+        "resourceSpans[0].scopeSpans[0].spans[1] (name \"zero\", spanId 0303030303030303): parentSpanId must be "
+        "empty or 8 bytes, got 3");
+  REQUIRE(parsed.resource_spans_size() == 1);  // the second resource had only the zero span
+  CHECK(parsed.resource_spans(0).scope_spans(0).spans_size() == 1);
+  CHECK(parsed.resource_spans(0).scope_spans(0).spans(0).name() == "chat");
+}
+
+TEST_CASE("the wire checks remove scopes and resources sent without spans", "[wire]") {
+  ExportRequest request = one_span_request();
+  request.mutable_resource_spans(0)->add_scope_spans()->mutable_scope()->set_name("empty");
+  request.add_resource_spans();
+  ExportRequest parsed;
+  const ChecksResult result = check(request, {}, parsed);
+  REQUIRE(result.outcome == ChecksOutcome::rewritten);
+  CHECK(result.invalid.rejected == 0);
+  CHECK(parsed.resource_spans_size() == 1);
+  CHECK(parsed.resource_spans(0).scope_spans_size() == 1);
+}
+
+TEST_CASE("the wire checks write nothing for a request they leave alone", "[wire]") {
+  ExportRequest request = one_span_request();
+  request.mutable_resource_spans(0)->mutable_scope_spans(0)->mutable_spans(0)->add_attributes()->set_key("a");
+  ExportRequest parsed;
+  const ChecksResult result = check(request, {1, 1, 1}, parsed);
+  CHECK(result.outcome == ChecksOutcome::unchanged);
+  CHECK(result.received == 1);
+  CHECK(result.valid == 1);
+  CHECK(result.trimmed.attributes == 0);
+}
+
+TEST_CASE("the wire checks read a repeated id as protobuf does: the last one counts", "[wire]") {
+  const ExportRequest request = one_span_request();
+  // The span again with a second, all-zero span id appended.
+  std::string span = request.resource_spans(0).scope_spans(0).spans(0).SerializeAsString();
+  span += std::string("\x12\x08", 2) + std::string(8, '\0');
+  const std::string scope = "\x12" + std::string(1, static_cast<char>(span.size())) + span;
+  const std::string resource = "\x12" + std::string(1, static_cast<char>(scope.size())) + scope;
+  const std::string body = "\x0a" + std::string(1, static_cast<char>(resource.size())) + resource;
+  SpanChecker checker;
+  std::string out;
+  const ChecksResult result = checker.check(body, {}, out);
+  CHECK(result.outcome == ChecksOutcome::rewritten);
+  CHECK(result.invalid.rejected == 1);
+  CHECK(result.valid == 0);
+  CHECK(out.empty());  // nothing left: an empty request
+  ChecksOutcome outcome = ChecksOutcome::unsupported;
+  CHECK(compare(body, {}, outcome) == "");
+}
+
+TEST_CASE("the wire checks leave groups to the message path and refuse truncated bytes", "[wire]") {
+  SpanChecker checker;
+  std::string out;
+  CHECK(checker.check(std::string("\x13\x14", 2), {}, out).outcome == ChecksOutcome::unsupported);
+  CHECK(checker.check(std::string("\x0a\x05\x12", 3), {}, out).outcome == ChecksOutcome::malformed);
+  CHECK(out.empty());
+}
+
+}  // namespace proxy::otlp::wire
