@@ -29,6 +29,7 @@
 #include "receiver/decompress.hpp"
 #include "receiver/export_handler.hpp"
 #include "wire_differential.hpp"
+#include "wire_checks_differential.hpp"
 
 namespace proxy::fuzz {
 namespace {
@@ -385,6 +386,15 @@ void wire_policy(const std::uint8_t* data, std::size_t size) {
       compare_wire_paths(*slot, std::string_view(reinterpret_cast<const char*>(data + 2), size - 2));
   if (!comparison.mismatch.empty()) std::fprintf(stderr, "%s\n", comparison.mismatch.c_str());
   require(comparison.mismatch.empty(), "the wire path and the message path disagree");
+}
+
+void wire_checks(const std::uint8_t* data, std::size_t size) {
+  if (size < 3) return;
+  const otlp::AttributeLimits limits{data[0] % 16u, data[1] % 16u, data[2] % 16u};
+  const WireChecksComparison comparison =
+      compare_wire_checks(std::string_view(reinterpret_cast<const char*>(data + 3), size - 3), limits);
+  if (!comparison.mismatch.empty()) std::fprintf(stderr, "%s\n", comparison.mismatch.c_str());
+  require(comparison.mismatch.empty(), "the wire checks and the message path disagree");
 }
 
 namespace {

@@ -35,6 +35,10 @@ void spool_records(const std::uint8_t* data, std::size_t size);
 // byte 1's high bits), the rest is a protobuf request: the wire path (policy/wire_policy.hpp)
 // must agree with the message path, parsed back field by field, malformed input included.
 void wire_policy(const std::uint8_t* data, std::size_t size);
+// Three bytes choose the attribute limits per span, event and link (0-15 each), the rest is a
+// protobuf request: the receiver's checks on the wire (otlp/wire_checks.hpp) must agree with
+// the message path, parsed back field by field, counts and texts included, malformed input too.
+void wire_checks(const std::uint8_t* data, std::size_t size);
 
 struct Target {
   std::string_view name;
@@ -45,7 +49,7 @@ inline constexpr Target kTargets[] = {
     {"http_request", &http_request}, {"otlp_protobuf", &otlp_protobuf}, {"otlp_json", &otlp_json},
     {"decompress", &decompress},     {"config_yaml", &config_yaml},   {"policy_walk", &policy_walk},
     {"spool_records", &spool_records}, {"json_structure", &json_structure},
-    {"wire_policy", &wire_policy},
+    {"wire_policy", &wire_policy},   {"wire_checks", &wire_checks},
 };
 
 }  // namespace proxy::fuzz

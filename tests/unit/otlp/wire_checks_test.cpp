@@ -1,17 +1,17 @@
 // The receiver's checks on the wire against the message path (decode, trim_attributes,
-// remove_invalid_spans) on random requests and limits: equal requests parsed back, equal counts
-// and texts, the same bytes refused.
+// remove_invalid_spans) on random requests and limits, through the wire_checks fuzz target's
+// comparison: equal requests parsed back, equal counts and texts, the same bytes refused.
 #include <catch2/catch.hpp>
 
 #include <random>
 #include <string>
 
 #include <google/protobuf/stubs/logging.h>
-#include <google/protobuf/util/message_differencer.h>
 
 #include "otlp/attribute_limits.hpp"
 #include "otlp/protobuf.hpp"
 #include "otlp/wire_checks.hpp"
+#include "wire_checks_differential.hpp"
 
 namespace proxy::otlp::wire {
 namespace {
@@ -81,54 +81,11 @@ AttributeLimits random_limits(Random& random) {
           static_cast<std::size_t>(pick(random, 7))};
 }
 
-struct MessagePath {
-  bool accepted = false;
-  std::size_t received = 0;
-  TrimmedAttributes trimmed;
-  InvalidSpans invalid;
-  std::size_t valid = 0;
-  ExportRequest request;
-};
-
-MessagePath message_path(const std::string& body, const AttributeLimits& limits) {
-  MessagePath path;
-  path.accepted = decode_protobuf(body, path.request).ok();
-  if (!path.accepted) return path;
-  path.received = count_spans(path.request);
-  path.trimmed = trim_attributes(path.request, limits);
-  path.invalid = remove_invalid_spans(path.request);
-  path.valid = count_spans(path.request);
-  return path;
-}
-
 // Empty when the two paths agree on `body`.
 std::string compare(const std::string& body, const AttributeLimits& limits, ChecksOutcome& outcome) {
-  const MessagePath expected = message_path(body, limits);
-  SpanChecker checker;
-  std::string out;
-  const ChecksResult wire = checker.check(body, limits, out);
-  outcome = wire.outcome;
-  if (wire.outcome == ChecksOutcome::unsupported) return {};
-  if (wire.outcome == ChecksOutcome::malformed || !expected.accepted) {
-    return (wire.outcome == ChecksOutcome::malformed) == !expected.accepted ? "" : "refused by one path only";
-  }
-  if (wire.outcome == ChecksOutcome::unchanged && !out.empty()) return "unchanged, yet written";
-  ExportRequest actual;
-  if (!actual.ParseFromString(wire.outcome == ChecksOutcome::unchanged ? body : out)) return "output does not parse";
-  std::string differences;
-  google::protobuf::util::MessageDifferencer differ;
-  differ.ReportDifferencesToString(&differences);
-  if (!differ.Compare(expected.request, actual)) return "requests differ: " + differences;
-  if (wire.received != expected.received || wire.valid != expected.valid) return "span counts differ";
-  if (wire.trimmed.spans != expected.trimmed.spans || wire.trimmed.attributes != expected.trimmed.attributes ||
-      wire.trimmed.first != expected.trimmed.first) {
-    return "trim counts differ: " + wire.trimmed.first + " vs " + expected.trimmed.first;
-  }
-  if (wire.invalid.rejected != expected.invalid.rejected ||
-      wire.invalid.first_problem != expected.invalid.first_problem) {
-    return "invalid counts differ: " + wire.invalid.first_problem + " vs " + expected.invalid.first_problem;
-  }
-  return {};
+  const fuzz::WireChecksComparison comparison = fuzz::compare_wire_checks(body, limits);
+  outcome = comparison.wire;
+  return comparison.mismatch;
 }
 
 // Truncates, flips or inserts bytes.
