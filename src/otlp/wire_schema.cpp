@@ -1,5 +1,7 @@
 #include "otlp/wire_schema.hpp"
 
+#include <cstring>
+
 #include <google/protobuf/stubs/common.h>
 
 namespace proxy::otlp::wire {
@@ -53,8 +55,28 @@ FieldShape common_shape(MessageKind kind, std::uint32_t number) {
 
 }  // namespace
 
+namespace {
+
+// Length of the ASCII prefix of `text`, read 8 bytes at a time: most OTLP strings are ASCII.
+std::size_t ascii_prefix(std::string_view text) {
+  constexpr std::uint64_t kHighBits = 0x8080808080808080ULL;
+  std::size_t i = 0;
+  for (; i + 8 <= text.size(); i += 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, text.data() + i, sizeof word);
+    if ((word & kHighBits) != 0) return i;
+  }
+  while (i < text.size() && static_cast<unsigned char>(text[i]) < 0x80) ++i;
+  return i;
+}
+
+}  // namespace
+
 bool is_utf8(std::string_view text) {
-  return google::protobuf::internal::IsStructurallyValidUTF8(text.data(), static_cast<int>(text.size()));
+  // A UTF-8 sequence never starts below 0x80, so the check resumes where ASCII ends.
+  const std::string_view rest = text.substr(ascii_prefix(text));
+  return rest.empty() ||
+         google::protobuf::internal::IsStructurallyValidUTF8(rest.data(), static_cast<int>(rest.size()));
 }
 
 FieldShape shape_of(MessageKind kind, std::uint32_t number, WireType type) {

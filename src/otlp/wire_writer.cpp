@@ -22,19 +22,6 @@ void Writer::rewind(const Mark& mark) {
   planned_ = mark.size;
 }
 
-void Writer::copy(std::string_view kept) {
-  if (kept.empty()) return;
-  planned_ += kept.size();
-  if (!pieces_.empty()) {
-    Piece& last = pieces_.back();
-    if (last.kind == Kind::input && last.data + last.size == kept.data()) {
-      last.size += kept.size();
-      return;
-    }
-  }
-  pieces_.push_back({Kind::input, 0, kept.data(), 0, kept.size()});
-}
-
 void Writer::open(std::uint32_t number) { pieces_.push_back({Kind::header, number, nullptr, 0, 0}); }
 
 void Writer::close(const Mark& opened) {

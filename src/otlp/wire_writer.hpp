@@ -63,6 +63,20 @@ class Writer {
   std::size_t planned_ = 0;
 };
 
+// Inline: the wire path keeps most fields through it, one call per field.
+inline void Writer::copy(std::string_view kept) {
+  if (kept.empty()) return;
+  planned_ += kept.size();
+  if (!pieces_.empty()) {
+    Piece& last = pieces_.back();
+    if (last.kind == Kind::input && last.data + last.size == kept.data()) {
+      last.size += kept.size();
+      return;
+    }
+  }
+  pieces_.push_back({Kind::input, 0, kept.data(), 0, kept.size()});
+}
+
 // Appends `value` as a varint.
 void append_varint(std::string& out, std::uint64_t value);
 

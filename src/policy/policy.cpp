@@ -439,8 +439,9 @@ int role_key_rank(std::string_view message, std::string_view key) {
   return rest == ".role" ? 2 : 0;
 }
 
-Decision CompiledPolicy::decide_event(std::string_view event_name, std::string_view key) const {
-  Decision decision = decide(key);
+Decision CompiledPolicy::decide_event(const Decision& decided, std::string_view event_name,
+                                      std::string_view key) const {
+  Decision decision = decided;
   if (decision.family == Family::other &&
       std::find(content_events_.begin(), content_events_.end(), event_name) != content_events_.end() &&
       event_fields_.find(key) != nullptr) {

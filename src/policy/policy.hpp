@@ -104,7 +104,11 @@ class CompiledPolicy {
   // ("llm.input_messages.0"; see role_key_rank), as the agent sent it, or an empty view.
   template <class RoleOf>
   Decision decide_among(std::string_view key, const RoleOf& role_of) const {
-    const Decision decision = decide(key);
+    return decide_among(decide(key), key, role_of);
+  }
+  // The same from `decision`, decide(key)'s result, for a caller that keeps those by key.
+  template <class RoleOf>
+  Decision decide_among(const Decision& decision, std::string_view key, const RoleOf& role_of) const {
     if (config_.messages.empty() || decision.mode == PolicyMode::verbose) return decision;
     const std::string_view message = flattened_message(key);
     return message.empty() ? decision : for_role(decision, role_of(message));
@@ -112,7 +116,11 @@ class CompiledPolicy {
   bool has_role_selectors() const { return !config_.messages.empty(); }
   // Event attributes: the fields of GenAI message events are content too, and a message event's
   // name gives its role ("gen_ai.user.message"; "gen_ai.choice" is the assistant's).
-  Decision decide_event(std::string_view event_name, std::string_view key) const;
+  Decision decide_event(std::string_view event_name, std::string_view key) const {
+    return decide_event(decide(key), event_name, key);
+  }
+  // The same from `decided`, decide(key)'s result.
+  Decision decide_event(const Decision& decided, std::string_view event_name, std::string_view key) const;
   // Resource attributes: only resource_keys rules apply, verbose otherwise.
   Decision decide_resource(std::string_view key) const;
   // Span status messages.

@@ -88,9 +88,9 @@ std::string_view sibling_role(std::string_view contents, std::uint32_t attribute
 // One rewrite of one request: walks the messages apply() touches, checks and copies the rest.
 class Pass {
  public:
-  Pass(const CompiledPolicy& policy, Writer& writer, PolicyTally& tally, std::string& text,
-       std::string& path)
-      : policy_(policy), writer_(writer), tally_(tally), text_(text), path_(path) {}
+  Pass(const CompiledPolicy& policy, Writer& writer, KeyDecisions& decisions, PolicyTally& tally,
+       std::string& text, std::string& path)
+      : policy_(policy), writer_(writer), decisions_(decisions), tally_(tally), text_(text), path_(path) {}
 
   WireError run(std::string_view request) {
     each_field(request, [&](const Field& field) {
@@ -106,6 +106,12 @@ class Pass {
     return false;
   }
   bool ok() const { return error_ == WireError::none; }
+
+  // Keeps a field scan_value or scan_key_value already checked. Always false (unchanged).
+  bool copy_checked(const Field& field) {
+    writer_.copy(field.raw);
+    return false;
+  }
 
   // Checks a field the rewrite does not change and keeps its bytes. Always false (unchanged).
   bool keep(MessageKind kind, const Field& field, unsigned nesting) {
@@ -176,7 +182,9 @@ class Pass {
   bool span(std::string_view contents) {
     ++tally_.spans;
     const auto role_of = [contents](std::string_view message) { return sibling_role(contents, 9, message); };
-    const auto decide = [this, &role_of](std::string_view key) { return policy_.decide_among(key, role_of); };
+    const auto decide = [this, &role_of](std::string_view key) {
+      return policy_.decide_among(decisions_.get(policy_, key), key, role_of);
+    };
     DroppedCount dropped;
     int statuses = 0;
     const bool changed = each_field(contents, [&](const Field& field) {
@@ -203,7 +211,9 @@ class Pass {
       }
       return false;
     });
-    const auto decide = [this, name](std::string_view key) { return policy_.decide_event(name, key); };
+    const auto decide = [this, name](std::string_view key) {
+      return policy_.decide_event(decisions_.get(policy_, key), name, key);
+    };
     DroppedCount dropped;
     const bool changed = each_field(contents, [&](const Field& field) {
       if (is_length(field, 3)) return attribute(field, 5, decide, dropped);
@@ -215,7 +225,9 @@ class Pass {
 
   bool link(std::string_view contents) {
     const auto role_of = [contents](std::string_view message) { return sibling_role(contents, 4, message); };
-    const auto decide = [this, &role_of](std::string_view key) { return policy_.decide_among(key, role_of); };
+    const auto decide = [this, &role_of](std::string_view key) {
+      return policy_.decide_among(decisions_.get(policy_, key), key, role_of);
+    };
     DroppedCount dropped;
     const bool changed = each_field(contents, [&](const Field& field) {
       if (is_length(field, 4)) return attribute(field, 5, decide, dropped);
@@ -354,11 +366,13 @@ class Pass {
 
   // A KeyValue's fields with its value planned by `value` (an AnyValue's contents). A missing
   // value is written as an empty one: apply() reaches it through mutable_value(), which sets it.
+  // Every caller scanned the KeyValue first (scan_key_value), so its other fields are copied
+  // without a second check.
   template <class Value>
   bool key_value_fields(std::string_view contents, unsigned nesting, Value&& value) {
     bool has_value = false;
     const bool changed = each_field(contents, [&](const Field& field) {
-      if (!is_length(field, 2)) return keep(MessageKind::key_value, field, nesting);
+      if (!is_length(field, 2)) return copy_checked(field);
       has_value = true;
       return message(field, nesting + 1, value);
     });
@@ -408,16 +422,15 @@ class Pass {
     if (!scan_value(contents, nesting, view)) return false;
     if (depth > policy_.config().max_depth) return too_deep(contents, nesting);
     return each_field(contents, [&](const Field& field) {
-      if (!is_value_case(field)) return keep(MessageKind::any_value, field, nesting);
+      if (!is_value_case(field)) return copy_checked(field);
       return value_case(field, decision, depth, nesting);
     });
   }
 
+  // A oneof field scan_value checked (a string's UTF-8 included).
   bool value_case(const Field& field, const Decision& decision, unsigned depth, unsigned nesting) {
     switch (field.number) {
-      case kString:
-        if (!otlp::wire::is_utf8(field.payload)) return fail(WireError::not_utf8);
-        return text_value(field, decision, false, depth);
+      case kString: return text_value(field, decision, false, depth);
       case kBytes: return text_value(field, decision, true, depth);
       case kInt:
       case kBool: return zero_scalar(field, decision, field.value != 0);
@@ -500,7 +513,7 @@ class Pass {
     if (!scan_value(contents, nesting, view)) return false;
     if (depth > policy_.config().max_depth) return too_deep(contents, nesting);
     return each_field(contents, [&](const Field& field) {
-      if (!is_value_case(field) || !view.container()) return keep(MessageKind::any_value, field, nesting);
+      if (!is_value_case(field) || !view.container()) return copy_checked(field);  // scan_value checked it
       return message(field, nesting + 1, [&](std::string_view c) {
         return each_field(c, [&](const Field& item) {
           if (!is_length(item, 1)) return keep(field.number == kArray ? MessageKind::array_value : MessageKind::kv_list, item, nesting + 1);
@@ -538,6 +551,7 @@ class Pass {
 
   const CompiledPolicy& policy_;
   Writer& writer_;
+  KeyDecisions& decisions_;
   PolicyTally& tally_;
   std::string& text_;
   std::string& path_;
@@ -547,12 +561,51 @@ class Pass {
   std::uint64_t rewritten_ = 0;
 };
 
+// A word at a time: keys are short, and a request looks each up once per span.
+std::uint64_t key_hash(std::string_view key) {
+  constexpr std::uint64_t kMultiplier = 0x9E3779B97F4A7C15ULL;
+  std::uint64_t hash = key.size() * kMultiplier;
+  for (std::size_t i = 0; i < key.size(); i += 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, key.data() + i, std::min<std::size_t>(8, key.size() - i));
+    hash = (hash ^ word) * kMultiplier;
+    hash ^= hash >> 32;
+  }
+  return hash;
+}
+
 }  // namespace
+
+void KeyDecisions::clear() {
+  used_ = 0;
+  if (++generation_ != 0) return;
+  for (Slot& slot : slots_) slot.generation = 0;  // wrapped: no slot may look current
+  generation_ = 1;
+}
+
+Decision KeyDecisions::get(const CompiledPolicy& policy, std::string_view key) {
+  // At most half the slots are used, so a probe always reaches a free one.
+  for (std::size_t i = key_hash(key);; ++i) {
+    Slot& slot = slots_[i & (kSlots - 1)];
+    if (slot.generation == generation_) {
+      if (slot.key == key) return slot.decision;
+      continue;
+    }
+    const Decision decision = policy.decide(key);
+    if (used_ == kSlots / 2) return decision;
+    ++used_;
+    slot.generation = generation_;
+    slot.key.assign(key);  // keeps the slot's capacity from earlier requests
+    slot.decision = decision;
+    return decision;
+  }
+}
 
 WireResult WireRewriter::rewrite(const CompiledPolicy& policy, std::string_view request, std::string& out,
                                  PolicyTally& tally) {
   writer_.clear();
-  Pass pass(policy, writer_, tally, text_, path_);
+  decisions_.clear();
+  Pass pass(policy, writer_, decisions_, tally, text_, path_);
   const WireError error = pass.run(request);
   if (error != WireError::none) {
     return {otlp::wire::is_malformed(error) ? WireOutcome::malformed : WireOutcome::unsupported, error};

@@ -9,8 +9,11 @@
 // previews, routing splits and attribute limits still run on decoded messages.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "otlp/wire_reader.hpp"
 #include "otlp/wire_writer.hpp"
@@ -29,6 +32,27 @@ struct WireResult {
   otlp::wire::WireError error = otlp::wire::WireError::none;
 };
 
+// decide(key) by key for one request: a request's spans repeat their keys, and a lookup here
+// costs less than the key rules and glob tables. Emptied per request, so a reloaded policy is
+// never answered from it.
+class KeyDecisions {
+ public:
+  void clear();
+  Decision get(const CompiledPolicy& policy, std::string_view key);
+
+ private:
+  struct Slot {
+    std::uint32_t generation = 0;
+    std::string key;
+    Decision decision;
+  };
+  static constexpr std::size_t kSlots = 256;  // a power of two; full, it stops keeping more
+
+  std::vector<Slot> slots_ = std::vector<Slot>(kSlots);
+  std::uint32_t generation_ = 1;
+  std::size_t used_ = 0;
+};
+
 // One per thread: it keeps its buffers between requests, so a warm rewriter does not allocate
 // per span.
 class WireRewriter {
@@ -41,6 +65,7 @@ class WireRewriter {
 
  private:
   otlp::wire::Writer writer_;
+  KeyDecisions decisions_;
   std::string text_;  // the rewritten value being planned, before it is copied into the plan
   std::string path_;  // "parent.child" keys of nested key-value lists
 };

@@ -82,6 +82,19 @@ TEST_CASE("the schema check refuses nesting past the limit and text protobuf wou
   CHECK(check_message(MessageKind::any_value, bytes({0x3A, 2, 0xC3, 0x28}), 0) == WireError::none);  // bytes_value
 }
 
+TEST_CASE("the UTF-8 check judges the bytes after an ASCII prefix of any length", "[wire]") {
+  for (const std::string prefix : {"", "abc", "abcdefg", "abcdefgh", "abcdefghijklmnopq"}) {
+    CAPTURE(prefix);
+    CHECK(is_utf8(prefix));
+    CHECK(is_utf8(prefix + "\xC3\xA9" + "tail"));        // e-acute
+    CHECK(is_utf8(prefix + "\xF0\x9F\x98\x80"));        // a 4-byte sequence at the end
+    CHECK_FALSE(is_utf8(prefix + "\xC3"));                // truncated
+    CHECK_FALSE(is_utf8(prefix + "\xFF" + "abcdefgh"));   // never UTF-8
+    CHECK_FALSE(is_utf8(prefix + "\xED\xA0\x80"));       // a surrogate
+    CHECK_FALSE(is_utf8(prefix + "abcdefgh" + "\x80"));   // a stray continuation byte after ASCII
+  }
+}
+
 TEST_CASE("the wire writer fixes the lengths of the messages around a field that grew", "[wire]") {
   // span { attributes { key "k" value { string_value "v" } } name "n" }
   Span span;
