@@ -16,7 +16,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -25,15 +24,10 @@
 #include <zlib.h>
 
 #include "agent_traffic.hpp"
+#include "thread_cpu.hpp"
 #include "receiver/decompress.hpp"
 
 namespace {
-
-double cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
 
 // The proxy's own request decompression (receiver::decompress, with its default limits).
 bool gunzip(const std::string& in, std::string& out) {
@@ -42,24 +36,10 @@ bool gunzip(const std::string& in, std::string& out) {
              .status == proxy::receiver::DecompressResult::Status::ok;
 }
 
-// Runs step(body) over the pool for about `seconds` of CPU time; spans per CPU-second.
+// Spans per CPU-second of step(body) over the pool.
 template <typename Step>
 double measure(const std::vector<std::string>& pool, int spans_per_request, double seconds, Step step) {
-  const double start = cpu_seconds();
-  std::uint64_t spans = 0;
-  double elapsed = 0;
-  std::size_t i = 0;
-  while (elapsed < seconds) {
-    for (int n = 0; n < 64; ++n, ++i) {
-      if (!step(pool[i % pool.size()])) {
-        std::cerr << "bench-decode-floor: a body failed to decode\n";
-        std::exit(1);
-      }
-      spans += static_cast<std::uint64_t>(spans_per_request);
-    }
-    elapsed = cpu_seconds() - start;
-  }
-  return static_cast<double>(spans) / elapsed;
+  return bench::spans_per_cpu_second(pool, spans_per_request, seconds, "bench-decode-floor", 64, step);
 }
 
 }  // namespace

@@ -6,13 +6,13 @@
 //   wire_bench [seconds per measurement, default 2]
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <string>
 #include <vector>
 
 #include <google/protobuf/arena.h>
 
 #include "agent_traffic.hpp"
+#include "thread_cpu.hpp"
 #include "otlp/protobuf.hpp"
 #include "policy/policy.hpp"
 #include "policy/wire_policy.hpp"
@@ -21,30 +21,10 @@ namespace {
 
 using namespace proxy;
 
-double cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-// Runs step(body) over the pool for about `seconds` of CPU time; spans per CPU-second.
+// Spans per CPU-second of step(body) over the pool.
 template <typename Step>
 double measure(const std::vector<std::string>& pool, int spans_per_request, double seconds, Step step) {
-  const double start = cpu_seconds();
-  std::uint64_t spans = 0;
-  double elapsed = 0;
-  std::size_t i = 0;
-  while (elapsed < seconds) {
-    for (int n = 0; n < 16; ++n, ++i) {
-      if (!step(pool[i % pool.size()])) {
-        std::fprintf(stderr, "wire_bench: a request failed\n");
-        std::exit(1);
-      }
-      spans += static_cast<std::uint64_t>(spans_per_request);
-    }
-    elapsed = cpu_seconds() - start;
-  }
-  return static_cast<double>(spans) / elapsed;
+  return bench::spans_per_cpu_second(pool, spans_per_request, seconds, "wire_bench", 16, step);
 }
 
 struct Scenario {
