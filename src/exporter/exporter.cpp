@@ -13,6 +13,7 @@
 #include "exporter/gzip.hpp"
 #include "exporter/mlflow_version.hpp"
 #include "exporter/request_split.hpp"
+#include "exporter/slices_body.hpp"
 
 namespace proxy::exporter {
 
@@ -443,36 +444,50 @@ net::awaitable<void> Exporter::worker(unsigned index) {
   }
 }
 
+// A batch's request body: the queued payloads as they are (serialized requests concatenate
+// into one request holding all their resource spans), sent as gathered slices; gzip needs the
+// bytes in one piece, so it alone joins them, once, the first time it is wanted.
 struct RequestBody {
-  std::string plain;
-  std::optional<std::string> gzipped;  // compressed the first time gzip is wanted
+  std::vector<net::const_buffer> slices;
+  std::optional<std::string> gzipped;
 };
 
 namespace {
 
-// Serialized requests concatenate into one request holding all their resource spans.
 RequestBody body_of(const std::vector<queue::QueueItem>& batch) {
   RequestBody body;
-  std::size_t bytes = 0;
-  for (const auto& item : batch) bytes += item.payload.size();
-  body.plain.reserve(bytes);
-  for (const auto& item : batch) body.plain += item.payload;
+  body.slices.reserve(batch.size());
+  for (const auto& item : batch) body.slices.emplace_back(item.payload.data(), item.payload.size());
   return body;
 }
 
+// The joined copy gzip reads is kept per thread up to this size, so batches of the usual size
+// (exporter.max_batch_bytes' default is 4 MiB) reuse it.
+constexpr std::size_t kJoinedKeepBytes = std::size_t{8} << 20;
+
 bool compress(RequestBody& body) {
-  if (!body.gzipped) body.gzipped = gzip_compress(body.plain);
+  if (body.gzipped) return true;
+  thread_local std::string joined;
+  joined.resize(net::buffer_size(body.slices));
+  net::buffer_copy(net::buffer(joined), body.slices);
+  body.gzipped = gzip_compress(joined);
+  // A large batch's copy is not kept for the next one (the compressed body is).
+  if (joined.capacity() > kJoinedKeepBytes) std::string().swap(joined);
   return body.gzipped.has_value();
 }
 
-http::request<http::string_body> traces_request(const UpstreamUrl& upstream,
-                                                const std::string& experiment_id,
-                                                const RequestBody& body, bool gzip) {
-  http::request<http::string_body> request{http::verb::post, upstream.target("/v1/traces"), 11};
+http::request<SlicesBody> traces_request(const UpstreamUrl& upstream,
+                                         const std::string& experiment_id,
+                                         const RequestBody& body, bool gzip) {
+  http::request<SlicesBody> request{http::verb::post, upstream.target("/v1/traces"), 11};
   request.set(http::field::content_type, "application/x-protobuf");
   request.set("x-mlflow-experiment-id", experiment_id);
   if (gzip) request.set(http::field::content_encoding, "gzip");
-  request.body() = gzip ? *body.gzipped : body.plain;
+  if (gzip) {
+    request.body().emplace_back(body.gzipped->data(), body.gzipped->size());
+  } else {
+    request.body() = body.slices;
+  }
   return request;
 }
 

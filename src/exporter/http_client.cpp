@@ -11,6 +11,7 @@
 
 #include "common/error_category.hpp"
 #include "common/tls.hpp"
+#include "exporter/slices_body.hpp"
 
 namespace proxy::exporter {
 
@@ -97,7 +98,8 @@ void HttpClient::close() {
   buffer_.clear();
 }
 
-net::awaitable<HttpResult> HttpClient::send(http::request<http::string_body> request) {
+template <class Body>
+net::awaitable<HttpResult> HttpClient::send(http::request<Body> request) {
   request.version(11);
   request.set(http::field::host, upstream_.host_header());
   request.set(http::field::user_agent, "otlp-mlflow-proxy/" PROXY_VERSION);
@@ -234,8 +236,8 @@ net::awaitable<beast::error_code> HttpClient::read_pending_alert(TlsStream& stre
   co_return beast::error_code{};
 }
 
-template <class Stream>
-net::awaitable<HttpResult> HttpClient::exchange(Stream& stream, http::request<http::string_body>& request) {
+template <class Stream, class Body>
+net::awaitable<HttpResult> HttpClient::exchange(Stream& stream, http::request<Body>& request) {
   HttpResult result;
   beast::get_lowest_layer(stream).expires_after(options_.request_timeout);
   auto [write_ec, written] = co_await http::async_write(stream, request, kNoThrow);
@@ -272,7 +274,8 @@ net::awaitable<HttpResult> HttpClient::exchange(Stream& stream, http::request<ht
   co_return result;
 }
 
-net::awaitable<HttpResult> HttpClient::send_once(http::request<http::string_body>& request) {
+template <class Body>
+net::awaitable<HttpResult> HttpClient::send_once(http::request<Body>& request) {
   if (!connected()) {
     HttpResult connected_result = co_await connect();
     if (connected_result.error) co_return connected_result;
@@ -280,5 +283,8 @@ net::awaitable<HttpResult> HttpClient::send_once(http::request<http::string_body
   if (tls_stream_) co_return co_await exchange(*tls_stream_, request);
   co_return co_await exchange(*plain_stream_, request);
 }
+
+template net::awaitable<HttpResult> HttpClient::send(http::request<http::string_body>);
+template net::awaitable<HttpResult> HttpClient::send(http::request<SlicesBody>);
 
 }  // namespace proxy::exporter

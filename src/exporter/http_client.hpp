@@ -70,19 +70,22 @@ class HttpClient {
   HttpClient(boost::asio::any_io_executor executor, UpstreamUrl upstream, HttpClientOptions options);
 
   // Sends `request` (target, method, body and content headers set by the caller; Host, User-Agent
-  // and Authorization are added here).
-  boost::asio::awaitable<HttpResult> send(http::request<http::string_body> request);
+  // and Authorization are added here). Body: http::string_body, or SlicesBody for a body sent
+  // from buffers the caller keeps alive until the result.
+  template <class Body>
+  boost::asio::awaitable<HttpResult> send(http::request<Body> request);
 
   const UpstreamUrl& upstream() const { return upstream_; }
 
  private:
   using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
-  boost::asio::awaitable<HttpResult> send_once(http::request<http::string_body>& request);
+  template <class Body>
+  boost::asio::awaitable<HttpResult> send_once(http::request<Body>& request);
   boost::asio::awaitable<HttpResult> connect();
   boost::asio::awaitable<HttpResult> resolve(boost::asio::ip::tcp::resolver::results_type& endpoints);
-  template <class Stream>
-  boost::asio::awaitable<HttpResult> exchange(Stream& stream, http::request<http::string_body>& request);
+  template <class Stream, class Body>
+  boost::asio::awaitable<HttpResult> exchange(Stream& stream, http::request<Body>& request);
   static boost::asio::awaitable<boost::beast::error_code> read_pending_alert(TlsStream& stream);
   bool connected() const { return plain_stream_.has_value() || tls_stream_.has_value(); }
   void close();
