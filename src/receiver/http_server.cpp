@@ -86,7 +86,8 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   template <class Stream>
   net::awaitable<bool> await_request(Stream& stream, beast::flat_buffer& buffer, const std::string& peer);
   template <class Stream>
-  net::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, const std::string& peer);
+  net::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, std::string& body,
+                                     const std::string& peer);
   std::optional<Response> header_error_response(const Parser& parser, boost::system::error_code ec,
                                                 const std::string& peer);
   template <class Stream>
@@ -310,12 +311,13 @@ template <class Stream>
 net::awaitable<void> HttpServer::State::serve(Stream stream, std::string peer) {
   bump(stats.connections_open);
   beast::flat_buffer buffer;
+  std::string body;  // the request bodies' buffer, reused from request to request
   // Each co_await a statement of its own: with `while (co_await a && co_await b)`, GCC 12's
   // build went on serving a connection its client had closed.
   for (;;) {
     const bool arrived = co_await await_request(stream, buffer, peer);
     if (!arrived) break;
-    const bool keep_alive = co_await serve_request(stream, buffer, peer);
+    const bool keep_alive = co_await serve_request(stream, buffer, body, peer);
     if (!keep_alive) break;
   }
   co_await close_connection(stream);
@@ -339,12 +341,17 @@ net::awaitable<bool> HttpServer::State::await_request(Stream& stream, beast::fla
   co_return true;
 }
 
+// A connection's body buffer keeps its capacity for the next request up to this size: an
+// OTel SDK's 512-span batch of agent spans fits, and an idle connection holds no more.
+constexpr std::size_t kKeptBodyBytes = std::size_t{1} << 20;
+
 template <class Stream>
 net::awaitable<bool> HttpServer::State::serve_request(Stream& stream, beast::flat_buffer& buffer,
-                                                      const std::string& peer) {
+                                                      std::string& body, const std::string& peer) {
   // From the first byte on, the whole request must arrive within read_timeout.
   beast::get_lowest_layer(stream).expires_after(config.read_timeout);
-  Parser parser;
+  body.clear();
+  Parser parser(std::piecewise_construct, std::forward_as_tuple(std::move(body)));
   parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
   parser.body_limit(config.max_body_bytes);
 
@@ -369,6 +376,9 @@ net::awaitable<bool> HttpServer::State::serve_request(Stream& stream, beast::fla
   const bool body_read = co_await read_body(stream, buffer, parser, peer);
   if (!body_read) co_return false;
   const Response response = co_await handle(parser, std::get<AcceptedHeader>(checked), peer);
+  // The body's buffer goes back to the connection (the other ways out close it).
+  body = std::move(parser.get().body());
+  if (body.capacity() > kKeptBodyBytes) std::string().swap(body);
   const bool keep_alive = co_await write_answer(stream, response);
   co_return keep_alive;
 }

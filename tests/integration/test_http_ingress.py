@@ -294,6 +294,23 @@ def test_keep_alive_serves_many_requests_on_one_connection(proxy, fake_mlflow):
     fake_mlflow.wait_for_spans(20)
 
 
+def test_a_kept_connection_reuses_its_body_buffer_without_stale_bytes(proxy, fake_mlflow):
+    """A connection keeps its body buffer between requests: a small body after a large one must
+    be read as itself, not with the large one's tail (which would be a 400 or extra spans)."""
+    conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=30)
+    sent: list[str] = []
+    for spans in (300, 1, 40, 1, 300, 2):
+        request = make_request(spans)
+        sent += [span.span_id.hex() for rs in request.resource_spans
+                 for ss in rs.scope_spans for span in ss.spans]
+        response, body = post(proxy, request.SerializeToString(), conn=conn)
+        assert response.status == 200, body
+    conn.close()
+    assert sorted(fake_mlflow.wait_for_spans(len(sent))) == sorted(sent)
+    time.sleep(0.5)
+    assert sorted(fake_mlflow.delivered_span_ids()) == sorted(sent)
+
+
 def test_success_answers_are_exact_http_on_a_kept_connection(proxy, fake_mlflow):
     """The plain 200 is written from constant bytes: check them raw, for protobuf and JSON, and
     that the connection serves the next request (pipelined too) after each."""
