@@ -3,6 +3,7 @@
 // the protobuf decode of the same spans, which the policy follows on the hot path.
 //
 //   policy_bench [seconds per measurement, default 1] [structure: only the structure-kept rows]
+//                [one row of those, e.g. 40/mask/kept: for a per-row instruction count]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -180,13 +181,17 @@ void print(const char* what, const Result& result, double decode_ns) {
 
 // Structure-kept against whole-value masking on Koog chat spans (4 messages, system
 // instructions, the answer), short and ~1.5 KB texts.
-void bench_structure(double seconds, double decode_ns, policy::PolicyTally& tally) {
+void bench_structure(double seconds, double decode_ns, policy::PolicyTally& tally, std::string_view only = {}) {
   for (const std::size_t text_bytes : {std::size_t{40}, std::size_t{1500}}) {
     const std::string koog = make_koog_request(text_bytes);
     std::printf("Koog chat spans, %zu-byte texts: %zu bytes/span\n", text_bytes, koog.size() / kSpansPerRequest);
     double whole_ns = 0;
     for (const config::PolicyMode mode : {config::PolicyMode::mask, config::PolicyMode::hash}) {
       for (const bool keep : {false, true}) {
+        char row[32];
+        std::snprintf(row, sizeof row, "%zu/%s/%s", text_bytes, mode == config::PolicyMode::mask ? "mask" : "hash",
+                      keep ? "kept" : "whole");
+        if (!only.empty() && only != row) continue;
         config::PolicyConfig config;
         config.content = mode;
         config.keep_structure = keep;
@@ -197,7 +202,7 @@ void bench_structure(double seconds, double decode_ns, policy::PolicyTally& tall
         std::snprintf(name, sizeof name, "  %s, structure %s", mode == config::PolicyMode::mask ? "mask" : "hash",
                       keep ? "kept" : "whole");
         print(name, result, decode_ns);
-        if (keep) std::printf("  %-42s %.2fx whole-value\n", "", result.ns_per_span / whole_ns);
+        if (keep && whole_ns > 0) std::printf("  %-42s %.2fx whole-value\n", "", result.ns_per_span / whole_ns);
       }
     }
   }
@@ -224,7 +229,7 @@ int main(int argc, char** argv) {
               decode.ns_per_span);
   policy::PolicyTally tally;
   if (argc > 2 && std::string_view(argv[2]) == "structure") {
-    bench_structure(seconds, decode.ns_per_span, tally);
+    bench_structure(seconds, decode.ns_per_span, tally, argc > 3 ? std::string_view(argv[3]) : std::string_view{});
     return 0;
   }
 
