@@ -1,10 +1,12 @@
 // Structure-kept masking, per agent format, per fallback, and with role and part selectors.
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/json/parse.hpp>
 #include <catch2/catch.hpp>
 
+#include "config/values.hpp"
 #include "policy/json_structure.hpp"
 #include "policy/policy.hpp"
 #include "support.hpp"
@@ -329,4 +331,163 @@ TEST_CASE("the walker's output is valid JSON for odd but valid input", "[policy]
     CHECK(valid_json(out));
   }
   CHECK(masked("input.value", R"( [ 1 , -2.5e+3 , true , false , null , "" ] )") == R"([0,0,false,false,null,""])");
+}
+
+namespace {
+
+// Rewrites every leaf to "<mode>:<key>" and records what it was asked, so a test sees which
+// key and mode the walk had in force at each leaf.
+class RecordingRewriter final : public LeafRewriter {
+ public:
+  bool rewrite(PolicyMode mode, std::string_view key, std::string_view text, std::string& out) const override {
+    const std::string leaf = std::string(config::format_policy_mode(mode)) + ":" + std::string(key);
+    calls += leaf + "=" + std::string(text) + ";";
+    out += leaf;
+    return true;
+  }
+  mutable std::string calls;
+};
+
+struct Walked {
+  StructureResult result;
+  std::string out;
+};
+
+Walked walk_text(std::string_view text, const StructureOptions& options = {}, unsigned depth = 1,
+                 PolicyMode mode = PolicyMode::mask) {
+  Walked walked;
+  walked.out = "prefix";
+  walked.result = rewrite_structure(text, mode, options, RecordingRewriter{}, walked.out, depth);
+  if (walked.result.fallback == Fallback::none) walked.out.erase(0, 6);
+  return walked;
+}
+
+std::string nested_in(std::string_view open, std::string_view leaf, std::string_view close, unsigned levels) {
+  std::string text;
+  for (unsigned i = 0; i < levels; ++i) text += open;
+  text += leaf;
+  for (unsigned i = 0; i < levels; ++i) text += close;
+  return text;
+}
+
+std::uint32_t nested_count(const StructureResult& result, Fallback why) {
+  return result.nested[static_cast<std::size_t>(why)];
+}
+
+}  // namespace
+
+TEST_CASE("nesting exactly at max_depth is walked, one level more falls back", "[policy][structure]") {
+  for (const unsigned max_depth : {1u, 2u, 8u, 63u, 64u}) {
+    INFO(max_depth);
+    StructureOptions options;
+    options.max_depth = max_depth;
+    const Walked arrays = walk_text(nested_in("[", "1", "]", max_depth), options);
+    CHECK(arrays.result.fallback == Fallback::none);
+    CHECK(arrays.out == nested_in("[", "0", "]", max_depth));
+    CHECK(walk_text(nested_in("[", "1", "]", max_depth + 1), options).result.fallback == Fallback::too_deep);
+    const Walked objects = walk_text(nested_in(R"({"k":)", R"("v")", "}", max_depth), options);
+    CHECK(objects.result.fallback == Fallback::none);
+    CHECK(objects.out == nested_in(R"({"k":)", R"("mask:k")", "}", max_depth));
+    CHECK(walk_text(nested_in(R"({"k":)", "{}", "}", max_depth), options).result.fallback == Fallback::too_deep);
+    // The text's own depth counts: the same nesting one level further down no longer fits.
+    CHECK(walk_text(nested_in("[", "1", "]", max_depth), options, 2).result.fallback == Fallback::too_deep);
+    if (max_depth > 1) {
+      CHECK(walk_text(nested_in("[", "1", "]", max_depth - 1), options, 2).result.fallback == Fallback::none);
+    }
+  }
+}
+
+TEST_CASE("JSON inside a string is walked from the string's depth", "[policy][structure]") {
+  StructureOptions options;
+  options.max_depth = 3;
+  // The string is at depth 2: its JSON may open containers at depths 2 and 3.
+  const Walked fits = walk_text(R"({"a":"[[1,\"x\"]]"})", options);
+  CHECK(fits.result.fallback == Fallback::none);
+  CHECK(fits.out == R"({"a":"[[0,\"mask:\"]]"})");
+  CHECK(fits.result.rewritten == 2);
+  // One level more: that string is rewritten whole and the nested fallback counted; the rest stays.
+  const Walked deep = walk_text(R"({"a":"[[[1]]]","name":"n","b":"t"})", options);
+  CHECK(deep.result.fallback == Fallback::none);
+  CHECK(deep.out == R"({"a":"mask:a","name":"n","b":"mask:b"})");
+  CHECK(nested_count(deep.result, Fallback::too_deep) == 1);
+  // A string in a container at max_depth holds JSON one level below it: no room for a container.
+  const Walked bottom = walk_text(R"([[["[1]","{}","[]",1]]])", options);
+  CHECK(bottom.result.fallback == Fallback::none);
+  CHECK(bottom.out == R"([[["mask:","mask:","mask:",0]]])");
+  CHECK(nested_count(bottom.result, Fallback::too_deep) == 3);
+  // JSON in a string in a string is a plain leaf: the walk goes one string deep.
+  const Walked twice = walk_text(R"(["[\"[1]\"]"])", options);
+  CHECK(twice.out == R"(["[\"mask:\"]"])");
+  // The nested walk's other fallbacks are counted by reason too.
+  const Walked broken = walk_text(R"(["[1,]","{\"a\":\"\\udc00\"}"])", options);
+  CHECK(broken.result.fallback == Fallback::none);
+  CHECK(nested_count(broken.result, Fallback::not_json) == 1);
+  CHECK(nested_count(broken.result, Fallback::invalid_utf8) == 1);
+}
+
+TEST_CASE("escapes at the ends of strings and of the text", "[policy][structure]") {
+  CHECK(walk_text(R"(["a\\"])").out == R"(["mask:"])");
+  CHECK(walk_text(R"(["\""])").out == R"(["mask:"])");
+  CHECK(walk_text(R"(["\ud83d\ude00"])").out == R"(["mask:"])");
+  CHECK(walk_text(R"({"name":"\ud83d\ude00"})").out == R"({"name":"\ud83d\ude00"})");
+  CHECK(walk_text(R"({"\u0041":"x"})").out == R"({"\u0041":"mask:\\u0041"})");
+  for (const char* cut : {R"(["\)", R"(["\u)", R"(["\u12)", R"(["\u123)", R"(["\u1234)", R"(["a\")",
+                          R"(["\x"])", R"(["\u12G4"])"}) {
+    INFO(cut);
+    CHECK(walk_text(cut).result.fallback == Fallback::not_json);
+  }
+  for (const char* lone : {R"(["\ud83d"])", R"(["\ude00"])", R"({"name":"\ud83d"})", R"({"\udc00":1})",
+                           R"(["\ud83d\u0041"])"}) {
+    INFO(lone);
+    CHECK(walk_text(lone).result.fallback == Fallback::invalid_utf8);
+  }
+}
+
+TEST_CASE("empty containers, whitespace and top-level scalars", "[policy][structure]") {
+  for (const char* empty : {"[]", "{}", "[[],{}]", R"({"a":{},"b":[]})", " [ ] ", "{ }", "[ [ ] , { } ]",
+                            "[[[]]]", R"({"a":{"b":{}}})"}) {
+    INFO(empty);
+    const Walked walked = walk_text(empty);
+    CHECK(walked.result.fallback == Fallback::none);
+    CHECK(walked.result.rewritten == 0);
+  }
+  CHECK(walk_text(" [ [ ] , { } ] ").out == "[[],{}]");
+  CHECK(walk_text("\t{ \"a\" :\n[ 1 ,\r\"x\" ] , \"name\" : \"n\" }\n").out == R"({"a":[0,"mask:"],"name":"n"})");
+  for (const char* scalar : {R"("x")", "1", "true", "null", "", "   "}) {
+    INFO(scalar);
+    CHECK(walk_text(scalar).result.fallback == Fallback::not_json);
+  }
+  for (const char* bad : {"[}", "{]", "[1,]", R"({"a":1,})", R"({"a" 1})", "{1:2}", "[1 2]", "[[1]]]", "[[1]",
+                          "[", "{", R"({"a")", R"({"a":)", "[tru]", "[nul]", "[-]", "[1.]", "[1e]", "[01]", "[] []"}) {
+    INFO(bad);
+    CHECK(walk_text(bad).result.fallback == Fallback::not_json);
+  }
+}
+
+TEST_CASE("after a container closes, the next member has its own key and the outer mode",
+          "[policy][structure][selectors]") {
+  const Walked keys = walk_text(R"({"a":{"b":[1,{"c":"x"}]},"name":"n","d":"y","e":[true],"id":7})");
+  CHECK(keys.out == R"({"a":{"b":[0,{"c":"mask:c"}]},"name":"n","d":"mask:d","e":[false],"id":7})");
+  const std::vector<config::ModeByName> roles{{"user", PolicyMode::hash}, {"system", PolicyMode::truncate}};
+  StructureOptions options;
+  options.roles = roles;
+  const Walked modes = walk_text(
+      R"([{"role":"user","a":"1","x":{"role":"system","b":"2","y":{"c":"3"}},"d":"4"},{"e":"5"},"6"])", options);
+  CHECK(modes.out ==
+        R"([{"role":"user","a":"hash:a","x":{"role":"system","b":"truncate:b","y":{"c":"truncate:c"}},)"
+        R"("d":"hash:d"},{"e":"mask:e"},"mask:"])");
+}
+
+TEST_CASE("a failed walk still reports what it rewrote and the nested fallbacks before the error",
+          "[policy][structure]") {
+  const Walked walked = walk_text(R"(["[1,]","x",{"a":"y"},[[[[[[[[[1]]]]]]]]]])");
+  CHECK(walked.result.fallback == Fallback::too_deep);
+  CHECK(walked.out == "prefix");
+  CHECK(walked.result.rewritten == 3);
+  CHECK(nested_count(walked.result, Fallback::not_json) == 1);
+  // Invalid UTF-8 anywhere in the text is the reason given, with nothing counted.
+  const Walked utf8 = walk_text("[\"[1,]\",[[[[[[[[[1]]]]]]]]],\"\xff\"]");
+  CHECK(utf8.result.fallback == Fallback::invalid_utf8);
+  CHECK(utf8.result.rewritten == 0);
+  CHECK(nested_count(utf8.result, Fallback::not_json) == 0);
 }
