@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -12,15 +13,22 @@ namespace {
 
 using config::PolicyMode;
 
+// `key`, whose length the caller checked, is `word`: a fixed-size compare the compiler turns
+// into a load or two (string_view's == was a call per name).
+template <std::size_t N>
+[[gnu::always_inline]] inline bool is_word(std::string_view key, const char (&word)[N]) {
+  return std::memcmp(key.data(), word, N - 1) == 0;
+}
+
 // The GenAI / OpenAI names, and Koog's "tool" (the tool's name in its node inputs and outputs).
-// Asked for every member's key: the length picks the one or few names to compare.
-bool is_builtin_structural_key(std::string_view key) {
+// Asked for every scalar member's key: the length picks the one or few names to compare.
+[[gnu::always_inline]] inline bool is_builtin_structural_key(std::string_view key) {
   switch (key.size()) {
-    case 2: return key == "id";
-    case 4: return key == "role" || key == "type" || key == "name" || key == "tool";
-    case 5: return key == "model";
-    case 12: return key == "tool_call_id";
-    case 13: return key == "finish_reason";
+    case 2: return is_word(key, "id");
+    case 4: return is_word(key, "role") || is_word(key, "type") || is_word(key, "name") || is_word(key, "tool");
+    case 5: return is_word(key, "model");
+    case 12: return is_word(key, "tool_call_id");
+    case 13: return is_word(key, "finish_reason");
     default: return false;
   }
 }
@@ -30,13 +38,24 @@ bool is_space(char c) {
   return static_cast<unsigned char>(c) <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
 }
 
-// is_structural_key, here to be inlined into the walk, which asks it of every member.
-inline bool is_structural(const StructureOptions& options, std::string_view key) {
+// is_structural_key, here to be inlined into the walk, which asks it of every scalar member.
+[[gnu::always_inline]] inline bool is_structural(const StructureOptions& options, std::string_view key) {
   return is_builtin_structural_key(key) ||
          (options.structural_keys != nullptr && options.structural_keys->find(key) != nullptr);
 }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// What a byte is to the walker between tokens.
+enum ByteClass : std::uint8_t { kOther, kSpace };
+
+constexpr std::array<ByteClass, 256> make_byte_classes() {
+  std::array<ByteClass, 256> classes{};
+  for (const char c : {' ', '\t', '\n', '\r'}) classes[static_cast<unsigned char>(c)] = kSpace;
+  return classes;
+}
+
+constexpr std::array<ByteClass, 256> kByteClass = make_byte_classes();
 
 bool equals_ignoring_case(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -82,29 +101,44 @@ std::size_t skip_ascii(std::string_view text, std::size_t i) {
   return i;
 }
 
-// The first byte at or after `i` that a JSON string cannot hold as it is: '"', '\\' or a control
-// byte; with `non_ascii`, also the first byte >= 0x80 (for a UTF-8 check). text.size() when none.
-std::size_t next_special(std::string_view text, std::size_t i, bool non_ascii) {
 #if defined(__SSE2__)
-  const __m128i quote = _mm_set1_epi8('"');
-  const __m128i backslash = _mm_set1_epi8('\\');
+// Bit k set: byte k of the 16 at `p` is '"', '\\', a control byte or (`high` 0xFFFF) >= 0x80.
+[[gnu::always_inline]] inline unsigned special_bits(const char* p, int high) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   const __m128i control = _mm_set1_epi8(0x1F);
+  const __m128i low = _mm_cmpeq_epi8(_mm_max_epu8(v, control), control);  // v <= 0x1F
+  const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+  const __m128i hit = _mm_or_si128(_mm_or_si128(quote, _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))), low);
+  return static_cast<unsigned>(_mm_movemask_epi8(hit) | (_mm_movemask_epi8(v) & high));
+}
+#endif
+
+// The first byte in [p, end) that a JSON string cannot hold as it is: '"', '\\' or a control
+// byte; with `non_ascii`, also the first byte >= 0x80 (for a UTF-8 check). `end` when none.
+// `begin` is where the text starts: the last partial block is read as the text's last 16 bytes.
+[[gnu::always_inline]] inline const char* find_special(const char* p, const char* begin, const char* end,
+                                                       bool non_ascii) {
+#if defined(__SSE2__)
   const int high = non_ascii ? 0xFFFF : 0;
-  while (i + 16 <= text.size()) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
-    const __m128i low = _mm_cmpeq_epi8(_mm_max_epu8(v, control), control);  // v <= 0x1F
-    const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), low);
-    if (const int mask = _mm_movemask_epi8(hit) | (_mm_movemask_epi8(v) & high); mask != 0) {
-      return i + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
-    }
-    i += 16;
+  for (; end - p >= 16; p += 16) {
+    if (const unsigned bits = special_bits(p, high); bits != 0) return p + __builtin_ctz(bits);
+  }
+  if (p < end && end - begin >= 16) {
+    const char* last = end - 16;  // before p: bytes already scanned, shifted out
+    const unsigned bits = special_bits(last, high) >> (p - last);
+    return bits != 0 ? p + __builtin_ctz(bits) : end;
   }
 #endif
-  for (; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\' || c < 0x20 || (non_ascii && c >= 0x80)) return i;
+  for (; p < end; ++p) {
+    const auto c = static_cast<unsigned char>(*p);
+    if (c == '"' || c == '\\' || c < 0x20 || (non_ascii && c >= 0x80)) return p;
   }
-  return text.size();
+  return end;
+}
+
+std::size_t next_special(std::string_view text, std::size_t i, bool non_ascii) {
+  const char* begin = text.data();
+  return static_cast<std::size_t>(find_special(begin + i, begin, begin + text.size(), non_ascii) - begin);
 }
 
 bool valid_utf8(std::string_view text) {
@@ -165,6 +199,14 @@ bool zeroes_scalars(PolicyMode mode) {
   return mode == PolicyMode::mask || mode == PolicyMode::hash || mode == PolicyMode::hmac;
 }
 
+// looks_like_json for a string leaf, which mostly starts with a letter: one look-up decides.
+[[gnu::always_inline]] inline bool starts_like_json(std::string_view text) {
+  if (text.empty()) return false;
+  const char first = text.front();
+  if (first == '{' || first == '[') return true;
+  return kByteClass[static_cast<unsigned char>(first)] == kSpace && looks_like_json(text);
+}
+
 // Scratch buffers per nesting level (the text itself, a string inside it): reused, so a walk
 // allocates nothing once they have grown to the largest value seen.
 struct Scratch {
@@ -193,16 +235,24 @@ class Walker {
  public:
   Walker(std::string_view in, const StructureOptions& options, const LeafRewriter& rewriter,
          std::string& out, unsigned level)
-      : in_(in), options_(options), rewriter_(rewriter), out_(out), level_(level), scratch_(scratch()) {
+      : in_(in),
+        options_(options),
+        rewriter_(rewriter),
+        out_(out),
+        level_(level),
+        scratch_(scratch()),
+        max_depth_(std::min(options.max_depth, kMaxStructureDepth)) {
     out_.reserve(out_.size() + in_.size());  // masked text is mostly shorter than the text
   }
 
   Fallback run(PolicyMode mode, unsigned depth) {
-    skip_space();
-    if (!value(mode, depth, {}, false)) return error_;
-    skip_space();
-    if (pos_ != in_.size()) return Fallback::not_json;
-    flush(pos_);
+    mode_ = mode;
+    base_depth_ = depth;
+    const char* p = values(skip_space(begin_));
+    if (p == nullptr) return error_;
+    p = skip_space(p);
+    if (p != end_) return Fallback::not_json;
+    flush(p);
     return Fallback::none;
   }
 
@@ -210,104 +260,143 @@ class Walker {
   std::uint32_t rewritten() const { return rewritten_; }
 
  private:
-  bool fail(Fallback why) {
+  // An open container: the byte that closes it, and the mode of the values around it (back in
+  // force once it closes).
+  struct Frame {
+    char closing;
+    PolicyMode outer;
+  };
+
+  // The token functions take the position and return the one after what they read, or null at
+  // an error (flagged): the position stays in a register through the walk.
+  const char* fail(Fallback why) {
     error_ = why;
-    return false;
+    return nullptr;
   }
-  bool at_end() const { return pos_ >= in_.size(); }
-  char peek() const { return at_end() ? '\0' : in_[pos_]; }
+  char at(const char* p) const { return p != end_ ? *p : '\0'; }
   // The output is the input less the whitespace between tokens, with rewritten leaves replaced:
   // what stays is copied in runs, each when the output is about to differ from the input.
-  void flush(std::size_t end) {
-    out_.append(in_.data() + copied_, end - copied_);
+  void flush(const char* end) {
+    out_.append(copied_, end);
     copied_ = end;
   }
-  void skip_space() {
-    if (at_end() || !is_space(in_[pos_])) return;
-    flush(pos_);
-    while (!at_end() && is_space(in_[pos_])) ++pos_;
-    copied_ = pos_;
+  // Compact JSON has no whitespace between tokens: one table look-up, the run out of line.
+  [[gnu::always_inline]] const char* skip_space(const char* p) {
+    return p != end_ && kByteClass[static_cast<unsigned char>(*p)] == kSpace ? space_run(p) : p;
+  }
+  [[gnu::noinline]] const char* space_run(const char* p) {
+    flush(p);
+    while (p != end_ && kByteClass[static_cast<unsigned char>(*p)] == kSpace) ++p;
+    copied_ = p;
+    return p;
   }
 
-  bool value(PolicyMode mode, unsigned depth, std::string_view key, bool structural) {
+  // The walk, one loop: each step reads a value (a scalar, or a container's opening) and moves
+  // on to the next one. The open containers are on frames_, not on the call stack. Returns the
+  // position after the text's value, or null.
+  const char* values(const char* p) {
+    do {
+      p = value(p);
+    } while (p != nullptr);
+    return error_ == Fallback::none ? done_ : nullptr;
+  }
+
+  // The nesting level of the value at hand (the text itself is at base_depth_).
+  unsigned depth() const { return base_depth_ + open_; }
+
+  // The value at `p` (whitespace before it skipped here: compact JSON has none); returns the
+  // position of the next value, or null (done_ set when the text's value is complete).
+  [[gnu::always_inline]] const char* value(const char* p) {
     // Tests in the order of how often each comes, not a jump table: an indirect jump on the
     // kind of every value mispredicts more than these do.
-    const char c = peek();
-    if (c == '"') return string_leaf(mode, depth, key, structural);
-    if (c == '{') return object(mode, depth);
-    if (c == '[') return array(mode, depth);
-    if (c == 't') return literal("true", mode, structural);
-    if (c == 'f') return literal("false", mode, structural);
-    if (c == 'n') return literal("null", PolicyMode::verbose, true);
-    return number(mode, structural);
-  }
-
-  bool enter(unsigned depth) {
-    if (depth > options_.max_depth) return fail(Fallback::too_deep);
-    ++pos_;
-    skip_space();
-    return true;
-  }
-
-  bool object(PolicyMode mode, unsigned depth) {
-    const PolicyMode own = selected_mode(mode);
-    if (!enter(depth)) return false;
-    if (peek() == '}') return close();
     for (;;) {
-      if (peek() != '"') return fail(Fallback::not_json);
-      const std::size_t key_start = pos_;
-      if (!string_end()) return false;
-      const std::string_view key = in_.substr(key_start + 1, pos_ - key_start - 2);
-      if (!copyable(key)) return fail(Fallback::invalid_utf8);
-      skip_space();
-      if (peek() != ':') return fail(Fallback::not_json);
-      ++pos_;
-      skip_space();
-      if (!value(own, depth + 1, key, !key.empty() && is_structural(options_, key))) return false;
-      if (!next_member('}')) return !error_flagged() && close();
+      const char c = at(p);
+      if (c == '"') return next_value(string_leaf(p));
+      if (c == '{') return open(p, true);
+      if (c == '[') return open(p, false);
+      if (c == 't') return next_value(literal(p, "true"));
+      if (c == 'f') return next_value(literal(p, "false"));
+      if (c == 'n') return next_value(null(p));
+      if (kByteClass[static_cast<unsigned char>(c)] != kSpace) return next_value(number(p));
+      p = space_run(p);
     }
   }
 
-  bool array(PolicyMode mode, unsigned depth) {
-    if (!enter(depth)) return false;
-    if (peek() == ']') return close();
-    for (;;) {
-      if (!value(mode, depth + 1, {}, false)) return false;
-      if (!next_member(']')) return !error_flagged() && close();
-    }
+  // At '{' or '[': the container is entered; returns its first value's position (its key read),
+  // or, when it is empty, closes it and moves on.
+  const char* open(const char* p, bool object) {
+    const PolicyMode own = object ? selected_mode(p, mode_) : mode_;
+    if (depth() > max_depth_) return fail(Fallback::too_deep);
+    const char closing = object ? '}' : ']';
+    frames_[open_++] = {closing, mode_};
+    mode_ = own;
+    p = skip_space(p + 1);
+    if (at(p) == closing) return next_value(close(p));
+    return member_start(p, object);
   }
 
-  // After a member: true at a ',' (consumed, more follow), false at the closing bracket or an
-  // error (flagged).
-  bool next_member(char closing) {
-    skip_space();
-    if (peek() == ',') {
-      ++pos_;
-      skip_space();
-      return true;
-    }
-    if (peek() != closing) error_ = Fallback::not_json;
-    return false;
-  }
-  bool error_flagged() const { return error_ != Fallback::none; }
-  bool close() {
-    ++pos_;
-    return true;
+  const char* close(const char* p) {
+    mode_ = frames_[--open_].outer;
+    return p + 1;
   }
 
-  PolicyMode selected_mode(PolicyMode mode) const {
+  // After a value that ended at `p` (null: it failed): closes what ends here; the position of
+  // the next value (its key read) after a ','; null when the text's value is complete (done_
+  // holds where) or at an error (flagged).
+  [[gnu::always_inline]] const char* next_value(const char* p) {
+    if (p == nullptr) return nullptr;
+    while (open_ > 0) {
+      const char c = at(p);
+      const char closing = frames_[open_ - 1].closing;
+      if (c == ',') return member_start(p + 1, closing == '}');
+      if (c == closing) {
+        p = close(p);
+      } else {
+        if (kByteClass[static_cast<unsigned char>(c)] != kSpace) return fail(Fallback::not_json);
+        p = space_run(p);
+      }
+    }
+    done_ = p;
+    return nullptr;
+  }
+
+  // A member's key and ':' in an object; no key in an array.
+  [[gnu::always_inline]] const char* member_start(const char* p, bool object) {
+    key_ = {};
+    return object ? member_key(p) : p;
+  }
+
+  // The key and ':' at `p`; the value's position. Whitespace is looked for only where the
+  // expected byte is not.
+  [[gnu::always_inline]] const char* member_key(const char* p) {
+    if (at(p) != '"') p = skip_space(p);
+    if (at(p) != '"') return fail(Fallback::not_json);
+    const char* start = p;
+    p = string_end(p);
+    if (p == nullptr) return nullptr;
+    key_ = std::string_view(start + 1, static_cast<std::size_t>(p - start - 2));
+    if (!copyable(key_)) return fail(Fallback::invalid_utf8);
+    if (at(p) != ':') p = skip_space(p);
+    if (at(p) != ':') return fail(Fallback::not_json);
+    return p + 1;
+  }
+
+  // Asked only of scalars: a container's key changes nothing.
+  [[gnu::always_inline]] bool structural() const { return !key_.empty() && is_structural(options_, key_); }
+
+  PolicyMode selected_mode(const char* p, PolicyMode mode) const {
     if (options_.roles.empty() && options_.parts.empty()) return mode;
-    const Members members = scan_members();
+    const Members members = scan_members(offset(p));
     if (const auto* part = find_selector(options_.parts, members.type)) return part->mode;
     if (const auto* role = find_selector(options_.roles, members.role)) return role->mode;
     return mode;
   }
 
-  // Finds the object's own "role" and "type" string members; a light scan that trusts the walk
-  // after it to reject malformed input.
-  Members scan_members() const {
+  // Finds the own "role" and "type" string members of the object at `open`; a light scan that
+  // trusts the walk after it to reject malformed input.
+  Members scan_members(std::size_t open) const {
     Members members;
-    std::size_t i = pos_ + 1;
+    std::size_t i = open + 1;
     int depth = 1;
     bool key_next = true;
     while (i < in_.size() && depth > 0) {
@@ -327,6 +416,8 @@ class Walker {
     }
     return members;
   }
+
+  std::size_t offset(const char* p) const { return static_cast<std::size_t>(p - begin_); }
 
   // One member whose key spans [start, end): records role/type; returns where scanning goes on.
   std::size_t scan_member(std::size_t start, std::size_t end, Members& members) const {
@@ -349,60 +440,65 @@ class Walker {
     return std::string_view::npos;
   }
 
-  // Moves past a string token, checking its escapes and its UTF-8; false (flagged) when it is not
+  // Past the string token at `p`, its escapes and its UTF-8 checked; null (flagged) when it is not
   // valid. Notes whether it holds escapes: most strings have none and are used as written.
-  bool string_end() {
-    ++pos_;
+  [[gnu::always_inline]] const char* string_end(const char* p) {
+    ++p;
     escaped_ = false;
     for (;;) {
-      pos_ = next_special(in_, pos_, true);
-      if (at_end()) return fail(Fallback::not_json);
-      const auto c = static_cast<unsigned char>(in_[pos_]);
-      if (c == '"') {
-        ++pos_;
-        return true;
-      }
-      if (c >= 0x80) {
-        const std::size_t length = utf8_sequence(in_, pos_);
-        if (length == 0) return fail(Fallback::invalid_utf8);
-        pos_ += length;
-        continue;
-      }
-      if (c != '\\') return fail(Fallback::not_json);
-      if (!valid_escape()) return false;
-      escaped_ = true;
-      ++pos_;
+      p = find_special(p, begin_, end_, true);
+      if (p == end_) return fail(Fallback::not_json);
+      if (*p == '"') return p + 1;
+      p = special_in_string(p);
+      if (p == nullptr) return nullptr;
     }
   }
 
-  // At a backslash: leaves pos_ on the escape's last character.
-  bool valid_escape() {
-    ++pos_;
-    if (at_end()) return fail(Fallback::not_json);
-    const char e = in_[pos_];
-    if (e != 'u') {
-      return std::string_view("\"\\/bfnrt").find(e) != std::string_view::npos || fail(Fallback::not_json);
+  // At a byte >= 0x80, a backslash or a control byte inside a string: past the UTF-8 sequence or
+  // escape, or null.
+  const char* special_in_string(const char* p) {
+    const auto c = static_cast<unsigned char>(*p);
+    if (c >= 0x80) {
+      const std::size_t length = utf8_sequence(in_, offset(p));
+      return length != 0 ? p + length : fail(Fallback::invalid_utf8);
     }
-    if (pos_ + 4 >= in_.size()) return fail(Fallback::not_json);
+    if (c != '\\') return fail(Fallback::not_json);
+    escaped_ = true;
+    return escape_end(p + 1);
+  }
+
+  // Past the escape whose letter is at `p`, or null.
+  const char* escape_end(const char* p) {
+    if (p == end_) return fail(Fallback::not_json);
+    if (*p != 'u') {
+      return std::string_view("\"\\/bfnrt").find(*p) != std::string_view::npos ? p + 1 : fail(Fallback::not_json);
+    }
+    if (end_ - p <= 4) return fail(Fallback::not_json);
     for (int k = 1; k <= 4; ++k) {
-      if (!std::isxdigit(static_cast<unsigned char>(in_[pos_ + k]))) return fail(Fallback::not_json);
+      if (!std::isxdigit(static_cast<unsigned char>(p[k]))) return fail(Fallback::not_json);
     }
-    pos_ += 4;
-    return true;
+    return p + 5;
   }
 
-  bool string_leaf(PolicyMode mode, unsigned depth, std::string_view key, bool structural) {
-    const std::size_t start = pos_;
-    if (!string_end()) return false;
-    std::string_view text = in_.substr(start + 1, pos_ - start - 2);
-    if (structural || mode == PolicyMode::verbose) return copyable(text) || fail(Fallback::invalid_utf8);
+  [[gnu::always_inline]] const char* string_leaf(const char* p) {
+    const char* start = p;
+    p = string_end(p);
+    if (p == nullptr) return nullptr;
+    const std::string_view text(start + 1, static_cast<std::size_t>(p - start - 2));
+    if (mode_ == PolicyMode::verbose || structural()) return copyable(text) ? p : fail(Fallback::invalid_utf8);
+    return rewrite_leaf(start, p, text);
+  }
+
+  // The string leaf from `start` to `end`, whose inside is `text` as written.
+  const char* rewrite_leaf(const char* start, const char* end, std::string_view text) {
     if (escaped_) {
       std::string& unescaped = scratch_.unescaped[level_];
       if (!unescape(text, unescaped)) return fail(Fallback::invalid_utf8);
       text = unescaped;
     }
-    if (level_ == 0 && looks_like_json(text) && nested(text, mode, depth, start)) return true;
-    return leaf_text(mode, key, text, start);
+    if (level_ == 0 && starts_like_json(text) && nested(text, start, end)) return end;
+    leaf_text(text, start, end);
+    return end;
   }
 
   // The string just scanned, copied as written, must not carry a lone surrogate escape
@@ -410,10 +506,10 @@ class Walker {
   bool copyable(std::string_view text) { return !escaped_ || unescape(text, scratch_.unescaped[level_]); }
 
   // A string holding JSON, walked once more and written back as a string.
-  bool nested(std::string_view text, PolicyMode mode, unsigned depth, std::size_t start) {
+  bool nested(std::string_view text, const char* start, const char* end) {
     std::string& inner = scratch_.nested;
     inner.clear();
-    const StructureResult result = walk(text, mode, options_, rewriter_, inner, depth, 1);
+    const StructureResult result = walk(text, mode_, options_, rewriter_, inner, depth(), 1);
     if (result.fallback != Fallback::none) {
       ++nested_fallbacks_[static_cast<std::size_t>(result.fallback)];
       return false;
@@ -423,32 +519,32 @@ class Walker {
     out_ += '"';
     append_escaped(out_, inner);
     out_ += '"';
-    copied_ = pos_;
+    copied_ = end;
     return true;
   }
 
-  // The replacement of the string leaf starting at `start` goes straight into the output.
-  bool leaf_text(PolicyMode mode, std::string_view key, std::string_view text, std::size_t start) {
-    if (text.empty()) return true;
+  // The replacement of the string leaf from `start` to `end` goes straight into the output.
+  void leaf_text(std::string_view text, const char* start, const char* end) {
+    if (text.empty()) return;
     flush(start);
     out_ += '"';
     const std::size_t from = out_.size();
-    if (!rewriter_.rewrite(mode, key, text, out_)) {
+    if (!rewriter_.rewrite(mode_, key_, text, out_)) {
       out_.resize(from - 1);  // kept: copied as written with the run around it
-      return true;
+      return;
     }
     escape_tail(from);
     out_ += '"';
-    copied_ = pos_;
+    copied_ = end;
     ++rewritten_;
-    return true;
   }
 
   // Escapes what the rewriter appended from `from` on, if it holds a byte that needs it (rare:
   // a truncated or redacted text with quotes or newlines).
   void escape_tail(std::size_t from) {
+    const char* written_end = out_.data() + out_.size();
+    if (find_special(out_.data() + from, out_.data() + from, written_end, false) == written_end) return;
     const std::string_view written = std::string_view(out_).substr(from);
-    if (next_special(written, 0, false) == written.size()) return;
     std::string& replacement = scratch_.replacement;
     replacement.assign(written);
     out_.resize(from);
@@ -503,42 +599,49 @@ class Walker {
     return code;
   }
 
-  bool literal(std::string_view word, PolicyMode mode, bool structural) {
-    if (in_.substr(pos_, word.size()) != word) return fail(Fallback::not_json);
-    const std::size_t start = pos_;
-    pos_ += word.size();
-    if (!structural && zeroes_scalars(mode) && word == "true") replace_scalar(start, "false");
-    return true;
+  bool starts_with(const char* p, std::string_view word) const {
+    return std::string_view(p, static_cast<std::size_t>(end_ - p)).starts_with(word);
   }
 
-  // The scalar from `start` to here is written as `with`.
-  void replace_scalar(std::size_t start, std::string_view with) {
+  const char* literal(const char* p, std::string_view word) {
+    if (!starts_with(p, word)) return fail(Fallback::not_json);
+    if (word[0] == 't' && zeroes_scalars(mode_) && !structural()) replace_scalar(p, p + 4, "false");
+    return p + word.size();
+  }
+
+  // null is kept whatever the mode and the key.
+  const char* null(const char* p) { return starts_with(p, "null") ? p + 4 : fail(Fallback::not_json); }
+
+  // The scalar from `start` to `end` is written as `with`.
+  void replace_scalar(const char* start, const char* end, std::string_view with) {
     flush(start);
     out_.append(with);
-    copied_ = pos_;
+    copied_ = end;
     ++rewritten_;
   }
 
   // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-  bool number(PolicyMode mode, bool structural) {
-    const std::size_t start = pos_;
-    if (peek() == '-') ++pos_;
-    if (peek() == '0') ++pos_;
-    else if (!digits()) return fail(Fallback::not_json);
-    if (peek() == '.' && (++pos_, !digits())) return fail(Fallback::not_json);
-    if (peek() == 'e' || peek() == 'E') {
-      ++pos_;
-      if (peek() == '+' || peek() == '-') ++pos_;
-      if (!digits()) return fail(Fallback::not_json);
+  const char* number(const char* start) {
+    const char* p = start;
+    if (at(p) == '-') ++p;
+    if (at(p) == '0') ++p;
+    else if (!digits(p)) return fail(Fallback::not_json);
+    if (at(p) == '.' && !digits(++p)) return fail(Fallback::not_json);
+    if (at(p) == 'e' || at(p) == 'E') {
+      ++p;
+      if (at(p) == '+' || at(p) == '-') ++p;
+      if (!digits(p)) return fail(Fallback::not_json);
     }
-    if (!structural && zeroes_scalars(mode) && in_.substr(start, pos_ - start) != "0") replace_scalar(start, "0");
-    return true;
+    const bool zero = p - start == 1 && *start == '0';
+    if (!zero && zeroes_scalars(mode_) && !structural()) replace_scalar(start, p, "0");
+    return p;
   }
 
-  bool digits() {
-    const std::size_t start = pos_;
-    while (is_digit(peek())) ++pos_;
-    return pos_ > start;
+  // Moves `p` past a run of digits; false when there is none.
+  bool digits(const char*& p) const {
+    const char* start = p;
+    while (is_digit(at(p))) ++p;
+    return p > start;
   }
 
   std::string_view in_;
@@ -547,10 +650,18 @@ class Walker {
   std::string& out_;
   unsigned level_;
   Scratch& scratch_;
-  std::size_t pos_ = 0;
-  std::size_t copied_ = 0;  // the input before this offset is in the output (or left out)
-  bool escaped_ = false;    // the string last scanned holds escapes
+  unsigned max_depth_;
+  const char* begin_ = in_.data();
+  const char* end_ = in_.data() + in_.size();
+  const char* copied_ = in_.data();  // the input before this is in the output (or left out)
+  const char* done_ = nullptr;       // where the text's value ended
+  bool escaped_ = false;             // the string last scanned holds escapes
   Fallback error_ = Fallback::none;
+  PolicyMode mode_ = PolicyMode::verbose;  // the mode of the value at hand
+  std::string_view key_;                   // its key as written; empty in an array
+  unsigned base_depth_ = 1;
+  unsigned open_ = 0;
+  std::array<Frame, kMaxStructureDepth + 1> frames_;  // depth 0 to kMaxStructureDepth
   std::array<std::uint32_t, kFallbackCount> nested_fallbacks_{};
   std::uint32_t rewritten_ = 0;
 };

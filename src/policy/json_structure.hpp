@@ -30,6 +30,10 @@ enum class Fallback : std::uint8_t { none, not_json, too_deep, too_large, invali
 inline constexpr std::size_t kFallbackCount = 5;
 std::string_view fallback_name(Fallback fallback);
 
+// The deepest nesting a walk follows (the config's limit for max_depth); a larger max_depth
+// counts as this.
+inline constexpr unsigned kMaxStructureDepth = 64;
+
 struct StructureOptions {
   unsigned max_depth = 8;
   std::size_t max_bytes = 256 * 1024;

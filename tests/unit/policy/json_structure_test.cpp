@@ -397,6 +397,17 @@ TEST_CASE("nesting exactly at max_depth is walked, one level more falls back", "
   }
 }
 
+TEST_CASE("a max_depth past the config's limit counts as that limit", "[policy][structure]") {
+  StructureOptions options;
+  options.max_depth = 1000;
+  CHECK(walk_text(nested_in("[", "1", "]", kMaxStructureDepth), options).result.fallback == Fallback::none);
+  CHECK(walk_text(nested_in("[", "1", "]", kMaxStructureDepth + 1), options).result.fallback == Fallback::too_deep);
+  CHECK(walk_text(nested_in("[", "1", "]", 500), options).result.fallback == Fallback::too_deep);
+  // A walk asked to start deeper than the limit has no room for a container at all.
+  CHECK(walk_text("[1]", options, kMaxStructureDepth + 1).result.fallback == Fallback::too_deep);
+  CHECK(walk_text(nested_in("[", "1", "]", kMaxStructureDepth + 1), options, 0).result.fallback == Fallback::none);
+}
+
 TEST_CASE("JSON inside a string is walked from the string's depth", "[policy][structure]") {
   StructureOptions options;
   options.max_depth = 3;
