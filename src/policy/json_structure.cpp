@@ -102,14 +102,23 @@ std::size_t skip_ascii(std::string_view text, std::size_t i) {
 }
 
 #if defined(__SSE2__)
-// Bit k set: byte k of the 16 at `p` is '"', '\\', a control byte or (`high` 0xFFFF) >= 0x80.
-[[gnu::always_inline]] inline unsigned special_bits(const char* p, int high) {
+// Bit k set: byte k of the 16 at `p` is '"', '\\', a control byte or, with `non_ascii`, >= 0x80.
+[[gnu::always_inline]] inline unsigned special_bits(const char* p, bool non_ascii) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i control = _mm_set1_epi8(0x1F);
-  const __m128i low = _mm_cmpeq_epi8(_mm_max_epu8(v, control), control);  // v <= 0x1F
-  const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
-  const __m128i hit = _mm_or_si128(_mm_or_si128(quote, _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))), low);
-  return static_cast<unsigned>(_mm_movemask_epi8(hit) | (_mm_movemask_epi8(v) & high));
+  const __m128i quote = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+  // As signed bytes, control bytes and bytes >= 0x80 are both below 0x20: one comparison.
+  const __m128i low = non_ascii ? _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))
+                                : _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(quote, low)));
+}
+
+// The first special byte in the 64 at `p` (see special_bits), or null: long texts are scanned
+// with one test per 64 bytes.
+[[gnu::always_inline]] inline const char* special_in_64(const char* p, bool non_ascii) {
+  const std::uint64_t bits = special_bits(p, non_ascii) | std::uint64_t{special_bits(p + 16, non_ascii)} << 16 |
+                             std::uint64_t{special_bits(p + 32, non_ascii)} << 32 |
+                             std::uint64_t{special_bits(p + 48, non_ascii)} << 48;
+  return bits != 0 ? p + __builtin_ctzll(bits) : nullptr;
 }
 #endif
 
@@ -119,13 +128,20 @@ std::size_t skip_ascii(std::string_view text, std::size_t i) {
 [[gnu::always_inline]] inline const char* find_special(const char* p, const char* begin, const char* end,
                                                        bool non_ascii) {
 #if defined(__SSE2__)
-  const int high = non_ascii ? 0xFFFF : 0;
+  // Keys and short values end in their first 16 bytes; long texts go on 64 bytes at a time.
+  if (end - p >= 16) {
+    if (const unsigned bits = special_bits(p, non_ascii); bits != 0) return p + __builtin_ctz(bits);
+    p += 16;
+  }
+  for (; end - p >= 64; p += 64) {
+    if (const char* special = special_in_64(p, non_ascii); special != nullptr) return special;
+  }
   for (; end - p >= 16; p += 16) {
-    if (const unsigned bits = special_bits(p, high); bits != 0) return p + __builtin_ctz(bits);
+    if (const unsigned bits = special_bits(p, non_ascii); bits != 0) return p + __builtin_ctz(bits);
   }
   if (p < end && end - begin >= 16) {
     const char* last = end - 16;  // before p: bytes already scanned, shifted out
-    const unsigned bits = special_bits(last, high) >> (p - last);
+    const unsigned bits = special_bits(last, non_ascii) >> (p - last);
     return bits != 0 ? p + __builtin_ctz(bits) : end;
   }
 #endif
