@@ -4,17 +4,11 @@
 #include <cstdint>
 #include <limits>
 
+#include "otlp/wire_pass.hpp"
 #include "otlp/wire_schema.hpp"
 
 namespace proxy::otlp::wire {
 namespace {
-
-// What became of a message: kept as it is, rewritten, or removed with everything in it.
-enum class Change : std::uint8_t { none, changed, removed };
-
-bool is_length(const Field& field, std::uint32_t number) {
-  return field.number == number && field.type == WireType::length;
-}
 
 // A span's fields read before it is walked: protobuf keeps the last of a repeated singular field.
 struct SpanHeader {
@@ -67,10 +61,10 @@ struct SpanPlace {
   bool cut = false;
 };
 
-class Pass {
+class ChecksPass : public Pass {
  public:
-  Pass(const AttributeLimits& limits, Writer& writer, ChecksResult& result)
-      : limits_(limits), writer_(writer), result_(result) {}
+  ChecksPass(const AttributeLimits& limits, Writer& writer, ChecksResult& result)
+      : Pass(writer), limits_(limits), result_(result) {}
 
   // True when the request has to be rewritten.
   bool run(std::string_view request) {
@@ -80,56 +74,8 @@ class Pass {
       return message(field, 1, [&](std::string_view c) { return resource_spans(c, r); }) != Change::none;
     });
   }
-  WireError error() const { return error_; }
 
  private:
-  bool fail(WireError error) {
-    if (error_ == WireError::none) error_ = error;
-    return false;
-  }
-  bool ok() const { return error_ == WireError::none; }
-
-  // Checks a field kept as it is and plans its bytes. Always false (unchanged).
-  bool keep(MessageKind kind, const Field& field, unsigned nesting) {
-    if (const WireError error = check_field(kind, field, nesting); error != WireError::none) return fail(error);
-    writer_.copy(field.raw);
-    return false;
-  }
-  // Checks a field left out, as protobuf parses it before it is cut. Always true (changed).
-  bool drop(MessageKind kind, const Field& field, unsigned nesting) {
-    if (const WireError error = check_field(kind, field, nesting); error != WireError::none) fail(error);
-    return true;
-  }
-
-  template <class Handle>
-  bool each_field(std::string_view contents, Handle&& handle) {
-    Reader reader(contents);
-    Field field;
-    bool changed = false;
-    while (ok() && reader.next(field)) changed |= handle(field);
-    if (reader.error() != WireError::none) fail(reader.error());
-    return changed && ok();
-  }
-
-  // A message field planned by `body` under a new header; copied whole when unchanged.
-  template <class Body>
-  Change message(const Field& field, unsigned nesting, Body&& body) {
-    if (nesting > kMaxNesting) {
-      fail(WireError::too_deep);
-      return Change::none;
-    }
-    const Writer::Mark mark = writer_.mark();
-    writer_.open(field.number);
-    const Change change = body(field.payload);
-    if (!ok() || change != Change::changed) {
-      writer_.rewind(mark);
-      if (ok() && change == Change::none) writer_.copy(field.raw);
-      return ok() ? change : Change::none;
-    }
-    writer_.close(mark);
-    return change;
-  }
-
   static Change outcome(bool changed, std::size_t left) {
     if (left == 0) return Change::removed;  // MLflow answers 400 to a request without spans
     return changed ? Change::changed : Change::none;
@@ -230,9 +176,7 @@ class Pass {
   }
 
   const AttributeLimits& limits_;
-  Writer& writer_;
   ChecksResult& result_;
-  WireError error_ = WireError::none;
 };
 
 }  // namespace
@@ -240,7 +184,7 @@ class Pass {
 ChecksResult SpanChecker::check(std::string_view request, const AttributeLimits& limits, std::string& out) {
   ChecksResult result;
   writer_.clear();
-  Pass pass(limits, writer_, result);
+  ChecksPass pass(limits, writer_, result);
   const bool changed = pass.run(request);
   result.error = pass.error();
   if (result.error != WireError::none) {

@@ -42,6 +42,14 @@ FieldShape shape_of(MessageKind kind, std::uint32_t number, WireType type);
 WireError check_field(MessageKind kind, const Field& field, unsigned depth);
 // Checks a whole message's contents.
 WireError check_message(MessageKind kind, std::string_view contents, unsigned depth);
+// Whether `field` of an AnyValue is one of its oneof's cases (string_value 1 to bytes_value 7,
+// each with its own wire type); any other field is unknown.
+inline bool is_value_case(const Field& field) {
+  constexpr WireType kCaseType[] = {WireType::varint,  WireType::length, WireType::varint, WireType::varint,
+                                    WireType::fixed64, WireType::length, WireType::length, WireType::length};
+  return field.number >= 1 && field.number <= 7 && field.type == kCaseType[field.number];
+}
+
 // Whether protobuf takes `text` as a string field's value.
 bool is_utf8(std::string_view text);
 

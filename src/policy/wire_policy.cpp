@@ -4,30 +4,23 @@
 #include <cstring>
 #include <limits>
 
+#include "otlp/wire_pass.hpp"
 #include "otlp/wire_schema.hpp"
 
 namespace proxy::policy {
 namespace {
 
 using otlp::wire::Field;
+using otlp::wire::is_length;
+using otlp::wire::is_value_case;
 using otlp::wire::MessageKind;
 using otlp::wire::Reader;
 using otlp::wire::WireError;
 using otlp::wire::WireType;
 using otlp::wire::Writer;
 
-// AnyValue's oneof, by field number, and the wire type each is read with.
+// AnyValue's oneof, by field number.
 enum ValueCase : std::uint32_t { kString = 1, kBool, kInt, kDouble, kArray, kKvlist, kBytes };
-constexpr WireType kCaseType[] = {WireType::varint, WireType::length, WireType::varint, WireType::varint,
-                                  WireType::fixed64, WireType::length, WireType::length, WireType::length};
-
-bool is_value_case(const Field& field) {
-  return field.number >= kString && field.number <= kBytes && field.type == kCaseType[field.number];
-}
-
-bool is_length(const Field& field, std::uint32_t number) {
-  return field.number == number && field.type == WireType::length;
-}
 
 // An AnyValue's oneof field, found before the value is rewritten.
 struct ValueView {
@@ -86,65 +79,24 @@ std::string_view sibling_role(std::string_view contents, std::uint32_t attribute
 }
 
 // One rewrite of one request: walks the messages apply() touches, checks and copies the rest.
-class Pass {
+class PolicyPass : public otlp::wire::Pass {
  public:
-  Pass(const CompiledPolicy& policy, Writer& writer, KeyDecisions& decisions, PolicyTally& tally,
-       std::string& text, std::string& path)
-      : policy_(policy), writer_(writer), decisions_(decisions), tally_(tally), text_(text), path_(path) {}
+  PolicyPass(const CompiledPolicy& policy, Writer& writer, KeyDecisions& decisions, PolicyTally& tally,
+             std::string& text, std::string& path)
+      : Pass(writer), policy_(policy), decisions_(decisions), tally_(tally), text_(text), path_(path) {}
 
   WireError run(std::string_view request) {
     each_field(request, [&](const Field& field) {
       if (is_length(field, 1)) return message(field, 1, [&](std::string_view c) { return resource_spans(c); });
       return keep(MessageKind::request, field, 0);
     });
-    return error_;
+    return error();
   }
 
  private:
-  bool fail(WireError error) {
-    if (error_ == WireError::none) error_ = error;
-    return false;
-  }
-  bool ok() const { return error_ == WireError::none; }
-
   // Keeps a field scan_value or scan_key_value already checked. Always false (unchanged).
   bool copy_checked(const Field& field) {
     writer_.copy(field.raw);
-    return false;
-  }
-
-  // Checks a field the rewrite does not change and keeps its bytes. Always false (unchanged).
-  bool keep(MessageKind kind, const Field& field, unsigned nesting) {
-    if (const WireError error = otlp::wire::check_field(kind, field, nesting); error != WireError::none) {
-      return fail(error);
-    }
-    writer_.copy(field.raw);
-    return false;
-  }
-
-  // Calls `handle` on each field; true when one of them changed something.
-  template <class Handle>
-  bool each_field(std::string_view contents, Handle&& handle) {
-    Reader reader(contents);
-    Field field;
-    bool changed = false;
-    while (ok() && reader.next(field)) changed |= handle(field);
-    if (reader.error() != WireError::none) fail(reader.error());
-    return changed && ok();
-  }
-
-  // A message field planned by `body` under a new header; copied whole when nothing changed.
-  template <class Body>
-  bool message(const Field& field, unsigned nesting, Body&& body) {
-    if (nesting > otlp::wire::kMaxNesting) return fail(WireError::too_deep);
-    const Writer::Mark mark = writer_.mark();
-    writer_.open(field.number);
-    if (body(field.payload) && ok()) {
-      writer_.close(mark);
-      return true;
-    }
-    writer_.rewind(mark);
-    if (ok()) writer_.copy(field.raw);
     return false;
   }
 
@@ -550,12 +502,10 @@ class Pass {
   }
 
   const CompiledPolicy& policy_;
-  Writer& writer_;
   KeyDecisions& decisions_;
   PolicyTally& tally_;
   std::string& text_;
   std::string& path_;
-  WireError error_ = WireError::none;
   // Values the policy rewrote (apply_value's "changed"); the bytes may also change without one,
   // when an empty value is written for a missing one.
   std::uint64_t rewritten_ = 0;
@@ -605,7 +555,7 @@ WireResult WireRewriter::rewrite(const CompiledPolicy& policy, std::string_view 
                                  PolicyTally& tally) {
   writer_.clear();
   decisions_.clear();
-  Pass pass(policy, writer_, decisions_, tally, text_, path_);
+  PolicyPass pass(policy, writer_, decisions_, tally, text_, path_);
   const WireError error = pass.run(request);
   if (error != WireError::none) {
     return {otlp::wire::is_malformed(error) ? WireOutcome::malformed : WireOutcome::unsupported, error};
