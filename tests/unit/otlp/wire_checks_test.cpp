@@ -3,7 +3,6 @@
 // comparison: equal requests parsed back, equal counts and texts, the same bytes refused.
 #include <catch2/catch.hpp>
 
-#include <random>
 #include <string>
 
 #include <google/protobuf/stubs/logging.h>
@@ -11,70 +10,16 @@
 #include "otlp/attribute_limits.hpp"
 #include "otlp/protobuf.hpp"
 #include "otlp/wire_checks.hpp"
+#include "support/random_otlp.hpp"
 #include "wire_checks_differential.hpp"
 
 namespace proxy::otlp::wire {
 namespace {
 
-using Random = std::mt19937;
-
-int pick(Random& random, int below) { return std::uniform_int_distribution<int>(0, below - 1)(random); }
-
-// Good ids mostly; else short, long, empty or all zero.
-std::string random_id(Random& random, std::size_t size) {
-  switch (pick(random, 12)) {
-    case 0: return {};
-    case 1: return std::string(size, '\0');
-    case 2: return std::string(size - 1, '\x05');
-    case 3: return std::string(size + 1, '\x05');
-    default: return std::string(size, static_cast<char>(1 + pick(random, 200)));
-  }
-}
-
-template <class Owner>
-void random_attributes(Random& random, Owner& owner, int most) {
-  for (int a = pick(random, most + 1); a > 0; --a) {
-    KeyValue& kv = *owner.add_attributes();
-    kv.set_key("k" + std::to_string(pick(random, 50)));
-    if (pick(random, 2)) kv.mutable_value()->set_string_value(std::string(static_cast<std::size_t>(pick(random, 9)), 'v'));
-    else if (pick(random, 2)) kv.mutable_value()->set_int_value(pick(random, 1000));
-  }
-  if (pick(random, 4) == 0) owner.set_dropped_attributes_count(pick(random, 3) ? 3u : 0xFFFFFFF0u);
-}
-
-void random_span(Random& random, Span& span) {
-  span.set_trace_id(random_id(random, 16));
-  span.set_span_id(random_id(random, 8));
-  if (pick(random, 2)) span.set_parent_span_id(pick(random, 6) ? std::string(8, '\x09') : std::string(3, '\x09'));
-  span.set_name("span" + std::to_string(pick(random, 10)));
-  span.set_start_time_unix_nano(1'700'000'000'000'000'000ULL + static_cast<unsigned>(pick(random, 1000)));
-  random_attributes(random, span, 12);
-  for (int e = pick(random, 4); e > 0; --e) {
-    Span::Event& event = *span.add_events();
-    event.set_name("event");
-    random_attributes(random, event, 6);
-  }
-  for (int l = pick(random, 3); l > 0; --l) {
-    Span::Link& link = *span.add_links();
-    link.set_trace_id(std::string(16, '\x07'));
-    random_attributes(random, link, 6);
-  }
-  if (pick(random, 3) == 0) span.mutable_status()->set_message("failed");
-}
-
-std::string random_request(Random& random) {
-  ExportRequest request;
-  for (int r = pick(random, 4); r > 0; --r) {
-    ResourceSpans& resource_spans = *request.add_resource_spans();
-    if (pick(random, 2)) random_attributes(random, *resource_spans.mutable_resource(), 3);
-    for (int s = pick(random, 3); s > 0; --s) {
-      ScopeSpans& scope_spans = *resource_spans.add_scope_spans();
-      scope_spans.mutable_scope()->set_name("ai.koog");
-      for (int i = pick(random, 5); i > 0; --i) random_span(random, *scope_spans.add_spans());
-    }
-  }
-  return request.SerializeAsString();
-}
+using testing::corrupt;
+using testing::pick;
+using testing::Random;
+using testing::checks::random_request;
 
 AttributeLimits random_limits(Random& random) {
   return {static_cast<std::size_t>(pick(random, 14)), static_cast<std::size_t>(pick(random, 7)),
@@ -86,18 +31,6 @@ std::string compare(const std::string& body, const AttributeLimits& limits, Chec
   const fuzz::WireChecksComparison comparison = fuzz::compare_wire_checks(body, limits);
   outcome = comparison.wire;
   return comparison.mismatch;
-}
-
-// Truncates, flips or inserts bytes.
-std::string corrupt(Random& random, std::string bytes) {
-  if (bytes.empty()) return "\x0a";
-  const auto at = static_cast<std::size_t>(pick(random, static_cast<int>(bytes.size())));
-  switch (pick(random, 3)) {
-    case 0: bytes.resize(at); break;
-    case 1: bytes[at] = static_cast<char>(bytes[at] ^ (1 << pick(random, 8))); break;
-    default: bytes.insert(at, 1, static_cast<char>(pick(random, 256)));
-  }
-  return bytes;
 }
 
 ExportRequest one_span_request() {
