@@ -7,28 +7,37 @@
 namespace proxy::routing {
 namespace {
 
-// Resource attribute values as text, so "service.version: 3" matches an int attribute too.
-std::optional<std::string_view> attribute_text(const otlp::ResourceSpans& resource_spans,
-                                               std::string_view key, std::string& buffer) {
-  for (const otlp::KeyValue& attribute : resource_spans.resource().attributes()) {
-    if (attribute.key() != key) continue;
-    const otlp::AnyValue& value = attribute.value();
-    switch (value.value_case()) {
-      case otlp::AnyValue::kStringValue:
-        return std::string_view(value.string_value());
-      case otlp::AnyValue::kIntValue:
-        buffer = std::to_string(value.int_value());
-        return std::string_view(buffer);
-      case otlp::AnyValue::kBoolValue:
-        return value.bool_value() ? std::string_view("true") : std::string_view("false");
-      default:
-        return std::nullopt;
-    }
-  }
-  return std::nullopt;
-}
+// A decoded ResourceSpans, as route conditions read it.
+class MessageView final : public ResourceView {
+ public:
+  explicit MessageView(const otlp::ResourceSpans& resource_spans) : resource_spans_(resource_spans) {}
 
-bool route_matches(const CompiledRoute& route, const otlp::ResourceSpans& resource_spans,
+  std::optional<std::string_view> attribute_text(std::string_view key, std::string& buffer) const override {
+    for (const otlp::KeyValue& attribute : resource_spans_.resource().attributes()) {
+      if (attribute.key() != key) continue;
+      const otlp::AnyValue& value = attribute.value();
+      switch (value.value_case()) {
+        case otlp::AnyValue::kStringValue: return std::string_view(value.string_value());
+        case otlp::AnyValue::kIntValue: return int_text(value.int_value(), buffer);
+        case otlp::AnyValue::kBoolValue: return bool_text(value.bool_value());
+        default: return std::nullopt;
+      }
+    }
+    return std::nullopt;
+  }
+
+  bool any_scope_name(const ValueMatcher& matcher) const override {
+    for (const otlp::ScopeSpans& scope_spans : resource_spans_.scope_spans()) {
+      if (matcher.matches(scope_spans.scope().name())) return true;
+    }
+    return false;
+  }
+
+ private:
+  const otlp::ResourceSpans& resource_spans_;
+};
+
+bool route_matches(const CompiledRoute& route, const ResourceView& resource_spans,
                    std::optional<std::string_view> header) {
   switch (route.header_condition) {
     case config::HeaderCondition::any:
@@ -45,23 +54,18 @@ bool route_matches(const CompiledRoute& route, const otlp::ResourceSpans& resour
   }
   std::string buffer;
   for (const auto& [key, matcher] : route.resource) {
-    const auto text = attribute_text(resource_spans, key, buffer);
+    const auto text = resource_spans.attribute_text(key, buffer);
     if (!text || !matcher.matches(*text)) return false;
   }
-  if (route.scope_name) {
-    bool any = false;
-    for (const otlp::ScopeSpans& scope_spans : resource_spans.scope_spans()) {
-      if (route.scope_name->matches(scope_spans.scope().name())) {
-        any = true;
-        break;
-      }
-    }
-    if (!any) return false;
-  }
-  return true;
+  return !route.scope_name || resource_spans.any_scope_name(*route.scope_name);
 }
 
 }  // namespace
+
+std::string_view int_text(std::int64_t value, std::string& buffer) {
+  buffer = std::to_string(value);
+  return buffer;
+}
 
 ValueMatcher::ValueMatcher(const config::ValueMatch& match) : kind_(match.kind), pattern_(match.pattern) {
   if (kind_ == config::ValueMatch::Kind::regex) {
@@ -143,6 +147,10 @@ RouteTable::RouteTable(const config::Config& config) {
 
 std::size_t RouteTable::match(const otlp::ResourceSpans& resource_spans,
                               std::optional<std::string_view> header) const {
+  return match(MessageView(resource_spans), header);
+}
+
+std::size_t RouteTable::match(const ResourceView& resource_spans, std::optional<std::string_view> header) const {
   const auto value = header_value(header);
   for (std::size_t i = 0; i + 1 < routes_.size(); ++i) {
     if (route_matches(routes_[i], resource_spans, value)) return i;

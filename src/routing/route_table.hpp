@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,22 @@ class ValueMatcher {
   std::unique_ptr<RE2> regex_;
 };
 
+// What a route's conditions read of one ResourceSpans, filled from a decoded message
+// (RouteTable::match) or from its bytes (routing/wire_route.hpp), so both paths match alike.
+class ResourceView {
+ public:
+  virtual ~ResourceView() = default;
+  // The first resource attribute named `key` as text (a string, an int in decimal, a bool as
+  // true or false; `buffer` may hold it); nullopt when absent or of another type.
+  virtual std::optional<std::string_view> attribute_text(std::string_view key, std::string& buffer) const = 0;
+  // Whether the scope of one of its ScopeSpans has a name `matcher` takes.
+  virtual bool any_scope_name(const ValueMatcher& matcher) const = 0;
+};
+
+// An int or bool attribute as a route condition reads it.
+std::string_view int_text(std::int64_t value, std::string& buffer);
+inline std::string_view bool_text(bool value) { return value ? "true" : "false"; }
+
 struct CompiledRoute {
   std::string name;
   std::vector<std::pair<std::string, ValueMatcher>> resource;
@@ -58,6 +75,7 @@ class RouteTable {
   // The first route that matches, else the default route (index routes().size() - 1).
   std::size_t match(const otlp::ResourceSpans& resource_spans,
                     std::optional<std::string_view> header) const;
+  std::size_t match(const ResourceView& resource_spans, std::optional<std::string_view> header) const;
 
   // The experiment for spans on the route, given the client's header and the route's mode.
   std::variant<ExperimentRef, RoutingError> experiment(std::size_t route,
