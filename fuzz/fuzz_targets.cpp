@@ -30,6 +30,7 @@
 #include "receiver/export_handler.hpp"
 #include "wire_differential.hpp"
 #include "wire_checks_differential.hpp"
+#include "wire_route_differential.hpp"
 
 namespace proxy::fuzz {
 namespace {
@@ -395,6 +396,69 @@ void wire_checks(const std::uint8_t* data, std::size_t size) {
       compare_wire_checks(std::string_view(reinterpret_cast<const char*>(data + 3), size - 3), limits);
   if (!comparison.mismatch.empty()) std::fprintf(stderr, "%s\n", comparison.mismatch.c_str());
   require(comparison.mismatch.empty(), "the wire checks and the message path disagree");
+}
+
+namespace {
+
+config::RouteConfig fuzzed_route(std::string name, std::uint8_t bits) {
+  config::RouteConfig route;
+  route.name = std::move(name);
+  if (bits & 1) route.match.resource.push_back({"service.name", {config::ValueMatch::Kind::glob, "svc*"}});
+  if (bits & 2) route.match.scope_name = config::ValueMatch{config::ValueMatch::Kind::regex, "ai\\..*"};
+  route.match.header = static_cast<config::HeaderCondition>((bits >> 2) & 3);
+  route.match.header_value = "12";
+  route.header = static_cast<config::HeaderMode>(((bits >> 4) & 3) % 3);
+  route.normalize = config::NormalizeConfig{};
+  route.normalize->enabled = false;
+  return route;
+}
+
+// The wire_route target's config from three bytes (see fuzz_targets.hpp).
+config::Config wire_route_config(std::uint8_t routes, std::uint8_t modes, std::uint8_t limits) {
+  config::Config config;
+  config.mlflow.experiment_name = "configured";
+  config.policies.push_back({"a", wire_policy_config(modes, limits)});
+  config.policies.push_back({"b", wire_policy_config(static_cast<std::uint8_t>(modes * 7 + 3), routes)});
+  config::RouteConfig first = fuzzed_route("first", routes);
+  first.experiment_id = "1";
+  first.policy = "a";
+  config::RouteConfig second = fuzzed_route("second", static_cast<std::uint8_t>(routes >> 2));
+  second.experiment_name = "two";
+  second.policy = "b";
+  config.routes = {first, second};
+  config.default_route.policy = routes & 0x80 ? "a" : "b";
+  config.default_route.normalize.enabled = false;
+  config.receiver.max_spans_per_request = (limits & 7) == 0 ? 4 : 65536;
+  config.receiver.max_attributes_per_span = (limits >> 3) & 7;
+  config.receiver.max_attributes_per_event = (limits >> 5) & 3;
+  config.receiver.max_attributes_per_link = (limits >> 6) & 3;
+  return config;
+}
+
+struct RoutePair {
+  config::Config config;
+  routing::Router message;
+  routing::Router wire;
+  explicit RoutePair(config::Config from) : config(std::move(from)), message(config), wire(config) {}
+};
+
+}  // namespace
+
+void wire_route(const std::uint8_t* data, std::size_t size) {
+  if (size < 4) return;
+  static std::map<std::string, std::unique_ptr<RoutePair>> routers;
+  const std::string config_key(reinterpret_cast<const char*>(data), 3);
+  if (routers.size() >= 64 && routers.count(config_key) == 0) routers.clear();
+  auto& pair = routers[config_key];
+  if (!pair) pair = std::make_unique<RoutePair>(wire_route_config(data[0], data[1], data[2]));
+  static const char* const kHeaders[] = {"12", " 7 ", "abc", ""};
+  const std::optional<std::string_view> header =
+      data[3] < 128 ? std::nullopt : std::optional<std::string_view>(kHeaders[data[3] % 4]);
+  const WireRouteComparison comparison =
+      compare_wire_routes(pair->message, pair->wire, pair->config.receiver,
+                          std::string_view(reinterpret_cast<const char*>(data + 4), size - 4), header);
+  if (!comparison.mismatch.empty()) std::fprintf(stderr, "%s\n", comparison.mismatch.c_str());
+  require(comparison.mismatch.empty(), "the fused wire pass and the message path disagree");
 }
 
 namespace {

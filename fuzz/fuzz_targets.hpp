@@ -39,6 +39,11 @@ void wire_policy(const std::uint8_t* data, std::size_t size);
 // protobuf request: the receiver's checks on the wire (otlp/wire_checks.hpp) must agree with
 // the message path, parsed back field by field, counts and texts included, malformed input too.
 void wire_checks(const std::uint8_t* data, std::size_t size);
+// Byte 0 chooses two routes' conditions, header conditions and modes, byte 1 and 2 two policies
+// (as wire_policy's) and the limits, byte 3 the client's experiment header; the rest is a
+// protobuf request: the fused wire pass (Router::route_wire) must agree with decode_and_check
+// and Router::route, refusals, counters and items (parsed back) included.
+void wire_route(const std::uint8_t* data, std::size_t size);
 
 struct Target {
   std::string_view name;
@@ -49,7 +54,7 @@ inline constexpr Target kTargets[] = {
     {"http_request", &http_request}, {"otlp_protobuf", &otlp_protobuf}, {"otlp_json", &otlp_json},
     {"decompress", &decompress},     {"config_yaml", &config_yaml},   {"policy_walk", &policy_walk},
     {"spool_records", &spool_records}, {"json_structure", &json_structure},
-    {"wire_policy", &wire_policy},   {"wire_checks", &wire_checks},
+    {"wire_policy", &wire_policy},   {"wire_checks", &wire_checks},   {"wire_route", &wire_route},
 };
 
 }  // namespace proxy::fuzz

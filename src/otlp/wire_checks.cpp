@@ -10,39 +10,6 @@
 namespace proxy::otlp::wire {
 namespace {
 
-// A span's fields read before it is walked: protobuf keeps the last of a repeated singular field.
-struct SpanHeader {
-  std::string_view trace_id;
-  std::string_view span_id;
-  std::string_view parent_span_id;
-  std::string_view name;
-};
-
-SpanHeader read_header(std::string_view contents) {
-  SpanHeader header;
-  Reader reader(contents);
-  Field field;
-  while (reader.next(field)) {
-    if (field.type != WireType::length) continue;
-    switch (field.number) {
-      case 1: header.trace_id = field.payload; break;
-      case 2: header.span_id = field.payload; break;
-      case 4: header.parent_span_id = field.payload; break;
-      case 5: header.name = field.payload; break;
-      default: break;
-    }
-  }
-  return header;  // malformed bytes are left to the walk, which refuses them
-}
-
-std::size_t count_fields(std::string_view contents, std::uint32_t number) {
-  Reader reader(contents);
-  Field field;
-  std::size_t count = 0;
-  while (reader.next(field)) count += is_length(field, number) ? 1 : 0;
-  return count;
-}
-
 // A message with limited attributes: which fields hold them and the dropped count.
 struct Limited {
   MessageKind kind;
@@ -50,15 +17,6 @@ struct Limited {
   std::uint32_t attributes;
   std::uint32_t dropped;
   std::size_t limit;
-};
-
-// Where the walk is, for the texts of the first cut and the first invalid span.
-struct SpanPlace {
-  std::size_t r = 0;
-  std::size_t s = 0;
-  std::size_t i = 0;
-  std::string_view name;
-  bool cut = false;
 };
 
 class ChecksPass : public Pass {
@@ -109,7 +67,7 @@ class ChecksPass : public Pass {
   }
 
   Change span(std::string_view contents, SpanPlace& place) {
-    const SpanHeader header = read_header(contents);
+    const SpanHeader header = read_span_header(contents);
     place.name = header.name;
     place.cut = false;
     std::size_t events = 0;
@@ -179,7 +137,119 @@ class ChecksPass : public Pass {
   ChecksResult& result_;
 };
 
+// A KeyValue of the resource: one key and at most one value with one oneof field, so the route
+// conditions read it as protobuf would without merging repeated fields.
+bool single_valued(std::string_view key_value) {
+  Reader reader(key_value);
+  Field field;
+  int keys = 0;
+  int values = 0;
+  while (reader.next(field)) {
+    keys += is_length(field, 1) ? 1 : 0;
+    if (!is_length(field, 2)) continue;
+    if (++values > 1) return false;
+    Reader any(field.payload);
+    Field value;
+    int cases = 0;
+    while (any.next(value)) cases += is_value_case(value) ? 1 : 0;
+    if (cases > 1) return false;
+  }
+  return keys <= 1;
+}
+
+WireError scan_resource(std::string_view resource) {
+  Reader reader(resource);
+  Field field;
+  while (reader.next(field)) {
+    if (is_length(field, 1) && !single_valued(field.payload)) return WireError::duplicate_field;
+  }
+  return WireError::none;
+}
+
+// The name of a ScopeSpans' scope (empty without one), and how many of its spans the checks keep.
+WireError scan_scope_spans(std::string_view contents, std::string_view& name, std::size_t& spans, std::size_t& valid) {
+  Reader reader(contents);
+  Field field;
+  int scopes = 0;
+  while (reader.next(field)) {
+    if (is_length(field, 1)) {
+      if (++scopes > 1 || count_fields(field.payload, 1) > 1) return WireError::duplicate_field;
+      Reader scope(field.payload);
+      Field scope_field;
+      while (scope.next(scope_field)) name = is_length(scope_field, 1) ? scope_field.payload : name;
+    } else if (is_length(field, 2)) {
+      ++spans;
+      const SpanHeader header = read_span_header(field.payload);
+      valid += id_problem(header.trace_id, header.span_id, header.parent_span_id).empty() ? 1 : 0;
+    }
+  }
+  return WireError::none;
+}
+
 }  // namespace
+
+SpanHeader read_span_header(std::string_view contents) {
+  SpanHeader header;
+  Reader reader(contents);
+  Field field;
+  while (reader.next(field)) {
+    if (field.type != WireType::length) continue;
+    switch (field.number) {
+      case 1: header.trace_id = field.payload; break;
+      case 2: header.span_id = field.payload; break;
+      case 4: header.parent_span_id = field.payload; break;
+      case 5: header.name = field.payload; break;
+      default: break;
+    }
+  }
+  return header;  // malformed bytes are left to the walk, which refuses them
+}
+
+std::size_t count_fields(std::string_view contents, std::uint32_t number) {
+  Reader reader(contents);
+  Field field;
+  std::size_t count = 0;
+  while (reader.next(field)) count += is_length(field, number) ? 1 : 0;
+  return count;
+}
+
+std::size_t count_request_spans(std::string_view request) {
+  std::size_t spans = 0;
+  Reader requests(request);
+  Field resource_spans;
+  while (requests.next(resource_spans)) {
+    if (!is_length(resource_spans, 1)) continue;
+    Reader scopes(resource_spans.payload);
+    Field scope_spans;
+    while (scopes.next(scope_spans)) spans += is_length(scope_spans, 2) ? count_fields(scope_spans.payload, 2) : 0;
+  }
+  return spans;
+}
+
+WireError ResourceSpansScan::read(std::string_view contents) {
+  resource = {};
+  scope_names.clear();
+  spans = 0;
+  valid = 0;
+  Reader reader(contents);
+  Field field;
+  int resources = 0;
+  while (reader.next(field)) {
+    if (is_length(field, 1)) {
+      if (++resources > 1) return WireError::duplicate_field;
+      resource = field.payload;
+      if (const WireError error = scan_resource(resource); error != WireError::none) return error;
+    } else if (is_length(field, 2)) {
+      std::string_view name;
+      const std::size_t before = valid;
+      if (const WireError error = scan_scope_spans(field.payload, name, spans, valid); error != WireError::none) {
+        return error;
+      }
+      if (valid > before) scope_names.push_back(name);
+    }
+  }
+  return WireError::none;  // malformed bytes are left to the walk, which refuses them
+}
 
 ChecksResult SpanChecker::check(std::string_view request, const AttributeLimits& limits, std::string& out) {
   ChecksResult result;

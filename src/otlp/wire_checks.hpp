@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "otlp/attribute_limits.hpp"
 #include "otlp/protobuf.hpp"
@@ -32,6 +33,45 @@ struct ChecksResult {
   TrimmedAttributes trimmed;  // as trim_attributes counts
   InvalidSpans invalid;       // as remove_invalid_spans counts
   std::size_t valid = 0;      // spans left
+};
+
+// A span's fields read before it is walked: protobuf keeps the last of a repeated singular field.
+struct SpanHeader {
+  std::string_view trace_id;
+  std::string_view span_id;
+  std::string_view parent_span_id;
+  std::string_view name;
+};
+SpanHeader read_span_header(std::string_view contents);
+
+// How many length-delimited fields `number` a message holds (malformed bytes end the count).
+std::size_t count_fields(std::string_view contents, std::uint32_t number);
+
+// The spans of a request as count_spans counts them, without checking the bytes: a request
+// over max_spans_per_request is refused at this cost once its bytes are known to parse.
+std::size_t count_request_spans(std::string_view request);
+
+// Where the walk is, for the texts of the first cut and the first invalid span.
+struct SpanPlace {
+  std::size_t r = 0;
+  std::size_t s = 0;
+  std::size_t i = 0;
+  std::string_view name;
+  bool cut = false;
+};
+
+// A ResourceSpans read before it is walked, as the checks will leave it: what route conditions
+// read (routing/wire_route.hpp) and whether anything of it is left.
+struct ResourceSpansScan {
+  std::string_view resource;                  // the Resource's fields
+  std::vector<std::string_view> scope_names;  // of the ScopeSpans keeping a valid span
+  std::size_t spans = 0;
+  std::size_t valid = 0;  // spans with usable ids: none, and the checks remove it
+
+  // duplicate_field (unsupported) when a resource, scope, scope name, attribute key, value or
+  // oneof field is repeated: protobuf's merge rules decide those. Malformed bytes are left to
+  // the walk.
+  WireError read(std::string_view contents);
 };
 
 // One per thread: its writer keeps its buffers between requests.

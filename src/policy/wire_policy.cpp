@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 
+#include "otlp/protobuf.hpp"
 #include "otlp/wire_pass.hpp"
 #include "otlp/wire_schema.hpp"
 
@@ -46,16 +47,21 @@ struct DroppedCount {
   std::uint64_t added = 0;
 };
 
-// The role the attributes (field `attributes_field` of `contents`) give flattened message
-// `message`, read as SiblingRoles reads it on the message path: the first sibling of the lowest
-// role_key_rank whose value is a string. Malformed bytes are left to the pass, which refuses them.
-std::string_view sibling_role(std::string_view contents, std::uint32_t attributes_field,
+constexpr std::size_t kUnlimited = std::numeric_limits<std::size_t>::max();
+
+// The role the attributes (the first `limit` fields `attributes_field` of `contents`: the checks
+// cut the rest first) give flattened message `message`, read as SiblingRoles reads it on the
+// message path: the first sibling of the lowest role_key_rank whose value is a string.
+// Malformed bytes are left to the pass, which refuses them.
+std::string_view sibling_role(std::string_view contents, std::uint32_t attributes_field, std::size_t limit,
                               std::string_view message) {
   for (const int rank : {1, 2}) {
     Reader attributes(contents);
     Field attribute;
+    std::size_t seen = 0;
     while (attributes.next(attribute)) {
       if (!is_length(attribute, attributes_field)) continue;
+      if (seen++ == limit) break;
       std::string_view key;
       std::string_view role;
       bool is_string = false;
@@ -83,7 +89,7 @@ class PolicyPass : public otlp::wire::Pass {
  public:
   PolicyPass(const CompiledPolicy& policy, Writer& writer, KeyDecisions& decisions, PolicyTally& tally,
              std::string& text, std::string& path)
-      : Pass(writer), policy_(policy), decisions_(decisions), tally_(tally), text_(text), path_(path) {}
+      : Pass(writer), policy_(&policy), decisions_(decisions), tally_(tally), text_(text), path_(path) {}
 
   WireError run(std::string_view request) {
     each_field(request, [&](const Field& field) {
@@ -93,7 +99,140 @@ class PolicyPass : public otlp::wire::Pass {
     return error();
   }
 
+  // The receiver's checks (as otlp::wire::SpanChecker) and, on each ResourceSpans they leave,
+  // the policy of its route: each one's record is written on its own to its route's output.
+  WireError run_checked(std::string_view request, const otlp::AttributeLimits& limits, WireRoutes& routes,
+                        RoutedOutput& out, otlp::wire::ChecksResult& checks) {
+    limits_ = limits;
+    checks_ = &checks;
+    std::size_t r = 0;
+    each_field(request, [&](const Field& field) {
+      if (!is_length(field, 1)) return drop(MessageKind::request, field, 0);  // items hold resource spans only
+      place_.r = r++;
+      return routed_record(field, routes, out);
+    });
+    checks.valid = checks.received - checks.invalid.rejected;
+    return error();
+  }
+
  private:
+  using Change = otlp::wire::Change;
+
+  // A ResourceSpans of run_checked(): scanned for its route, walked, written to its route's
+  // output unless the checks leave nothing of it.
+  bool routed_record(const Field& field, WireRoutes& routes, RoutedOutput& out) {
+    if (const WireError error = scan_.read(field.payload); error != WireError::none) return fail(error);
+    const bool kept = scan_.valid > 0;
+    const std::size_t route = kept ? routes.route_of(scan_) : 0;
+    if (kept) use(routes.policy_of(route));
+    writer_.clear();
+    const Change change = message(field, 1, [&](std::string_view c) { return checked_resource_spans(c, kept); });
+    if (!ok() || change == Change::removed) return false;
+    writer_.write(out.payloads[route]);
+    out.spans[route] += static_cast<std::uint32_t>(scan_.valid);
+    return false;
+  }
+
+  void use(const CompiledPolicy& policy) {
+    if (policy_ == &policy) return;
+    policy_ = &policy;
+    decisions_.clear();  // decided under another policy
+  }
+
+  static Change outcome(bool changed, std::size_t left) {
+    if (left == 0) return Change::removed;  // MLflow answers 400 to a request without spans
+    return changed ? Change::changed : Change::none;
+  }
+
+  // `kept`: some of its spans stay, so its route's policy applies to its resource.
+  Change checked_resource_spans(std::string_view contents, bool kept) {
+    int resources = 0;
+    std::size_t left = 0;
+    place_.s = 0;
+    const bool resource_policy = kept && !policy_->config().resource_keys.empty();
+    const bool changed = each_field(contents, [&](const Field& field) {
+      if (is_length(field, 2)) {
+        const Change change = message(field, 2, [&](std::string_view c) { return checked_scope_spans(c); });
+        ++place_.s;
+        left += change == Change::removed ? 0 : 1;
+        return change != Change::none;
+      }
+      if (is_length(field, 1) && resource_policy) {
+        if (++resources > 1) return fail(WireError::duplicate_field);
+        return message(field, 2, [&](std::string_view c) { return resource(c); });
+      }
+      return keep(MessageKind::resource_spans, field, 1);
+    });
+    return outcome(changed, left);
+  }
+
+  Change checked_scope_spans(std::string_view contents) {
+    std::size_t left = 0;
+    place_.i = 0;
+    const bool changed = each_field(contents, [&](const Field& field) {
+      if (!is_length(field, 2)) return keep(MessageKind::scope_spans, field, 2);
+      ++checks_->received;
+      const Change change = checked_span(field);
+      ++place_.i;
+      left += change == Change::removed ? 0 : 1;
+      return change != Change::none;
+    });
+    return outcome(changed, left);
+  }
+
+  // A span with usable ids gets the policy; one without is removed, its cuts still counted.
+  Change checked_span(const Field& field) {
+    const otlp::wire::SpanHeader header = otlp::wire::read_span_header(field.payload);
+    place_.name = header.name;
+    place_.cut = false;
+    const std::string problem = otlp::id_problem(header.trace_id, header.span_id, header.parent_span_id);
+    Change change = Change::removed;
+    if (problem.empty()) {
+      change = message(field, 3, [&](std::string_view c) { return span(c) ? Change::changed : Change::none; });
+    } else {
+      removed_span(field.payload);
+    }
+    if (place_.cut) ++checks_->trimmed.spans;
+    if (!problem.empty() && checks_->invalid.rejected++ == 0) {
+      checks_->invalid.first_problem = otlp::describe_invalid_span(place_.r, place_.s, place_.i, header.name,
+                                                                   header.span_id, problem);
+    }
+    return change;
+  }
+
+  // A span the checks remove: its cuts are counted (the message path trims before it removes)
+  // and its bytes checked as protobuf parses them.
+  void removed_span(std::string_view contents) {
+    cut(contents, 9, limits_.per_span, "", 0);
+    std::size_t events = 0;
+    std::size_t links = 0;
+    Reader reader(contents);
+    Field field;
+    while (reader.next(field)) {
+      if (is_length(field, 11)) cut(field.payload, 3, limits_.per_event, "events", events++);
+      if (is_length(field, 13)) cut(field.payload, 4, limits_.per_link, "links", links++);
+    }
+    if (const WireError error = otlp::wire::check_message(MessageKind::span, contents, 3); error != WireError::none) {
+      fail(error);
+    }
+  }
+
+  // How many attributes (fields `attributes` of `contents`) the checks cut past `limit`, noted
+  // as trim_attributes notes them (`part` and `index` name an event or a link).
+  std::size_t cut(std::string_view contents, std::uint32_t attributes, std::size_t limit, std::string_view part,
+                  std::size_t index) {
+    if (checks_ == nullptr) return 0;
+    const std::size_t count = otlp::wire::count_fields(contents, attributes);
+    if (count <= limit) return 0;
+    const std::size_t excess = count - limit;
+    place_.cut = true;
+    checks_->trimmed.attributes += excess;
+    if (checks_->trimmed.first.empty()) {
+      checks_->trimmed.first = otlp::describe_cut(place_.r, place_.s, place_.i, part, index, place_.name, limit, excess);
+    }
+    return excess;
+  }
+
   // Keeps a field scan_value or scan_key_value already checked. Always false (unchanged).
   bool copy_checked(const Field& field) {
     writer_.copy(field.raw);
@@ -102,7 +241,7 @@ class PolicyPass : public otlp::wire::Pass {
 
   bool resource_spans(std::string_view contents) {
     int resources = 0;
-    const bool resource_policy = !policy_.config().resource_keys.empty();
+    const bool resource_policy = !policy_->config().resource_keys.empty();
     return each_field(contents, [&](const Field& field) {
       if (is_length(field, 2)) return message(field, 2, [&](std::string_view c) { return scope_spans(c); });
       if (is_length(field, 1) && resource_policy) {
@@ -121,7 +260,7 @@ class PolicyPass : public otlp::wire::Pass {
   }
 
   bool resource(std::string_view contents) {
-    const auto decide = [this](std::string_view key) { return policy_.decide_resource(key); };
+    const auto decide = [this](std::string_view key) { return policy_->decide_resource(key); };
     DroppedCount dropped;
     const bool changed = each_field(contents, [&](const Field& field) {
       if (is_length(field, 1)) return attribute(field, 3, decide, dropped);
@@ -131,18 +270,27 @@ class PolicyPass : public otlp::wire::Pass {
     return finish(dropped, 2) || changed;
   }
 
+  // The span attributes past the checks' limit are cut (left out, counted in dropped) before
+  // the policy sees the rest; so are an event's and a link's.
   bool span(std::string_view contents) {
     ++tally_.spans;
-    const auto role_of = [contents](std::string_view message) { return sibling_role(contents, 9, message); };
+    const std::size_t limit = limits_.per_span;
+    const auto role_of = [contents, limit](std::string_view message) {
+      return sibling_role(contents, 9, limit, message);
+    };
     const auto decide = [this, &role_of](std::string_view key) {
-      return policy_.decide_among(decisions_.get(policy_, key), key, role_of);
+      return policy_->decide_among(decisions_.get(*policy_, key), key, role_of);
     };
     DroppedCount dropped;
+    dropped.added = cut(contents, 9, limit, "", 0);
+    std::size_t seen = 0;
+    std::size_t events = 0;
+    std::size_t links = 0;
     int statuses = 0;
     const bool changed = each_field(contents, [&](const Field& field) {
-      if (is_length(field, 9)) return attribute(field, 4, decide, dropped);
-      if (is_length(field, 11)) return message(field, 4, [&](std::string_view c) { return event(c); });
-      if (is_length(field, 13)) return message(field, 4, [&](std::string_view c) { return link(c); });
+      if (is_length(field, 9)) return seen++ < limit ? attribute(field, 4, decide, dropped) : drop(MessageKind::span, field, 3);
+      if (is_length(field, 11)) return message(field, 4, [&](std::string_view c) { return event(c, events++); });
+      if (is_length(field, 13)) return message(field, 4, [&](std::string_view c) { return link(c, links++); });
       if (is_length(field, 15)) {
         if (++statuses > 1) return fail(WireError::duplicate_field);
         return message(field, 4, [&](std::string_view c) { return status(c); });
@@ -153,7 +301,7 @@ class PolicyPass : public otlp::wire::Pass {
     return finish(dropped, 10) || changed;
   }
 
-  bool event(std::string_view contents) {
+  bool event(std::string_view contents, std::size_t index) {
     std::string_view name;
     int names = 0;
     each_field(contents, [&](const Field& field) {
@@ -164,25 +312,34 @@ class PolicyPass : public otlp::wire::Pass {
       return false;
     });
     const auto decide = [this, name](std::string_view key) {
-      return policy_.decide_event(decisions_.get(policy_, key), name, key);
+      return policy_->decide_event(decisions_.get(*policy_, key), name, key);
     };
     DroppedCount dropped;
+    dropped.added = cut(contents, 3, limits_.per_event, "events", index);
+    std::size_t seen = 0;
     const bool changed = each_field(contents, [&](const Field& field) {
-      if (is_length(field, 3)) return attribute(field, 5, decide, dropped);
+      if (is_length(field, 3)) {
+        return seen++ < limits_.per_event ? attribute(field, 5, decide, dropped) : drop(MessageKind::event, field, 4);
+      }
       if (field.number == 4 && field.type == WireType::varint) return see(dropped, field, contents, 3);
       return keep(MessageKind::event, field, 4);
     });
     return finish(dropped, 4) || changed;
   }
 
-  bool link(std::string_view contents) {
-    const auto role_of = [contents](std::string_view message) { return sibling_role(contents, 4, message); };
+  bool link(std::string_view contents, std::size_t index) {
+    const std::size_t limit = limits_.per_link;
+    const auto role_of = [contents, limit](std::string_view message) {
+      return sibling_role(contents, 4, limit, message);
+    };
     const auto decide = [this, &role_of](std::string_view key) {
-      return policy_.decide_among(decisions_.get(policy_, key), key, role_of);
+      return policy_->decide_among(decisions_.get(*policy_, key), key, role_of);
     };
     DroppedCount dropped;
+    dropped.added = cut(contents, 4, limit, "links", index);
+    std::size_t seen = 0;
     const bool changed = each_field(contents, [&](const Field& field) {
-      if (is_length(field, 4)) return attribute(field, 5, decide, dropped);
+      if (is_length(field, 4)) return seen++ < limit ? attribute(field, 5, decide, dropped) : drop(MessageKind::link, field, 4);
       if (field.number == 5 && field.type == WireType::varint) return see(dropped, field, contents, 4);
       return keep(MessageKind::link, field, 4);
     });
@@ -201,13 +358,13 @@ class PolicyPass : public otlp::wire::Pass {
   }
 
   bool status_message(const Field& field) {
-    const Decision decision = policy_.errors();
+    const Decision decision = policy_->errors();
     if (field.payload.empty()) return keep(MessageKind::status, field, 4);
     if (decision.mode == PolicyMode::drop) {
       count_change(tally_, decision);
       return true;
     }
-    if (!rewrite_status_message(policy_, decision, field.payload, text_, tally_)) {
+    if (!rewrite_status_message(*policy_, decision, field.payload, text_, tally_)) {
       writer_.copy(field.raw);
       return false;
     }
@@ -372,7 +529,7 @@ class PolicyPass : public otlp::wire::Pass {
   bool any_value(std::string_view contents, const Decision& decision, unsigned depth, unsigned nesting) {
     ValueView view;
     if (!scan_value(contents, nesting, view)) return false;
-    if (depth > policy_.config().max_depth) return too_deep(contents, nesting);
+    if (depth > policy_->config().max_depth) return too_deep(contents, nesting);
     return each_field(contents, [&](const Field& field) {
       if (!is_value_case(field)) return copy_checked(field);
       return value_case(field, decision, depth, nesting);
@@ -397,7 +554,7 @@ class PolicyPass : public otlp::wire::Pass {
   }
 
   bool text_value(const Field& field, const Decision& decision, bool binary, unsigned depth) {
-    if (!rewrite_text(policy_, decision, field.payload, binary, depth, text_, tally_)) {
+    if (!rewrite_text(*policy_, decision, field.payload, binary, depth, text_, tally_)) {
       writer_.copy(field.raw);
       return false;
     }
@@ -433,7 +590,7 @@ class PolicyPass : public otlp::wire::Pass {
       if (!is_length(field, 1)) return keep(MessageKind::kv_list, field, nesting);
       KeyValueView view;
       if (!scan_key_value(field.payload, nesting + 1, view)) return false;
-      if (keeps_structural_entry(policy_, view.key, view.any.container())) return keep_scanned(field, view, nesting + 1);
+      if (keeps_structural_entry(*policy_, view.key, view.any.container())) return keep_scanned(field, view, nesting + 1);
       return message(field, nesting + 1, [&](std::string_view c) {
         return key_value_fields(c, nesting + 1, [&](std::string_view v) {
           return any_value(v, decision, depth + 1, nesting + 2);
@@ -452,7 +609,7 @@ class PolicyPass : public otlp::wire::Pass {
       }
       return true;
     });
-    too_deep_text(policy_, text_, tally_);
+    too_deep_text(*policy_, text_, tally_);
     writer_.bytes_field(kString, text_);
     ++rewritten_;
     return ok();
@@ -463,7 +620,7 @@ class PolicyPass : public otlp::wire::Pass {
   bool walk_verbose(std::string_view contents, unsigned depth, unsigned nesting, const Decide& decide) {
     ValueView view;
     if (!scan_value(contents, nesting, view)) return false;
-    if (depth > policy_.config().max_depth) return too_deep(contents, nesting);
+    if (depth > policy_->config().max_depth) return too_deep(contents, nesting);
     return each_field(contents, [&](const Field& field) {
       if (!is_value_case(field) || !view.container()) return copy_checked(field);  // scan_value checked it
       return message(field, nesting + 1, [&](std::string_view c) {
@@ -501,11 +658,17 @@ class PolicyPass : public otlp::wire::Pass {
     return changed;
   }
 
-  const CompiledPolicy& policy_;
+  const CompiledPolicy* policy_;
   KeyDecisions& decisions_;
   PolicyTally& tally_;
   std::string& text_;
   std::string& path_;
+  // run_checked() only: the checks' limits (none for a policy alone), their counts, where the
+  // walk is for their texts, and the ResourceSpans being walked read ahead for its route.
+  otlp::AttributeLimits limits_{kUnlimited, kUnlimited, kUnlimited};
+  otlp::wire::ChecksResult* checks_ = nullptr;
+  otlp::wire::SpanPlace place_;
+  otlp::wire::ResourceSpansScan scan_;
   // Values the policy rewrote (apply_value's "changed"); the bytes may also change without one,
   // when an empty value is written for a missing one.
   std::uint64_t rewritten_ = 0;
@@ -549,6 +712,24 @@ Decision KeyDecisions::get(const CompiledPolicy& policy, std::string_view key) {
     slot.decision = decision;
     return decision;
   }
+}
+
+void RoutedOutput::reset(std::size_t routes) {
+  payloads.assign(routes, {});
+  spans.assign(routes, 0);
+}
+
+WireResult WireRewriter::rewrite_routed(std::string_view request, const otlp::AttributeLimits& limits,
+                                        WireRoutes& routes, RoutedOutput& out, otlp::wire::ChecksResult& checks,
+                                        PolicyTally& tally) {
+  writer_.clear();
+  decisions_.clear();
+  PolicyPass pass(routes.policy_of(0), writer_, decisions_, tally, text_, path_);
+  const WireError error = pass.run_checked(request, limits, routes, out, checks);
+  if (error != WireError::none) {
+    return {otlp::wire::is_malformed(error) ? WireOutcome::malformed : WireOutcome::unsupported, error};
+  }
+  return {};
 }
 
 WireResult WireRewriter::rewrite(const CompiledPolicy& policy, std::string_view request, std::string& out,

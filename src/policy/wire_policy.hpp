@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "otlp/attribute_limits.hpp"
+#include "otlp/wire_checks.hpp"
 #include "otlp/wire_reader.hpp"
 #include "otlp/wire_writer.hpp"
 #include "policy/policy.hpp"
@@ -53,6 +55,23 @@ class KeyDecisions {
   std::size_t used_ = 0;
 };
 
+// Where each ResourceSpans of a request goes, and under which policy: the routing stage answers
+// (routing/wire_route.hpp), from what the checks will leave of it.
+class WireRoutes {
+ public:
+  virtual ~WireRoutes() = default;
+  virtual std::size_t route_of(const otlp::wire::ResourceSpansScan& resource_spans) = 0;
+  virtual const CompiledPolicy& policy_of(std::size_t route) const = 0;
+};
+
+// Per route: its ResourceSpans records (resource_spans fields: concatenated, an
+// ExportTraceServiceRequest) and their spans.
+struct RoutedOutput {
+  std::vector<std::string> payloads;
+  std::vector<std::uint32_t> spans;
+  void reset(std::size_t routes);
+};
+
 // One per thread: it keeps its buffers between requests, so a warm rewriter does not allocate
 // per span.
 class WireRewriter {
@@ -62,6 +81,13 @@ class WireRewriter {
   // caller drops it (and the message path counts again).
   WireResult rewrite(const CompiledPolicy& policy, std::string_view request, std::string& out,
                      PolicyTally& tally);
+
+  // The receiver's checks with `limits` (as otlp::wire::SpanChecker counts into `checks`) and
+  // each ResourceSpans they leave under its route's policy (as apply() counts into `tally`), in
+  // one walk; out.payloads[route] receives the route's records. On malformed or unsupported the
+  // counts and outputs are partial: the caller drops them.
+  WireResult rewrite_routed(std::string_view request, const otlp::AttributeLimits& limits, WireRoutes& routes,
+                            RoutedOutput& out, otlp::wire::ChecksResult& checks, PolicyTally& tally);
 
  private:
   otlp::wire::Writer writer_;

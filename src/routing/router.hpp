@@ -20,7 +20,10 @@
 #include "policy/policy.hpp"
 #include "queue/queue_item.hpp"
 #include "queue/queue_observer.hpp"
+#include "otlp/attribute_limits.hpp"
+#include "policy/wire_policy.hpp"
 #include "routing/route_table.hpp"
+#include "routing/wire_route.hpp"
 
 namespace proxy::routing {
 
@@ -42,6 +45,15 @@ class Router {
   // a route that honors or overrides it is a RoutingError (400).
   std::variant<std::vector<queue::QueueItem>, RoutingError> route(
       otlp::ExportRequest& request, std::optional<std::string_view> header) const;
+
+  // decode_and_check's checks and route() in one walk over a protobuf request's bytes
+  // (routing/wire_route.hpp): the same items, counters and refusals, for a config whose routes
+  // all have normalization off (wire_ready()). On unsupported the caller takes the message path.
+  WireRouted route_wire(std::string_view body, std::optional<std::string_view> header,
+                        const otlp::AttributeLimits& limits, std::size_t max_spans) const;
+  // Whether route_wire() may stand in for route(): no route normalizes (normalization and
+  // previews still work on messages only).
+  bool wire_ready() const;
 
   const RouteTable& table() const { return table_; }
   const policy::PolicyStats& policy_stats() const { return policy_stats_; }
@@ -69,6 +81,8 @@ class Router {
   void collect(std::size_t route, const ExperimentRef& experiment,
                otlp::ResourceSpans& resource_spans, RouteItems& out, Pass& pass) const;
   std::vector<queue::QueueItem> items_of(std::vector<RouteItems>& per_route, const Pass& pass) const;
+  void deliver_wire(const std::vector<std::size_t>& route_of, std::optional<std::string_view> header,
+                    policy::RoutedOutput& out, const policy::PolicyTally& tally, WireRouted& routed) const;
 
   RouteTable table_;
   std::vector<config::RouteConfig> route_configs_;  // for describe()
