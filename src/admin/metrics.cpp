@@ -131,6 +131,9 @@ constexpr Sample<ReceiverStats> kDiscardedSignals[] = {
 constexpr Scalar<ReceiverStats> kReceiverScalars[] = {
     {"receiver_compressed_requests_total", "Requests with a Content-Encoding", kCounter,
      &ReceiverStats::requests_compressed},
+    {"receiver_wire_path_requests_total",
+     "Protobuf requests checked, routed and rewritten on their bytes (no route normalizes)", kCounter,
+     &ReceiverStats::requests_wire_path},
     {"receiver_connections", "Open OTLP/HTTP client connections", kGauge,
      &ReceiverStats::connections_open},
     {"receiver_trimmed_spans_total", "Spans kept with attributes cut to the receiver's limits",

@@ -264,6 +264,8 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
     return {Kind::draining, std::string(kDrainingMessage)};
   }
 
+  if (auto outcome = ingest_wire(body, encoding, experiment_header, peer, commit)) return std::move(*outcome);
+
   // 1-3. Decode into an arena whose first block is reused by this thread, then limits and
   // validation.
   thread_local ArenaBlock arena_block;
@@ -273,9 +275,51 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
   google::protobuf::Arena arena(arena_options);
   auto* export_request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
   const CheckedRequest checked = decode_and_check(body, encoding, receiver_, *export_request);
+  if (auto refusal = refused(checked)) return std::move(*refusal);
+
+  // 4. Route, applying each route's policy: one queue item per route (so per experiment).
+  return deliver(checked, route(*export_request, experiment_header), commit, peer);
+}
+
+// The wire path (routing::Router::route_wire): steps 1 to 4 in one walk over a protobuf body,
+// when no route normalizes. nullopt: the message path takes the request (other encodings,
+// normalization on a route, bytes the wire path leaves to protobuf, and malformed bodies,
+// which the message path refuses with its own words).
+std::optional<IngestOutcome> ExportHandler::ingest_wire(std::string_view body, BodyEncoding encoding,
+                                                        std::optional<std::string_view> experiment_header,
+                                                        std::string_view peer,
+                                                        std::shared_ptr<queue::CommitTicket>* commit) {
+  using Outcome = routing::WireRouted::Outcome;
+  const auto router = this->router();
+  if (encoding != BodyEncoding::protobuf || !wire_path_.load(std::memory_order_relaxed) || !router ||
+      !router->wire_ready()) {
+    return std::nullopt;
+  }
+  routing::WireRouted routed = router->route_wire(
+      body, experiment_header,
+      {receiver_.max_attributes_per_span, receiver_.max_attributes_per_event, receiver_.max_attributes_per_link},
+      receiver_.max_spans_per_request);
+  if (routed.outcome == Outcome::malformed || routed.outcome == Outcome::unsupported) return std::nullopt;
+  bump(stats_.requests_wire_path);
+  CheckedRequest checked;
+  checked.received = routed.checks.received;
+  checked.too_many_spans = routed.outcome == Outcome::too_many_spans;
+  checked.trimmed = std::move(routed.checks.trimmed);
+  checked.invalid = std::move(routed.checks.invalid);
+  checked.valid = routed.checks.valid;
+  if (auto refusal = refused(checked)) return refusal;
+  if (routed.outcome == Outcome::routing_error) {
+    return deliver(checked, routing::RoutingError{std::move(routed.error)}, commit, peer);
+  }
+  return deliver(checked, std::move(routed.items), commit, peer);
+}
+
+// Steps 1 to 3's refusals: an undecodable body, too many spans, every span invalid.
+std::optional<IngestOutcome> ExportHandler::refused(const CheckedRequest& checked) {
+  using Kind = IngestOutcome::Kind;
   if (!checked.decoded.ok()) {
     bump(stats_.rejected_bad_body);
-    return {Kind::bad_request, checked.decoded.message};
+    return IngestOutcome{Kind::bad_request, checked.decoded.message};
   }
   if (checked.too_many_spans) {
     bump(stats_.rejected_too_many_spans);
@@ -290,14 +334,20 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
   const std::size_t span_count = checked.valid;
   if (span_count == 0 && invalid.rejected > 0) {
     bump(stats_.rejected_invalid_spans);
-    return {Kind::bad_request,
-            "all " + std::to_string(invalid.rejected) + " spans are invalid; first: " +
-                invalid.first_problem,
-            static_cast<std::int64_t>(invalid.rejected)};
+    return IngestOutcome{Kind::bad_request,
+                         "all " + std::to_string(invalid.rejected) + " spans are invalid; first: " +
+                             invalid.first_problem,
+                         static_cast<std::int64_t>(invalid.rejected)};
   }
+  return std::nullopt;
+}
 
-  // 4. Route, applying each route's policy: one queue item per route (so per experiment).
-  auto routed = route(*export_request, experiment_header);
+// Steps 4 to 6 from the routed request: a routing error, else enqueue and answer.
+IngestOutcome ExportHandler::deliver(const CheckedRequest& checked, Routed&& routed,
+                                     std::shared_ptr<queue::CommitTicket>* commit, std::string_view peer) {
+  using Kind = IngestOutcome::Kind;
+  const otlp::InvalidSpans& invalid = checked.invalid;
+  const std::size_t span_count = checked.valid;
   if (const auto* routing_error = std::get_if<routing::RoutingError>(&routed)) {
     bump(stats_.rejected_routing);
     IngestOutcome outcome{Kind::bad_request, routing_error->message,

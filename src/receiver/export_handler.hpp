@@ -170,6 +170,10 @@ class ExportHandler {
   Response error(const http::request_header<>& header, http::status status, std::string message,
                  std::string_view peer);
 
+  // Whether protobuf bodies may take the wire path when no route normalizes (on by default): off,
+  // every request is decoded into messages. The answers and items are the same either way.
+  void set_wire_path(bool enabled) { wire_path_.store(enabled, std::memory_order_relaxed); }
+
   // While draining, every new request gets 503 with Retry-After.
   void set_draining() { draining_.store(true, std::memory_order_relaxed); }
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
@@ -182,8 +186,15 @@ class ExportHandler {
   std::optional<IngestOutcome> enqueue(std::vector<queue::QueueItem>&& items,
                                        std::shared_ptr<queue::CommitTicket>* commit);
   IngestOutcome accepted(const CheckedRequest& checked, std::string_view peer);
-  std::variant<std::vector<queue::QueueItem>, routing::RoutingError> route(
-      otlp::ExportRequest& request, std::optional<std::string_view> header) const;
+  using Routed = std::variant<std::vector<queue::QueueItem>, routing::RoutingError>;
+  Routed route(otlp::ExportRequest& request, std::optional<std::string_view> header) const;
+  // ingest()'s steps shared by the message path and the wire path.
+  std::optional<IngestOutcome> ingest_wire(std::string_view body, otlp::BodyEncoding encoding,
+                                           std::optional<std::string_view> experiment_header,
+                                           std::string_view peer, std::shared_ptr<queue::CommitTicket>* commit);
+  std::optional<IngestOutcome> refused(const CheckedRequest& checked);
+  IngestOutcome deliver(const CheckedRequest& checked, Routed&& routed,
+                        std::shared_ptr<queue::CommitTicket>* commit, std::string_view peer);
 
   const config::ReceiverConfig& receiver_;
   const config::QueueConfig& queue_config_;
@@ -196,6 +207,7 @@ class ExportHandler {
   std::shared_ptr<const routing::Router> router_;
   ReceiverStats& stats_;
   std::atomic<bool> draining_{false};
+  std::atomic<bool> wire_path_{true};
   RateLimitedLog reject_log_;
   RateLimitedLog other_signal_log_{1};
 };

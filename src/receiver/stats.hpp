@@ -14,6 +14,8 @@ struct ReceiverStats {
   using Counter = std::atomic<std::uint64_t>;
 
   Counter requests_compressed{0};
+  // Protobuf requests checked, routed and rewritten on their bytes (no route normalizes).
+  Counter requests_wire_path{0};
   // POST /v1/logs and /v1/metrics: answered 200, not forwarded (MLflow stores traces only).
   Counter logs_requests_discarded{0};
   Counter metrics_requests_discarded{0};
