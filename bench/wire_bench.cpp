@@ -1,7 +1,9 @@
 // Spans per CPU-second on one core for the policy stage as the daemon runs it (decode into
 // messages, apply(), serialize) and on the wire (WireRewriter: one pass over the bytes, kept
 // ranges copied), on Koog-shaped requests of 50 and 512 spans with short and ~1.5 KB content,
-// under the default policy (content masked leaf by leaf, structure kept; errors redacted).
+// under the default policy (content masked leaf by leaf, structure kept; errors redacted). Then
+// the receiver's whole data path before the queue, normalization off: decode_and_check and
+// Router::route against the fused wire pass (Router::route_wire), one route.
 //
 //   wire_bench [seconds per measurement, default 2]
 #include <cstdio>
@@ -16,6 +18,8 @@
 #include "otlp/protobuf.hpp"
 #include "policy/policy.hpp"
 #include "policy/wire_policy.hpp"
+#include "receiver/export_handler.hpp"
+#include "routing/router.hpp"
 
 namespace {
 
@@ -76,6 +80,31 @@ void run(const Scenario& scenario, const policy::CompiledPolicy& policy, double 
               wire / message, floor);
 }
 
+// Checks, routing and policy, the message path against the fused wire pass.
+void run_routed(const Scenario& scenario, double seconds) {
+  bench::TraceSource source(bench::Mix::koog, 0x5eed'0f'a9e47ULL, scenario.content);
+  std::vector<std::string> pool;
+  for (int i = 0; i < 16; ++i) pool.push_back(bench::encode_request(source, scenario.spans));
+  config::Config config;
+  config.mlflow.experiment_id = "1";
+  config.default_route.normalize.enabled = false;
+  const routing::Router router(config);
+  const double message = measure(pool, scenario.spans, seconds, [&](const std::string& body) {
+    google::protobuf::Arena arena;
+    auto* request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
+    const auto checked = receiver::decode_and_check(body, otlp::BodyEncoding::protobuf, config.receiver, *request);
+    return checked.decoded.ok() && std::holds_alternative<std::vector<queue::QueueItem>>(router.route(*request, {}));
+  });
+  const otlp::AttributeLimits limits{config.receiver.max_attributes_per_span, config.receiver.max_attributes_per_event,
+                                     config.receiver.max_attributes_per_link};
+  const double wire = measure(pool, scenario.spans, seconds, [&](const std::string& body) {
+    return router.route_wire(body, {}, limits, config.receiver.max_spans_per_request).outcome ==
+           routing::WireRouted::Outcome::routed;
+  });
+  std::printf("%-28s checks+route+policy: message path %8.0f  fused wire pass %8.0f spans/s (%.2fx)\n", scenario.name,
+              message, wire, wire / message);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,4 +117,5 @@ int main(int argc, char** argv) {
       {512, bench::Content::long_text, "512 spans, ~1.5 KB content"},
   };
   for (const Scenario& scenario : scenarios) run(scenario, policy, seconds);
+  for (const Scenario& scenario : scenarios) run_routed(scenario, seconds);
 }
