@@ -10,11 +10,10 @@
 #include "common/glob.hpp"
 #include "common/hex.hpp"  // to_hex
 #include "normalize/json_value.hpp"
+#include "normalize/span_view.hpp"
 
 namespace proxy::normalize {
 namespace {
-
-using opentelemetry::proto::trace::v1::Span_SpanKind;
 
 // gen_ai.operation.name values MLflow maps to a span type (GenAiTranslator.SPAN_KIND_TO_MLFLOW_TYPE).
 constexpr std::array<std::string_view, 8> kMappedOperations{
@@ -37,10 +36,9 @@ constexpr std::string_view kChain = "CHAIN";
 constexpr std::string_view kAgent = "AGENT";
 constexpr std::string_view kLlm = "LLM";
 
-std::string_view string_of(const otlp::AnyValue* value) {
-  if (value == nullptr || value->value_case() != otlp::AnyValue::kStringValue) return {};
-  return value->string_value();
-}
+std::string_view string_of(const ValueView* value) { return value == nullptr ? std::string_view{} : value->string(); }
+
+bool present(const ValueView* value) { return value != nullptr && value->present(); }
 
 // A value MLflow would treat as present: not an empty string, not unset.
 bool present(const otlp::AnyValue* value) {
@@ -56,9 +54,6 @@ bool present(const otlp::AnyValue* value) {
 // "maybe": the scan decides.
 class KeyFilter {
  public:
-  explicit KeyFilter(const otlp::Span& span) {
-    for (const otlp::KeyValue& attribute : span.attributes()) add(attribute.key());
-  }
   void add(std::string_view key) { bits_ |= bit(key); }
   bool may_contain(std::string_view key) const { return (bits_ & bit(key)) != 0; }
 
@@ -72,37 +67,13 @@ class KeyFilter {
   std::uint64_t bits_ = 0;
 };
 
-const otlp::AnyValue* find(const otlp::Span& span, const KeyFilter& keys, std::string_view key) {
-  return keys.may_contain(key) ? find_attribute(span, key) : nullptr;
-}
-
-template <std::size_t N>
-bool any_present(const otlp::Span& span, const KeyFilter& keys,
-                 const std::array<std::string_view, N>& names) {
-  for (std::string_view key : names) {
-    if (present(find(span, keys, key))) return true;
-  }
-  return false;
-}
-
-otlp::AnyValue* add_attribute(otlp::Span& span, KeyFilter& keys, std::string_view key) {
-  otlp::KeyValue* attribute = span.add_attributes();
-  attribute->set_key(std::string(key));
-  keys.add(key);
-  return attribute->mutable_value();
-}
-
-void add_string(otlp::Span& span, KeyFilter& keys, std::string_view key, std::string_view value) {
-  add_attribute(span, keys, key)->set_string_value(std::string(value));
-}
-
 // "name" or "name <anything>": Koog's span names are the operation, a space, then the subject.
 bool name_is(std::string_view span_name, std::string_view operation) {
   return span_name.starts_with(operation) &&
          (span_name.size() == operation.size() || span_name[operation.size()] == ' ');
 }
 
-std::string_view kind_name(Span_SpanKind kind) {
+std::string_view kind_name(std::int32_t kind) {
   switch (kind) {
     case opentelemetry::proto::trace::v1::Span::SPAN_KIND_INTERNAL:
       return "INTERNAL";
@@ -120,9 +91,9 @@ std::string_view kind_name(Span_SpanKind kind) {
 }
 
 // The links as compact JSON: [{"trace_id":hex,"span_id":hex,"attributes":{...}}].
-std::string links_json(const otlp::Span& span) {
+std::string links_json(const Links& span_links) {
   boost::json::array links;
-  for (const auto& link : span.links()) {
+  for (const auto& link : span_links) {
     boost::json::object object;
     object["trace_id"] = to_hex(link.trace_id());
     object["span_id"] = to_hex(link.span_id());
@@ -136,20 +107,6 @@ std::string links_json(const otlp::Span& span) {
     links.push_back(std::move(object));
   }
   return boost::json::serialize(links);
-}
-
-// Copies a Koog content value as span inputs/outputs: its JSON as structure, so MLflow shows the
-// text or object instead of a quoted string; anything else (masked, hashed, hidden) as it is.
-void copy_content(otlp::Span& span, KeyFilter& keys, std::string_view key,
-                  const otlp::AnyValue& value) {
-  otlp::AnyValue* target = add_attribute(span, keys, key);
-  if (value.value_case() == otlp::AnyValue::kStringValue) {
-    if (auto parsed = parse_json_value(value.string_value())) {
-      *target = std::move(*parsed);
-      return;
-    }
-  }
-  *target = value;
 }
 
 // The index of an MLflow span type in config::kSpanTypes (for the metrics' type label); only a
@@ -167,54 +124,131 @@ constexpr std::size_t kLlmIndex = 0;
 static_assert(config::kSpanTypes[kChainIndex] == kChain && config::kSpanTypes[kAgentIndex] == kAgent &&
               config::kSpanTypes[kLlmIndex] == kLlm);
 
-SpanTypeDecision span_type_of(const config::NormalizeConfig& config, const otlp::Span& span,
-                              const KeyFilter& keys) {
-  if (find(span, keys, kSpanType) != nullptr) return {};
-  const std::string_view operation = string_of(find(span, keys, "gen_ai.operation.name"));
+// A numeric string sent as a token count: the integer it holds, or -1.
+std::int64_t token_count_of(std::string_view key, const ValueView& value) {
+  if (!key.starts_with("gen_ai.usage.") || value.type != ValueType::string) return -1;
+  std::int64_t count = 0;
+  const auto [end, error] = std::from_chars(value.text.data(), value.text.data() + value.text.size(), count);
+  return error == std::errc() && end == value.text.data() + value.text.size() ? count : -1;
+}
+
+// The rules over one span. A change is visible to the rules after it, as when each rule wrote
+// to the message: find() reads the span's attributes, then the additions so far.
+class SpanRules {
+ public:
+  SpanRules(const config::NormalizeConfig& config, const SpanView& span, SpanChanges& changes,
+            NormalizeTally& tally)
+      : config_(config), span_(span), changes_(changes), tally_(tally) {
+    for (const AttributeView& attribute : span.attributes) keys_.add(attribute.key);
+  }
+
+  void run() {
+    ++tally_.spans;
+    copy_resource_attributes();
+    add_otel_fields();
+    add_span_type();
+    if (config_.koog_io) copy_koog_io();
+    if (config_.system_instructions) join_instructions();
+    fix_token_counts();
+    if (config_.session_from_conversation && copy_attribute("gen_ai.conversation.id", "session.id")) {
+      tally_.add(Rule::session);
+    }
+    if (config_.user_from_enduser && copy_attribute("enduser.id", "user.id")) tally_.add(Rule::user);
+  }
+
+  SpanTypeDecision span_type() const;
+
+ private:
+  const ValueView* find(std::string_view key) const {
+    if (!keys_.may_contain(key)) return nullptr;
+    for (const AttributeView& attribute : span_.attributes) {
+      if (attribute.key == key) return &attribute.value;
+    }
+    for (const Addition& addition : changes_.additions) {
+      if (addition.key == key) return &addition.value.value;
+    }
+    return nullptr;
+  }
+
+  template <std::size_t N>
+  bool any_present(const std::array<std::string_view, N>& names) const {
+    for (std::string_view key : names) {
+      if (present(find(key))) return true;
+    }
+    return false;
+  }
+
+  void add(std::string_view key, NewValueKind kind, const ValueView& value) {
+    changes_.additions.push_back({key, {kind, value}});
+    keys_.add(key);
+  }
+  void add_text(std::string_view key, std::string_view text) {
+    ValueView value;
+    value.type = ValueType::string;
+    value.text = text;
+    add(key, NewValueKind::text, value);
+  }
+
+  void copy_resource_attributes();
+  void add_otel_fields();
+  void add_span_type();
+  bool copy_koog_value(const std::array<std::string_view, 6>& existing, std::string_view node_key,
+                       std::string_view subgraph_key, std::string_view target);
+  void copy_koog_io();
+  void join_instructions();
+  void fix_token_counts();
+  bool copy_attribute(std::string_view from, std::string_view to);
+
+  const config::NormalizeConfig& config_;
+  const SpanView& span_;
+  SpanChanges& changes_;
+  NormalizeTally& tally_;
+  KeyFilter keys_;
+};
+
+SpanTypeDecision SpanRules::span_type() const {
+  if (find(kSpanType) != nullptr) return {};
+  const std::string_view operation = string_of(find("gen_ai.operation.name"));
   for (std::string_view mapped : kMappedOperations) {
     if (operation == mapped) return {};
   }
-  if (any_present(span, keys, kOtherTypeKeys)) return {};
+  if (any_present(kOtherTypeKeys)) return {};
 
-  for (const config::SpanTypeRule& rule : config.span_type_rules) {
-    if (!rule.name.empty() && !glob_match(rule.name, span.name())) continue;
+  for (const config::SpanTypeRule& rule : config_.span_type_rules) {
+    if (!rule.name.empty() && !glob_match(rule.name, span_.name)) continue;
     if (!rule.attribute.empty()) {
-      const otlp::AnyValue* value = find(span, keys, rule.attribute);
+      const ValueView* value = find(rule.attribute);
       if (value == nullptr) continue;
-      if (!rule.value.empty() && string_of(value) != rule.value) continue;
+      if (!rule.value.empty() && value->string() != rule.value) continue;
     }
     return {rule.type, TypeSource::user_rule, type_index_of(rule.type)};
   }
-  if (!config.span_types) return {};
+  if (!config_.span_types) return {};
 
   // Koog: strategy, node and subgraph spans carry these keys (KoogAttributes in Koog's
   // OpenTelemetry feature); they are steps of the agent's graph.
-  if (find(span, keys, "koog.strategy.name") != nullptr ||
-      find(span, keys, "koog.node.id") != nullptr ||
-      find(span, keys, "koog.subgraph.id") != nullptr) {
+  if (find("koog.strategy.name") != nullptr || find("koog.node.id") != nullptr ||
+      find("koog.subgraph.id") != nullptr) {
     return {kChain, TypeSource::koog_graph, kChainIndex};
   }
-  if (name_is(span.name(), "create_agent") || name_is(span.name(), "invoke_agent")) {
+  if (name_is(span_.name, "create_agent") || name_is(span_.name, "invoke_agent")) {
     return {kAgent, TypeSource::agent_name, kAgentIndex};
   }
-  if (present(find(span, keys, "gen_ai.request.model"))) return {kLlm, TypeSource::model, kLlmIndex};
+  if (present(find("gen_ai.request.model"))) return {kLlm, TypeSource::model, kLlmIndex};
   return {};
 }
 
 // Resource attributes the config names, copied onto the span (every span, or the root only).
-void copy_resource_attributes(const config::NormalizeConfig& config,
-                              const otlp::ResourceSpans& resource_spans, otlp::Span& span,
-                              KeyFilter& keys, NormalizeTally& tally) {
-  const bool wanted =
-      config.resource_target == config::ResourceTarget::all ||
-      (config.resource_target == config::ResourceTarget::root && span.parent_span_id().empty());
+void SpanRules::copy_resource_attributes() {
+  const bool wanted = config_.resource_target == config::ResourceTarget::all ||
+                      (config_.resource_target == config::ResourceTarget::root && span_.root);
   if (!wanted) return;
-  for (const std::string& key : config.resource_attributes) {
-    if (find(span, keys, key) != nullptr) continue;
-    for (const otlp::KeyValue& attribute : resource_spans.resource().attributes()) {
-      if (attribute.key() == key) {
-        *add_attribute(span, keys, key) = attribute.value();
-        tally.add(Rule::resource_attribute);
+  for (const std::string& key : config_.resource_attributes) {
+    if (find(key) != nullptr) continue;
+    for (const AttributeView& attribute : span_.resource) {
+      if (attribute.key == key) {
+        add(key, NewValueKind::copy, attribute.value);
+        tally_.add(Rule::resource_attribute);
         break;
       }
     }
@@ -222,122 +256,162 @@ void copy_resource_attributes(const config::NormalizeConfig& config,
 }
 
 // What MLflow drops from the OTLP span itself: its kind, its scope and its links.
-void add_otel_fields(const config::NormalizeConfig& config, const otlp::ScopeSpans& scope_spans,
-                     otlp::Span& span, KeyFilter& keys, NormalizeTally& tally) {
-  if (config.span_kind && find(span, keys, "otel.span.kind") == nullptr) {
-    if (std::string_view kind = kind_name(span.kind()); !kind.empty()) {
-      add_string(span, keys, "otel.span.kind", kind);
-      tally.add(Rule::span_kind);
+void SpanRules::add_otel_fields() {
+  if (config_.span_kind && find("otel.span.kind") == nullptr) {
+    if (std::string_view kind = kind_name(span_.kind); !kind.empty()) {
+      add_text("otel.span.kind", kind);
+      tally_.add(Rule::span_kind);
     }
   }
-  if (config.scope && !scope_spans.scope().name().empty() &&
-      find(span, keys, "otel.scope.name") == nullptr) {
-    add_string(span, keys, "otel.scope.name", scope_spans.scope().name());
-    if (!scope_spans.scope().version().empty() &&
-        find(span, keys, "otel.scope.version") == nullptr) {
-      add_string(span, keys, "otel.scope.version", scope_spans.scope().version());
+  if (config_.scope && !span_.scope_name.empty() && find("otel.scope.name") == nullptr) {
+    add_text("otel.scope.name", span_.scope_name);
+    if (!span_.scope_version.empty() && find("otel.scope.version") == nullptr) {
+      add_text("otel.scope.version", span_.scope_version);
     }
-    tally.add(Rule::scope);
+    tally_.add(Rule::scope);
   }
-  if (config.links && span.links_size() > 0 && find(span, keys, "otel.links") == nullptr) {
-    add_string(span, keys, "otel.links", links_json(span));
-    tally.add(Rule::links);
+  if (config_.links && span_.link_count > 0 && span_.links != nullptr && find("otel.links") == nullptr) {
+    changes_.links_json = links_json(*span_.links);
+    add_text("otel.links", changes_.links_json);
+    tally_.add(Rule::links);
   }
 }
 
-void add_span_type(const config::NormalizeConfig& config, otlp::Span& span, KeyFilter& keys,
-                   NormalizeTally& tally) {
-  const SpanTypeDecision typed = span_type_of(config, span, keys);
+void SpanRules::add_span_type() {
+  const SpanTypeDecision typed = span_type();
   if (typed.type.empty()) return;
-  add_string(span, keys, kSpanType, typed.type);
-  tally.add(Rule::span_type);
-  ++tally.typed[static_cast<std::size_t>(typed.source)][typed.type_index];
+  add_text(kSpanType, typed.type);
+  tally_.add(Rule::span_type);
+  ++tally_.typed[static_cast<std::size_t>(typed.source)][typed.type_index];
 }
 
 // Copies a Koog node's (or else subgraph's) value to `target` unless the span already has one
-// of `existing`. Returns whether it copied.
-template <typename Keys>
-bool copy_koog_value(otlp::Span& span, KeyFilter& keys, const Keys& existing,
-                     std::string_view node_key, std::string_view subgraph_key,
-                     std::string_view target) {
-  if (any_present(span, keys, existing)) return false;
-  const otlp::AnyValue* value = find(span, keys, node_key);
-  if (!present(value)) value = find(span, keys, subgraph_key);
+// of `existing`: its JSON as structure, so MLflow shows the text or object instead of a quoted
+// string; anything else (masked, hashed, hidden) as it is. Returns whether it copied.
+bool SpanRules::copy_koog_value(const std::array<std::string_view, 6>& existing, std::string_view node_key,
+                                std::string_view subgraph_key, std::string_view target) {
+  if (any_present(existing)) return false;
+  const ValueView* value = find(node_key);
+  if (!present(value)) value = find(subgraph_key);
   if (!present(value)) return false;
-  const otlp::AnyValue copy = *value;  // add_attribute may reallocate the attributes
-  copy_content(span, keys, target, copy);
+  const ValueView copy = *value;  // add() may move the additions
+  add(target, copy.type == ValueType::string ? NewValueKind::content : NewValueKind::copy, copy);
   return true;
 }
 
-void copy_koog_io(otlp::Span& span, KeyFilter& keys, NormalizeTally& tally) {
-  if (copy_koog_value(span, keys, kInputKeys, "koog.node.input", "koog.subgraph.input",
-                      kSpanInputs)) {
-    tally.add(Rule::inputs);
+void SpanRules::copy_koog_io() {
+  if (copy_koog_value(kInputKeys, "koog.node.input", "koog.subgraph.input", kSpanInputs)) {
+    tally_.add(Rule::inputs);
   }
-  if (copy_koog_value(span, keys, kOutputKeys, "koog.node.output", "koog.subgraph.output",
-                      kSpanOutputs)) {
-    tally.add(Rule::outputs);
+  if (copy_koog_value(kOutputKeys, "koog.node.output", "koog.subgraph.output", kSpanOutputs)) {
+    tally_.add(Rule::outputs);
   }
 }
 
 // The joined messages go to mlflow.spanInputs, which MLflow reads instead of
 // gen_ai.input.messages (stored the same way), so the span's own attribute stays as sent.
-void join_instructions(otlp::Span& span, KeyFilter& keys, NormalizeTally& tally) {
-  if (find(span, keys, kSpanInputs) != nullptr) return;
-  std::string_view instructions = string_of(find(span, keys, "system_instructions"));
-  if (instructions.empty()) instructions = string_of(find(span, keys, "gen_ai.system_instructions"));
-  const std::string_view messages = string_of(find(span, keys, "gen_ai.input.messages"));
+void SpanRules::join_instructions() {
+  if (find(kSpanInputs) != nullptr) return;
+  std::string_view instructions = string_of(find("system_instructions"));
+  if (instructions.empty()) instructions = string_of(find("gen_ai.system_instructions"));
+  const std::string_view messages = string_of(find("gen_ai.input.messages"));
   if (instructions.empty() || messages.empty()) return;
   if (auto joined = join_system_instructions(messages, instructions)) {
-    add_string(span, keys, kSpanInputs, *joined);
-    tally.add(Rule::system_instructions);
+    changes_.joined_inputs = std::move(*joined);
+    add_text(kSpanInputs, changes_.joined_inputs);
+    tally_.add(Rule::system_instructions);
   }
 }
 
-// Token counts sent as strings (Koog 1.0.0) as integers: a type fix only, the digits stay.
-void fix_token_counts(otlp::Span& span, NormalizeTally& tally) {
-  for (otlp::KeyValue& attribute : *span.mutable_attributes()) {
-    if (!attribute.key().starts_with("gen_ai.usage.") ||
-        attribute.value().value_case() != otlp::AnyValue::kStringValue) {
-      continue;
-    }
-    const std::string& text = attribute.value().string_value();
-    std::int64_t count = 0;
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), count);
-    if (error == std::errc() && end == text.data() + text.size() && count >= 0) {
-      attribute.mutable_value()->set_int_value(count);
-      tally.add(Rule::token_count);
-    }
+// Token counts sent as strings (Koog 1.0.0) as integers: a type fix only, the digits stay. The
+// additions so far are fixed too (a resource attribute may be a count).
+void SpanRules::fix_token_counts() {
+  for (std::size_t i = 0; i < span_.attributes.size(); ++i) {
+    const std::int64_t count = token_count_of(span_.attributes[i].key, span_.attributes[i].value);
+    if (count < 0) continue;
+    changes_.replacements.push_back({i, count});
+    tally_.add(Rule::token_count);
+  }
+  for (Addition& addition : changes_.additions) {
+    if (addition.value.kind != NewValueKind::copy) continue;  // the others' keys are never counts
+    const std::int64_t count = token_count_of(addition.key, addition.value.value);
+    if (count < 0) continue;
+    addition.value.kind = NewValueKind::integer_of;
+    addition.value.value.type = ValueType::integer;
+    addition.value.value.integer = count;
+    tally_.add(Rule::token_count);
   }
 }
 
 // Copies `from` to `to` when the span has the first and not the second. Returns whether it did.
-bool copy_attribute(otlp::Span& span, KeyFilter& keys, std::string_view from, std::string_view to) {
-  if (find(span, keys, to) != nullptr) return false;
-  const otlp::AnyValue* value = find(span, keys, from);
+bool SpanRules::copy_attribute(std::string_view from, std::string_view to) {
+  if (find(to) != nullptr) return false;
+  const ValueView* value = find(from);
   if (!present(value)) return false;
-  const otlp::AnyValue copy = *value;
-  *add_attribute(span, keys, to) = copy;
+  const ValueView copy = *value;
+  add(to, NewValueKind::copy, copy);
   return true;
 }
 
-void normalize_span(const Normalizer& normalizer, const otlp::ResourceSpans& resource_spans,
-                    const otlp::ScopeSpans& scope_spans, otlp::Span& span, NormalizeTally& tally) {
-  const config::NormalizeConfig& config = normalizer.config();
-  ++tally.spans;
-  KeyFilter keys(span);
-  copy_resource_attributes(config, resource_spans, span, keys, tally);
-  add_otel_fields(config, scope_spans, span, keys, tally);
-  add_span_type(config, span, keys, tally);
-  if (config.koog_io) copy_koog_io(span, keys, tally);
-  if (config.system_instructions) join_instructions(span, keys, tally);
-  fix_token_counts(span, tally);
-  if (config.session_from_conversation &&
-      copy_attribute(span, keys, "gen_ai.conversation.id", "session.id")) {
-    tally.add(Rule::session);
+// The message path's scratch: one per thread, so a warm apply() allocates only what it adds.
+struct MessageScratch {
+  std::vector<AttributeView> resource;
+  std::vector<AttributeView> attributes;
+  SpanChanges changes;
+};
+
+void fill_attributes(const google::protobuf::RepeatedPtrField<otlp::KeyValue>& attributes,
+                     std::vector<AttributeView>& out) {
+  out.clear();
+  for (const otlp::KeyValue& attribute : attributes) out.push_back({attribute.key(), view_of(attribute.value())});
+}
+
+SpanView view_of_span(const otlp::Span& span, std::vector<AttributeView>& attributes) {
+  fill_attributes(span.attributes(), attributes);
+  SpanView view;
+  view.name = span.name();
+  view.kind = span.kind();
+  view.root = span.parent_span_id().empty();
+  view.trace_id = span.trace_id();
+  view.start_time = span.start_time_unix_nano();
+  view.end_time = span.end_time_unix_nano();
+  view.attributes = attributes;
+  view.link_count = span.links_size();
+  view.links = &span.links();
+  return view;
+}
+
+// Writes a new value as the message path always did: copies keep the source's unknown fields.
+void set_value(const NewValue& change, otlp::AnyValue& target) {
+  switch (change.kind) {
+    case NewValueKind::text:
+      target.set_string_value(std::string(change.value.text));
+      return;
+    case NewValueKind::content:
+      if (auto parsed = parse_json_value(change.value.text)) {
+        target = std::move(*parsed);
+        return;
+      }
+      target = *change.value.message;
+      return;
+    case NewValueKind::copy:
+      target = *change.value.message;
+      return;
+    case NewValueKind::integer_of:
+      target = *change.value.message;
+      target.set_int_value(change.value.integer);
+      return;
   }
-  if (config.user_from_enduser && copy_attribute(span, keys, "enduser.id", "user.id")) {
-    tally.add(Rule::user);
+}
+
+void apply_changes(const SpanChanges& changes, otlp::Span& span) {
+  for (const Replacement& replacement : changes.replacements) {
+    span.mutable_attributes(static_cast<int>(replacement.attribute))->mutable_value()->set_int_value(replacement.integer);
+  }
+  for (const Addition& addition : changes.additions) {
+    otlp::KeyValue* attribute = span.add_attributes();
+    attribute->set_key(std::string(addition.key));
+    set_value(addition.value, *attribute->mutable_value());
   }
 }
 
@@ -374,15 +448,48 @@ void NormalizeStats::add(const NormalizeTally& tally) {
 Normalizer::Normalizer(const config::NormalizeConfig& config) : config_(config) {}
 
 SpanTypeDecision Normalizer::span_type(const otlp::Span& span) const {
-  return span_type_of(config_, span, KeyFilter(span));
+  std::vector<AttributeView> attributes;
+  const SpanView view = view_of_span(span, attributes);
+  SpanChanges changes;
+  NormalizeTally tally;
+  return SpanRules(config_, view, changes, tally).span_type();
+}
+
+ValueView view_of(const otlp::AnyValue& value) {
+  ValueView view;
+  view.message = &value;
+  switch (value.value_case()) {
+    case otlp::AnyValue::kStringValue: view.type = ValueType::string; view.text = value.string_value(); break;
+    case otlp::AnyValue::kBoolValue: view.type = ValueType::boolean; view.boolean = value.bool_value(); break;
+    case otlp::AnyValue::kIntValue: view.type = ValueType::integer; view.integer = value.int_value(); break;
+    case otlp::AnyValue::kDoubleValue: view.type = ValueType::floating; view.floating = value.double_value(); break;
+    case otlp::AnyValue::kArrayValue: view.type = ValueType::array; break;
+    case otlp::AnyValue::kKvlistValue: view.type = ValueType::kvlist; break;
+    case otlp::AnyValue::kBytesValue: view.type = ValueType::bytes; view.text = value.bytes_value(); break;
+    default: break;
+  }
+  return view;
+}
+
+void decide_changes(const Normalizer& normalizer, const SpanView& span, SpanChanges& changes,
+                    NormalizeTally& tally) {
+  changes.clear();
+  SpanRules(normalizer.config(), span, changes, tally).run();
 }
 
 void apply(const Normalizer& normalizer, otlp::ResourceSpans& resource_spans,
            NormalizeTally& tally) {
   if (!normalizer.enabled()) return;
+  thread_local MessageScratch scratch;
+  fill_attributes(resource_spans.resource().attributes(), scratch.resource);
   for (otlp::ScopeSpans& scope_spans : *resource_spans.mutable_scope_spans()) {
     for (otlp::Span& span : *scope_spans.mutable_spans()) {
-      normalize_span(normalizer, resource_spans, scope_spans, span, tally);
+      SpanView view = view_of_span(span, scratch.attributes);
+      view.resource = scratch.resource;
+      view.scope_name = scope_spans.scope().name();
+      view.scope_version = scope_spans.scope().version();
+      decide_changes(normalizer, view, scratch.changes, tally);
+      apply_changes(scratch.changes, span);
     }
   }
 }
