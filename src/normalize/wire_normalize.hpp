@@ -1,0 +1,50 @@
+// Normalization on the wire (docs/architecture.md, "The wire path"): one pass over a protobuf
+// ExportTraceServiceRequest (or one ResourceSpans record) that fills the rules' SpanView from the
+// bytes, decides with the same rules as apply() (decide_changes in span_view.hpp), and re-emits
+// only what they change: new attributes appended to the span, token counts rewritten in place,
+// every other byte kept. Malformed and unsupported input as WireRewriter: the caller falls back.
+// Previews still run on messages.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "normalize/normalize.hpp"
+#include "normalize/span_view.hpp"
+#include "otlp/wire_reader.hpp"
+#include "otlp/wire_writer.hpp"
+#include "policy/wire_policy.hpp"
+
+namespace proxy::normalize {
+
+// One per thread: it keeps its buffers between requests, so a warm normalizer allocates only for
+// the values it builds (links and Koog content as JSON, joined system instructions).
+class WireNormalizer {
+ public:
+  // Appends the normalized request to `out` (untouched unless rewritten) and counts into `tally`
+  // as apply() on each ResourceSpans would. On malformed or unsupported the tally may hold
+  // partial counts: the caller drops it.
+  policy::WireResult normalize(const Normalizer& normalizer, std::string_view request, std::string& out,
+                               NormalizeTally& tally);
+  // The same for one serialized ResourceSpans.
+  policy::WireResult normalize_resource_spans(const Normalizer& normalizer, std::string_view resource_spans,
+                                              std::string& out, NormalizeTally& tally);
+
+  // What a pass reuses from span to span.
+  struct Scratch {
+    otlp::wire::Writer writer;
+    std::vector<AttributeView> resource;
+    std::vector<AttributeView> attributes;
+    std::vector<otlp::wire::Field> attribute_fields;
+    std::vector<std::string_view> link_payloads;
+    Links links;
+    SpanChanges changes;
+    std::string content;  // a Koog value as structure, serialized
+  };
+
+ private:
+  Scratch scratch_;
+};
+
+}  // namespace proxy::normalize
