@@ -31,6 +31,7 @@
 #include "wire_differential.hpp"
 #include "wire_checks_differential.hpp"
 #include "wire_route_differential.hpp"
+#include "wire_normalize_differential.hpp"
 
 namespace proxy::fuzz {
 namespace {
@@ -396,6 +397,19 @@ void wire_checks(const std::uint8_t* data, std::size_t size) {
       compare_wire_checks(std::string_view(reinterpret_cast<const char*>(data + 3), size - 3), limits);
   if (!comparison.mismatch.empty()) std::fprintf(stderr, "%s\n", comparison.mismatch.c_str());
   require(comparison.mismatch.empty(), "the wire checks and the message path disagree");
+}
+
+void wire_normalize(const std::uint8_t* data, std::size_t size) {
+  if (size < 2) return;
+  static std::map<std::string, std::unique_ptr<normalize::Normalizer>> built;
+  const std::string config_key(reinterpret_cast<const char*>(data), 2);
+  if (built.size() >= 64 && built.count(config_key) == 0) built.clear();
+  auto& slot = built[config_key];
+  if (!slot) slot = std::make_unique<normalize::Normalizer>(normalize_config_from(data[0], data[1]));
+  const NormalizeComparison comparison =
+      compare_wire_normalize(*slot, std::string_view(reinterpret_cast<const char*>(data + 2), size - 2));
+  if (!comparison.mismatch.empty()) std::fprintf(stderr, "%s\n", comparison.mismatch.c_str());
+  require(comparison.mismatch.empty(), "normalization on the wire and on messages disagree");
 }
 
 namespace {

@@ -44,6 +44,10 @@ void wire_checks(const std::uint8_t* data, std::size_t size);
 // protobuf request: the fused wire pass (Router::route_wire) must agree with decode_and_check
 // and Router::route, refusals, counters and items (parsed back) included.
 void wire_route(const std::uint8_t* data, std::size_t size);
+// Two bytes choose the normalizer (normalize_config_from), the rest is a protobuf request:
+// normalization on the wire (normalize/wire_normalize.hpp) must agree with the message path,
+// the whole request and each ResourceSpans alone, counters included, malformed input too.
+void wire_normalize(const std::uint8_t* data, std::size_t size);
 
 struct Target {
   std::string_view name;
@@ -55,6 +59,7 @@ inline constexpr Target kTargets[] = {
     {"decompress", &decompress},     {"config_yaml", &config_yaml},   {"policy_walk", &policy_walk},
     {"spool_records", &spool_records}, {"json_structure", &json_structure},
     {"wire_policy", &wire_policy},   {"wire_checks", &wire_checks},   {"wire_route", &wire_route},
+    {"wire_normalize", &wire_normalize},
 };
 
 }  // namespace proxy::fuzz

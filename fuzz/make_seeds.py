@@ -174,6 +174,39 @@ JSON_STRUCTURE_SEEDS = {
 }
 
 
+def normalize_request() -> ExportTraceServiceRequest:
+    """Spans every normalization rule reads: Koog nodes with inputs, string token counts, system
+    instructions, sessions, users, links, a resource attribute keyed as a count."""
+    request = koog_request()
+    rs = request.resource_spans[0]
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "gen_ai.usage.input_tokens", "5"
+    spans = rs.scope_spans[0].spans
+    node = spans[3]
+    for key, value in [("koog.node.id", "callLLM"), ("koog.node.input", '{"city":"Paris"}'),
+                       ("koog.node.output", "sunny"), ("gen_ai.usage.output_tokens", "34"),
+                       ("gen_ai.conversation.id", "c-1"), ("enduser.id", "u-1")]:
+        kv = node.attributes.add()
+        kv.key, kv.value.string_value = key, value
+    chat = spans[4]
+    kv = chat.attributes.add()
+    kv.key, kv.value.string_value = "system_instructions", '[{"type":"text","content":"Be brief."}]'
+    kv = chat.attributes.add()
+    kv.key, kv.value.string_value = "gen_ai.input.messages", '[{"role":"user","parts":[]}]'
+    return request
+
+
+def normalize_seeds(proto: bytes) -> None:
+    # wire_normalize: byte 0 switches rules off (links on), byte 1 picks the resource target,
+    # resource keys and span type rules (normalize_config_from in fuzz/).
+    rich = normalize_request().SerializeToString()
+    for name, config in [("defaults", b"\x00\x00"), ("links_resource_keys", b"\x08\x0a"),
+                         ("all_off", b"\xf6\x01"), ("disabled", b"\x01\x80"), ("type_rules", b"\x08\x7c")]:
+        write("wire_normalize", f"koog_{name}", config + rich)
+    write("wire_normalize", "koog_plain", b"\x08\x08" + proto)
+    write("wire_normalize", "hostile", b"\x08\x0a" + hostile_request().SerializeToString())
+
+
 def main() -> None:
     shutil.rmtree(CORPUS, ignore_errors=True)
     proto = koog_request().SerializeToString()
@@ -223,6 +256,8 @@ def main() -> None:
     damaged[len(records[0]) + 40] ^= 0xFF  # a flipped byte inside the second record's body
     write("spool_records", "corrupt_middle", b"\x01" + bytes(damaged))
     write("spool_records", "no_header", b"\x00" + b"NOTASPOOL" + records[0])
+
+    normalize_seeds(proto)
 
     write("config_yaml", "example.yaml", (ROOT / "config/otlp-mlflow-proxy.yaml").read_bytes())
     every_key = ROOT / "tests/data/config/every-key.yaml"

@@ -7,7 +7,8 @@
 # Usage: scripts/fuzz.sh [target ...]
 source "$(dirname "$0")/lib.sh"
 
-all_targets=(http_request otlp_protobuf otlp_json decompress config_yaml policy_walk spool_records json_structure wire_policy wire_checks wire_route)
+all_targets=(http_request otlp_protobuf otlp_json decompress config_yaml policy_walk spool_records json_structure wire_policy wire_checks wire_route
+             wire_normalize)
 build="${FUZZ_BUILD_DIR:-$REPO_ROOT/build-fuzz}"
 install_packages "${BUILD_PACKAGES[@]}" clang libclang-rt-14-dev
 build_preset fuzz "$build"

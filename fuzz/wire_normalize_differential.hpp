@@ -1,0 +1,31 @@
+// Normalization on the wire against the message path: the same request and normalizer through
+// decode -> normalize::apply() -> serialize and through WireNormalizer (the whole request, and
+// each ResourceSpans record alone), parsed back and compared field by field, counters included.
+// Used by the wire_normalize fuzz target and tests/unit/normalize/wire_normalize_test.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+#include "normalize/normalize.hpp"
+#include "policy/wire_policy.hpp"
+
+namespace proxy::fuzz {
+
+struct NormalizeComparison {
+  policy::WireOutcome wire = policy::WireOutcome::rewritten;
+  bool message_accepted = false;
+  std::string mismatch;  // empty when both paths agree
+};
+
+// Agreement as for compare_wire_paths: malformed on the wire is refused by protobuf too, what
+// protobuf refuses is not rewritten, a rewritten request parses back equal with equal counters.
+NormalizeComparison compare_wire_normalize(const normalize::Normalizer& normalizer, std::string_view body);
+
+// A normalizer's config from two bytes (the fuzz target's): each rule on or off, the resource
+// target, resource keys (the defaults, or ones other rules read) and span type rules.
+config::NormalizeConfig normalize_config_from(std::uint8_t switches, std::uint8_t options);
+
+}  // namespace proxy::fuzz

@@ -1,0 +1,337 @@
+// Normalization on the wire against the message path (issue 21): random Koog-, GenAI- and
+// OpenInference-shaped requests under random normalizers must parse back equal with equal
+// counters; one case per rule shows each rule fires on the wire; refusals match.
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+
+#include <google/protobuf/stubs/logging.h>
+#include <google/protobuf/unknown_field_set.h>
+
+#include "normalize/normalize.hpp"
+#include "normalize/wire_normalize.hpp"
+#include "otlp/types.hpp"
+#include "wire_normalize_differential.hpp"
+
+namespace proxy::normalize {
+namespace {
+
+using policy::WireOutcome;
+using Random = std::mt19937;
+
+int pick(Random& random, int below) { return std::uniform_int_distribution<int>(0, below - 1)(random); }
+
+template <class T, std::size_t N>
+const T& one_of(Random& random, const T (&items)[N]) {
+  return items[pick(random, static_cast<int>(N))];
+}
+
+const char* const kKeys[] = {
+    "koog.strategy.name", "koog.node.id", "koog.subgraph.id", "koog.node.input", "koog.node.output",
+    "koog.subgraph.input", "koog.subgraph.output", "gen_ai.operation.name", "gen_ai.request.model",
+    "gen_ai.input.messages", "gen_ai.output.messages", "system_instructions", "gen_ai.system_instructions",
+    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.conversation.id", "enduser.id",
+    "session.id", "user.id", "gen_ai.system", "openinference.span.kind", "input.value", "output.value",
+    "mlflow.spanType", "mlflow.spanInputs", "mlflow.spanOutputs", "otel.span.kind", "otel.scope.name",
+    "otel.links", "service.name", "service.version", "deployment.environment.name", "telemetry.sdk.language",
+    "traceloop.span.kind", "custom"};
+
+const char* const kTexts[] = {
+    "",
+    "0",
+    "12",
+    "-3",
+    "007",
+    "12a",
+    "99999999999999999999",
+    "chat",
+    "invoke_agent",
+    "create_agent",
+    "execute_tool",
+    "openai",
+    "gpt-4o",
+    "HIDDEN:non-empty",
+    "h\xc3\xa9llo",
+    "{not json",
+    "null",
+    "\"quoted\"",
+    R"({"city":"Paris","days":[1,2.5,true,null]})",
+    R"([{"role":"user","parts":[{"type":"text","content":"weather?"}]}])",
+    R"([{"role":"System","parts":[{"type":"text","content":"be brief"}]},{"role":"user","parts":[]}])",
+    R"([{"type":"text","content":"You are a weather agent"}])",
+};
+
+const char* const kNames[] = {"invoke_agent weather", "create_agent weather", "invoke_agent", "chat gpt-4o",
+                              "execute_tool search", "tool search", "node-1", "strategy", "", "invoke_agents"};
+
+void random_value(Random& random, otlp::AnyValue& value, int depth);
+
+void random_key_values(Random& random, google::protobuf::RepeatedPtrField<otlp::KeyValue>& out, int count,
+                       int depth) {
+  for (int i = 0; i < count; ++i) {
+    otlp::KeyValue* kv = out.Add();
+    kv->set_key(one_of(random, kKeys));
+    if (pick(random, 12) != 0) random_value(random, *kv->mutable_value(), depth + 1);
+  }
+}
+
+void random_value(Random& random, otlp::AnyValue& value, int depth) {
+  switch (depth > 2 ? pick(random, 6) : pick(random, 9)) {
+    case 0: case 1: case 2: value.set_string_value(one_of(random, kTexts)); break;
+    case 3: value.set_bool_value(pick(random, 2) == 1); break;
+    case 4: value.set_int_value(pick(random, 1000) - 10); break;
+    case 5: value.set_double_value(1.5 * pick(random, 9)); break;
+    case 6: value.set_bytes_value(std::string(static_cast<std::size_t>(pick(random, 4)), '\x9f')); break;
+    case 7:
+      for (int i = pick(random, 3); i > 0; --i) random_value(random, *value.mutable_array_value()->add_values(), depth + 1);
+      if (value.value_case() == otlp::AnyValue::VALUE_NOT_SET) value.mutable_array_value();
+      break;
+    default:
+      random_key_values(random, *value.mutable_kvlist_value()->mutable_values(), pick(random, 3), depth);
+      if (value.value_case() == otlp::AnyValue::VALUE_NOT_SET) value.mutable_kvlist_value();
+  }
+  // Fields a newer sender adds: copies and rewrites must keep them.
+  if (pick(random, 10) == 0) value.GetReflection()->MutableUnknownFields(&value)->AddVarint(99, 7);
+}
+
+void random_links(Random& random, otlp::Span& span) {
+  for (int l = pick(random, 4) == 0 ? 1 + pick(random, 2) : 0; l > 0; --l) {
+    auto* link = span.add_links();
+    link->set_trace_id(std::string(16, static_cast<char>(pick(random, 256))));
+    link->set_span_id(std::string(8, '\x07'));
+    random_key_values(random, *link->mutable_attributes(), pick(random, 3), 0);
+  }
+}
+
+void random_span(Random& random, otlp::Span& span) {
+  span.set_trace_id(std::string(16, static_cast<char>(1 + pick(random, 3))));
+  span.set_span_id(std::string(8, static_cast<char>(1 + pick(random, 200))));
+  if (pick(random, 3) != 0) span.set_parent_span_id(std::string(8, '\x01'));
+  span.set_name(one_of(random, kNames));
+  span.set_kind(static_cast<opentelemetry::proto::trace::v1::Span::SpanKind>(pick(random, 8)));
+  span.set_start_time_unix_nano(1'700'000'000'000'000'000ULL + static_cast<unsigned>(pick(random, 1000)));
+  random_key_values(random, *span.mutable_attributes(), pick(random, 10), 0);
+  random_links(random, span);
+  if (pick(random, 3) == 0) span.add_events()->set_name("gen_ai.choice");
+  if (pick(random, 3) == 0) span.mutable_status()->set_message("failed");
+}
+
+std::string random_request(Random& random) {
+  otlp::ExportRequest request;
+  for (int r = 1 + pick(random, 2); r > 0; --r) {
+    auto* resource_spans = request.add_resource_spans();
+    if (pick(random, 5) != 0) {
+      random_key_values(random, *resource_spans->mutable_resource()->mutable_attributes(), pick(random, 6), 0);
+    }
+    for (int s = 1 + pick(random, 2); s > 0; --s) {
+      auto* scope_spans = resource_spans->add_scope_spans();
+      if (pick(random, 4) != 0) scope_spans->mutable_scope()->set_name(pick(random, 2) ? "ai.koog" : "openinference");
+      if (pick(random, 2) != 0) scope_spans->mutable_scope()->set_version("1.0.0");
+      for (int i = 1 + pick(random, 4); i > 0; --i) random_span(random, *scope_spans->add_spans());
+    }
+  }
+  return request.SerializeAsString();
+}
+
+config::NormalizeConfig random_config(Random& random) {
+  config::NormalizeConfig config = fuzz::normalize_config_from(static_cast<std::uint8_t>(pick(random, 256)),
+                                                               static_cast<std::uint8_t>(pick(random, 256)));
+  if (pick(random, 4) == 0) config.resource_attributes.push_back("gen_ai.usage.output_tokens");
+  if (pick(random, 4) == 0) config.resource_attributes.push_back("enduser.id");
+  return config;
+}
+
+// Truncates, flips or inserts bytes.
+std::string corrupt(Random& random, std::string bytes) {
+  if (bytes.empty()) return "\x0a";
+  const auto at = static_cast<std::size_t>(pick(random, static_cast<int>(bytes.size())));
+  switch (pick(random, 3)) {
+    case 0: bytes.resize(at); break;
+    case 1: bytes[at] = static_cast<char>(bytes[at] ^ (1 << pick(random, 8))); break;
+    default: bytes.insert(at, 1, static_cast<char>(pick(random, 256)));
+  }
+  return bytes;
+}
+
+std::string describe(const std::string& body) {
+  otlp::ExportRequest parsed;
+  parsed.ParseFromString(body);
+  return parsed.DebugString();
+}
+
+TEST_CASE("normalization on the wire gives what the message path gives, on random requests and normalizers",
+          "[wire]") {
+  Random random(20261207);
+  std::uint64_t changed = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const Normalizer normalizer(random_config(random));
+    const std::string body = random_request(random);
+    const fuzz::NormalizeComparison comparison = fuzz::compare_wire_normalize(normalizer, body);
+    INFO("case " << i << "\n" << describe(body));
+    INFO(comparison.mismatch);
+    REQUIRE(comparison.message_accepted);
+    // The generator writes what protobuf writes: nothing the wire path has to leave alone.
+    REQUIRE(comparison.wire == WireOutcome::rewritten);
+    REQUIRE(comparison.mismatch.empty());
+    WireNormalizer wire;
+    std::string out;
+    NormalizeTally tally;
+    wire.normalize(normalizer, body, out, tally);
+    changed += out != body ? 1 : 0;
+  }
+  CHECK(changed > 2000);  // the rules did fire, so the comparison compared changes
+}
+
+TEST_CASE("normalization on the wire refuses what protobuf refuses on corrupted random requests", "[wire]") {
+  const google::protobuf::LogSilencer quiet;  // protobuf logs every string that is not UTF-8
+  Random random(7);
+  int malformed = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const Normalizer normalizer(random_config(random));
+    const std::string body = corrupt(random, random_request(random));
+    const fuzz::NormalizeComparison comparison = fuzz::compare_wire_normalize(normalizer, body);
+    INFO("case " << i);
+    INFO(comparison.mismatch);
+    REQUIRE(comparison.mismatch.empty());
+    malformed += comparison.wire == WireOutcome::malformed ? 1 : 0;
+  }
+  CHECK(malformed > 300);
+}
+
+// A Koog-like request with one span the test shapes.
+struct OneSpan {
+  otlp::ExportRequest request;
+  otlp::ResourceSpans* resource_spans = request.add_resource_spans();
+  otlp::ScopeSpans* scope = resource_spans->add_scope_spans();
+  otlp::Span* span = scope->add_spans();
+
+  OneSpan() {
+    resource("service.name", "weather");
+    scope->mutable_scope()->set_name("ai.koog");
+    scope->mutable_scope()->set_version("1.0.0");
+    span->set_trace_id(std::string(16, '\x11'));
+    span->set_span_id(std::string(8, '\x22'));
+    span->set_name("node-1");
+  }
+  void resource(const std::string& key, const std::string& value) {
+    auto* attribute = resource_spans->mutable_resource()->add_attributes();
+    attribute->set_key(key);
+    attribute->mutable_value()->set_string_value(value);
+  }
+  OneSpan& set(const std::string& key, const std::string& value) {
+    auto* attribute = span->add_attributes();
+    attribute->set_key(key);
+    attribute->mutable_value()->set_string_value(value);
+    return *this;
+  }
+};
+
+// Runs both paths, requires agreement, and returns the wire path's counters.
+NormalizeTally wire_tally(const config::NormalizeConfig& config, const OneSpan& request) {
+  const Normalizer normalizer(config);
+  const std::string body = request.request.SerializeAsString();
+  const fuzz::NormalizeComparison comparison = fuzz::compare_wire_normalize(normalizer, body);
+  INFO(comparison.mismatch);
+  REQUIRE(comparison.wire == WireOutcome::rewritten);
+  REQUIRE(comparison.mismatch.empty());
+  WireNormalizer wire;
+  std::string out;
+  NormalizeTally tally;
+  REQUIRE(wire.normalize(normalizer, body, out, tally).outcome == WireOutcome::rewritten);
+  return tally;
+}
+
+TEST_CASE("each rule fires on the wire as on messages", "[wire]") {
+  config::NormalizeConfig config;
+  SECTION("resource attributes, kind, scope, links") {
+    OneSpan request;
+    request.span->set_kind(opentelemetry::proto::trace::v1::Span::SPAN_KIND_CLIENT);
+    request.span->add_links()->set_trace_id(std::string(16, '\x33'));
+    config.links = true;
+    const NormalizeTally tally = wire_tally(config, request);
+    CHECK(tally.count(Rule::resource_attribute) == 1);
+    CHECK(tally.count(Rule::span_kind) == 1);
+    CHECK(tally.count(Rule::scope) == 1);
+    CHECK(tally.count(Rule::links) == 1);
+  }
+  SECTION("span types: user rule, Koog graph, agent name, model") {
+    config.span_type_rules.push_back({"tool *", "", "", "TOOL"});
+    OneSpan tool;
+    tool.span->set_name("tool search");
+    CHECK(wire_tally(config, tool).typed[0][3] == 1);
+    OneSpan node;
+    node.set("koog.node.id", "n1");
+    CHECK(wire_tally(config, node).typed[1][1] == 1);
+    OneSpan agent;
+    agent.span->set_name("invoke_agent weather");
+    CHECK(wire_tally(config, agent).typed[2][2] == 1);
+    OneSpan model;
+    model.set("gen_ai.request.model", "gpt-4o");
+    CHECK(wire_tally(config, model).typed[3][0] == 1);
+  }
+  SECTION("Koog inputs (JSON as structure) and outputs (not JSON, as sent)") {
+    OneSpan request;
+    request.set("koog.node.input", R"({"city":"Paris"})").set("koog.subgraph.output", "{not json");
+    const NormalizeTally tally = wire_tally(config, request);
+    CHECK(tally.count(Rule::inputs) == 1);
+    CHECK(tally.count(Rule::outputs) == 1);
+  }
+  SECTION("system instructions joined into the inputs") {
+    OneSpan request;
+    request.set("gen_ai.input.messages", R"([{"role":"user","parts":[]}])")
+        .set("system_instructions", R"([{"type":"text","content":"be brief"}])");
+    CHECK(wire_tally(config, request).count(Rule::system_instructions) == 1);
+  }
+  SECTION("sessions, users and token counts") {
+    OneSpan request;
+    request.set("gen_ai.conversation.id", "c1").set("enduser.id", "u1").set("gen_ai.usage.input_tokens", "12");
+    request.set("gen_ai.usage.output_tokens", "x");
+    const NormalizeTally tally = wire_tally(config, request);
+    CHECK(tally.count(Rule::session) == 1);
+    CHECK(tally.count(Rule::user) == 1);
+    CHECK(tally.count(Rule::token_count) == 1);
+  }
+  SECTION("a resource attribute copied as a count is made an integer too, unknown fields kept") {
+    OneSpan request;
+    request.resource("gen_ai.usage.input_tokens", "5");
+    auto& value = *request.resource_spans->mutable_resource()->mutable_attributes()->rbegin()->mutable_value();
+    value.GetReflection()->MutableUnknownFields(&value)->AddVarint(42, 1);
+    config.resource_attributes.push_back("gen_ai.usage.input_tokens");
+    const NormalizeTally tally = wire_tally(config, request);
+    CHECK(tally.count(Rule::resource_attribute) == 2);
+    CHECK(tally.count(Rule::token_count) == 1);
+  }
+}
+
+TEST_CASE("a request the normalizer leaves alone is copied byte for byte", "[wire]") {
+  config::NormalizeConfig config;
+  config.enabled = false;
+  Random random(3);
+  WireNormalizer wire;
+  for (int i = 0; i < 50; ++i) {
+    const std::string body = random_request(random);
+    std::string out;
+    NormalizeTally tally;
+    REQUIRE(wire.normalize(Normalizer(config), body, out, tally).outcome == WireOutcome::rewritten);
+    REQUIRE(out == body);
+    REQUIRE(tally.spans == 0);
+  }
+}
+
+TEST_CASE("normalization on the wire leaves a scope sent twice and duplicated values to the message path",
+          "[wire]") {
+  const Normalizer normalizer{config::NormalizeConfig{}};
+  WireNormalizer wire;
+  std::string out;
+  NormalizeTally tally;
+  // ResourceSpans { ScopeSpans { scope {name "a"} scope {name "b"} span {} } }
+  const std::string twice_scoped("\x0a\x0e\x12\x0c\x0a\x03\x0a\x01\x61\x0a\x03\x0a\x01\x62\x12\x00", 16);
+  CHECK(wire.normalize(normalizer, twice_scoped, out, tally).outcome == WireOutcome::unsupported);
+  const std::string truncated("\x0a\x05\x12\x03\x12\x05", 6);
+  CHECK(wire.normalize(normalizer, truncated, out, tally).outcome == WireOutcome::malformed);
+  CHECK(out.empty());
+}
+
+}  // namespace
+}  // namespace proxy::normalize
