@@ -1,10 +1,13 @@
 #include "wire_normalize_differential.hpp"
 
+#include <chrono>
+#include <set>
 #include <vector>
 
 #include <google/protobuf/arena.h>
 #include <google/protobuf/util/message_differencer.h>
 
+#include "normalize/preview_cache.hpp"
 #include "normalize/wire_normalize.hpp"
 #include "otlp/protobuf.hpp"
 
@@ -38,8 +41,18 @@ std::string compare_messages(std::string_view message_out, std::string_view wire
   return "outputs differ: " + report.substr(0, 2000);
 }
 
+constexpr std::string_view kRoute = "route";
+
+// Both paths offer previews at the same time, into caches of their own.
+struct Caches {
+  normalize::PreviewCache::Clock::time_point now = normalize::PreviewCache::Clock::now();
+  normalize::PreviewCache message{config::PreviewCacheConfig{}};
+  normalize::PreviewCache wire{config::PreviewCacheConfig{}};
+};
+
 struct MessagePath {
   bool accepted = false;
+  std::set<std::string> traces;
   std::string out;
   NormalizeTally tally;
   std::vector<std::string> records_in;   // each ResourceSpans as decoded, serialized
@@ -47,7 +60,7 @@ struct MessagePath {
   std::vector<NormalizeTally> record_tallies;
 };
 
-MessagePath message_path(const normalize::Normalizer& normalizer, std::string_view body) {
+MessagePath message_path(const normalize::Normalizer& normalizer, std::string_view body, Caches& caches) {
   MessagePath path;
   google::protobuf::Arena arena;
   auto* request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
@@ -57,6 +70,10 @@ MessagePath message_path(const normalize::Normalizer& normalizer, std::string_vi
     path.records_in.push_back(resource_spans.SerializeAsString());
     NormalizeTally record;
     normalize::apply(normalizer, resource_spans, record);
+    normalize::collect_previews(normalizer, kRoute, resource_spans, caches.message, caches.now);
+    for (const auto& scope_spans : resource_spans.scope_spans()) {
+      for (const auto& span : scope_spans.spans()) path.traces.insert(span.trace_id());
+    }
     path.records_out.push_back(resource_spans.SerializeAsString());
     path.record_tallies.push_back(record);
   }
@@ -88,17 +105,43 @@ std::string compare_records(const normalize::Normalizer& normalizer, const Messa
   return {};
 }
 
+// Empty when both caches hold the same previews for the request's traces.
+std::string compare_previews(const MessagePath& path, Caches& caches) {
+  if (caches.message.entries() != caches.wire.entries() || caches.message.bytes() != caches.wire.bytes()) {
+    return "the preview caches differ in entries or bytes: " + std::to_string(caches.message.entries()) + " vs " +
+           std::to_string(caches.wire.entries());
+  }
+  for (const std::string& trace : path.traces) {
+    if (caches.message.agent_seen(kRoute, trace, caches.now) != caches.wire.agent_seen(kRoute, trace, caches.now)) {
+      return "the preview caches differ: invoke_agent seen";
+    }
+    const auto expected = caches.message.take(kRoute, trace, caches.now);
+    const auto actual = caches.wire.take(kRoute, trace, caches.now);
+    if (expected.has_value() != actual.has_value()) return "the preview caches differ: a trace's preview";
+    if (expected && (expected->inputs != actual->inputs || expected->outputs != actual->outputs)) {
+      return "the preview caches differ: a trace's inputs or outputs";
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 NormalizeComparison compare_wire_normalize(const normalize::Normalizer& normalizer, std::string_view body) {
   NormalizeComparison comparison;
-  const MessagePath path = message_path(normalizer, body);
+  Caches caches;
+  const MessagePath path = message_path(normalizer, body, caches);
   comparison.message_accepted = path.accepted;
 
   thread_local normalize::WireNormalizer wire;
   std::string wire_out;
   NormalizeTally wire_tally;
-  comparison.wire = wire.normalize(normalizer, body, wire_out, wire_tally).outcome;
+  const normalize::PreviewTarget previews{kRoute, &caches.wire, caches.now};
+  comparison.wire = wire.normalize(normalizer, body, wire_out, wire_tally, &previews).outcome;
+  if (comparison.wire != policy::WireOutcome::rewritten && caches.wire.entries() != 0) {
+    comparison.mismatch = "the wire path offered previews from a request it did not rewrite";
+    return comparison;
+  }
 
   using policy::WireOutcome;
   if (comparison.wire == WireOutcome::malformed && comparison.message_accepted) {
@@ -108,6 +151,7 @@ NormalizeComparison compare_wire_normalize(const normalize::Normalizer& normaliz
   } else if (comparison.wire == WireOutcome::rewritten) {
     comparison.mismatch = compare_messages<otlp::ExportRequest>(path.out, wire_out);
     if (comparison.mismatch.empty()) comparison.mismatch = tally_difference(path.tally, wire_tally);
+    if (comparison.mismatch.empty()) comparison.mismatch = compare_previews(path, caches);
     if (comparison.mismatch.empty()) comparison.mismatch = compare_records(normalizer, path, wire);
   }
   return comparison;
@@ -125,6 +169,7 @@ config::NormalizeConfig normalize_config_from(std::uint8_t switches, std::uint8_
   config.session_from_conversation = (switches & 0x80) == 0;
   config.user_from_enduser = (options & 0x01) == 0;
   config.resource_target = static_cast<config::ResourceTarget>((options >> 1) % 3);
+  config.previews = ((options >> 1) & 3) != 3;
   if (options & 0x08) {
     // Keys other rules read, so a copied resource attribute feeds them.
     config.resource_attributes = {"gen_ai.usage.input_tokens", "koog.node.input", "gen_ai.conversation.id",

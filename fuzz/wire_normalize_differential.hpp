@@ -1,6 +1,7 @@
 // Normalization on the wire against the message path: the same request and normalizer through
 // decode -> normalize::apply() -> serialize and through WireNormalizer (the whole request, and
-// each ResourceSpans record alone), parsed back and compared field by field, counters included.
+// each ResourceSpans record alone), parsed back and compared field by field, counters included,
+// and the previews both offer (collect_previews after apply() against the wire path's offers).
 // Used by the wire_normalize fuzz target and tests/unit/normalize/wire_normalize_test.cpp.
 #pragma once
 
@@ -25,7 +26,7 @@ struct NormalizeComparison {
 NormalizeComparison compare_wire_normalize(const normalize::Normalizer& normalizer, std::string_view body);
 
 // A normalizer's config from two bytes (the fuzz target's): each rule on or off, the resource
-// target, resource keys (the defaults, or ones other rules read) and span type rules.
+// target (and previews), resource keys (the defaults, or ones other rules read), span type rules.
 config::NormalizeConfig normalize_config_from(std::uint8_t switches, std::uint8_t options);
 
 }  // namespace proxy::fuzz

@@ -366,21 +366,6 @@ void fill_attributes(const google::protobuf::RepeatedPtrField<otlp::KeyValue>& a
   for (const otlp::KeyValue& attribute : attributes) out.push_back({attribute.key(), view_of(attribute.value())});
 }
 
-SpanView view_of_span(const otlp::Span& span, std::vector<AttributeView>& attributes) {
-  fill_attributes(span.attributes(), attributes);
-  SpanView view;
-  view.name = span.name();
-  view.kind = span.kind();
-  view.root = span.parent_span_id().empty();
-  view.trace_id = span.trace_id();
-  view.start_time = span.start_time_unix_nano();
-  view.end_time = span.end_time_unix_nano();
-  view.attributes = attributes;
-  view.link_count = span.links_size();
-  view.links = &span.links();
-  return view;
-}
-
 // Writes a new value as the message path always did: copies keep the source's unknown fields.
 void set_value(const NewValue& change, otlp::AnyValue& target) {
   switch (change.kind) {
@@ -469,6 +454,63 @@ ValueView view_of(const otlp::AnyValue& value) {
     default: break;
   }
   return view;
+}
+
+SpanView view_of_span(const otlp::Span& span, std::vector<AttributeView>& attributes) {
+  fill_attributes(span.attributes(), attributes);
+  SpanView view;
+  view.name = span.name();
+  view.kind = span.kind();
+  view.root = span.parent_span_id().empty();
+  view.trace_id = span.trace_id();
+  view.start_time = span.start_time_unix_nano();
+  view.end_time = span.end_time_unix_nano();
+  view.attributes = attributes;
+  view.link_count = span.links_size();
+  view.links = &span.links();
+  return view;
+}
+
+FoundValue find_changed(const SpanView& span, const SpanChanges& changes, std::string_view key) {
+  for (const AttributeView& attribute : span.attributes) {
+    if (attribute.key == key) return {&attribute.value, nullptr};
+  }
+  for (const Addition& addition : changes.additions) {
+    if (addition.key == key) return {&addition.value.value, &addition.value};
+  }
+  return {};
+}
+
+namespace {
+
+// A value read from a message or from the wire, as a message (built in `scratch` from the wire).
+const otlp::AnyValue* source_of(const ValueView& value, otlp::AnyValue& scratch) {
+  if (value.message != nullptr) return value.message;
+  if (!scratch.ParseFromArray(value.encoded.data(), static_cast<int>(value.encoded.size()))) return nullptr;
+  return &scratch;
+}
+
+}  // namespace
+
+const otlp::AnyValue* as_message(const FoundValue& found, otlp::AnyValue& scratch) {
+  if (found.value == nullptr) return nullptr;
+  if (found.addition == nullptr) return source_of(*found.value, scratch);
+  const NewValue& change = *found.addition;
+  if (change.kind == NewValueKind::text) {
+    scratch.set_string_value(std::string(change.value.text));
+    return &scratch;
+  }
+  if (change.kind == NewValueKind::content) {
+    if (auto parsed = parse_json_value(change.value.text)) {
+      scratch = std::move(*parsed);
+      return &scratch;
+    }
+  }
+  const otlp::AnyValue* source = source_of(change.value, scratch);
+  if (source == nullptr || change.kind != NewValueKind::integer_of) return source;
+  if (source != &scratch) scratch = *source;
+  scratch.set_int_value(change.value.integer);
+  return &scratch;
 }
 
 void decide_changes(const Normalizer& normalizer, const SpanView& span, SpanChanges& changes,

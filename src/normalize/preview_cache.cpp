@@ -4,25 +4,13 @@
 #include <initializer_list>
 
 #include "normalize/json_value.hpp"
+#include "normalize/span_view.hpp"
 
 namespace proxy::normalize {
 namespace {
 
 // Per entry beyond its strings: the list node, the hash node and bucket, the strings' headers.
 constexpr std::size_t kEntryOverhead = 160;
-
-// The first present string value of the keys, as MLflow would read the span's inputs/outputs.
-const otlp::AnyValue* first_present(const otlp::Span& span,
-                                    std::initializer_list<std::string_view> keys) {
-  for (std::string_view key : keys) {
-    const otlp::AnyValue* value = find_attribute(span, key);
-    if (value != nullptr && value->value_case() != otlp::AnyValue::VALUE_NOT_SET &&
-        !(value->value_case() == otlp::AnyValue::kStringValue && value->string_value().empty())) {
-      return value;
-    }
-  }
-  return nullptr;
-}
 
 // One message in the chat shape: {"messages":[{"role":role,"content":text}]}.
 otlp::AnyValue one_message(std::string_view role, std::string text) {
@@ -79,30 +67,6 @@ std::string_view string_of(const otlp::AnyValue* value) {
   return value->string_value();
 }
 
-// Whether `candidate` should replace `current` (an empty current always loses).
-bool is_agent_invocation(const otlp::Span& span) {
-  return string_of(find_attribute(span, "gen_ai.operation.name")) == "invoke_agent";
-}
-
-// A model call (GenAI chat or text completion), whose messages are what the agent was asked.
-bool is_llm_call(const otlp::Span& span) {
-  const std::string_view operation = string_of(find_attribute(span, "gen_ai.operation.name"));
-  return operation == "chat" || operation == "text_completion" || operation == "generate_content";
-}
-
-// Koog 1.x puts the conversation on its chat spans, not on invoke_agent: the first call's
-// messages with a user message rank with invoke_agent's (which, starting earlier, still wins when
-// it has one); the last call's answer ranks with the graph's exit node (which ends later).
-void offer_llm_call(std::string_view route, const otlp::Span& span, PreviewCache& cache,
-                    PreviewCache::Clock::time_point now) {
-  cache.offer(route, span.trace_id(),
-              part_of(first_present(span, {kSpanInputs, "gen_ai.input.messages"}), "user", 1, 2,
-                      span.start_time_unix_nano()),
-              part_of(first_present(span, {kSpanOutputs, "gen_ai.output.messages"}), "assistant", 1, 1,
-                      span.end_time_unix_nano()),
-              false, now);
-}
-
 // A root that starts an agent (Koog's create_agent): its trace will have an invoke_agent, worth
 // waiting for. Other roots are never held: nothing says content is coming.
 bool is_agent_root(const otlp::Span& span) {
@@ -110,6 +74,59 @@ bool is_agent_root(const otlp::Span& span) {
   if (operation == "create_agent" || operation == "invoke_agent") return true;
   const std::string_view name = span.name();
   return name == "create_agent" || name.starts_with("create_agent ");
+}
+
+// A normalized span as collect_previews reads it: the view and its changes, values as messages.
+class ChangedSpan {
+ public:
+  ChangedSpan(const SpanView& span, const SpanChanges& changes) : span_(span), changes_(changes) {}
+
+  const SpanView& view() const { return span_; }
+  // A string attribute (the keys asked never hold a Koog value turned into JSON).
+  std::string_view string(std::string_view key) const {
+    const FoundValue found = find_changed(span_, changes_, key);
+    return found.value == nullptr ? std::string_view{} : found.value->string();
+  }
+  // The first present value of the keys, as MLflow would read the span's inputs/outputs; valid
+  // until the next call.
+  const otlp::AnyValue* first_present(std::initializer_list<std::string_view> keys) {
+    for (std::string_view key : keys) {
+      const otlp::AnyValue* value = as_message(find_changed(span_, changes_, key), scratch_);
+      if (value != nullptr && value->value_case() != otlp::AnyValue::VALUE_NOT_SET &&
+          !(value->value_case() == otlp::AnyValue::kStringValue && value->string_value().empty())) {
+        return value;
+      }
+    }
+    return nullptr;
+  }
+
+ private:
+  const SpanView& span_;
+  const SpanChanges& changes_;
+  otlp::AnyValue scratch_;
+};
+
+// A model call (GenAI chat or text completion), whose messages are what the agent was asked.
+bool is_llm_call(std::string_view operation) {
+  return operation == "chat" || operation == "text_completion" || operation == "generate_content";
+}
+
+// Koog 1.x puts the conversation on its chat spans, not on invoke_agent: the first call's
+// messages with a user message rank with invoke_agent's (which, starting earlier, still wins when
+// it has one); the last call's answer ranks with the graph's exit node (which ends later).
+void llm_call_offer(ChangedSpan& span, PreviewOffer& offer) {
+  offer.inputs = part_of(span.first_present({kSpanInputs, "gen_ai.input.messages"}), "user", 1, 2,
+                         span.view().start_time);
+  offer.outputs = part_of(span.first_present({kSpanOutputs, "gen_ai.output.messages"}), "assistant", 1, 1,
+                          span.view().end_time);
+}
+
+void agent_offer(ChangedSpan& span, PreviewOffer& offer) {
+  offer.inputs = part_of(span.first_present({kSpanInputs, "gen_ai.input.messages", "input.value"}), "user", 1,
+                         2, span.view().start_time);
+  offer.outputs = part_of(span.first_present({kSpanOutputs, "gen_ai.output.messages", "output.value"}),
+                          "assistant", 1, 2, span.view().end_time);
+  offer.from_agent = true;
 }
 
 bool better(const PreviewPart& candidate, const PreviewPart& current, bool earliest) {
@@ -234,38 +251,43 @@ std::size_t PreviewCache::entries() const {
   return order_.size();
 }
 
+bool preview_offer(const SpanView& span, const SpanChanges& changes, PreviewOffer& offer) {
+  if (span.root) return false;  // a root is filled, not a source
+  ChangedSpan changed(span, changes);
+  offer = PreviewOffer{};
+  offer.trace_id = span.trace_id;
+  const std::string_view operation = changed.string("gen_ai.operation.name");
+  if (operation == "invoke_agent") {
+    agent_offer(changed, offer);
+    return true;
+  }
+  if (is_llm_call(operation)) {
+    llm_call_offer(changed, offer);
+    return true;
+  }
+  const std::string_view node = changed.string("koog.node.id");
+  if (node == "__start__") {
+    offer.inputs = part_of(changed.first_present({"koog.node.input"}), "user", 2, 0, span.start_time);
+    return true;
+  }
+  if (node == "__finish__") {
+    offer.outputs = part_of(changed.first_present({"koog.node.output"}), "assistant", 2, 0, span.end_time);
+    return true;
+  }
+  return false;
+}
+
 void collect_previews(const Normalizer& normalizer, std::string_view route,
                       const otlp::ResourceSpans& resource_spans, PreviewCache& cache,
                       PreviewCache::Clock::time_point now) {
   if (!normalizer.enabled() || !normalizer.config().previews) return;
+  thread_local std::vector<AttributeView> attributes;
+  const SpanChanges none;
+  PreviewOffer offer;
   for (const otlp::ScopeSpans& scope_spans : resource_spans.scope_spans()) {
     for (const otlp::Span& span : scope_spans.spans()) {
-      if (span.parent_span_id().empty()) continue;  // a root is filled, not a source
-      const std::uint64_t start = span.start_time_unix_nano();
-      const std::uint64_t end = span.end_time_unix_nano();
-      if (is_agent_invocation(span)) {
-        cache.offer(route, span.trace_id(),
-                    part_of(first_present(span, {kSpanInputs, "gen_ai.input.messages", "input.value"}),
-                            "user", 1, 2, start),
-                    part_of(first_present(span, {kSpanOutputs, "gen_ai.output.messages", "output.value"}),
-                            "assistant", 1, 2, end),
-                    true, now);
-        continue;
-      }
-      if (is_llm_call(span)) {
-        offer_llm_call(route, span, cache, now);
-        continue;
-      }
-      const std::string_view node = string_of(find_attribute(span, "koog.node.id"));
-      if (node == "__start__") {
-        cache.offer(route, span.trace_id(),
-                    part_of(first_present(span, {"koog.node.input"}), "user", 2, 0, start), {}, false,
-                    now);
-      } else if (node == "__finish__") {
-        cache.offer(route, span.trace_id(), {},
-                    part_of(first_present(span, {"koog.node.output"}), "assistant", 2, 0, end),
-                    false, now);
-      }
+      if (!preview_offer(view_of_span(span, attributes), none, offer)) continue;
+      cache.offer(route, offer.trace_id, std::move(offer.inputs), std::move(offer.outputs), offer.from_agent, now);
     }
   }
 }

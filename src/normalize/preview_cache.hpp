@@ -38,6 +38,7 @@
 
 #include "config/config.hpp"
 #include "normalize/normalize.hpp"
+#include "normalize/span_view.hpp"
 #include "otlp/types.hpp"
 
 namespace proxy::normalize {
@@ -124,6 +125,18 @@ class PreviewCache {
   std::size_t bytes_ = 0;
   PreviewCacheStats stats_;
 };
+
+// What one span offers the cache: its trace and its candidates (empty parts: none).
+struct PreviewOffer {
+  std::string_view trace_id;
+  PreviewPart inputs;
+  PreviewPart outputs;
+  bool from_agent = false;  // from the trace's invoke_agent span
+};
+
+// The candidates a non-root span, as its changes leave it, offers (see the ranks above); false
+// when it offers none. Shared by collect_previews and the wire path.
+bool preview_offer(const SpanView& span, const SpanChanges& changes, PreviewOffer& offer);
 
 // Offers the candidates among the resource spans' non-root spans (see the ranks above).
 void collect_previews(const Normalizer& normalizer, std::string_view route,

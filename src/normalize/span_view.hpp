@@ -107,4 +107,19 @@ void decide_changes(const Normalizer& normalizer, const SpanView& span, SpanChan
 // The view of a message value (nested is left empty: the message path copies `message`).
 ValueView view_of(const otlp::AnyValue& value);
 
+// The view of a message span (attributes into `attributes`; resource and scope left empty).
+SpanView view_of_span(const otlp::Span& span, std::vector<AttributeView>& attributes);
+
+// An attribute of the span as its changes leave it: the first of that key among the span's
+// attributes, then among the additions (`addition` set when it is one).
+struct FoundValue {
+  const ValueView* value = nullptr;
+  const NewValue* addition = nullptr;
+};
+FoundValue find_changed(const SpanView& span, const SpanChanges& changes, std::string_view key);
+
+// The found value as the message path holds it after apply(): the message itself on the message
+// path, else built in `scratch` (parsed from the wire, or the addition's value). nullptr: none.
+const otlp::AnyValue* as_message(const FoundValue& found, otlp::AnyValue& scratch);
+
 }  // namespace proxy::normalize

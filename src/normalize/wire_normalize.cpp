@@ -5,6 +5,7 @@
 
 #include "normalize/json_value.hpp"
 #include "otlp/wire_schema.hpp"
+#include "otlp/wire_walk.hpp"
 
 namespace proxy::normalize {
 namespace {
@@ -49,12 +50,16 @@ constexpr unsigned kSpanNesting = 3;
 
 // One normalization of one request: fills the rules' view of each span, then copies the bytes it
 // keeps and re-emits what the rules change.
-class Pass {
+class Pass : public otlp::wire::Walk {
  public:
   using Scratch = WireNormalizer::Scratch;
 
-  Pass(const Normalizer& normalizer, Scratch& scratch, NormalizeTally& tally)
-      : normalizer_(normalizer), scratch_(scratch), writer_(scratch.writer), tally_(tally) {}
+  Pass(const Normalizer& normalizer, Scratch& scratch, NormalizeTally& tally, bool previews)
+      : Walk(scratch.writer),
+        normalizer_(normalizer),
+        scratch_(scratch),
+        tally_(tally),
+        previews_(previews && normalizer.config().previews) {}
 
   WireError run_request(std::string_view request) {
     each_field(request, [&](const Field& field) {
@@ -63,63 +68,22 @@ class Pass {
       }
       return keep(MessageKind::request, field, 0);
     });
-    return error_;
+    return error();
   }
 
   WireError run_resource_spans(std::string_view contents) {
     if (normalizer_.enabled()) {
       resource_spans(contents);
-    } else if (const WireError error = otlp::wire::check_message(MessageKind::resource_spans, contents, 1);
-               error != WireError::none) {
-      fail(error);
+    } else if (const WireError problem = otlp::wire::check_message(MessageKind::resource_spans, contents, 1);
+               problem != WireError::none) {
+      fail(problem);
     } else {
       writer_.copy(contents);
     }
-    return error_;
+    return error();
   }
 
  private:
-  bool fail(WireError error) {
-    if (error_ == WireError::none) error_ = error;
-    return false;
-  }
-  bool ok() const { return error_ == WireError::none; }
-
-  // Checks a field the pass does not change and keeps its bytes. Always false (unchanged).
-  bool keep(MessageKind kind, const Field& field, unsigned nesting) {
-    if (const WireError error = otlp::wire::check_field(kind, field, nesting); error != WireError::none) {
-      return fail(error);
-    }
-    writer_.copy(field.raw);
-    return false;
-  }
-
-  // Calls `handle` on each field; true when one of them changed something.
-  template <class Handle>
-  bool each_field(std::string_view contents, Handle&& handle) {
-    Reader reader(contents);
-    Field field;
-    bool changed = false;
-    while (ok() && reader.next(field)) changed |= handle(field);
-    if (reader.error() != WireError::none) fail(reader.error());
-    return changed && ok();
-  }
-
-  // A message field planned by `body` under a new header; copied whole when nothing changed.
-  template <class Body>
-  bool message(const Field& field, unsigned nesting, Body&& body) {
-    if (nesting > otlp::wire::kMaxNesting) return fail(WireError::too_deep);
-    const Writer::Mark mark = writer_.mark();
-    writer_.open(field.number);
-    if (body(field.payload) && ok()) {
-      writer_.close(mark);
-      return true;
-    }
-    writer_.rewind(mark);
-    if (ok()) writer_.copy(field.raw);
-    return false;
-  }
-
   bool resource_spans(std::string_view contents) {
     read_resource(contents);
     return each_field(contents, [&](const Field& field) {
@@ -173,6 +137,7 @@ class Pass {
     if (!read_span(contents, view)) return false;
     decide_changes(normalizer_, view, scratch_.changes, tally_);
     const SpanChanges& changes = scratch_.changes;
+    if (previews_) offer_preview(view, changes);
     const Replacement* replacement = changes.replacements.data();
     const Replacement* const last = replacement + changes.replacements.size();
     std::size_t index = 0;
@@ -186,6 +151,11 @@ class Pass {
     });
     for (const Addition& addition : changes.additions) add_attribute(addition);
     return !changes.empty();
+  }
+
+  void offer_preview(const SpanView& view, const SpanChanges& changes) {
+    PreviewOffer offer;
+    if (preview_offer(view, changes, offer)) scratch_.offers.push_back(std::move(offer));
   }
 
   // The span's fields the rules read (the last of each singular one, as protobuf keeps).
@@ -359,11 +329,10 @@ class Pass {
 
   const Normalizer& normalizer_;
   Scratch& scratch_;
-  Writer& writer_;
   NormalizeTally& tally_;
+  const bool previews_;
   std::string_view scope_name_;
   std::string_view scope_version_;
-  WireError error_ = WireError::none;
 };
 
 policy::WireResult result_of(WireError error) {
@@ -375,21 +344,31 @@ policy::WireResult result_of(WireError error) {
 }  // namespace
 
 policy::WireResult WireNormalizer::normalize(const Normalizer& normalizer, std::string_view request,
-                                             std::string& out, NormalizeTally& tally) {
+                                             std::string& out, NormalizeTally& tally, const PreviewTarget* previews) {
   scratch_.writer.clear();
-  Pass pass(normalizer, scratch_, tally);
-  const policy::WireResult result = result_of(pass.run_request(request));
-  if (result.outcome == policy::WireOutcome::rewritten) scratch_.writer.write(out);
-  return result;
+  scratch_.offers.clear();
+  Pass pass(normalizer, scratch_, tally, previews != nullptr);
+  return finish(pass.run_request(request), out, previews);
 }
 
 policy::WireResult WireNormalizer::normalize_resource_spans(const Normalizer& normalizer,
                                                             std::string_view resource_spans, std::string& out,
-                                                            NormalizeTally& tally) {
+                                                            NormalizeTally& tally, const PreviewTarget* previews) {
   scratch_.writer.clear();
-  Pass pass(normalizer, scratch_, tally);
-  const policy::WireResult result = result_of(pass.run_resource_spans(resource_spans));
-  if (result.outcome == policy::WireOutcome::rewritten) scratch_.writer.write(out);
+  scratch_.offers.clear();
+  Pass pass(normalizer, scratch_, tally, previews != nullptr);
+  return finish(pass.run_resource_spans(resource_spans), out, previews);
+}
+
+policy::WireResult WireNormalizer::finish(WireError error, std::string& out, const PreviewTarget* previews) {
+  const policy::WireResult result = result_of(error);
+  if (result.outcome != policy::WireOutcome::rewritten) return result;
+  scratch_.writer.write(out);
+  if (previews == nullptr) return result;
+  for (PreviewOffer& offer : scratch_.offers) {
+    previews->cache->offer(previews->route, offer.trace_id, std::move(offer.inputs), std::move(offer.outputs),
+                           offer.from_agent, previews->now);
+  }
   return result;
 }
 

@@ -3,7 +3,8 @@
 // bytes, decides with the same rules as apply() (decide_changes in span_view.hpp), and re-emits
 // only what they change: new attributes appended to the span, token counts rewritten in place,
 // every other byte kept. Malformed and unsupported input as WireRewriter: the caller falls back.
-// Previews still run on messages.
+// Previews: the candidates are collected here too (preview_offer, as collect_previews), offered
+// only once the whole request was read; filling roots still runs on messages.
 #pragma once
 
 #include <string>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "normalize/normalize.hpp"
+#include "normalize/preview_cache.hpp"
 #include "normalize/span_view.hpp"
 #include "otlp/wire_reader.hpp"
 #include "otlp/wire_writer.hpp"
@@ -20,16 +22,26 @@ namespace proxy::normalize {
 
 // One per thread: it keeps its buffers between requests, so a warm normalizer allocates only for
 // the values it builds (links and Koog content as JSON, joined system instructions).
+// Where collect_previews would offer a request's candidates.
+struct PreviewTarget {
+  std::string_view route;
+  PreviewCache* cache = nullptr;
+  PreviewCache::Clock::time_point now;
+};
+
 class WireNormalizer {
  public:
   // Appends the normalized request to `out` (untouched unless rewritten) and counts into `tally`
   // as apply() on each ResourceSpans would. On malformed or unsupported the tally may hold
   // partial counts: the caller drops it.
+  // With `previews`, also offers the request's preview candidates as collect_previews after
+  // apply() would (nothing when the request is not rewritten).
   policy::WireResult normalize(const Normalizer& normalizer, std::string_view request, std::string& out,
-                               NormalizeTally& tally);
+                               NormalizeTally& tally, const PreviewTarget* previews = nullptr);
   // The same for one serialized ResourceSpans.
   policy::WireResult normalize_resource_spans(const Normalizer& normalizer, std::string_view resource_spans,
-                                              std::string& out, NormalizeTally& tally);
+                                              std::string& out, NormalizeTally& tally,
+                                              const PreviewTarget* previews = nullptr);
 
   // What a pass reuses from span to span.
   struct Scratch {
@@ -41,9 +53,12 @@ class WireNormalizer {
     Links links;
     SpanChanges changes;
     std::string content;  // a Koog value as structure, serialized
+    std::vector<PreviewOffer> offers;  // held until the request is known good
   };
 
  private:
+  policy::WireResult finish(otlp::wire::WireError error, std::string& out, const PreviewTarget* previews);
+
   Scratch scratch_;
 };
 

@@ -1,6 +1,7 @@
 // Normalization on the wire against the message path (issue 21): random Koog-, GenAI- and
 // OpenInference-shaped requests under random normalizers must parse back equal with equal
-// counters; one case per rule shows each rule fires on the wire; refusals match.
+// counters and equal preview candidates; one case per rule shows each rule fires on the wire;
+// refusals match.
 #include <catch2/catch.hpp>
 
 #include <random>
@@ -51,6 +52,9 @@ const char* const kTexts[] = {
     "execute_tool",
     "openai",
     "gpt-4o",
+    "__start__",
+    "__finish__",
+    "text_completion",
     "HIDDEN:non-empty",
     "h\xc3\xa9llo",
     "{not json",
@@ -302,6 +306,49 @@ TEST_CASE("each rule fires on the wire as on messages", "[wire]") {
     CHECK(tally.count(Rule::resource_attribute) == 2);
     CHECK(tally.count(Rule::token_count) == 1);
   }
+}
+
+TEST_CASE("the wire path offers the preview candidates collect_previews offers", "[wire][previews]") {
+  OneSpan request;  // the span: an invoke_agent under the root, then a Koog exit node
+  request.span->set_parent_span_id(std::string(8, '\x01'));
+  request.set("gen_ai.operation.name", "invoke_agent")
+      .set("gen_ai.input.messages", R"([{"role":"user","parts":[{"type":"text","content":"weather?"}]}])");
+  otlp::Span* finish = request.scope->add_spans();
+  *finish = *request.span;
+  finish->clear_attributes();
+  finish->set_end_time_unix_nano(99);
+  auto* node = finish->add_attributes();
+  node->set_key("koog.node.id");
+  node->mutable_value()->set_string_value("__finish__");
+  auto* output = finish->add_attributes();
+  output->set_key("koog.node.output");
+  output->mutable_value()->set_string_value(R"("sunny")");
+  const std::string body = request.request.SerializeAsString();
+
+  const Normalizer normalizer{config::NormalizeConfig{}};
+  const fuzz::NormalizeComparison comparison = fuzz::compare_wire_normalize(normalizer, body);
+  INFO(comparison.mismatch);
+  REQUIRE(comparison.mismatch.empty());
+
+  PreviewCache cache{config::PreviewCacheConfig{}};
+  const PreviewTarget target{"r", &cache, PreviewCache::Clock::now()};
+  WireNormalizer wire;
+  std::string out;
+  NormalizeTally tally;
+  REQUIRE(wire.normalize(normalizer, body, out, tally, &target).outcome == WireOutcome::rewritten);
+  CHECK(cache.agent_seen("r", request.span->trace_id(), target.now));
+  const auto preview = cache.take("r", request.span->trace_id(), target.now);
+  REQUIRE(preview.has_value());
+  CHECK(!preview->inputs.empty());
+  CHECK(!preview->outputs.empty());
+
+  // Spans read before the bytes turn out malformed offer nothing: the request is refused.
+  PreviewCache untouched{config::PreviewCacheConfig{}};
+  const PreviewTarget refused{"r", &untouched, target.now};
+  out.clear();
+  REQUIRE(wire.normalize(normalizer, body + std::string("\x0a\x05", 2), out, tally, &refused).outcome ==
+          WireOutcome::malformed);
+  CHECK(untouched.entries() == 0);
 }
 
 TEST_CASE("a request the normalizer leaves alone is copied byte for byte", "[wire]") {
