@@ -53,7 +53,24 @@ void from_json(const boost::json::value& json, otlp::AnyValue& out) {
   }
 }
 
+// Whether `text` can be JSON at all, from its first character after whitespace: most content
+// values are prose or the policy's markers, and refusing them here spares the parser's
+// allocations (the wire path's normalization meets one or two per Koog span).
+bool may_be_json(std::string_view text) {
+  const std::size_t start = text.find_first_not_of(" \t\n\r");
+  if (start == std::string_view::npos) return false;
+  const std::string_view rest = text.substr(start);
+  switch (rest.front()) {
+    case '{': case '[': case '"': case '-': return true;
+    case 't': return rest.starts_with("true");
+    case 'f': return rest.starts_with("false");
+    case 'n': return rest.starts_with("null");
+    default: return rest.front() >= '0' && rest.front() <= '9';
+  }
+}
+
 std::optional<boost::json::value> parse(std::string_view text) {
+  if (!may_be_json(text)) return std::nullopt;
   boost::system::error_code error;
   boost::json::value json = boost::json::parse(text, error);  // depth limited (32) by default
   if (error) return std::nullopt;

@@ -335,6 +335,18 @@ TEST_CASE("JSON <-> AnyValue and the chat preview shape", "[normalize]") {
     CHECK_FALSE(normalize::parse_json_value("null"));
     CHECK_FALSE(normalize::parse_json_value("[masked: 12 bytes]"));
     CHECK_FALSE(normalize::parse_json_value(std::string(64, '[') + std::string(64, ']')));  // depth
+    // Every kind of JSON text, after whitespace, still parses; text that cannot start one does not.
+    CHECK(normalize::parse_json_value(" \n\t12")->int_value() == 12);
+    CHECK(normalize::parse_json_value("-1.5")->double_value() == -1.5);
+    CHECK(normalize::parse_json_value("\r true")->bool_value());
+    CHECK_FALSE(normalize::parse_json_value("false")->bool_value());
+    CHECK(normalize::parse_json_value(R"( "s")")->string_value() == "s");
+    CHECK(normalize::parse_json_value(" {}")->has_kvlist_value());
+    CHECK_FALSE(normalize::parse_json_value(""));
+    CHECK_FALSE(normalize::parse_json_value("  "));
+    CHECK_FALSE(normalize::parse_json_value("tru"));
+    CHECK_FALSE(normalize::parse_json_value("nothing"));
+    CHECK_FALSE(normalize::parse_json_value("the weather"));
   }
   SECTION("chat_preview keeps text parts, lower-cases roles, skips tool-only messages") {
     auto preview = normalize::chat_preview(
