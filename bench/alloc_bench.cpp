@@ -3,7 +3,8 @@
 // slices), with the default config, on Koog-shaped requests of 1, 50 and 512 spans. Counted by
 // replacing the global operator new (every C++ allocation, protobuf's arena blocks included),
 // after a warm-up, so what remains is what every request pays. Each scenario also runs the wire
-// path's stages that exist so far (checks and policy on the bytes) on the same requests.
+// path's stages that exist so far (checks, policy and normalization with its preview candidates
+// on the bytes) on the same requests.
 //
 //   alloc_bench [requests per scenario, default 200] [default|verbose|no-normalize|bare]
 // The variants take stages out to show what each costs: verbose (the policy changes nothing),
@@ -19,6 +20,7 @@
 
 #include "agent_traffic.hpp"
 #include "config/load.hpp"
+#include "normalize/wire_normalize.hpp"
 #include "otlp/wire_checks.hpp"
 #include "policy/wire_policy.hpp"
 #include "queue/span_queue.hpp"
@@ -87,8 +89,8 @@ void report(const char* path, const char* name, int spans, int requests, Counts 
               path, name, per_request, per_request / spans, bytes_per_request, bytes_per_request / spans);
 }
 
-// The wire path as far as it goes (the receiver's checks, then the route's policy on the bytes),
-// with the per-thread state it keeps between requests.
+// The wire path as far as it goes (the receiver's checks, then the route's policy and normalizer
+// on the bytes), with the per-thread state it keeps between requests.
 void run_wire(const char* name, int spans, const std::vector<std::string>& pool, int requests,
               const config::Config& config) {
   const policy::CompiledPolicy policy(*config::find_policy(config, config.default_route.policy));
@@ -97,8 +99,12 @@ void run_wire(const char* name, int spans, const std::vector<std::string>& pool,
                                      config.receiver.max_attributes_per_link};
   otlp::wire::SpanChecker checker;
   policy::WireRewriter rewriter;
+  const normalize::Normalizer normalizer(config.default_route.normalize);
+  normalize::WireNormalizer normalization;
+  normalize::PreviewCache previews{config.preview_cache};
   std::string checked;
   std::string out;
+  std::string normalized;
   const auto one = [&](const std::string& body) {
     checked.clear();
     out.clear();
@@ -106,7 +112,12 @@ void run_wire(const char* name, int spans, const std::vector<std::string>& pool,
     policy::PolicyTally tally;
     const std::string_view input =
         result.outcome == otlp::wire::ChecksOutcome::rewritten ? std::string_view(checked) : body;
-    if (rewriter.rewrite(policy, input, out, tally).outcome != policy::WireOutcome::rewritten) {
+    normalized.clear();
+    normalize::NormalizeTally normalize_tally;
+    const normalize::PreviewTarget target{"bench", &previews, normalize::PreviewCache::Clock::now()};
+    if (rewriter.rewrite(policy, input, out, tally).outcome != policy::WireOutcome::rewritten ||
+        normalization.normalize(normalizer, out, normalized, normalize_tally, &target).outcome !=
+            policy::WireOutcome::rewritten) {
       std::fprintf(stderr, "alloc_bench: the wire path refused a request\n");
       std::exit(1);
     }

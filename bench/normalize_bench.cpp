@@ -4,15 +4,25 @@
 // with 1.5 KB messages and a tool span; each span in its own ResourceSpans, as Koog sends them.
 // Measured with verbose content (every JSON value parsed) and with masked content (the
 // policy's markers, copied as they are), next to the protobuf decode of the same request.
+// Then the rules alone (previews left out) per CPU-second on one core, on messages (decode,
+// apply(), serialize, as the daemon runs them) and on the wire (WireNormalizer), on Koog-shaped
+// requests of 50 and 512 spans (bench/agent_traffic.hpp) with short and ~1.5 KB content.
 //
 //   normalize_bench [seconds per measurement, default 1]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
+#include <google/protobuf/arena.h>
+
+#include "agent_traffic.hpp"
+#include "thread_cpu.hpp"
 #include "normalize/normalize.hpp"
 #include "normalize/preview_cache.hpp"
+#include "normalize/wire_normalize.hpp"
+#include "otlp/protobuf.hpp"
 #include "otlp/types.hpp"
 
 namespace {
@@ -116,6 +126,36 @@ double per_second(double seconds, int spans_per_call, Work work) {
   return static_cast<double>(calls) * spans_per_call / elapsed;
 }
 
+void messages_against_wire(int spans, bench::Content content, const char* name, double seconds) {
+  const normalize::Normalizer normalizer{config::NormalizeConfig{}};
+  bench::TraceSource source(bench::Mix::koog, 0x5eed'0f'a9e47ULL, content);
+  std::vector<std::string> pool;
+  for (int i = 0; i < 16; ++i) pool.push_back(bench::encode_request(source, spans));
+  std::string out;
+  const auto rate = [&](auto step) {
+    return bench::spans_per_cpu_second(pool, spans, seconds, "normalize_bench", 16, step);
+  };
+  const double message = rate([&](const std::string& body) {
+    google::protobuf::Arena arena;
+    auto* request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
+    if (!otlp::decode_protobuf(body, *request).ok()) return false;
+    normalize::NormalizeTally tally;
+    for (auto& resource_spans : *request->mutable_resource_spans()) {
+      normalize::apply(normalizer, resource_spans, tally);
+    }
+    out.clear();
+    return request->SerializeToString(&out);
+  });
+  normalize::WireNormalizer wire;
+  const double wired = rate([&](const std::string& body) {
+    normalize::NormalizeTally tally;
+    out.clear();
+    return wire.normalize(normalizer, body, out, tally).outcome == policy::WireOutcome::rewritten;
+  });
+  std::printf("rules, %-26s message path %8.0f  wire path %8.0f spans/CPU-s (%.2fx)\n", name, message, wired,
+              wired / message);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -148,5 +188,9 @@ int main(int argc, char** argv) {
                 1e6 / stage_only);
   }
   std::printf("preview cache after the run: %zu entries, %zu bytes\n", cache.entries(), cache.bytes());
+  messages_against_wire(50, bench::Content::short_text, "50 spans, short content", seconds);
+  messages_against_wire(50, bench::Content::long_text, "50 spans, ~1.5 KB content", seconds);
+  messages_against_wire(512, bench::Content::short_text, "512 spans, short content", seconds);
+  messages_against_wire(512, bench::Content::long_text, "512 spans, ~1.5 KB content", seconds);
   return 0;
 }
