@@ -391,7 +391,8 @@ void set_value(const NewValue& change, otlp::AnyValue& target) {
 
 void apply_changes(const SpanChanges& changes, otlp::Span& span) {
   for (const Replacement& replacement : changes.replacements) {
-    span.mutable_attributes(static_cast<int>(replacement.attribute))->mutable_value()->set_int_value(replacement.integer);
+    otlp::KeyValue* attribute = span.mutable_attributes(static_cast<int>(replacement.attribute));
+    attribute->mutable_value()->set_int_value(replacement.integer);
   }
   for (const Addition& addition : changes.additions) {
     otlp::KeyValue* attribute = span.add_attributes();

@@ -88,7 +88,9 @@ void random_value(Random& random, otlp::AnyValue& value, int depth) {
     case 5: value.set_double_value(1.5 * pick(random, 9)); break;
     case 6: value.set_bytes_value(std::string(static_cast<std::size_t>(pick(random, 4)), '\x9f')); break;
     case 7:
-      for (int i = pick(random, 3); i > 0; --i) random_value(random, *value.mutable_array_value()->add_values(), depth + 1);
+      for (int i = pick(random, 3); i > 0; --i) {
+        random_value(random, *value.mutable_array_value()->add_values(), depth + 1);
+      }
       if (value.value_case() == otlp::AnyValue::VALUE_NOT_SET) value.mutable_array_value();
       break;
     default:
