@@ -5,12 +5,14 @@
 
 #include "normalize/json_value.hpp"
 #include "otlp/wire_schema.hpp"
-#include "otlp/wire_walk.hpp"
+#include "otlp/wire_pass.hpp"
 
 namespace proxy::normalize {
 namespace {
 
 using otlp::wire::Field;
+using otlp::wire::is_length;
+using otlp::wire::is_value_case;
 using otlp::wire::MessageKind;
 using otlp::wire::Reader;
 using otlp::wire::WireError;
@@ -19,19 +21,9 @@ using otlp::wire::Writer;
 
 // AnyValue's oneof, by field number, and the wire type each is read with.
 enum ValueCase : std::uint32_t { kString = 1, kBool, kInt, kDouble, kArray, kKvlist, kBytes };
-constexpr WireType kCaseType[] = {WireType::varint, WireType::length, WireType::varint, WireType::varint,
-                                  WireType::fixed64, WireType::length, WireType::length, WireType::length};
 constexpr ValueType kCaseValueType[] = {ValueType::unset,    ValueType::string, ValueType::boolean,
                                         ValueType::integer,  ValueType::floating, ValueType::array,
                                         ValueType::kvlist,   ValueType::bytes};
-
-bool is_value_case(const Field& field) {
-  return field.number >= kString && field.number <= kBytes && field.type == kCaseType[field.number];
-}
-
-bool is_length(const Field& field, std::uint32_t number) {
-  return field.number == number && field.type == WireType::length;
-}
 
 // The view of a oneof field scan_value found.
 void set_case(const Field& field, ValueView& view) {
@@ -50,12 +42,12 @@ constexpr unsigned kSpanNesting = 3;
 
 // One normalization of one request: fills the rules' view of each span, then copies the bytes it
 // keeps and re-emits what the rules change.
-class Pass : public otlp::wire::Walk {
+class Pass : public otlp::wire::Pass {
  public:
   using Scratch = WireNormalizer::Scratch;
 
   Pass(const Normalizer& normalizer, Scratch& scratch, NormalizeTally& tally, bool previews)
-      : Walk(scratch.writer),
+      : otlp::wire::Pass(scratch.writer),
         normalizer_(normalizer),
         scratch_(scratch),
         tally_(tally),

@@ -1,5 +1,5 @@
 // What every rewrite on the wire does the same way (the checks in wire_checks.cpp, the policy in
-// policy/wire_policy.cpp): keep the first error, walk a message's fields, keep a field as it is
+// policy/wire_policy.cpp, normalization in normalize/wire_normalize.cpp): keep the first error, walk a message's fields, keep a field as it is
 // after checking it as protobuf would, and plan a nested message under a new header that turns
 // back into one kept range when nothing in it changed.
 #pragma once
