@@ -1,5 +1,6 @@
 #include "fuzz_targets.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -423,7 +424,8 @@ config::RouteConfig fuzzed_route(std::string name, std::uint8_t bits) {
   route.match.header_value = "12";
   route.header = static_cast<config::HeaderMode>(((bits >> 4) & 3) % 3);
   route.normalize = config::NormalizeConfig{};
-  route.normalize->enabled = false;
+  route.normalize->enabled = (bits & 0x40) != 0;  // with previews, held 0.5 s
+  route.normalize->preview_hold = std::chrono::milliseconds(500);
   return route;
 }
 
@@ -441,7 +443,7 @@ config::Config wire_route_config(std::uint8_t routes, std::uint8_t modes, std::u
   second.policy = "b";
   config.routes = {first, second};
   config.default_route.policy = routes & 0x80 ? "a" : "b";
-  config.default_route.normalize.enabled = false;
+  config.default_route.normalize.enabled = (routes & 0x40) != 0;
   config.receiver.max_spans_per_request = (limits & 7) == 0 ? 4 : 65536;
   config.receiver.max_attributes_per_span = (limits >> 3) & 7;
   config.receiver.max_attributes_per_event = (limits >> 5) & 3;

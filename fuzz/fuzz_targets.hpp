@@ -39,7 +39,7 @@ void wire_policy(const std::uint8_t* data, std::size_t size);
 // protobuf request: the receiver's checks on the wire (otlp/wire_checks.hpp) must agree with
 // the message path, parsed back field by field, counts and texts included, malformed input too.
 void wire_checks(const std::uint8_t* data, std::size_t size);
-// Byte 0 chooses two routes' conditions, header conditions and modes, byte 1 and 2 two policies
+// Byte 0 chooses two routes' conditions, header conditions, modes and normalization, byte 1 and 2 two policies
 // (as wire_policy's) and the limits, byte 3 the client's experiment header; the rest is a
 // protobuf request: the fused wire pass (Router::route_wire) must agree with decode_and_check
 // and Router::route, refusals, counters and items (parsed back) included.

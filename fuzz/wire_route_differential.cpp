@@ -29,6 +29,17 @@ std::vector<std::uint64_t> counters(const routing::Router& router) {
     add(*counter);
   }
   for (const auto& counter : policy.structure_fallbacks) add(counter);
+  const normalize::NormalizeStats& normalized = router.normalize_stats();
+  for (const auto& counter : normalized.changes) add(counter);
+  add(normalized.spans);
+  for (const auto& source : normalized.typed) {
+    for (const auto& counter : source) add(counter);
+  }
+  const normalize::PreviewCacheStats& previews = router.preview_cache().stats();
+  for (const auto* counter : {&previews.stored, &previews.hits, &previews.misses, &previews.evicted_size,
+                              &previews.evicted_ttl, &previews.evicted_oversize, &previews.held}) {
+    add(*counter);
+  }
   return all;
 }
 
@@ -92,7 +103,14 @@ std::string compare_items(const std::vector<queue::QueueItem>& wire, const std::
   }
   for (std::size_t i = 0; i < wire.size(); ++i) {
     if (wire[i].experiment.describe() != expected[i].experiment.describe()) return "item experiments differ";
-    if (wire[i].span_count != expected[i].span_count) return "item span counts differ";
+    if (wire[i].span_count != expected[i].span_count) {
+      return "item " + std::to_string(i) + " span counts differ: " + std::to_string(wire[i].span_count) + " vs " +
+             std::to_string(expected[i].span_count);
+    }
+    if ((wire[i].hold == nullptr) != (expected[i].hold == nullptr)) return "item " + std::to_string(i) + " held by one path only";
+    if (wire[i].hold && (wire[i].hold->key != expected[i].hold->key || wire[i].hold->traces != expected[i].hold->traces)) {
+      return "item " + std::to_string(i) + " holds other traces";
+    }
     otlp::ExportRequest actual;
     otlp::ExportRequest wanted;
     if (!actual.ParseFromString(wire[i].payload)) return "a wire item does not parse";

@@ -312,26 +312,38 @@ bool fill_root(otlp::Span& span, const Preview& preview, bool need_inputs, bool 
 
 }  // namespace
 
+bool would_hold(const Normalizer& normalizer, std::string_view route, const otlp::Span& span,
+                const PreviewCache& cache, PreviewCache::Clock::time_point now) {
+  return normalizer.enabled() && normalizer.config().previews && normalizer.config().preview_hold.count() > 0 &&
+         span.parent_span_id().empty() && (!has_inputs(span) || !has_outputs(span)) && is_agent_root(span) &&
+         !cache.agent_seen(route, span.trace_id(), now);
+}
+
+bool fill_root_span(std::string_view route, otlp::Span& span, PreviewCache& cache,
+                    PreviewCache::Clock::time_point now, NormalizeTally& tally, std::vector<std::string>* held) {
+  if (!span.parent_span_id().empty()) return false;
+  const bool need_inputs = !has_inputs(span);
+  const bool need_outputs = !has_outputs(span);
+  if (!need_inputs && !need_outputs) return false;
+  if (held != nullptr && is_agent_root(span) && !cache.agent_seen(route, span.trace_id(), now)) {
+    held->push_back(span.trace_id());
+    cache.stats().held.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  auto preview = cache.take(route, span.trace_id(), now);
+  if (!preview || !fill_root(span, *preview, need_inputs, need_outputs)) return false;
+  tally.add(Rule::preview);
+  return true;
+}
+
 void fill_previews(const Normalizer& normalizer, std::string_view route,
                    otlp::ResourceSpans& resource_spans, PreviewCache& cache,
                    PreviewCache::Clock::time_point now, NormalizeTally& tally,
                    std::vector<std::string>* held) {
   if (!normalizer.enabled() || !normalizer.config().previews) return;
-  const bool may_hold = held != nullptr && normalizer.config().preview_hold.count() > 0;
+  std::vector<std::string>* may_hold = normalizer.config().preview_hold.count() > 0 ? held : nullptr;
   for (otlp::ScopeSpans& scope_spans : *resource_spans.mutable_scope_spans()) {
-    for (otlp::Span& span : *scope_spans.mutable_spans()) {
-      if (!span.parent_span_id().empty()) continue;
-      const bool need_inputs = !has_inputs(span);
-      const bool need_outputs = !has_outputs(span);
-      if (!need_inputs && !need_outputs) continue;
-      if (may_hold && is_agent_root(span) && !cache.agent_seen(route, span.trace_id(), now)) {
-        held->push_back(span.trace_id());
-        cache.stats().held.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      auto preview = cache.take(route, span.trace_id(), now);
-      if (preview && fill_root(span, *preview, need_inputs, need_outputs)) tally.add(Rule::preview);
-    }
+    for (otlp::Span& span : *scope_spans.mutable_spans()) fill_root_span(route, span, cache, now, tally, may_hold);
   }
 }
 

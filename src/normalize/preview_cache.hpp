@@ -152,6 +152,15 @@ void fill_previews(const Normalizer& normalizer, std::string_view route,
                    PreviewCache::Clock::time_point now, NormalizeTally& tally,
                    std::vector<std::string>* held = nullptr);
 
+// fill_previews on one span: a root without inputs (outputs) filled from the cache (true), or,
+// given `held`, left unfilled and its trace appended to `held` when its trace's invoke_agent has
+// not been seen yet. The caller has checked that the normalizer fills previews.
+bool fill_root_span(std::string_view route, otlp::Span& span, PreviewCache& cache,
+                    PreviewCache::Clock::time_point now, NormalizeTally& tally, std::vector<std::string>* held);
+// Whether fill_previews with `held` would hold this span (it changes nothing).
+bool would_hold(const Normalizer& normalizer, std::string_view route, const otlp::Span& span,
+                const PreviewCache& cache, PreviewCache::Clock::time_point now);
+
 // A root span of one of the held traces: what the router moves into the held item and what
 // fill_held_roots fills when the hold ends.
 bool is_held_root(const otlp::Span& span, const std::vector<std::string>& traces);

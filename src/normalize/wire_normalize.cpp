@@ -357,6 +357,10 @@ policy::WireResult WireNormalizer::finish(WireError error, std::string& out, con
   if (result.outcome != policy::WireOutcome::rewritten) return result;
   scratch_.writer.write(out);
   if (previews == nullptr) return result;
+  if (previews->deferred != nullptr) {
+    for (PreviewOffer& offer : scratch_.offers) previews->deferred->push_back(std::move(offer));
+    return result;
+  }
   for (PreviewOffer& offer : scratch_.offers) {
     previews->cache->offer(previews->route, offer.trace_id, std::move(offer.inputs), std::move(offer.outputs),
                            offer.from_agent, previews->now);

@@ -27,6 +27,9 @@ struct PreviewTarget {
   std::string_view route;
   PreviewCache* cache = nullptr;
   PreviewCache::Clock::time_point now;
+  // Set: the offers are appended here instead, for the caller to make once it knows the request
+  // goes on (their trace ids view the normalized input, which must outlive them).
+  std::vector<PreviewOffer>* deferred = nullptr;
 };
 
 class WireNormalizer {

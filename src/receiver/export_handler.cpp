@@ -281,18 +281,16 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
   return deliver(checked, route(*export_request, experiment_header), commit, peer);
 }
 
-// The wire path (routing::Router::route_wire): steps 1 to 4 in one walk over a protobuf body,
-// when no route normalizes. nullopt: the message path takes the request (other encodings,
-// normalization on a route, bytes the wire path leaves to protobuf, and malformed bodies,
-// which the message path refuses with its own words).
+// The wire path (routing::Router::route_wire): steps 1 to 4 on a protobuf body's bytes.
+// nullopt: the message path takes the request (other encodings, bytes the wire path leaves to
+// protobuf, and malformed bodies, which the message path refuses with its own words).
 std::optional<IngestOutcome> ExportHandler::ingest_wire(std::string_view body, BodyEncoding encoding,
                                                         std::optional<std::string_view> experiment_header,
                                                         std::string_view peer,
                                                         std::shared_ptr<queue::CommitTicket>* commit) {
   using Outcome = routing::WireRouted::Outcome;
   const auto router = this->router();
-  if (encoding != BodyEncoding::protobuf || !wire_path_.load(std::memory_order_relaxed) || !router ||
-      !router->wire_ready()) {
+  if (encoding != BodyEncoding::protobuf || !wire_path_.load(std::memory_order_relaxed) || !router) {
     return std::nullopt;
   }
   routing::WireRouted routed = router->route_wire(

@@ -46,14 +46,12 @@ class Router {
   std::variant<std::vector<queue::QueueItem>, RoutingError> route(
       otlp::ExportRequest& request, std::optional<std::string_view> header) const;
 
-  // decode_and_check's checks and route() in one walk over a protobuf request's bytes
-  // (routing/wire_route.hpp): the same items, counters and refusals, for a config whose routes
-  // all have normalization off (wire_ready()). On unsupported the caller takes the message path.
+  // decode_and_check's checks and route() on a protobuf request's bytes (routing/wire_route.hpp):
+  // the checks and policies in one walk, then each normalizing route's payload normalized and its
+  // roots given their previews; the same items, counters and refusals. On unsupported nothing
+  // was counted or cached, and the caller takes the message path.
   WireRouted route_wire(std::string_view body, std::optional<std::string_view> header,
                         const otlp::AttributeLimits& limits, std::size_t max_spans) const;
-  // Whether route_wire() may stand in for route(): no route normalizes (normalization and
-  // previews still work on messages only).
-  bool wire_ready() const;
 
   const RouteTable& table() const { return table_; }
   const policy::PolicyStats& policy_stats() const { return policy_stats_; }
@@ -81,8 +79,22 @@ class Router {
   void collect(std::size_t route, const ExperimentRef& experiment,
                otlp::ResourceSpans& resource_spans, RouteItems& out, Pass& pass) const;
   std::vector<queue::QueueItem> items_of(std::vector<RouteItems>& per_route, const Pass& pass) const;
+  // route_wire()'s steps after the fused pass.
+  struct WireNormalized {
+    std::vector<std::string> payloads;  // per route, when `done`
+    std::vector<std::uint32_t> spans;
+    std::vector<std::vector<normalize::PreviewOffer>> offers;  // made once the request goes on
+    std::vector<char> done;
+    normalize::NormalizeTally tally;
+    normalize::PreviewCache::Clock::time_point now;
+    void reset(const policy::RoutedOutput& out);
+  };
+  bool normalize_wire(const policy::RoutedOutput& out, WireNormalized& normalized) const;
   void deliver_wire(const std::vector<std::size_t>& route_of, std::optional<std::string_view> header,
-                    policy::RoutedOutput& out, const policy::PolicyTally& tally, WireRouted& routed) const;
+                    policy::RoutedOutput& out, const policy::PolicyTally& tally, WireNormalized& normalized,
+                    WireRouted& routed) const;
+  void items_wire(std::size_t route, const ExperimentRef& experiment, WireNormalized& normalized,
+                  std::vector<queue::QueueItem>& items) const;
 
   RouteTable table_;
   std::vector<config::RouteConfig> route_configs_;  // for describe()

@@ -7,7 +7,9 @@
 #include "otlp/wire_pass.hpp"
 #include "otlp/wire_schema.hpp"
 #include "policy/wire_policy.hpp"
+#include "normalize/wire_normalize.hpp"
 #include "routing/router.hpp"
+#include "routing/wire_previews.hpp"
 
 namespace proxy::routing {
 namespace {
@@ -92,11 +94,6 @@ bool WireResourceView::any_scope_name(const ValueMatcher& matcher) const {
   return false;
 }
 
-bool Router::wire_ready() const {
-  return std::none_of(table_.routes().begin(), table_.routes().end(),
-                      [](const CompiledRoute& route) { return route.normalizer->enabled(); });
-}
-
 WireRouted Router::route_wire(std::string_view body, std::optional<std::string_view> header,
                               const otlp::AttributeLimits& limits, std::size_t max_spans) const {
   WireRouted routed;
@@ -119,13 +116,52 @@ WireRouted Router::route_wire(std::string_view body, std::optional<std::string_v
     routed.outcome = WireRouted::Outcome::all_invalid;
     return routed;
   }
-  deliver_wire(route_of, header, out, tally, routed);
+  thread_local WireNormalized normalized;
+  if (!normalize_wire(out, normalized)) {
+    routed.outcome = WireRouted::Outcome::unsupported;
+    return routed;
+  }
+  deliver_wire(route_of, header, out, tally, normalized, routed);
   return routed;
 }
 
-// route()'s end on the wire path's output: the experiments, the items and the counters.
+void Router::WireNormalized::reset(const policy::RoutedOutput& out) {
+  const std::size_t routes = out.payloads.size();
+  payloads.resize(routes);
+  for (std::string& payload : payloads) payload.clear();
+  spans = out.spans;
+  offers.resize(routes);
+  for (auto& route_offers : offers) route_offers.clear();
+  done.assign(routes, 0);
+  tally = {};
+  now = normalize::PreviewCache::Clock::now();
+}
+
+// Each normalizing route's payload through the normalization rules (normalize::WireNormalizer),
+// its preview offers kept back until the request is known to go on; false when a payload is one
+// the wire path leaves to the message path. Nothing is counted or offered yet.
+bool Router::normalize_wire(const policy::RoutedOutput& out, WireNormalized& normalized) const {
+  thread_local normalize::WireNormalizer normalizer;
+  normalized.reset(out);
+  for (std::size_t route = 0; route < out.payloads.size(); ++route) {
+    const normalize::Normalizer& rules = *table_.routes()[route].normalizer;
+    if (out.spans[route] == 0 || !rules.enabled()) continue;
+    normalize::PreviewTarget previews{preview_keys_[route], preview_cache_.get(), normalized.now,
+                                      &normalized.offers[route]};
+    if (normalizer.normalize(rules, out.payloads[route], normalized.payloads[route], normalized.tally, &previews)
+            .outcome != policy::WireOutcome::rewritten) {
+      return false;
+    }
+    normalized.done[route] = true;
+  }
+  return true;
+}
+
+// route()'s end on the wire path's output: the experiments, the previews offered and filled,
+// the items and the counters.
 void Router::deliver_wire(const std::vector<std::size_t>& route_of, std::optional<std::string_view> header,
-                          policy::RoutedOutput& out, const policy::PolicyTally& tally, WireRouted& routed) const {
+                          policy::RoutedOutput& out, const policy::PolicyTally& tally, WireNormalized& normalized,
+                          WireRouted& routed) const {
   if (std::adjacent_find(route_of.begin(), route_of.end(), std::not_equal_to<>()) != route_of.end()) {
     stats_.requests_split.fetch_add(1, std::memory_order_relaxed);
   }
@@ -136,12 +172,44 @@ void Router::deliver_wire(const std::vector<std::size_t>& route_of, std::optiona
     return;
   }
   for (std::size_t route = 0; route < out.spans.size(); ++route) {
+    for (normalize::PreviewOffer& offer : normalized.offers[route]) {
+      preview_cache_->offer(preview_keys_[route], offer.trace_id, std::move(offer.inputs), std::move(offer.outputs),
+                            offer.from_agent, normalized.now);
+    }
+  }
+  for (std::size_t route = 0; route < out.spans.size(); ++route) {
     const std::uint32_t spans = out.spans[route];
     if (spans == 0) continue;
-    routed.items.push_back(queue::QueueItem{*experiments[route], std::move(out.payloads[route]), spans});
     stats_.route_spans[route].fetch_add(spans, std::memory_order_relaxed);
+    if (!normalized.done[route]) {
+      routed.items.push_back(queue::QueueItem{*experiments[route], std::move(out.payloads[route]), spans});
+      continue;
+    }
+    items_wire(route, *experiments[route], normalized, routed.items);
   }
   policy_stats_.add(tally);
+  normalize_stats_.add(normalized.tally);
+}
+
+// A normalized route's items: its spans with their roots filled, then its held roots.
+void Router::items_wire(std::size_t route, const ExperimentRef& experiment, WireNormalized& normalized,
+                        std::vector<queue::QueueItem>& items) const {
+  thread_local WirePreviewFiller filler;
+  thread_local FilledPayload filled;
+  const normalize::Normalizer& rules = *table_.routes()[route].normalizer;
+  std::string& payload = normalized.payloads[route];
+  const std::uint32_t spans = normalized.spans[route];
+  const PreviewFill fill{rules, preview_keys_[route], *preview_cache_, normalized.now};
+  // The payload is the wire path's own output, so it reads; if it did not, it goes unfilled.
+  if (!rules.config().previews || !filler.fill(fill, payload, spans, normalized.tally, filled)) {
+    items.push_back(queue::QueueItem{experiment, std::move(payload), spans});
+    return;
+  }
+  if (filled.span_count > 0) items.push_back(queue::QueueItem{experiment, std::move(filled.spans), filled.span_count});
+  if (filled.held_count == 0) return;
+  items.push_back(queue::QueueItem{experiment, std::move(filled.held_roots), filled.held_count});
+  items.back().hold = std::make_shared<const queue::Hold>(
+      queue::Hold{normalized.now + rules.config().preview_hold, preview_keys_[route], std::move(filled.held_traces)});
 }
 
 }  // namespace proxy::routing

@@ -42,10 +42,11 @@ config::Config wire_config(Random& random) {
   route.match.resource.push_back({"service.name", {config::ValueMatch::Kind::glob, "*e*"}});
   route.experiment_id = "5";
   route.policy = "p";
+  // Normalization (with previews) on or off per route.
   route.normalize = config::NormalizeConfig{};
-  route.normalize->enabled = false;
+  route.normalize->enabled = pick(random, 2) == 0;
   config.routes.push_back(route);
-  config.default_route.normalize.enabled = false;
+  config.default_route.normalize.enabled = pick(random, 2) == 0;
   config.receiver.max_spans_per_request = pick(random, 6) == 0 ? 3 : 65536;
   config.receiver.max_attributes_per_span = static_cast<std::size_t>(pick(random, 6));
   config.receiver.max_attributes_per_event = static_cast<std::size_t>(pick(random, 3));
@@ -114,7 +115,7 @@ TEST_CASE("protobuf requests on the wire path get the message path's answers and
   CHECK(accepted > 200);
 }
 
-TEST_CASE("a route that normalizes keeps every request on the message path", "[wire][handler]") {
+TEST_CASE("the default config, normalization included, takes the wire path", "[wire][handler]") {
   config::Config config;
   config.mlflow.experiment_name = "agents";
   Door door(config, true);
@@ -122,9 +123,17 @@ TEST_CASE("a route that normalizes keeps every request on the message path", "[w
   otlp::Span& span = *request.add_resource_spans()->add_scope_spans()->add_spans();
   span.set_trace_id(std::string(16, '\x01'));
   span.set_span_id(std::string(8, '\x02'));
+  span.set_kind(opentelemetry::proto::trace::v1::Span::SPAN_KIND_CLIENT);
   CHECK(door.handler.ingest(request.SerializeAsString(), otlp::BodyEncoding::protobuf, std::nullopt, "test").kind ==
         IngestOutcome::Kind::accepted);
-  CHECK(door.stats.requests_wire_path.load() == 0);
+  CHECK(door.stats.requests_wire_path.load() == 1);
+  const std::vector<queue::QueueItem> items = door.queue.take_all();
+  REQUIRE(items.size() == 1);
+  otlp::ExportRequest sent;
+  REQUIRE(sent.ParseFromString(items[0].payload));
+  const otlp::Span& normalized = sent.resource_spans(0).scope_spans(0).spans(0);
+  REQUIRE(normalized.attributes_size() > 0);
+  CHECK(normalized.attributes(0).key() == "otel.span.kind");  // the normalizer ran on the wire
 }
 
 }  // namespace proxy::receiver
