@@ -2,8 +2,8 @@
 // messages, apply(), serialize) and on the wire (WireRewriter: one pass over the bytes, kept
 // ranges copied), on Koog-shaped requests of 50 and 512 spans with short and ~1.5 KB content,
 // under the default policy (content masked leaf by leaf, structure kept; errors redacted). Then
-// the receiver's whole data path before the queue, normalization off: decode_and_check and
-// Router::route against the fused wire pass (Router::route_wire), one route.
+// the receiver's whole data path before the queue under the default config (normalization and
+// previews included): decode_and_check and Router::route against Router::route_wire, one route.
 //
 //   wire_bench [seconds per measurement, default 2]
 #include <cstdio>
@@ -80,14 +80,13 @@ void run(const Scenario& scenario, const policy::CompiledPolicy& policy, double 
               wire / message, floor);
 }
 
-// Checks, routing and policy, the message path against the fused wire pass.
+// Checks, routing, policy and normalization, the message path against the wire path.
 void run_routed(const Scenario& scenario, double seconds) {
   bench::TraceSource source(bench::Mix::koog, 0x5eed'0f'a9e47ULL, scenario.content);
   std::vector<std::string> pool;
   for (int i = 0; i < 16; ++i) pool.push_back(bench::encode_request(source, scenario.spans));
   config::Config config;
   config.mlflow.experiment_id = "1";
-  config.default_route.normalize.enabled = false;
   const routing::Router router(config);
   const double message = measure(pool, scenario.spans, seconds, [&](const std::string& body) {
     google::protobuf::Arena arena;
@@ -101,7 +100,7 @@ void run_routed(const Scenario& scenario, double seconds) {
     return router.route_wire(body, {}, limits, config.receiver.max_spans_per_request).outcome ==
            routing::WireRouted::Outcome::routed;
   });
-  std::printf("%-28s checks+route+policy: message path %8.0f  fused wire pass %8.0f spans/s (%.2fx)\n", scenario.name,
+  std::printf("%-28s route+normalize: message path %8.0f  wire path %8.0f spans/s (%.2fx)\n", scenario.name,
               message, wire, wire / message);
 }
 
