@@ -212,7 +212,9 @@ class Pass : public otlp::wire::Pass {
         continue;
       }
       if (set) return fail(WireError::duplicate_field);  // protobuf would merge or replace
-      if (field.number == kString && !otlp::wire::is_utf8(field.payload)) return fail(WireError::not_utf8);
+      if (field.number == kString && !checked_input() && !otlp::wire::is_utf8(field.payload)) {
+        return fail(WireError::not_utf8);
+      }
       set_case(field, view);
       set = true;
     }
@@ -234,19 +236,20 @@ class Pass : public otlp::wire::Pass {
       } else if (is_length(field, 2)) {
         if (std::exchange(has_value, true)) return fail(WireError::duplicate_field);
         value = field.payload;
-      } else if (const WireError error = otlp::wire::check_field(MessageKind::key_value, field, nesting);
+      } else if (const WireError error =
+                     checked_input() ? WireError::none : otlp::wire::check_field(MessageKind::key_value, field, nesting);
                  error != WireError::none) {
         return fail(error);
       }
     }
     if (reader.error() != WireError::none) return fail(reader.error());
-    if (!otlp::wire::is_utf8(view.key)) return fail(WireError::not_utf8);
+    if (!checked_input() && !otlp::wire::is_utf8(view.key)) return fail(WireError::not_utf8);
     return scan_value(value, nesting + 1, view.value);
   }
 
   // Copies a scanned span attribute as it is; only a container value is still to be checked.
   bool keep_scanned(const Field& field, const ValueView& value) {
-    if (value.type == ValueType::array || value.type == ValueType::kvlist) {
+    if (!checked_input() && (value.type == ValueType::array || value.type == ValueType::kvlist)) {
       const MessageKind kind = value.type == ValueType::array ? MessageKind::array_value : MessageKind::kv_list;
       if (const WireError error = otlp::wire::check_message(kind, value.nested, kSpanNesting + 3);
           error != WireError::none) {
@@ -336,10 +339,12 @@ policy::WireResult result_of(WireError error) {
 }  // namespace
 
 policy::WireResult WireNormalizer::normalize(const Normalizer& normalizer, std::string_view request,
-                                             std::string& out, NormalizeTally& tally, const PreviewTarget* previews) {
+                                             std::string& out, NormalizeTally& tally, const PreviewTarget* previews,
+                                             Input input) {
   scratch_.writer.clear();
   scratch_.offers.clear();
   Pass pass(normalizer, scratch_, tally, previews != nullptr);
+  if (input == Input::checked) pass.trust_checked_input();
   return finish(pass.run_request(request), out, previews);
 }
 

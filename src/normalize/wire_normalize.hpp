@@ -39,8 +39,12 @@ class WireNormalizer {
   // partial counts: the caller drops it.
   // With `previews`, also offers the request's preview candidates as collect_previews after
   // apply() would (nothing when the request is not rewritten).
+  // `checked`: the request is another wire pass's output (every byte checked as protobuf would),
+  // so what is kept is copied without checking it again.
+  enum class Input { unchecked, checked };
   policy::WireResult normalize(const Normalizer& normalizer, std::string_view request, std::string& out,
-                               NormalizeTally& tally, const PreviewTarget* previews = nullptr);
+                               NormalizeTally& tally, const PreviewTarget* previews = nullptr,
+                               Input input = Input::unchecked);
   // The same for one serialized ResourceSpans.
   policy::WireResult normalize_resource_spans(const Normalizer& normalizer, std::string_view resource_spans,
                                               std::string& out, NormalizeTally& tally,

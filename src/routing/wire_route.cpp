@@ -148,7 +148,9 @@ bool Router::normalize_wire(const policy::RoutedOutput& out, WireNormalized& nor
     if (out.spans[route] == 0 || !rules.enabled()) continue;
     normalize::PreviewTarget previews{preview_keys_[route], preview_cache_.get(), normalized.now,
                                       &normalized.offers[route]};
-    if (normalizer.normalize(rules, out.payloads[route], normalized.payloads[route], normalized.tally, &previews)
+    if (normalizer
+            .normalize(rules, out.payloads[route], normalized.payloads[route], normalized.tally, &previews,
+                       normalize::WireNormalizer::Input::checked)
             .outcome != policy::WireOutcome::rewritten) {
       return false;
     }
