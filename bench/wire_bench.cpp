@@ -5,8 +5,9 @@
 // the receiver's whole data path before the queue under the default config (normalization and
 // previews included): decode_and_check and Router::route against Router::route_wire, one route.
 //
-//   wire_bench [seconds per measurement, default 2]
+//   wire_bench [seconds per measurement, default 2] [routed: only the data-path rows] [scenario 0-3]
 #include <cstdio>
+#include <string_view>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -115,6 +116,12 @@ int main(int argc, char** argv) {
       {512, bench::Content::short_text, "512 spans, short content"},
       {512, bench::Content::long_text, "512 spans, ~1.5 KB content"},
   };
-  for (const Scenario& scenario : scenarios) run(scenario, policy, seconds);
-  for (const Scenario& scenario : scenarios) run_routed(scenario, seconds);
+  const bool routed_only = argc > 2 && std::string_view(argv[2]) == "routed";
+  if (!routed_only) {
+    for (const Scenario& scenario : scenarios) run(scenario, policy, seconds);
+  }
+  const int only = argc > 3 ? std::atoi(argv[3]) : -1;  // one scenario, e.g. for callgrind
+  for (int i = 0; i < 4; ++i) {
+    if (only < 0 || only == i) run_routed(scenarios[i], seconds);
+  }
 }

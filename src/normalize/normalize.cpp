@@ -553,6 +553,26 @@ bool has_outputs(const otlp::Span& span) {
                      [&](std::string_view key) { return present(find_attribute(span, key)); });
 }
 
+namespace {
+
+const ValueView* first_of(const SpanView& span, std::string_view key) {
+  for (const AttributeView& attribute : span.attributes) {
+    if (attribute.key == key) return &attribute.value;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+bool has_inputs(const SpanView& span) {
+  return std::any_of(kInputKeys.begin(), kInputKeys.end(),
+                     [&](std::string_view key) { return present(first_of(span, key)); });
+}
+bool has_outputs(const SpanView& span) {
+  return std::any_of(kOutputKeys.begin(), kOutputKeys.end(),
+                     [&](std::string_view key) { return present(first_of(span, key)); });
+}
+
 std::optional<std::string> join_system_instructions(std::string_view messages,
                                                     std::string_view instructions) {
   boost::system::error_code error;

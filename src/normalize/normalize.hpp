@@ -36,6 +36,7 @@
 #include "config/config.hpp"
 #include "config/values.hpp"
 #include "otlp/types.hpp"
+#include "normalize/span_view.hpp"
 
 namespace proxy::normalize {
 
@@ -130,6 +131,9 @@ const otlp::AnyValue* find_attribute(const otlp::Span& span, std::string_view ke
 // the keys its translators read.
 bool has_inputs(const otlp::Span& span);
 bool has_outputs(const otlp::Span& span);
+// The same on a span's view (its attributes as they are, not as changes would leave them).
+bool has_inputs(const SpanView& span);
+bool has_outputs(const SpanView& span);
 
 // Prepends {"role":"system","parts":<instructions>} to a JSON array of GenAI messages that has
 // no system message. Returns nullopt when either is not JSON of that shape (masked, hashed,

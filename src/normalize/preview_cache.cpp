@@ -62,20 +62,6 @@ PreviewPart part_of(const otlp::AnyValue* value, std::string_view role, int rank
   return {one_message(role, text).SerializeAsString(), rank, time};
 }
 
-std::string_view string_of(const otlp::AnyValue* value) {
-  if (value == nullptr || value->value_case() != otlp::AnyValue::kStringValue) return {};
-  return value->string_value();
-}
-
-// A root that starts an agent (Koog's create_agent): its trace will have an invoke_agent, worth
-// waiting for. Other roots are never held: nothing says content is coming.
-bool is_agent_root(const otlp::Span& span) {
-  const std::string_view operation = string_of(find_attribute(span, "gen_ai.operation.name"));
-  if (operation == "create_agent" || operation == "invoke_agent") return true;
-  const std::string_view name = span.name();
-  return name == "create_agent" || name.starts_with("create_agent ");
-}
-
 // A normalized span as collect_previews reads it: the view and its changes, values as messages.
 class ChangedSpan {
  public:
@@ -312,26 +298,48 @@ bool fill_root(otlp::Span& span, const Preview& preview, bool need_inputs, bool 
 
 }  // namespace
 
-bool would_hold(const Normalizer& normalizer, std::string_view route, const otlp::Span& span,
-                const PreviewCache& cache, PreviewCache::Clock::time_point now) {
-  return normalizer.enabled() && normalizer.config().previews && normalizer.config().preview_hold.count() > 0 &&
-         span.parent_span_id().empty() && (!has_inputs(span) || !has_outputs(span)) && is_agent_root(span) &&
-         !cache.agent_seen(route, span.trace_id(), now);
+namespace {
+
+std::string_view first_string(const SpanView& span, std::string_view key) {
+  for (const AttributeView& attribute : span.attributes) {
+    if (attribute.key == key) return attribute.value.string();
+  }
+  return {};
+}
+
+// A root that starts an agent (Koog's create_agent): its trace will have an invoke_agent, worth
+// waiting for. Other roots are never held: nothing says content is coming.
+bool is_agent_root(const SpanView& span) {
+  const std::string_view operation = first_string(span, "gen_ai.operation.name");
+  if (operation == "create_agent" || operation == "invoke_agent") return true;
+  return span.name == "create_agent" || span.name.starts_with("create_agent ");
+}
+
+}  // namespace
+
+RootFill decide_root_fill(std::string_view route, const SpanView& span, PreviewCache& cache,
+                          PreviewCache::Clock::time_point now, bool may_hold) {
+  RootFill fill;
+  if (!span.root) return fill;
+  fill.inputs = !has_inputs(span);
+  fill.outputs = !has_outputs(span);
+  if (!fill.inputs && !fill.outputs) return fill;
+  if (may_hold && is_agent_root(span) && !cache.agent_seen(route, span.trace_id, now)) {
+    fill.held = true;
+    cache.stats().held.fetch_add(1, std::memory_order_relaxed);
+    return fill;
+  }
+  fill.preview = cache.take(route, span.trace_id, now);
+  return fill;
 }
 
 bool fill_root_span(std::string_view route, otlp::Span& span, PreviewCache& cache,
                     PreviewCache::Clock::time_point now, NormalizeTally& tally, std::vector<std::string>* held) {
   if (!span.parent_span_id().empty()) return false;
-  const bool need_inputs = !has_inputs(span);
-  const bool need_outputs = !has_outputs(span);
-  if (!need_inputs && !need_outputs) return false;
-  if (held != nullptr && is_agent_root(span) && !cache.agent_seen(route, span.trace_id(), now)) {
-    held->push_back(span.trace_id());
-    cache.stats().held.fetch_add(1, std::memory_order_relaxed);
-    return false;
-  }
-  auto preview = cache.take(route, span.trace_id(), now);
-  if (!preview || !fill_root(span, *preview, need_inputs, need_outputs)) return false;
+  thread_local std::vector<AttributeView> attributes;
+  const RootFill fill = decide_root_fill(route, view_of_span(span, attributes), cache, now, held != nullptr);
+  if (fill.held) held->push_back(span.trace_id());
+  if (!fill.preview || !fill_root(span, *fill.preview, fill.inputs, fill.outputs)) return false;
   tally.add(Rule::preview);
   return true;
 }

@@ -152,14 +152,23 @@ void fill_previews(const Normalizer& normalizer, std::string_view route,
                    PreviewCache::Clock::time_point now, NormalizeTally& tally,
                    std::vector<std::string>* held = nullptr);
 
+// fill_previews' decision for one span: a root lacking inputs (outputs) is held (given
+// `may_hold`, when its trace's invoke_agent has not been seen; counted) or takes its trace's
+// preview from the cache. The same on messages and on the wire.
+struct RootFill {
+  bool inputs = false;   // the root lacks inputs
+  bool outputs = false;  // the root lacks outputs
+  bool held = false;
+  std::optional<Preview> preview;  // taken from the cache: the parts to add
+};
+RootFill decide_root_fill(std::string_view route, const SpanView& span, PreviewCache& cache,
+                          PreviewCache::Clock::time_point now, bool may_hold);
+
 // fill_previews on one span: a root without inputs (outputs) filled from the cache (true), or,
-// given `held`, left unfilled and its trace appended to `held` when its trace's invoke_agent has
-// not been seen yet. The caller has checked that the normalizer fills previews.
+// given `held`, left unfilled and its trace appended to `held` (see decide_root_fill). The
+// caller has checked that the normalizer fills previews.
 bool fill_root_span(std::string_view route, otlp::Span& span, PreviewCache& cache,
                     PreviewCache::Clock::time_point now, NormalizeTally& tally, std::vector<std::string>* held);
-// Whether fill_previews with `held` would hold this span (it changes nothing).
-bool would_hold(const Normalizer& normalizer, std::string_view route, const otlp::Span& span,
-                const PreviewCache& cache, PreviewCache::Clock::time_point now);
 
 // A root span of one of the held traces: what the router moves into the held item and what
 // fill_held_roots fills when the hold ends.

@@ -338,6 +338,17 @@ policy::WireResult result_of(WireError error) {
 
 }  // namespace
 
+ValueView view_of_encoded(std::string_view any_value) {
+  ValueView view;
+  view.encoded = any_value;
+  Reader reader(any_value);
+  Field field;
+  while (reader.next(field)) {
+    if (is_value_case(field)) set_case(field, view);
+  }
+  return view;
+}
+
 policy::WireResult WireNormalizer::normalize(const Normalizer& normalizer, std::string_view request,
                                              std::string& out, NormalizeTally& tally, const PreviewTarget* previews,
                                              Input input) {

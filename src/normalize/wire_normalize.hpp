@@ -32,6 +32,10 @@ struct PreviewTarget {
   std::vector<PreviewOffer>* deferred = nullptr;
 };
 
+// The view of an AnyValue's bytes that a wire pass already checked: the last oneof field, as
+// protobuf keeps it.
+ValueView view_of_encoded(std::string_view any_value);
+
 class WireNormalizer {
  public:
   // Appends the normalized request to `out` (untouched unless rewritten) and counts into `tally`

@@ -1,7 +1,9 @@
 #include "routing/wire_previews.hpp"
 
 #include <algorithm>
+#include <utility>
 
+#include "normalize/wire_normalize.hpp"
 #include "otlp/wire_pass.hpp"
 #include "otlp/wire_reader.hpp"
 
@@ -19,6 +21,24 @@ constexpr std::uint32_t kResourceOrScope = 1;
 constexpr std::uint32_t kNested = 2;
 constexpr std::uint32_t kSchemaUrl = 3;
 constexpr std::uint32_t kParentSpanId = 4;
+// Span {trace_id 1, name 5, attributes 9}, KeyValue {key 1, value 2}.
+constexpr std::uint32_t kTraceId = 1;
+constexpr std::uint32_t kName = 5;
+constexpr std::uint32_t kAttributes = 9;
+constexpr std::uint32_t kKey = 1;
+constexpr std::uint32_t kValue = 2;
+
+// A KeyValue's key and value (a missing value reads as unset), from checked bytes.
+normalize::AttributeView attribute_view(std::string_view key_value) {
+  normalize::AttributeView view;
+  Reader reader(key_value);
+  Field field;
+  while (reader.next(field)) {
+    if (is_length(field, kKey)) view.key = field.payload;
+    if (is_length(field, kValue)) view.value = normalize::view_of_encoded(field.payload);
+  }
+  return view;
+}
 
 // A root span: no parent_span_id, or an empty one (the last one counts, as protobuf keeps it).
 bool is_root(std::string_view span) {
@@ -74,27 +94,19 @@ bool WirePreviewFiller::fill(const PreviewFill& fill, std::string_view payload, 
   return true;
 }
 
-// fill_previews on one ResourceSpans (its roots decoded and filled in order, so the cache is
-// taken from as on the message path), then the record written: unchanged, with its filled roots
-// re-encoded, or split between the spans and the held roots.
+// fill_previews on one ResourceSpans (its roots decided in order, so the cache is taken from
+// as on the message path), then the record written: unchanged, with its filled roots given
+// their parts, or split between the spans and the held roots.
 bool WirePreviewFiller::resource_spans(const PreviewFill& fill, const Field& field, normalize::NormalizeTally& tally,
                                        FilledPayload& out) {
-  roots_.clear();
+  root_count_ = 0;
   std::vector<std::string> held;
-  const bool may_hold = fill.normalizer.config().preview_hold.count() > 0;
   const bool read = each_span(field.payload, [&](const Field& span) {
-    if (!is_root(span.payload)) return true;
-    if (pool_.size() <= roots_.size()) pool_.resize(roots_.size() + 1);
-    otlp::Span& decoded = pool_[roots_.size()];
-    decoded.Clear();
-    if (!decoded.ParseFromArray(span.payload.data(), static_cast<int>(span.payload.size()))) return false;
-    const bool filled =
-        normalize::fill_root_span(fill.route, decoded, fill.cache, fill.now, tally, may_hold ? &held : nullptr);
-    roots_.push_back({span.payload.data(), roots_.size(), filled});
+    if (is_root(span.payload)) decide(fill, span.payload, held, tally);
     return true;
   });
   if (!read) return false;
-  if (roots_.empty()) {
+  if (root_count_ == 0) {
     spans_writer_.copy(field.raw);
     return true;
   }
@@ -107,9 +119,60 @@ bool WirePreviewFiller::resource_spans(const PreviewFill& fill, const Field& fie
   return true;
 }
 
+// One root's view read from its bytes (checked already), decided as fill_root_span decides.
+void WirePreviewFiller::decide(const PreviewFill& fill, std::string_view span, std::vector<std::string>& held,
+                               normalize::NormalizeTally& tally) {
+  normalize::SpanView view;
+  view.root = true;
+  attributes_.clear();
+  Reader reader(span);
+  Field field;
+  while (reader.next(field)) {
+    if (is_length(field, kTraceId)) view.trace_id = field.payload;
+    if (is_length(field, kName)) view.name = field.payload;
+    if (is_length(field, kAttributes)) attributes_.push_back(attribute_view(field.payload));
+  }
+  view.attributes = attributes_;
+  if (roots_.size() <= root_count_) roots_.emplace_back();
+  Root& root = roots_[root_count_++];
+  root.at = span.data();
+  root.trace_id = view.trace_id;
+  root.inputs.clear();
+  root.outputs.clear();
+  const bool may_hold = fill.normalizer.config().preview_hold.count() > 0;
+  normalize::RootFill decided = normalize::decide_root_fill(fill.route, view, fill.cache, fill.now, may_hold);
+  if (decided.held) held.emplace_back(view.trace_id);
+  if (!decided.preview) return;
+  if (decided.inputs) root.inputs = std::move(decided.preview->inputs);
+  if (decided.outputs) root.outputs = std::move(decided.preview->outputs);
+  if (root.filled()) tally.add(normalize::Rule::preview);
+}
+
+// A span as it goes out: as it came, or with the preview's parts appended as attributes (where
+// the message path's add_attributes puts them: after the others).
+void WirePreviewFiller::write_span(const Field& span, const Root* root, otlp::wire::Writer& writer) const {
+  if (root == nullptr || !root->filled()) {
+    writer.copy(span.raw);
+    return;
+  }
+  const otlp::wire::Writer::Mark mark = writer.mark();
+  writer.open(kNested);
+  writer.copy(span.payload);
+  for (const auto& [key, value] : {std::pair{normalize::kSpanInputs, std::string_view(root->inputs)},
+                                   std::pair{normalize::kSpanOutputs, std::string_view(root->outputs)}}) {
+    if (value.empty()) continue;
+    const otlp::wire::Writer::Mark attribute = writer.mark();
+    writer.open(kAttributes);
+    writer.bytes_field(kKey, key);
+    writer.bytes_field(kValue, value);
+    writer.close(attribute);
+  }
+  writer.close(mark);
+}
+
 const WirePreviewFiller::Root* WirePreviewFiller::root_at(const char* at) const {
-  for (const Root& root : roots_) {
-    if (root.at == at) return &root;
+  for (std::size_t i = 0; i < root_count_; ++i) {
+    if (roots_[i].at == at) return &roots_[i];
   }
   return nullptr;
 }
@@ -158,15 +221,9 @@ bool WirePreviewFiller::emit_scope(const Field& field, const std::vector<std::st
       continue;
     }
     const Root* root = root_at(part.payload.data());
-    const otlp::Span* decoded = root != nullptr ? &pool_[root->decoded] : nullptr;
-    const bool is_held = decoded != nullptr && std::find(held.begin(), held.end(), decoded->trace_id()) != held.end();
+    const bool is_held = root != nullptr && std::find(held.begin(), held.end(), root->trace_id) != held.end();
     if (is_held != taking_held) continue;
-    if (root != nullptr && root->filled) {
-      decoded->SerializeToString(&encoded_);
-      writer.bytes_field(kNested, encoded_);
-    } else {
-      writer.copy(part.raw);
-    }
+    write_span(part, root, writer);
     any_span = true;
     if (taking_held) ++moved;
   }

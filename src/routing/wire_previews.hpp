@@ -1,9 +1,10 @@
 // Trace previews on the wire: what Router::collect does to each ResourceSpans of a route
 // (normalize::fill_previews, then the held roots moved into an item of their own), done on the
-// route's normalized payload, a serialized ExportTraceServiceRequest the wire path wrote. Only
-// root spans are decoded, one span at a time; every other byte is copied. A root filled from the
-// cache is re-encoded in its place, a held root moves to the held payload under a copy of its
-// resource and scope, and the scopes and resources it leaves empty go, as on the message path.
+// route's normalized payload, a serialized ExportTraceServiceRequest the wire path wrote. Nothing
+// is decoded: a root span's view (name, trace, attributes) is read from its bytes and decided by
+// the same decide_root_fill as on messages; a root filled from the cache gets the preview's parts
+// appended as attributes, a held root moves to the held payload under a copy of its resource and
+// scope, and the scopes and resources it leaves empty go, as on the message path.
 #pragma once
 
 #include <cstdint>
@@ -45,8 +46,10 @@ class WirePreviewFiller {
  private:
   struct Root {
     const char* at = nullptr;  // the span's payload in the input
-    std::size_t decoded = 0;  // into pool_
-    bool filled = false;
+    std::string_view trace_id;
+    std::string inputs;   // serialized AnyValues to append as mlflow.spanInputs / spanOutputs
+    std::string outputs;
+    bool filled() const { return !inputs.empty() || !outputs.empty(); }
   };
 
   bool resource_spans(const PreviewFill& fill, const otlp::wire::Field& field, normalize::NormalizeTally& tally,
@@ -55,11 +58,14 @@ class WirePreviewFiller {
             bool taking_held, std::uint32_t& moved);
   bool emit_scope(const otlp::wire::Field& field, const std::vector<std::string>& held, otlp::wire::Writer& writer,
                   bool taking_held, std::uint32_t& moved);
+  void decide(const PreviewFill& fill, std::string_view span, std::vector<std::string>& held,
+              normalize::NormalizeTally& tally);
+  void write_span(const otlp::wire::Field& span, const Root* root, otlp::wire::Writer& writer) const;
   const Root* root_at(const char* at) const;
 
   std::vector<Root> roots_;
-  std::vector<otlp::Span> pool_;  // decoded roots, reused
-  std::string encoded_;  // a filled root, re-encoded
+  std::size_t root_count_ = 0;  // roots_ in use (their strings keep their capacity)
+  std::vector<normalize::AttributeView> attributes_;
   otlp::wire::Writer spans_writer_;
   otlp::wire::Writer held_writer_;
 };
