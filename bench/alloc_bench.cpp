@@ -1,6 +1,6 @@
-// Heap allocations on the batched path, per request and per span: the receiver's ingest (decode,
-// checks, policy, normalization, routing, queue) and the exporter's batch (pop_batch, the body's
-// slices), with the default config, on Koog-shaped requests of 1, 50 and 512 spans. Counted by
+// Heap allocations on the batched path, per request and per span: the receiver's ingest (checks,
+// policy, normalization, routing, queue; on the message path and on the wire path) and the
+// exporter's batch (pop_batch, the body's slices), with the default config, on Koog-shaped requests of 1, 50 and 512 spans. Counted by
 // replacing the global operator new (every C++ allocation, protobuf's arena blocks included),
 // after a warm-up, so what remains is what every request pays. Each scenario also runs the wire
 // path's stages that exist so far (checks, policy and normalization with its preview candidates
@@ -128,23 +128,32 @@ void run_wire(const char* name, int spans, const std::vector<std::string>& pool,
   report("wire", name, spans, requests, before, now());
 }
 
-void run(const char* name, int spans, bench::Content content, int requests, const std::string& variant) {
-  const config::Config config = config_of(variant);
+// The receiver's ingest and the exporter's batch as the daemon runs them: through the wire path
+// ("ingest"), or with it off, every request decoded into messages ("message").
+void run_ingest(const char* name, int spans, const std::vector<std::string>& pool, int requests,
+                const config::Config& config, bool wire_path) {
   queue::SpanQueue queue(std::size_t{1} << 30);
   receiver::ReceiverStats stats;
   receiver::ExportHandler handler(config.receiver, config.queue,
                                   routing::ExperimentSelector(config.mlflow), queue, stats);
   handler.set_router(std::make_shared<const routing::Router>(config));
-  bench::TraceSource source(bench::Mix::koog, 0x5eedULL, content);
-  std::vector<std::string> pool;
-  for (int i = 0; i < 16; ++i) pool.push_back(bench::encode_request(source, spans));
+  handler.set_wire_path(wire_path);
   std::vector<boost::asio::const_buffer> slices;
   for (int i = 0; i < 64; ++i) one_request(handler, queue, pool[static_cast<std::size_t>(i) % pool.size()], slices);
   const Counts before = now();
   for (int i = 0; i < requests; ++i) {
     one_request(handler, queue, pool[static_cast<std::size_t>(i) % pool.size()], slices);
   }
-  report("message", name, spans, requests, before, now());
+  report(wire_path ? "ingest" : "message", name, spans, requests, before, now());
+}
+
+void run(const char* name, int spans, bench::Content content, int requests, const std::string& variant) {
+  const config::Config config = config_of(variant);
+  bench::TraceSource source(bench::Mix::koog, 0x5eedULL, content);
+  std::vector<std::string> pool;
+  for (int i = 0; i < 16; ++i) pool.push_back(bench::encode_request(source, spans));
+  run_ingest(name, spans, pool, requests, config, false);
+  run_ingest(name, spans, pool, requests, config, true);
   run_wire(name, spans, pool, requests, config);
 }
 
