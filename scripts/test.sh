@@ -61,7 +61,7 @@ if [ "${PROXY_TEST_SANITIZERS:-1}" != "0" ]; then
     "${pytest[@]}" "$REPO_ROOT/tests/integration"
   release_build_dir "$REPO_ROOT/build-tsan"
 
-  # Ten targets at 35 s each keep the fuzz step near 6 minutes; scripts/fuzz.sh prints one line
+  # Twelve targets at 35 s each keep the fuzz step near 7 minutes; scripts/fuzz.sh prints one line
   # per target with its executions.
   log "fuzzing (libFuzzer, ASan+UBSan): each target for ${FUZZ_SECONDS:-35}s"
   FUZZ_SECONDS="${FUZZ_SECONDS:-35}" "$REPO_ROOT/scripts/fuzz.sh"
