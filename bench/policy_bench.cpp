@@ -16,6 +16,7 @@
 
 #include "otlp/types.hpp"
 #include "policy/policy.hpp"
+#include "policy/wire_policy.hpp"
 
 namespace {
 
@@ -174,6 +175,24 @@ Result measure_policy(double seconds, const std::string& body, const policy::Com
   });
 }
 
+// The same policy on the wire, as the daemon runs it (WireRewriter: one pass over the bytes).
+Result measure_wire_policy(double seconds, const std::string& body, const policy::CompiledPolicy& compiled,
+                           policy::PolicyTally& tally) {
+  constexpr int kCopies = 20;
+  thread_local policy::WireRewriter rewriter;
+  std::string out;
+  return measure(seconds, [&](std::uint64_t& spans) {
+    const auto start = cpu_now();
+    for (int i = 0; i < kCopies; ++i) {
+      out.clear();
+      if (rewriter.rewrite(compiled, body, out, tally).outcome != policy::WireOutcome::rewritten) std::abort();
+    }
+    const auto elapsed = cpu_now() - start;
+    spans += kCopies * kSpansPerRequest;
+    return elapsed;
+  });
+}
+
 void print(const char* what, const Result& result, double decode_ns) {
   std::printf("%-44s %12.0f spans/s/core %9.0f ns/span %7.2fx decode\n", what, result.spans_per_second,
               result.ns_per_span, result.ns_per_span / decode_ns);
@@ -186,6 +205,7 @@ void bench_structure(double seconds, double decode_ns, policy::PolicyTally& tall
     const std::string koog = make_koog_request(text_bytes);
     std::printf("Koog chat spans, %zu-byte texts: %zu bytes/span\n", text_bytes, koog.size() / kSpansPerRequest);
     double whole_ns = 0;
+    double wire_whole_ns = 0;
     for (const config::PolicyMode mode : {config::PolicyMode::mask, config::PolicyMode::hash}) {
       for (const bool keep : {false, true}) {
         char row[32];
@@ -197,12 +217,19 @@ void bench_structure(double seconds, double decode_ns, policy::PolicyTally& tall
         config.keep_structure = keep;
         const policy::CompiledPolicy compiled(config);
         const Result result = measure_policy(seconds, koog, compiled, tally);
+        const Result wire = measure_wire_policy(seconds, koog, compiled, tally);
         if (!keep) whole_ns = result.ns_per_span;
+        if (!keep) wire_whole_ns = wire.ns_per_span;
         char name[64];
         std::snprintf(name, sizeof name, "  %s, structure %s", mode == config::PolicyMode::mask ? "mask" : "hash",
                       keep ? "kept" : "whole");
         print(name, result, decode_ns);
         if (keep && whole_ns > 0) std::printf("  %-42s %.2fx whole-value\n", "", result.ns_per_span / whole_ns);
+        std::snprintf(name, sizeof name, "    on the wire (WireRewriter)");
+        print(name, wire, decode_ns);
+        if (keep && wire_whole_ns > 0) {
+          std::printf("  %-42s %.2fx whole-value on the wire\n", "", wire.ns_per_span / wire_whole_ns);
+        }
       }
     }
   }
