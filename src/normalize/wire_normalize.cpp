@@ -19,8 +19,9 @@ using otlp::wire::WireError;
 using otlp::wire::WireType;
 using otlp::wire::Writer;
 
-// AnyValue's oneof, by field number, and the wire type each is read with.
-enum ValueCase : std::uint32_t { kString = 1, kBool, kInt, kDouble, kArray, kKvlist, kBytes };
+using enum otlp::wire::ValueCase;
+
+// AnyValue's oneof cases as the rules' value types.
 constexpr ValueType kCaseValueType[] = {ValueType::unset,    ValueType::string, ValueType::boolean,
                                         ValueType::integer,  ValueType::floating, ValueType::array,
                                         ValueType::kvlist,   ValueType::bytes};

@@ -42,12 +42,15 @@ FieldShape shape_of(MessageKind kind, std::uint32_t number, WireType type);
 WireError check_field(MessageKind kind, const Field& field, unsigned depth);
 // Checks a whole message's contents.
 WireError check_message(MessageKind kind, std::string_view contents, unsigned depth);
-// Whether `field` of an AnyValue is one of its oneof's cases (string_value 1 to bytes_value 7,
-// each with its own wire type); any other field is unknown.
+// AnyValue's oneof, by field number (string_value 1 to bytes_value 7).
+enum ValueCase : std::uint32_t { kString = 1, kBool, kInt, kDouble, kArray, kKvlist, kBytes };
+
+// Whether `field` of an AnyValue is one of its oneof's cases, each with its own wire type; any
+// other field is unknown.
 inline bool is_value_case(const Field& field) {
   constexpr WireType kCaseType[] = {WireType::varint,  WireType::length, WireType::varint, WireType::varint,
                                     WireType::fixed64, WireType::length, WireType::length, WireType::length};
-  return field.number >= 1 && field.number <= 7 && field.type == kCaseType[field.number];
+  return field.number >= kString && field.number <= kBytes && field.type == kCaseType[field.number];
 }
 
 // Whether protobuf takes `text` as a string field's value.

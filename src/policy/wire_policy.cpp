@@ -20,8 +20,7 @@ using otlp::wire::WireError;
 using otlp::wire::WireType;
 using otlp::wire::Writer;
 
-// AnyValue's oneof, by field number.
-enum ValueCase : std::uint32_t { kString = 1, kBool, kInt, kDouble, kArray, kKvlist, kBytes };
+using enum otlp::wire::ValueCase;
 
 // An AnyValue's oneof field, found before the value is rewritten.
 struct ValueView {

@@ -26,9 +26,9 @@ std::optional<std::string_view> value_text(std::string_view any_value, std::stri
   while (reader.next(field)) {
     if (!otlp::wire::is_value_case(field)) continue;
     switch (field.number) {
-      case 1: return field.payload;
-      case 2: return bool_text(field.value != 0);
-      case 3: return int_text(static_cast<std::int64_t>(field.value), buffer);
+      case otlp::wire::kString: return field.payload;
+      case otlp::wire::kBool: return bool_text(field.value != 0);
+      case otlp::wire::kInt: return int_text(static_cast<std::int64_t>(field.value), buffer);
       default: return std::nullopt;
     }
   }
