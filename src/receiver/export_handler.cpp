@@ -281,20 +281,20 @@ IngestOutcome ExportHandler::ingest(std::string_view body, BodyEncoding encoding
   return deliver(checked, route(*export_request, experiment_header), commit, peer);
 }
 
-// The wire path (routing::Router::route_wire): steps 1 to 4 on a protobuf body's bytes.
-// nullopt: the message path takes the request (other encodings, bytes the wire path leaves to
-// protobuf, and malformed bodies, which the message path refuses with its own words).
+// The wire path (routing::Router::route_wire): steps 1 to 4 on a protobuf body's bytes (an
+// OTLP-JSON body after its decode). nullopt: the message path takes the request (bytes the wire
+// path leaves to protobuf, and malformed bodies, which the message path refuses in its words).
 std::optional<IngestOutcome> ExportHandler::ingest_wire(std::string_view body, BodyEncoding encoding,
                                                         std::optional<std::string_view> experiment_header,
                                                         std::string_view peer,
                                                         std::shared_ptr<queue::CommitTicket>* commit) {
   using Outcome = routing::WireRouted::Outcome;
   const auto router = this->router();
-  if (encoding != BodyEncoding::protobuf || !wire_path_.load(std::memory_order_relaxed) || !router) {
-    return std::nullopt;
-  }
+  if (!wire_path_.load(std::memory_order_relaxed) || !router) return std::nullopt;
+  const std::optional<std::string_view> bytes = protobuf_bytes(body, encoding);
+  if (!bytes) return std::nullopt;
   routing::WireRouted routed = router->route_wire(
-      body, experiment_header,
+      *bytes, experiment_header,
       {receiver_.max_attributes_per_span, receiver_.max_attributes_per_event, receiver_.max_attributes_per_link},
       receiver_.max_spans_per_request);
   if (routed.outcome == Outcome::malformed || routed.outcome == Outcome::unsupported) return std::nullopt;
@@ -310,6 +310,24 @@ std::optional<IngestOutcome> ExportHandler::ingest_wire(std::string_view body, B
     return deliver(checked, routing::RoutingError{std::move(routed.error)}, commit, peer);
   }
   return deliver(checked, std::move(routed.items), commit, peer);
+}
+
+// The protobuf encoding the wire path reads: the body itself, or an OTLP-JSON body decoded and
+// serialized (valid until the thread's next call). nullopt: a JSON body that does not decode,
+// which the message path refuses with its own words.
+std::optional<std::string_view> ExportHandler::protobuf_bytes(std::string_view body, BodyEncoding encoding) {
+  if (encoding == BodyEncoding::protobuf) return body;
+  thread_local ArenaBlock arena_block;
+  thread_local std::string serialized;
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = arena_block.bytes.get();
+  arena_options.initial_block_size = kArenaBlockBytes;
+  google::protobuf::Arena arena(arena_options);
+  auto* request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
+  if (!otlp::decode_json(body, *request).ok()) return std::nullopt;
+  serialized.clear();
+  if (!request->SerializeToString(&serialized)) return std::nullopt;
+  return serialized;
 }
 
 // Steps 1 to 3's refusals: an undecodable body, too many spans, every span invalid.

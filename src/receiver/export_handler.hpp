@@ -192,6 +192,7 @@ class ExportHandler {
   std::optional<IngestOutcome> ingest_wire(std::string_view body, otlp::BodyEncoding encoding,
                                            std::optional<std::string_view> experiment_header,
                                            std::string_view peer, std::shared_ptr<queue::CommitTicket>* commit);
+  static std::optional<std::string_view> protobuf_bytes(std::string_view body, otlp::BodyEncoding encoding);
   std::optional<IngestOutcome> refused(const CheckedRequest& checked);
   IngestOutcome deliver(const CheckedRequest& checked, Routed&& routed,
                         std::shared_ptr<queue::CommitTicket>* commit, std::string_view peer);

@@ -11,6 +11,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <spdlog/spdlog.h>
 
+#include "otlp/json.hpp"
 #include "otlp/types.hpp"
 #include "receiver/export_handler.hpp"
 #include "routing/router.hpp"
@@ -89,6 +90,7 @@ TEST_CASE("protobuf requests on the wire path get the message path's answers and
   const QuietLogs quiet_logs;
   Random random(42);
   std::uint64_t wire_requests = 0;
+  int json_requests = 0;
   int accepted = 0;
   for (int round = 0; round < 400; ++round) {
     INFO("round " << round);
@@ -96,11 +98,19 @@ TEST_CASE("protobuf requests on the wire path get the message path's answers and
     Door wire(config, true);
     Door message(config, false);
     std::string body = pick(random, 2) ? testing::policy::random_request(random) : testing::checks::random_request(random);
+    // OTLP-JSON enters the wire path after its decode, so a third of the bodies are JSON.
+    const otlp::BodyEncoding encoding = pick(random, 3) == 0 ? otlp::BodyEncoding::json : otlp::BodyEncoding::protobuf;
+    if (encoding == otlp::BodyEncoding::json) {
+      otlp::ExportRequest request;
+      REQUIRE(request.ParseFromString(body));
+      body = otlp::encode_json(request);
+    }
     if (pick(random, 5) == 0) body = testing::corrupt(random, body);
     const std::optional<std::string_view> header =
         pick(random, 3) == 0 ? std::optional<std::string_view>(pick(random, 2) ? "12" : "x") : std::nullopt;
-    const IngestOutcome a = wire.handler.ingest(body, otlp::BodyEncoding::protobuf, header, "test");
-    const IngestOutcome b = message.handler.ingest(body, otlp::BodyEncoding::protobuf, header, "test");
+    const IngestOutcome a = wire.handler.ingest(body, encoding, header, "test");
+    const IngestOutcome b = message.handler.ingest(body, encoding, header, "test");
+    json_requests += encoding == otlp::BodyEncoding::json && wire.stats.requests_wire_path.load() > 0 ? 1 : 0;
     REQUIRE(a.kind == b.kind);
     REQUIRE(a.message == b.message);
     REQUIRE(a.rejected_spans == b.rejected_spans);
@@ -112,6 +122,7 @@ TEST_CASE("protobuf requests on the wire path get the message path's answers and
     accepted += a.kind == IngestOutcome::Kind::accepted ? 1 : 0;
   }
   CHECK(wire_requests > 300);  // the comparison is about the wire path: most requests must take it
+  CHECK(json_requests > 80);
   CHECK(accepted > 200);
 }
 
