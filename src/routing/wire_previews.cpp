@@ -51,7 +51,7 @@ bool is_root(std::string_view span) {
   return root;
 }
 
-// Calls `each(scope_spans_field, span_field)` on every span of a ResourceSpans' contents.
+// Calls `each(span_field)` on every span of a ResourceSpans' contents; false on unreadable bytes.
 template <class Each>
 bool each_span(std::string_view resource_spans, Each&& each) {
   Reader scopes(resource_spans);
