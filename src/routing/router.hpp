@@ -82,7 +82,6 @@ class Router {
   // route_wire()'s steps after the fused pass.
   struct WireNormalized {
     std::vector<std::string> payloads;  // per route, when `done`
-    std::vector<std::uint32_t> spans;
     std::vector<std::vector<normalize::PreviewOffer>> offers;  // made once the request goes on
     std::vector<char> done;
     normalize::NormalizeTally tally;
@@ -93,7 +92,7 @@ class Router {
   void deliver_wire(const std::vector<std::size_t>& route_of, std::optional<std::string_view> header,
                     policy::RoutedOutput& out, const policy::PolicyTally& tally, WireNormalized& normalized,
                     WireRouted& routed) const;
-  void items_wire(std::size_t route, const ExperimentRef& experiment, WireNormalized& normalized,
+  void items_wire(std::size_t route, const ExperimentRef& experiment, std::uint32_t spans, WireNormalized& normalized,
                   std::vector<queue::QueueItem>& items) const;
 
   RouteTable table_;

@@ -129,7 +129,6 @@ void Router::WireNormalized::reset(const policy::RoutedOutput& out) {
   const std::size_t routes = out.payloads.size();
   payloads.resize(routes);
   for (std::string& payload : payloads) payload.clear();
-  spans = out.spans;
   offers.resize(routes);
   for (auto& route_offers : offers) route_offers.clear();
   done.assign(routes, 0);
@@ -187,20 +186,19 @@ void Router::deliver_wire(const std::vector<std::size_t>& route_of, std::optiona
       routed.items.push_back(queue::QueueItem{*experiments[route], std::move(out.payloads[route]), spans});
       continue;
     }
-    items_wire(route, *experiments[route], normalized, routed.items);
+    items_wire(route, *experiments[route], spans, normalized, routed.items);
   }
   policy_stats_.add(tally);
   normalize_stats_.add(normalized.tally);
 }
 
 // A normalized route's items: its spans with their roots filled, then its held roots.
-void Router::items_wire(std::size_t route, const ExperimentRef& experiment, WireNormalized& normalized,
-                        std::vector<queue::QueueItem>& items) const {
+void Router::items_wire(std::size_t route, const ExperimentRef& experiment, std::uint32_t spans,
+                        WireNormalized& normalized, std::vector<queue::QueueItem>& items) const {
   thread_local WirePreviewFiller filler;
   thread_local FilledPayload filled;
   const normalize::Normalizer& rules = *table_.routes()[route].normalizer;
   std::string& payload = normalized.payloads[route];
-  const std::uint32_t spans = normalized.spans[route];
   const PreviewFill fill{rules, preview_keys_[route], *preview_cache_, normalized.now};
   // The payload is the wire path's own output, so it reads; if it did not, it goes unfilled.
   if (!rules.config().previews || !filler.fill(fill, payload, spans, normalized.tally, filled)) {
