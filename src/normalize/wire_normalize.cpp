@@ -128,6 +128,7 @@ class Pass : public otlp::wire::Pass {
   bool span(std::string_view contents) {
     SpanView view;
     if (!read_span(contents, view)) return false;
+    scratch_.roots += view.root ? 1 : 0;
     decide_changes(normalizer_, view, scratch_.changes, tally_);
     const SpanChanges& changes = scratch_.changes;
     if (previews_) offer_preview(view, changes);
@@ -353,8 +354,7 @@ ValueView view_of_encoded(std::string_view any_value) {
 policy::WireResult WireNormalizer::normalize(const Normalizer& normalizer, std::string_view request,
                                              std::string& out, NormalizeTally& tally, const PreviewTarget* previews,
                                              Input input) {
-  scratch_.writer.clear();
-  scratch_.offers.clear();
+  begin();
   Pass pass(normalizer, scratch_, tally, previews != nullptr);
   if (input == Input::checked) pass.trust_checked_input();
   return finish(pass.run_request(request), out, previews);
@@ -363,10 +363,15 @@ policy::WireResult WireNormalizer::normalize(const Normalizer& normalizer, std::
 policy::WireResult WireNormalizer::normalize_resource_spans(const Normalizer& normalizer,
                                                             std::string_view resource_spans, std::string& out,
                                                             NormalizeTally& tally, const PreviewTarget* previews) {
-  scratch_.writer.clear();
-  scratch_.offers.clear();
+  begin();
   Pass pass(normalizer, scratch_, tally, previews != nullptr);
   return finish(pass.run_resource_spans(resource_spans), out, previews);
+}
+
+void WireNormalizer::begin() {
+  scratch_.writer.clear();
+  scratch_.offers.clear();
+  scratch_.roots = 0;
 }
 
 policy::WireResult WireNormalizer::finish(WireError error, std::string& out, const PreviewTarget* previews) {

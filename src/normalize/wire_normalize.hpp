@@ -54,6 +54,9 @@ class WireNormalizer {
                                               std::string& out, NormalizeTally& tally,
                                               const PreviewTarget* previews = nullptr);
 
+  // Root spans (no parent) the last call read: a payload without any needs no preview filling.
+  std::size_t roots() const { return scratch_.roots; }
+
   // What a pass reuses from span to span.
   struct Scratch {
     otlp::wire::Writer writer;
@@ -65,9 +68,11 @@ class WireNormalizer {
     SpanChanges changes;
     std::string content;  // a Koog value as structure, serialized
     std::vector<PreviewOffer> offers;  // held until the request is known good
+    std::size_t roots = 0;
   };
 
  private:
+  void begin();
   policy::WireResult finish(otlp::wire::WireError error, std::string& out, const PreviewTarget* previews);
 
   Scratch scratch_;

@@ -84,6 +84,7 @@ class Router {
     std::vector<std::string> payloads;  // per route, when `done`
     std::vector<std::vector<normalize::PreviewOffer>> offers;  // made once the request goes on
     std::vector<char> done;
+    std::vector<std::size_t> roots;  // per route: root spans in its payload (none: nothing to fill)
     normalize::NormalizeTally tally;
     normalize::PreviewCache::Clock::time_point now;
     void reset(const policy::RoutedOutput& out);

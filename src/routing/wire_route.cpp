@@ -132,6 +132,7 @@ void Router::WireNormalized::reset(const policy::RoutedOutput& out) {
   offers.resize(routes);
   for (auto& route_offers : offers) route_offers.clear();
   done.assign(routes, 0);
+  roots.assign(routes, 0);
   tally = {};
   now = normalize::PreviewCache::Clock::now();
 }
@@ -154,6 +155,7 @@ bool Router::normalize_wire(const policy::RoutedOutput& out, WireNormalized& nor
       return false;
     }
     normalized.done[route] = true;
+    normalized.roots[route] = normalizer.roots();
   }
   return true;
 }
@@ -201,7 +203,8 @@ void Router::items_wire(std::size_t route, const ExperimentRef& experiment, std:
   std::string& payload = normalized.payloads[route];
   const PreviewFill fill{rules, preview_keys_[route], *preview_cache_, normalized.now};
   // The payload is the wire path's own output, so it reads; if it did not, it goes unfilled.
-  if (!rules.config().previews || !filler.fill(fill, payload, spans, normalized.tally, filled)) {
+  // Without roots there is nothing to fill or hold (most batches of a long trace).
+  if (!rules.config().previews || normalized.roots[route] == 0 || !filler.fill(fill, payload, spans, normalized.tally, filled)) {
     items.push_back(queue::QueueItem{experiment, std::move(payload), spans});
     return;
   }
