@@ -71,7 +71,12 @@ class Reader {
 };
 
 // Inline: the wire path reads every field of a request through these, several per attribute.
+// Most tags and lengths in OTLP take one byte, so that case is tried first.
 inline bool Reader::read_varint(std::uint64_t& value) {
+  if (pos_ < bytes_.size() && static_cast<std::uint8_t>(bytes_[pos_]) < 0x80) {
+    value = static_cast<std::uint8_t>(bytes_[pos_++]);
+    return true;
+  }
   value = 0;
   for (unsigned shift = 0; shift < 70; shift += 7) {
     if (pos_ == bytes_.size()) return fail(WireError::truncated_varint);
@@ -89,7 +94,7 @@ inline bool Reader::read_payload(Field& field) {
   // protobuf reads a length in at most 5 bytes, below 2 GiB.
   if (pos_ - start > 5 || length > 0x7FFFFFFF) return fail(WireError::overlong_varint);
   if (length > bytes_.size() - pos_) return fail(WireError::length_past_end);
-  field.payload = bytes_.substr(pos_, static_cast<std::size_t>(length));
+  field.payload = std::string_view(bytes_.data() + pos_, static_cast<std::size_t>(length));  // in bounds
   pos_ += static_cast<std::size_t>(length);
   return true;
 }
@@ -124,7 +129,7 @@ inline bool Reader::next(Field& field) {
     default: return fail(WireError::invalid_wire_type);
   }
   if (!read) return false;
-  field.raw = bytes_.substr(start, pos_ - start);
+  field.raw = std::string_view(bytes_.data() + start, pos_ - start);
   return true;
 }
 
