@@ -51,16 +51,23 @@ WireComparison compare_wire_paths(const policy::CompiledPolicy& policy, std::str
   policy::PolicyTally wire_tally;
   comparison.wire = rewriter.rewrite(policy, body, wire_out, wire_tally).outcome;
 
-  using policy::WireOutcome;
-  if (comparison.wire == WireOutcome::malformed && comparison.message_accepted) {
-    comparison.mismatch = "the wire path calls malformed a request protobuf accepts";
-  } else if (comparison.wire == WireOutcome::rewritten && !comparison.message_accepted) {
-    comparison.mismatch = "the wire path rewrote a request protobuf refuses";
-  } else if (comparison.wire == WireOutcome::rewritten) {
+  comparison.mismatch = outcome_mismatch(comparison);
+  if (comparison.mismatch.empty() && comparison.wire == policy::WireOutcome::rewritten) {
     const auto difference = parsed_difference<otlp::ExportRequest>(message_out, wire_out, kMessageVsWire);
     comparison.mismatch = difference ? "outputs differ: " + *difference : tally_difference(message_tally, wire_tally);
   }
   return comparison;
+}
+
+std::string outcome_mismatch(const WireComparison& comparison) {
+  using policy::WireOutcome;
+  if (comparison.wire == WireOutcome::malformed && comparison.message_accepted) {
+    return "the wire path calls malformed a request protobuf accepts";
+  }
+  if (comparison.wire == WireOutcome::rewritten && !comparison.message_accepted) {
+    return "the wire path rewrote a request protobuf refuses";
+  }
+  return {};
 }
 
 }  // namespace proxy::fuzz

@@ -136,12 +136,8 @@ NormalizeComparison compare_wire_normalize(const normalize::Normalizer& normaliz
     return comparison;
   }
 
-  using policy::WireOutcome;
-  if (comparison.wire == WireOutcome::malformed && comparison.message_accepted) {
-    comparison.mismatch = "the wire path calls malformed a request protobuf accepts";
-  } else if (comparison.wire == WireOutcome::rewritten && !comparison.message_accepted) {
-    comparison.mismatch = "the wire path rewrote a request protobuf refuses";
-  } else if (comparison.wire == WireOutcome::rewritten) {
+  comparison.mismatch = outcome_mismatch(comparison);
+  if (comparison.mismatch.empty() && comparison.wire == policy::WireOutcome::rewritten) {
     comparison.mismatch = compare_messages<otlp::ExportRequest>(path.out, wire_out);
     if (comparison.mismatch.empty()) comparison.mismatch = tally_difference(path.tally, wire_tally);
     if (comparison.mismatch.empty()) comparison.mismatch = compare_previews(path, caches);
