@@ -47,6 +47,25 @@ void require(bool condition, const char* what) {
   }
 }
 
+// A differential harness's finding: its description of the disagreement, then the crash.
+void require_agreement(const std::string& mismatch, const char* what) {
+  if (!mismatch.empty()) std::fprintf(stderr, "%s\n", mismatch.c_str());
+  require(mismatch.empty(), what);
+}
+
+// A policy (its built-in redaction patterns), normalizer or router pair costs milliseconds to
+// build: what the first `key_bytes` bytes build is kept, a bounded number of them (2 bytes could
+// ask for 65536). Each call site's lambda is its own type, so each call site has its own cache.
+template <class Built, class Argument>
+const Built& built_from(const std::uint8_t* data, std::size_t key_bytes, const Argument& argument) {
+  static std::map<std::string, std::unique_ptr<Built>> cache;
+  const std::string key(reinterpret_cast<const char*>(data), key_bytes);
+  if (cache.size() >= 64 && cache.count(key) == 0) cache.clear();
+  auto& slot = cache[key];
+  if (!slot) slot = std::make_unique<Built>(argument());
+  return *slot;
+}
+
 struct HandlerHarness {
   config::ReceiverConfig receiver;
   config::QueueConfig queue_config;
@@ -314,14 +333,7 @@ void policy_walk(const std::uint8_t* data, std::size_t size) {
   config.keep_structure = data[0] < 216;
   config.max_depth = 1u + data[1] % 16;
   config.truncate_bytes = 1u + data[1] / 16;
-  // Compiling the built-in redaction patterns costs milliseconds: compiled policies are kept,
-  // a bounded number of them (2 bytes could ask for 65536).
-  static std::map<std::string, std::unique_ptr<policy::CompiledPolicy>> compiled;
-  const std::string config_key(reinterpret_cast<const char*>(data), 2);
-  if (compiled.size() >= 64 && compiled.count(config_key) == 0) compiled.clear();
-  auto& slot = compiled[config_key];
-  if (!slot) slot = std::make_unique<policy::CompiledPolicy>(config);
-  const policy::CompiledPolicy& policy = *slot;
+  const auto& policy = built_from<policy::CompiledPolicy>(data, 2, [&config] { return config; });
 
   google::protobuf::Arena arena;
   auto* request = google::protobuf::Arena::CreateMessage<otlp::ExportRequest>(&arena);
@@ -380,15 +392,11 @@ config::PolicyConfig wire_policy_config(std::uint8_t modes, std::uint8_t options
 
 void wire_policy(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return;
-  static std::map<std::string, std::unique_ptr<policy::CompiledPolicy>> compiled;
-  const std::string config_key(reinterpret_cast<const char*>(data), 2);
-  if (compiled.size() >= 64 && compiled.count(config_key) == 0) compiled.clear();
-  auto& slot = compiled[config_key];
-  if (!slot) slot = std::make_unique<policy::CompiledPolicy>(wire_policy_config(data[0], data[1]));
+  const auto& policy =
+      built_from<policy::CompiledPolicy>(data, 2, [data] { return wire_policy_config(data[0], data[1]); });
   const WireComparison comparison =
-      compare_wire_paths(*slot, std::string_view(reinterpret_cast<const char*>(data + 2), size - 2));
-  if (!comparison.mismatch.empty()) std::fprintf(stderr, "%s\n", comparison.mismatch.c_str());
-  require(comparison.mismatch.empty(), "the wire path and the message path disagree");
+      compare_wire_paths(policy, std::string_view(reinterpret_cast<const char*>(data + 2), size - 2));
+  require_agreement(comparison.mismatch, "the wire path and the message path disagree");
 }
 
 void wire_checks(const std::uint8_t* data, std::size_t size) {
@@ -396,21 +404,16 @@ void wire_checks(const std::uint8_t* data, std::size_t size) {
   const otlp::AttributeLimits limits{data[0] % 16u, data[1] % 16u, data[2] % 16u};
   const WireChecksComparison comparison =
       compare_wire_checks(std::string_view(reinterpret_cast<const char*>(data + 3), size - 3), limits);
-  if (!comparison.mismatch.empty()) std::fprintf(stderr, "%s\n", comparison.mismatch.c_str());
-  require(comparison.mismatch.empty(), "the wire checks and the message path disagree");
+  require_agreement(comparison.mismatch, "the wire checks and the message path disagree");
 }
 
 void wire_normalize(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return;
-  static std::map<std::string, std::unique_ptr<normalize::Normalizer>> built;
-  const std::string config_key(reinterpret_cast<const char*>(data), 2);
-  if (built.size() >= 64 && built.count(config_key) == 0) built.clear();
-  auto& slot = built[config_key];
-  if (!slot) slot = std::make_unique<normalize::Normalizer>(normalize_config_from(data[0], data[1]));
+  const auto& normalizer =
+      built_from<normalize::Normalizer>(data, 2, [data] { return normalize_config_from(data[0], data[1]); });
   const NormalizeComparison comparison =
-      compare_wire_normalize(*slot, std::string_view(reinterpret_cast<const char*>(data + 2), size - 2));
-  if (!comparison.mismatch.empty()) std::fprintf(stderr, "%s\n", comparison.mismatch.c_str());
-  require(comparison.mismatch.empty(), "normalization on the wire and on messages disagree");
+      compare_wire_normalize(normalizer, std::string_view(reinterpret_cast<const char*>(data + 2), size - 2));
+  require_agreement(comparison.mismatch, "normalization on the wire and on messages disagree");
 }
 
 namespace {
@@ -462,19 +465,14 @@ struct RoutePair {
 
 void wire_route(const std::uint8_t* data, std::size_t size) {
   if (size < 4) return;
-  static std::map<std::string, std::unique_ptr<RoutePair>> routers;
-  const std::string config_key(reinterpret_cast<const char*>(data), 3);
-  if (routers.size() >= 64 && routers.count(config_key) == 0) routers.clear();
-  auto& pair = routers[config_key];
-  if (!pair) pair = std::make_unique<RoutePair>(wire_route_config(data[0], data[1], data[2]));
+  const auto& pair = built_from<RoutePair>(data, 3, [data] { return wire_route_config(data[0], data[1], data[2]); });
   static const char* const kHeaders[] = {"12", " 7 ", "abc", ""};
   const std::optional<std::string_view> header =
       data[3] < 128 ? std::nullopt : std::optional<std::string_view>(kHeaders[data[3] % 4]);
   const WireRouteComparison comparison =
-      compare_wire_routes(pair->message, pair->wire, pair->config.receiver,
+      compare_wire_routes(pair.message, pair.wire, pair.config.receiver,
                           std::string_view(reinterpret_cast<const char*>(data + 4), size - 4), header);
-  if (!comparison.mismatch.empty()) std::fprintf(stderr, "%s\n", comparison.mismatch.c_str());
-  require(comparison.mismatch.empty(), "the fused wire pass and the message path disagree");
+  require_agreement(comparison.mismatch, "the fused wire pass and the message path disagree");
 }
 
 namespace {

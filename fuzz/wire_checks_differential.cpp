@@ -1,7 +1,6 @@
 #include "wire_checks_differential.hpp"
 
-#include <google/protobuf/util/message_differencer.h>
-
+#include "differential.hpp"
 #include "otlp/protobuf.hpp"
 
 namespace proxy::fuzz {
@@ -46,13 +45,10 @@ std::string compare_counts(const ChecksResult& wire, const MessagePath& expected
 std::string compare_accepted(std::string_view body, const std::string& out, const ChecksResult& wire,
                              const MessagePath& expected) {
   if (wire.outcome == ChecksOutcome::unchanged && !out.empty()) return "unchanged, yet written";
-  otlp::ExportRequest actual;
   const std::string_view written = wire.outcome == ChecksOutcome::unchanged ? body : std::string_view(out);
-  if (!actual.ParseFromArray(written.data(), static_cast<int>(written.size()))) return "output does not parse";
-  std::string differences;
-  google::protobuf::util::MessageDifferencer differ;
-  differ.ReportDifferencesToString(&differences);
-  if (!differ.Compare(expected.request, actual)) return "requests differ: " + differences;
+  if (auto difference = parsed_difference(expected.request, written, kMessageVsWire)) {
+    return "requests differ: " + *difference;
+  }
   return compare_counts(wire, expected);
 }
 

@@ -1,8 +1,8 @@
 #include "wire_differential.hpp"
 
 #include <google/protobuf/arena.h>
-#include <google/protobuf/util/message_differencer.h>
 
+#include "differential.hpp"
 #include "otlp/protobuf.hpp"
 
 namespace proxy::fuzz {
@@ -38,18 +38,6 @@ bool message_path(const policy::CompiledPolicy& policy, std::string_view body, s
   return true;
 }
 
-std::string compare_outputs(std::string_view message_out, std::string_view wire_out) {
-  otlp::ExportRequest expected;
-  otlp::ExportRequest actual;
-  if (!expected.ParseFromString(std::string(message_out))) return "the message path's output does not parse";
-  if (!actual.ParseFromString(std::string(wire_out))) return "the wire path's output does not parse";
-  google::protobuf::util::MessageDifferencer differencer;
-  std::string report;
-  differencer.ReportDifferencesToString(&report);
-  if (differencer.Compare(expected, actual)) return {};
-  return "outputs differ: " + report.substr(0, 2000);
-}
-
 }  // namespace
 
 WireComparison compare_wire_paths(const policy::CompiledPolicy& policy, std::string_view body) {
@@ -63,16 +51,23 @@ WireComparison compare_wire_paths(const policy::CompiledPolicy& policy, std::str
   policy::PolicyTally wire_tally;
   comparison.wire = rewriter.rewrite(policy, body, wire_out, wire_tally).outcome;
 
-  using policy::WireOutcome;
-  if (comparison.wire == WireOutcome::malformed && comparison.message_accepted) {
-    comparison.mismatch = "the wire path calls malformed a request protobuf accepts";
-  } else if (comparison.wire == WireOutcome::rewritten && !comparison.message_accepted) {
-    comparison.mismatch = "the wire path rewrote a request protobuf refuses";
-  } else if (comparison.wire == WireOutcome::rewritten) {
-    comparison.mismatch = compare_outputs(message_out, wire_out);
-    if (comparison.mismatch.empty()) comparison.mismatch = tally_difference(message_tally, wire_tally);
+  comparison.mismatch = outcome_mismatch(comparison);
+  if (comparison.mismatch.empty() && comparison.wire == policy::WireOutcome::rewritten) {
+    const auto difference = parsed_difference<otlp::ExportRequest>(message_out, wire_out, kMessageVsWire);
+    comparison.mismatch = difference ? "outputs differ: " + *difference : tally_difference(message_tally, wire_tally);
   }
   return comparison;
+}
+
+std::string outcome_mismatch(const WireComparison& comparison) {
+  using policy::WireOutcome;
+  if (comparison.wire == WireOutcome::malformed && comparison.message_accepted) {
+    return "the wire path calls malformed a request protobuf accepts";
+  }
+  if (comparison.wire == WireOutcome::rewritten && !comparison.message_accepted) {
+    return "the wire path rewrote a request protobuf refuses";
+  }
+  return {};
 }
 
 }  // namespace proxy::fuzz

@@ -23,4 +23,7 @@ struct WireComparison {
 // path's output, with equal policy counters. An unsupported request is left to the message path.
 WireComparison compare_wire_paths(const policy::CompiledPolicy& policy, std::string_view body);
 
+// The first two rules of agreement, on the outcomes alone: empty when they hold.
+std::string outcome_mismatch(const WireComparison& comparison);
+
 }  // namespace proxy::fuzz

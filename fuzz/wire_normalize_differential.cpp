@@ -5,8 +5,8 @@
 #include <vector>
 
 #include <google/protobuf/arena.h>
-#include <google/protobuf/util/message_differencer.h>
 
+#include "differential.hpp"
 #include "normalize/preview_cache.hpp"
 #include "normalize/wire_normalize.hpp"
 #include "otlp/protobuf.hpp"
@@ -30,15 +30,8 @@ std::string tally_difference(const NormalizeTally& a, const NormalizeTally& b) {
 
 template <class Message>
 std::string compare_messages(std::string_view message_out, std::string_view wire_out) {
-  Message expected;
-  Message actual;
-  if (!expected.ParseFromString(std::string(message_out))) return "the message path's output does not parse";
-  if (!actual.ParseFromString(std::string(wire_out))) return "the wire path's output does not parse";
-  google::protobuf::util::MessageDifferencer differencer;
-  std::string report;
-  differencer.ReportDifferencesToString(&report);
-  if (differencer.Compare(expected, actual)) return {};
-  return "outputs differ: " + report.substr(0, 2000);
+  const auto difference = parsed_difference<Message>(message_out, wire_out, kMessageVsWire);
+  return difference ? "outputs differ: " + *difference : std::string();
 }
 
 constexpr std::string_view kRoute = "route";
@@ -143,12 +136,8 @@ NormalizeComparison compare_wire_normalize(const normalize::Normalizer& normaliz
     return comparison;
   }
 
-  using policy::WireOutcome;
-  if (comparison.wire == WireOutcome::malformed && comparison.message_accepted) {
-    comparison.mismatch = "the wire path calls malformed a request protobuf accepts";
-  } else if (comparison.wire == WireOutcome::rewritten && !comparison.message_accepted) {
-    comparison.mismatch = "the wire path rewrote a request protobuf refuses";
-  } else if (comparison.wire == WireOutcome::rewritten) {
+  comparison.mismatch = outcome_mismatch(comparison);
+  if (comparison.mismatch.empty() && comparison.wire == policy::WireOutcome::rewritten) {
     comparison.mismatch = compare_messages<otlp::ExportRequest>(path.out, wire_out);
     if (comparison.mismatch.empty()) comparison.mismatch = tally_difference(path.tally, wire_tally);
     if (comparison.mismatch.empty()) comparison.mismatch = compare_previews(path, caches);

@@ -11,15 +11,12 @@
 
 #include "config/config.hpp"
 #include "normalize/normalize.hpp"
-#include "policy/wire_policy.hpp"
+#include "wire_differential.hpp"
 
 namespace proxy::fuzz {
 
-struct NormalizeComparison {
-  policy::WireOutcome wire = policy::WireOutcome::rewritten;
-  bool message_accepted = false;
-  std::string mismatch;  // empty when both paths agree
-};
+// The same outcomes and mismatch as the policy's comparison.
+using NormalizeComparison = WireComparison;
 
 // Agreement as for compare_wire_paths: malformed on the wire is refused by protobuf too, what
 // protobuf refuses is not rewritten, a rewritten request parses back equal with equal counters.

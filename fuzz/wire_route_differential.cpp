@@ -3,8 +3,7 @@
 #include <cstdint>
 #include <vector>
 
-#include <google/protobuf/util/message_differencer.h>
-
+#include "differential.hpp"
 #include "otlp/protobuf.hpp"
 #include "receiver/export_handler.hpp"
 
@@ -111,14 +110,9 @@ std::string compare_items(const std::vector<queue::QueueItem>& wire, const std::
     if (wire[i].hold && (wire[i].hold->key != expected[i].hold->key || wire[i].hold->traces != expected[i].hold->traces)) {
       return "item " + std::to_string(i) + " holds other traces";
     }
-    otlp::ExportRequest actual;
-    otlp::ExportRequest wanted;
-    if (!actual.ParseFromString(wire[i].payload)) return "a wire item does not parse";
-    if (!wanted.ParseFromString(expected[i].payload)) return "a message item does not parse";
-    std::string differences;
-    google::protobuf::util::MessageDifferencer differ;
-    differ.ReportDifferencesToString(&differences);
-    if (!differ.Compare(wanted, actual)) return "item " + std::to_string(i) + " differs: " + differences.substr(0, 2000);
+    const auto difference =
+        parsed_difference<otlp::ExportRequest>(expected[i].payload, wire[i].payload, kMessageVsWire);
+    if (difference) return "item " + std::to_string(i) + " differs: " + *difference;
   }
   return {};
 }

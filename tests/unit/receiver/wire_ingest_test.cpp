@@ -8,9 +8,9 @@
 #include <string>
 
 #include <google/protobuf/stubs/logging.h>
-#include <google/protobuf/util/message_differencer.h>
 #include <spdlog/spdlog.h>
 
+#include "differential.hpp"
 #include "otlp/json.hpp"
 #include "otlp/types.hpp"
 #include "receiver/export_handler.hpp"
@@ -74,10 +74,10 @@ std::string compare_items(std::vector<queue::QueueItem> wire, std::vector<queue:
   for (std::size_t i = 0; i < wire.size(); ++i) {
     if (wire[i].experiment.describe() != message[i].experiment.describe()) return "experiments differ";
     if (wire[i].span_count != message[i].span_count) return "span counts differ";
-    otlp::ExportRequest a;
-    otlp::ExportRequest b;
-    if (!a.ParseFromString(wire[i].payload) || !b.ParseFromString(message[i].payload)) return "unparsable item";
-    if (!google::protobuf::util::MessageDifferencer::Equals(a, b)) return "payloads differ";
+    if (auto difference = fuzz::parsed_difference<otlp::ExportRequest>(message[i].payload, wire[i].payload,
+                                                                      fuzz::kMessageVsWire)) {
+      return "item " + std::to_string(i) + " differs: " + *difference;
+    }
   }
   return {};
 }

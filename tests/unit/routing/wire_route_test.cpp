@@ -85,7 +85,7 @@ config::Config random_config(Random& random, bool normalizing = false) {
 }
 
 void random_resource(Random& random, opentelemetry::proto::resource::v1::Resource& resource) {
-  testing::policy::random_key_values(random, *resource.mutable_attributes(), pick(random, 3), 0);
+  testing::random_key_values(random, testing::policy::kValues, *resource.mutable_attributes(), pick(random, 3), 0);
   if (pick(random, 4) != 0) {
     otlp::KeyValue& service = *resource.add_attributes();
     service.set_key("service.name");

@@ -1,10 +1,15 @@
 // Random OTLP trace requests and corrupted bytes for the wire path's property tests, which hold
-// it against the message path (otlp/wire_checks, policy/wire_policy, routing/wire_route).
+// it against the message path (otlp/wire_checks, policy/wire_policy, routing/wire_route,
+// normalize/wire_normalize).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <random>
+#include <span>
 #include <string>
+
+#include <google/protobuf/unknown_field_set.h>
 
 #include "config/config.hpp"
 #include "otlp/types.hpp"
@@ -30,6 +35,67 @@ inline std::string corrupt(Random& random, std::string bytes) {
     default: bytes.insert(at, 1, static_cast<char>(pick(random, 256)));
   }
   return bytes;
+}
+
+// What random attribute values are made of: the keys and texts a component's rules look at.
+struct ValueTables {
+  std::span<const char* const> keys;
+  std::span<const char* const> texts;
+  int max_nesting = 9;          // values deeper than this are scalars
+  bool unknown_fields = false;  // one value in ten carries a field a newer sender adds
+};
+
+inline const char* one_of(Random& random, std::span<const char* const> items) {
+  return items[static_cast<std::size_t>(pick(random, static_cast<int>(items.size())))];
+}
+
+// Zero, small counts, or large values of either sign.
+inline std::int64_t random_int(Random& random) {
+  switch (pick(random, 3)) {
+    case 0: return 0;
+    case 1: return pick(random, 1000) - 10;
+    default: return pick(random, 1 << 20) - (1 << 19);
+  }
+}
+
+inline double random_double(Random& random) {
+  if (pick(random, 3) != 0) return 1.5 * pick(random, 9);
+  return pick(random, 2) ? 0.0 : -0.0;
+}
+
+inline void random_value(Random& random, const ValueTables& tables, otlp::AnyValue& value, int depth);
+
+// Table keys mostly, one in eight a key no rule names.
+inline void random_key_values(Random& random, const ValueTables& tables,
+                              google::protobuf::RepeatedPtrField<otlp::KeyValue>& out, int count, int depth) {
+  for (int i = 0; i < count; ++i) {
+    otlp::KeyValue* kv = out.Add();
+    kv->set_key(pick(random, 8) == 0 ? "r" + std::to_string(pick(random, 100)) : one_of(random, tables.keys));
+    if (pick(random, 12) != 0) random_value(random, tables, *kv->mutable_value(), depth + 1);
+  }
+}
+
+// Every kind of AnyValue (empty arrays and lists included), nested up to tables.max_nesting.
+inline void random_value(Random& random, const ValueTables& tables, otlp::AnyValue& value, int depth) {
+  switch (depth > tables.max_nesting ? pick(random, 7) : pick(random, 9)) {
+    case 0: case 1: case 2: value.set_string_value(one_of(random, tables.texts)); break;
+    case 3: value.set_bool_value(pick(random, 2) == 1); break;
+    case 4: value.set_int_value(random_int(random)); break;
+    case 5: value.set_double_value(random_double(random)); break;
+    case 6: value.set_bytes_value(std::string(static_cast<std::size_t>(pick(random, 40)), '\xff')); break;
+    case 7:
+      for (int i = pick(random, 4); i > 0; --i) {
+        random_value(random, tables, *value.mutable_array_value()->add_values(), depth + 1);
+      }
+      if (value.value_case() == otlp::AnyValue::VALUE_NOT_SET) value.mutable_array_value();
+      break;
+    default:
+      random_key_values(random, tables, *value.mutable_kvlist_value()->mutable_values(), pick(random, 4), depth);
+      if (value.value_case() == otlp::AnyValue::VALUE_NOT_SET) value.mutable_kvlist_value();
+  }
+  if (tables.unknown_fields && pick(random, 10) == 0) {
+    value.GetReflection()->MutableUnknownFields(&value)->AddVarint(99, 7);
+  }
 }
 
 // Requests for the checks: good ids mostly, attribute counts around the limits.
@@ -123,52 +189,25 @@ inline const char* const kTexts[] = {
 inline const char* const kEventNames[] = {"gen_ai.user.message", "gen_ai.system.message", "gen_ai.choice",
                                           "exception", "log", ""};
 
-inline void random_value(Random& random, otlp::AnyValue& value, int depth);
-
-inline void random_key_values(Random& random, google::protobuf::RepeatedPtrField<otlp::KeyValue>& out, int count,
-                              int depth) {
-  for (int i = 0; i < count; ++i) {
-    otlp::KeyValue* kv = out.Add();
-    kv->set_key(pick(random, 8) == 0 ? "r" + std::to_string(pick(random, 100)) : one_of(random, kKeys));
-    if (pick(random, 12) != 0) random_value(random, *kv->mutable_value(), depth + 1);
-  }
-}
-
-inline void random_value(Random& random, otlp::AnyValue& value, int depth) {
-  const int kind = depth > 9 ? pick(random, 6) : pick(random, 9);
-  switch (kind) {
-    case 0: case 1: value.set_string_value(one_of(random, kTexts)); break;
-    case 2: value.set_bool_value(pick(random, 2) == 1); break;
-    case 3: value.set_int_value(pick(random, 3) == 0 ? 0 : pick(random, 1 << 20) - (1 << 19)); break;
-    case 4: value.set_double_value(pick(random, 3) == 0 ? (pick(random, 2) ? 0.0 : -0.0) : 1.5 * pick(random, 9)); break;
-    case 5: value.set_bytes_value(std::string(static_cast<std::size_t>(pick(random, 40)), '\xff')); break;
-    case 6: case 7:
-      for (int i = pick(random, 4); i > 0; --i) random_value(random, *value.mutable_array_value()->add_values(), depth + 1);
-      if (value.value_case() == otlp::AnyValue::VALUE_NOT_SET) value.mutable_array_value();
-      break;
-    default:
-      random_key_values(random, *value.mutable_kvlist_value()->mutable_values(), pick(random, 4), depth);
-      if (value.value_case() == otlp::AnyValue::VALUE_NOT_SET) value.mutable_kvlist_value();
-  }
-}
+inline const ValueTables kValues{kKeys, kTexts};
 
 inline void random_span(Random& random, otlp::Span& span) {
   span.set_trace_id(std::string(16, static_cast<char>(1 + pick(random, 200))));
   span.set_span_id(std::string(8, static_cast<char>(1 + pick(random, 200))));
   span.set_name(one_of(random, kEventNames));
   span.set_start_time_unix_nano(1'700'000'000'000'000'000ULL + static_cast<unsigned>(pick(random, 1000)));
-  random_key_values(random, *span.mutable_attributes(), pick(random, 8), 0);
+  random_key_values(random, kValues, *span.mutable_attributes(), pick(random, 8), 0);
   if (pick(random, 4) == 0) span.set_dropped_attributes_count(pick(random, 3) ? 4u : 0xFFFFFFFFu);
   for (int e = pick(random, 3); e > 0; --e) {
     auto* event = span.add_events();
     event->set_name(one_of(random, kEventNames));
-    random_key_values(random, *event->mutable_attributes(), pick(random, 4), 0);
+    random_key_values(random, kValues, *event->mutable_attributes(), pick(random, 4), 0);
     if (pick(random, 5) == 0) event->set_dropped_attributes_count(2);
   }
   for (int l = pick(random, 2); l > 0; --l) {
     auto* link = span.add_links();
     link->set_trace_id(std::string(16, '\x07'));
-    random_key_values(random, *link->mutable_attributes(), pick(random, 3), 0);
+    random_key_values(random, kValues, *link->mutable_attributes(), pick(random, 3), 0);
   }
   if (pick(random, 2) == 0) {
     span.mutable_status()->set_code(opentelemetry::proto::trace::v1::Status::STATUS_CODE_ERROR);
@@ -181,12 +220,12 @@ inline std::string random_request(Random& random) {
   for (int r = 1 + pick(random, 2); r > 0; --r) {
     auto* resource_spans = request.add_resource_spans();
     if (pick(random, 5) != 0) {
-      random_key_values(random, *resource_spans->mutable_resource()->mutable_attributes(), pick(random, 4), 0);
+      random_key_values(random, kValues, *resource_spans->mutable_resource()->mutable_attributes(), pick(random, 4), 0);
     }
     for (int s = 1 + pick(random, 2); s > 0; --s) {
       auto* scope_spans = resource_spans->add_scope_spans();
       scope_spans->mutable_scope()->set_name("ai.koog");
-      random_key_values(random, *scope_spans->mutable_scope()->mutable_attributes(), pick(random, 2), 0);
+      random_key_values(random, kValues, *scope_spans->mutable_scope()->mutable_attributes(), pick(random, 2), 0);
       for (int i = 1 + pick(random, 3); i > 0; --i) random_span(random, *scope_spans->add_spans());
     }
   }
