@@ -167,7 +167,12 @@ WireError scan_resource(std::string_view resource) {
 }
 
 // The name of a ScopeSpans' scope (empty without one), and how many of its spans the checks keep.
-WireError scan_scope_spans(std::string_view contents, std::string_view& name, std::size_t& spans, std::size_t& valid) {
+ResourceSpansScan::ScannedSpan scan_span(std::string_view contents) {
+  const SpanHeader header = read_span_header(contents);
+  return {contents.data(), header, id_problem(header.trace_id, header.span_id, header.parent_span_id).empty()};
+}
+
+WireError scan_scope_spans(std::string_view contents, std::string_view& name, ResourceSpansScan& scan) {
   Reader reader(contents);
   Field field;
   int scopes = 0;
@@ -178,9 +183,9 @@ WireError scan_scope_spans(std::string_view contents, std::string_view& name, st
       Field scope_field;
       while (scope.next(scope_field)) name = is_length(scope_field, 1) ? scope_field.payload : name;
     } else if (is_length(field, 2)) {
-      ++spans;
-      const SpanHeader header = read_span_header(field.payload);
-      valid += id_problem(header.trace_id, header.span_id, header.parent_span_id).empty() ? 1 : 0;
+      ++scan.spans;
+      scan.scanned.push_back(scan_span(field.payload));
+      scan.valid += scan.scanned.back().usable_ids ? 1 : 0;
     }
   }
   return WireError::none;
@@ -231,6 +236,7 @@ WireError ResourceSpansScan::read(std::string_view contents) {
   scope_names.clear();
   spans = 0;
   valid = 0;
+  scanned.clear();
   Reader reader(contents);
   Field field;
   int resources = 0;
@@ -242,13 +248,18 @@ WireError ResourceSpansScan::read(std::string_view contents) {
     } else if (is_length(field, 2)) {
       std::string_view name;
       const std::size_t before = valid;
-      if (const WireError error = scan_scope_spans(field.payload, name, spans, valid); error != WireError::none) {
+      if (const WireError error = scan_scope_spans(field.payload, name, *this); error != WireError::none) {
         return error;
       }
       if (valid > before) scope_names.push_back(name);
     }
   }
   return WireError::none;  // malformed bytes are left to the walk, which refuses them
+}
+
+ResourceSpansScan::ScannedSpan ResourceSpansScan::span_at(std::size_t index, std::string_view span) const {
+  if (index < scanned.size() && scanned[index].at == span.data()) return scanned[index];
+  return scan_span(span);
 }
 
 ChecksResult SpanChecker::check(std::string_view request, const AttributeLimits& limits, std::string& out) {

@@ -63,10 +63,22 @@ struct SpanPlace {
 // A ResourceSpans read before it is walked, as the checks will leave it: what route conditions
 // read (routing/wire_route.hpp) and whether anything of it is left.
 struct ResourceSpansScan {
+  // A span's header as the scan read it, so the walk that follows need not read it again.
+  struct ScannedSpan {
+    const char* at = nullptr;  // the span's contents
+    SpanHeader header;
+    bool usable_ids = false;
+  };
+
   std::string_view resource;                  // the Resource's fields
   std::vector<std::string_view> scope_names;  // of the ScopeSpans keeping a valid span
   std::size_t spans = 0;
   std::size_t valid = 0;  // spans with usable ids: none, and the checks remove it
+  std::vector<ScannedSpan> scanned;  // in the record's order
+
+  // The header of the record's `index`th span, whose contents are `span`: the scan's, or read
+  // again when the scan did not reach it (it stops at malformed bytes, which the walk refuses).
+  ScannedSpan span_at(std::size_t index, std::string_view span) const;
 
   // duplicate_field (unsupported) when a resource, scope, scope name, attribute key, value or
   // oneof field is repeated: protobuf's merge rules decide those. Malformed bytes are left to

@@ -101,9 +101,10 @@ class PolicyPass : public otlp::wire::Pass {
   // The receiver's checks (as otlp::wire::SpanChecker) and, on each ResourceSpans they leave,
   // the policy of its route: each one's record is written on its own to its route's output.
   WireError run_checked(std::string_view request, const otlp::AttributeLimits& limits, WireRoutes& routes,
-                        RoutedOutput& out, otlp::wire::ChecksResult& checks) {
+                        RoutedOutput& out, otlp::wire::ChecksResult& checks, otlp::wire::ResourceSpansScan& scan) {
     limits_ = limits;
     checks_ = &checks;
+    scan_ = &scan;
     std::size_t r = 0;
     each_field(request, [&](const Field& field) {
       if (!is_length(field, 1)) return drop(MessageKind::request, field, 0);  // items hold resource spans only
@@ -120,15 +121,16 @@ class PolicyPass : public otlp::wire::Pass {
   // A ResourceSpans of run_checked(): scanned for its route, walked, written to its route's
   // output unless the checks leave nothing of it.
   bool routed_record(const Field& field, WireRoutes& routes, RoutedOutput& out) {
-    if (const WireError error = scan_.read(field.payload); error != WireError::none) return fail(error);
-    const bool kept = scan_.valid > 0;
-    const std::size_t route = kept ? routes.route_of(scan_) : 0;
+    if (const WireError error = scan_->read(field.payload); error != WireError::none) return fail(error);
+    span_in_record_ = 0;
+    const bool kept = scan_->valid > 0;
+    const std::size_t route = kept ? routes.route_of(*scan_) : 0;
     if (kept) use(routes.policy_of(route));
     writer_.clear();
     const Change change = message(field, 1, [&](std::string_view c) { return checked_resource_spans(c, kept); });
     if (!ok() || change == Change::removed) return false;
     writer_.write(out.payloads[route]);
-    out.spans[route] += static_cast<std::uint32_t>(scan_.valid);
+    out.spans[route] += static_cast<std::uint32_t>(scan_->valid);
     return false;
   }
 
@@ -181,10 +183,12 @@ class PolicyPass : public otlp::wire::Pass {
 
   // A span with usable ids gets the policy; one without is removed, its cuts still counted.
   Change checked_span(const Field& field) {
-    const otlp::wire::SpanHeader header = otlp::wire::read_span_header(field.payload);
+    const otlp::wire::ResourceSpansScan::ScannedSpan scanned = scan_->span_at(span_in_record_++, field.payload);
+    const otlp::wire::SpanHeader& header = scanned.header;
     place_.name = header.name;
     place_.cut = false;
-    const std::string problem = otlp::id_problem(header.trace_id, header.span_id, header.parent_span_id);
+    const std::string problem =
+        scanned.usable_ids ? std::string() : otlp::id_problem(header.trace_id, header.span_id, header.parent_span_id);
     Change change = Change::removed;
     if (problem.empty()) {
       change = message(field, 3, [&](std::string_view c) { return span(c) ? Change::changed : Change::none; });
@@ -667,7 +671,8 @@ class PolicyPass : public otlp::wire::Pass {
   otlp::AttributeLimits limits_{kUnlimited, kUnlimited, kUnlimited};
   otlp::wire::ChecksResult* checks_ = nullptr;
   otlp::wire::SpanPlace place_;
-  otlp::wire::ResourceSpansScan scan_;
+  otlp::wire::ResourceSpansScan* scan_ = nullptr;  // the WireRewriter's, so it keeps its capacity
+  std::size_t span_in_record_ = 0;                 // the next span's index in scan_->scanned
   // Values the policy rewrote (apply_value's "changed"); the bytes may also change without one,
   // when an empty value is written for a missing one.
   std::uint64_t rewritten_ = 0;
@@ -724,7 +729,7 @@ WireResult WireRewriter::rewrite_routed(std::string_view request, const otlp::At
   writer_.clear();
   decisions_.clear();
   PolicyPass pass(routes.policy_of(0), writer_, decisions_, tally, text_, path_);
-  const WireError error = pass.run_checked(request, limits, routes, out, checks);
+  const WireError error = pass.run_checked(request, limits, routes, out, checks, scan_);
   if (error != WireError::none) {
     return {otlp::wire::is_malformed(error) ? WireOutcome::malformed : WireOutcome::unsupported, error};
   }

@@ -92,6 +92,7 @@ class WireRewriter {
  private:
   otlp::wire::Writer writer_;
   KeyDecisions decisions_;
+  otlp::wire::ResourceSpansScan scan_;  // rewrite_routed's read-ahead of each ResourceSpans
   std::string text_;  // the rewritten value being planned, before it is copied into the plan
   std::string path_;  // "parent.child" keys of nested key-value lists
 };
