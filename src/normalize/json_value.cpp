@@ -1,8 +1,10 @@
 #include "normalize/json_value.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 
 #include <boost/json.hpp>
@@ -83,6 +85,99 @@ std::string lower(std::string_view text) {
   return out;
 }
 
+
+// The text of a GenAI message's text parts, in order (other parts: tool calls and results, blobs).
+template <class OnText>
+void each_text_part(const boost::json::array& parts, OnText&& on_text) {
+  for (const boost::json::value& part : parts) {
+    if (!part.is_object()) continue;
+    const boost::json::value* type = part.get_object().if_contains("type");
+    const boost::json::value* text = part.get_object().if_contains("content");
+    if (type == nullptr || !type->is_string() || type->get_string() != "text" || text == nullptr ||
+        !text->is_string()) {
+      continue;
+    }
+    on_text(std::string_view(text->get_string()));
+  }
+}
+
+bool has_text(const boost::json::array& parts) {
+  bool any = false;
+  each_text_part(parts, [&](std::string_view text) { any = any || !text.empty(); });
+  return any;
+}
+
+// The one reading of OpenTelemetry GenAI messages, for chat_preview and chat_summary alike: a
+// non-empty array of objects, each with a string "role" and an array "parts". Calls
+// `on_message(role, parts)` for each message with text, in order; false when `json` is not such a
+// list or no message has text.
+template <class OnMessage>
+bool read_genai_messages(const boost::json::value& json, OnMessage&& on_message) {
+  if (!json.is_array() || json.get_array().empty()) return false;
+  for (const boost::json::value& message : json.get_array()) {
+    if (!message.is_object()) return false;
+    const boost::json::value* role = message.get_object().if_contains("role");
+    const boost::json::value* parts = message.get_object().if_contains("parts");
+    if (role == nullptr || !role->is_string() || parts == nullptr || !parts->is_array()) return false;
+  }
+  bool any_text = false;
+  for (const boost::json::value& message : json.get_array()) {
+    const boost::json::array& parts = message.get_object().at("parts").get_array();
+    if (!has_text(parts)) continue;  // tool calls and results: no text to preview
+    any_text = true;
+    on_message(std::string_view(message.get_object().at("role").get_string()), parts);
+  }
+  return any_text;
+}
+
+// Whether `text` lower-cased (as chat_preview writes roles) is `lowered`.
+bool equals_lower(std::string_view text, std::string_view lowered) {
+  return text.size() == lowered.size() &&
+         std::equal(text.begin(), text.end(), lowered.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == static_cast<unsigned char>(b);
+         });
+}
+
+// A thread's parser and buffer for JSON read and forgotten at once (chat_summary): a warm thread
+// parses without allocating, unless a document outgrows the buffer's cap.
+class ScratchJson {
+ public:
+  static ScratchJson& of_thread() {
+    thread_local ScratchJson scratch;
+    return scratch;
+  }
+  // A buffer for a document of `text_size` bytes: most documents' values take a few times their
+  // text; past kMaxBuffer the resource asks the heap for more.
+  unsigned char* buffer(std::size_t text_size) {
+    const std::size_t wanted = std::min(kMaxBuffer, 4 * text_size + 1024);
+    if (wanted > size_) {
+      buffer_ = std::make_unique<unsigned char[]>(wanted);
+      size_ = wanted;
+    }
+    return buffer_.get();
+  }
+  std::size_t buffer_size() const { return size_; }
+  // The JSON (as boost::json::parse reads it, same options) in `resource`; null when it is not JSON.
+  boost::json::value parse(std::string_view text, boost::json::memory_resource* resource) {
+    boost::system::error_code error;
+    parser_.reset(boost::json::storage_ptr(resource));
+    parser_.write(text, error);
+    if (error) {
+      parser_.reset();
+      return nullptr;
+    }
+    boost::json::value json = parser_.release();
+    parser_.reset();  // forgets `resource`, which dies before the next parse
+    return json;
+  }
+
+ private:
+  static constexpr std::size_t kMaxBuffer = std::size_t{1} << 20;
+  std::unique_ptr<unsigned char[]> buffer_;
+  std::size_t size_ = 0;
+  boost::json::parser parser_;
+};
+
 }  // namespace
 
 std::optional<otlp::AnyValue> parse_json_value(std::string_view text) {
@@ -124,44 +219,40 @@ boost::json::value to_json(const otlp::AnyValue& value) {
 
 std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages) {
   auto json = parse(genai_messages);
-  if (!json || !json->is_array() || json->get_array().empty()) return std::nullopt;
+  if (!json) return std::nullopt;
   otlp::AnyValue out;
   auto* messages = out.mutable_kvlist_value()->add_values();
   messages->set_key("messages");
   auto* list = messages->mutable_value()->mutable_array_value();
-  bool any_text = false;
-  for (const boost::json::value& message : json->get_array()) {
-    if (!message.is_object()) return std::nullopt;
-    const boost::json::object& object = message.get_object();
-    const boost::json::value* role = object.if_contains("role");
-    const boost::json::value* parts = object.if_contains("parts");
-    if (role == nullptr || !role->is_string() || parts == nullptr || !parts->is_array()) {
-      return std::nullopt;
-    }
+  const bool chat = read_genai_messages(*json, [&](std::string_view role, const boost::json::array& parts) {
     std::string content;
-    for (const boost::json::value& part : parts->get_array()) {
-      if (!part.is_object()) continue;
-      const boost::json::value* type = part.get_object().if_contains("type");
-      const boost::json::value* text = part.get_object().if_contains("content");
-      if (type == nullptr || !type->is_string() || type->get_string() != "text" || text == nullptr ||
-          !text->is_string()) {
-        continue;
-      }
+    each_text_part(parts, [&](std::string_view text) {
       if (!content.empty()) content += "\n";
-      content += text->get_string();
-    }
-    if (content.empty()) continue;  // tool calls and results: no text to preview
-    any_text = true;
+      content += text;
+    });
     auto* entry = list->add_values()->mutable_kvlist_value();
     auto* role_value = entry->add_values();
     role_value->set_key("role");
-    role_value->mutable_value()->set_string_value(lower(role->get_string()));
+    role_value->mutable_value()->set_string_value(lower(role));
     auto* content_value = entry->add_values();
     content_value->set_key("content");
     content_value->mutable_value()->set_string_value(std::move(content));
-  }
-  if (!any_text) return std::nullopt;
+  });
+  if (!chat) return std::nullopt;
   return out;
+}
+
+ChatSummary chat_summary(std::string_view genai_messages, std::string_view role) {
+  ChatSummary summary;
+  if (!may_be_json(genai_messages)) return summary;
+  ScratchJson& scratch = ScratchJson::of_thread();
+  boost::json::monotonic_resource resource(scratch.buffer(genai_messages.size()), scratch.buffer_size());
+  const boost::json::value json = scratch.parse(genai_messages, &resource);
+  summary.chat = read_genai_messages(json, [&](std::string_view message_role, const boost::json::array&) {
+    summary.has_role = summary.has_role || equals_lower(message_role, role);
+  });
+  summary.has_role = summary.chat && summary.has_role;
+  return summary;
 }
 
 }  // namespace proxy::normalize
