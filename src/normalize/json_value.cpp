@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/json.hpp>
@@ -71,14 +72,6 @@ bool may_be_json(std::string_view text) {
   }
 }
 
-std::optional<boost::json::value> parse(std::string_view text) {
-  if (!may_be_json(text)) return std::nullopt;
-  boost::system::error_code error;
-  boost::json::value json = boost::json::parse(text, error);  // depth limited (32) by default
-  if (error) return std::nullopt;
-  return json;
-}
-
 std::string lower(std::string_view text) {
   std::string out(text);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -138,35 +131,42 @@ bool equals_lower(std::string_view text, std::string_view lowered) {
          });
 }
 
-// A thread's parser and buffer for JSON read and forgotten at once (chat_summary): a warm thread
-// parses without allocating, unless a document outgrows the buffer's cap.
+// Whether the text may hold a "parts" key, which every GenAI message has: spelt out, or written
+// with \u escapes (no other escape makes a letter). Most candidates are not GenAI messages
+// (Koog's other values, masked text), and this spares parsing them.
+bool may_name_parts(std::string_view text) {
+  return text.find("parts") != std::string_view::npos || text.find("\\u") != std::string_view::npos;
+}
+
+// A thread's parser and buffer for JSON that is read and forgotten at once: a warm thread parses
+// without allocating, unless a document outgrows the buffer's cap.
 class ScratchJson {
  public:
   static ScratchJson& of_thread() {
     thread_local ScratchJson scratch;
     return scratch;
   }
-  // A buffer for a document of `text_size` bytes: most documents' values take a few times their
-  // text; past kMaxBuffer the resource asks the heap for more.
-  unsigned char* buffer(std::size_t text_size) {
+  // A buffer for a document of `text_size` bytes (most documents' values take a few times their
+  // text; past kMaxBuffer the resource asks the heap for more); nullptr while another document
+  // holds it.
+  unsigned char* take_buffer(std::size_t text_size, std::size_t& size) {
+    if (in_use_) return nullptr;
     const std::size_t wanted = std::min(kMaxBuffer, 4 * text_size + 1024);
     if (wanted > size_) {
       buffer_ = std::make_unique<unsigned char[]>(wanted);
       size_ = wanted;
     }
+    in_use_ = true;
+    size = size_;
     return buffer_.get();
   }
-  std::size_t buffer_size() const { return size_; }
+  void give_back() { in_use_ = false; }
   // The JSON (as boost::json::parse reads it, same options) in `resource`; null when it is not JSON.
   boost::json::value parse(std::string_view text, boost::json::memory_resource* resource) {
     boost::system::error_code error;
     parser_.reset(boost::json::storage_ptr(resource));
-    parser_.write(text, error);
-    if (error) {
-      parser_.reset();
-      return nullptr;
-    }
-    boost::json::value json = parser_.release();
+    parser_.write(text, error);  // depth limited (32) by default
+    boost::json::value json = error ? boost::json::value() : parser_.release();
     parser_.reset();  // forgets `resource`, which dies before the next parse
     return json;
   }
@@ -175,14 +175,52 @@ class ScratchJson {
   static constexpr std::size_t kMaxBuffer = std::size_t{1} << 20;
   std::unique_ptr<unsigned char[]> buffer_;
   std::size_t size_ = 0;
+  bool in_use_ = false;
   boost::json::parser parser_;
+};
+
+// A JSON text parsed into the thread's scratch (or the heap, when a document there is still
+// alive), for as long as it lives.
+class ScratchDocument {
+ public:
+  explicit ScratchDocument(std::string_view text) : scratch_(ScratchJson::of_thread()) {
+    if (!may_be_json(text)) return;
+    std::size_t size = 0;
+    unsigned char* buffer = scratch_.take_buffer(text.size(), size);
+    owns_buffer_ = buffer != nullptr;
+    if (owns_buffer_) {
+      resource_.emplace(buffer, size);
+    } else {
+      resource_.emplace();
+    }
+    json_ = scratch_.parse(text, &*resource_);
+    valid_ = !json_.is_null();
+  }
+  ~ScratchDocument() {
+    json_ = nullptr;  // before its resource
+    resource_.reset();
+    if (owns_buffer_) scratch_.give_back();
+  }
+  ScratchDocument(const ScratchDocument&) = delete;
+  ScratchDocument& operator=(const ScratchDocument&) = delete;
+
+  // nullptr: not JSON, or JSON null.
+  const boost::json::value* json() const { return valid_ ? &json_ : nullptr; }
+
+ private:
+  ScratchJson& scratch_;
+  std::optional<boost::json::monotonic_resource> resource_;
+  boost::json::value json_;
+  bool owns_buffer_ = false;
+  bool valid_ = false;
 };
 
 }  // namespace
 
 std::optional<otlp::AnyValue> parse_json_value(std::string_view text) {
-  auto json = parse(text);
-  if (!json || json->is_null()) return std::nullopt;
+  const ScratchDocument document(text);
+  const boost::json::value* json = document.json();
+  if (json == nullptr) return std::nullopt;
   otlp::AnyValue value;
   from_json(*json, value);
   return value;
@@ -218,8 +256,9 @@ boost::json::value to_json(const otlp::AnyValue& value) {
 }
 
 std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages) {
-  auto json = parse(genai_messages);
-  if (!json) return std::nullopt;
+  const ScratchDocument document(genai_messages);
+  const boost::json::value* json = document.json();
+  if (json == nullptr) return std::nullopt;
   otlp::AnyValue out;
   auto* messages = out.mutable_kvlist_value()->add_values();
   messages->set_key("messages");
@@ -244,11 +283,10 @@ std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages) {
 
 ChatSummary chat_summary(std::string_view genai_messages, std::string_view role) {
   ChatSummary summary;
-  if (!may_be_json(genai_messages)) return summary;
-  ScratchJson& scratch = ScratchJson::of_thread();
-  boost::json::monotonic_resource resource(scratch.buffer(genai_messages.size()), scratch.buffer_size());
-  const boost::json::value json = scratch.parse(genai_messages, &resource);
-  summary.chat = read_genai_messages(json, [&](std::string_view message_role, const boost::json::array&) {
+  if (!may_name_parts(genai_messages)) return summary;
+  const ScratchDocument document(genai_messages);
+  if (document.json() == nullptr) return summary;
+  summary.chat = read_genai_messages(*document.json(), [&](std::string_view message_role, const boost::json::array&) {
     summary.has_role = summary.has_role || equals_lower(message_role, role);
   });
   summary.has_role = summary.chat && summary.has_role;

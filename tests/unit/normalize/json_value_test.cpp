@@ -147,6 +147,8 @@ TEST_CASE("chat_summary agrees with chat_preview on edge cases", "[normalize][js
       R"([{"role":"user","parts":[{"type":"text","content":7}]}])",
       R"([{"role":"user","parts":[{"type":"text","content":"a\n\"b\"\\u00e9"}]}])",
       R"([{"role":"system","role":"user","parts":[{"type":"text","content":"dup"}]}])",
+      R"([{"r\u006fle":"\u0055ser","p\u0061rts":[{"type":"text","content":"escaped key"}]}])",
+      R"([{"role":"user","content":"no parts"}])",
       R"([{"role":"user","parts":[{"type":"text","content":"a"}]}] trailing)",
       R"([{"role":"user","parts":[{"type":"text","content":"a"}]})",
       std::string(40, '[') + std::string(40, ']'),
