@@ -255,15 +255,18 @@ boost::json::value to_json(const otlp::AnyValue& value) {
   }
 }
 
-std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages) {
-  const ScratchDocument document(genai_messages);
-  const boost::json::value* json = document.json();
-  if (json == nullptr) return std::nullopt;
-  otlp::AnyValue out;
-  auto* messages = out.mutable_kvlist_value()->add_values();
-  messages->set_key("messages");
-  auto* list = messages->mutable_value()->mutable_array_value();
-  const bool chat = read_genai_messages(*json, [&](std::string_view role, const boost::json::array& parts) {
+namespace {
+
+// GenAI messages (read by read_genai_messages) in the chat shape; nullopt when they are not.
+std::optional<otlp::AnyValue> chat_of(const boost::json::value& json) {
+  std::optional<otlp::AnyValue> out;  // built at the first message: most texts are not messages
+  opentelemetry::proto::common::v1::ArrayValue* list = nullptr;
+  const bool chat = read_genai_messages(json, [&](std::string_view role, const boost::json::array& parts) {
+    if (!out) {
+      auto* messages = out.emplace().mutable_kvlist_value()->add_values();
+      messages->set_key("messages");
+      list = messages->mutable_value()->mutable_array_value();
+    }
     std::string content;
     each_text_part(parts, [&](std::string_view text) {
       if (!content.empty()) content += "\n";
@@ -279,6 +282,23 @@ std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages) {
   });
   if (!chat) return std::nullopt;
   return out;
+}
+
+}  // namespace
+
+std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages) {
+  const ScratchDocument document(genai_messages);
+  if (document.json() == nullptr) return std::nullopt;
+  return chat_of(*document.json());
+}
+
+std::optional<otlp::AnyValue> chat_or_json_value(std::string_view text) {
+  const ScratchDocument document(text);
+  if (document.json() == nullptr) return std::nullopt;
+  if (auto chat = chat_of(*document.json())) return chat;
+  otlp::AnyValue value;
+  from_json(*document.json(), value);
+  return value;
 }
 
 ChatSummary chat_summary(std::string_view genai_messages, std::string_view role) {

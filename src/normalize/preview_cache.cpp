@@ -36,8 +36,7 @@ otlp::AnyValue one_message(std::string_view role, std::string text) {
 // of `role`; other JSON (objects, arrays) as structure. A non-string value as it is.
 std::string converted(PreviewForm form, std::string text, std::string_view role) {
   if (form == PreviewForm::serialized || text.empty()) return text;
-  if (auto chat = chat_preview(text)) return chat->SerializeAsString();
-  if (auto parsed = parse_json_value(text)) {
+  if (auto parsed = chat_or_json_value(text)) {  // the chat shape, or other JSON
     if (parsed->value_case() == otlp::AnyValue::kStringValue) {
       return one_message(role, parsed->string_value()).SerializeAsString();
     }
@@ -47,7 +46,7 @@ std::string converted(PreviewForm form, std::string text, std::string_view role)
 }
 
 // A candidate's rank: raised by `bonus` when its text is GenAI messages holding a message of
-// `role` (chat_summary reads them as converted()'s chat_preview does).
+// `role` (chat_summary reads them as converted()'s chat_or_json_value does).
 int rank_of(const PreviewPart& part, std::string_view role, int rank, int bonus) {
   if (bonus == 0 || part.form != PreviewForm::text) return rank;
   return chat_summary(part.bytes(), role).has_role ? rank + bonus : rank;

@@ -1,6 +1,6 @@
 // chat_summary against chat_preview: the preview cache ranks candidates by the first and converts
-// the winner with the second, so the two must never disagree on whether a text is GenAI messages
-// and which roles it holds.
+// the winner with the second (chat_or_json_value), so the two must never disagree on whether a
+// text is GenAI messages and which roles it holds.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -28,8 +28,15 @@ bool has_role(const otlp::AnyValue& chat, std::string_view role) {
   return false;
 }
 
+std::string serialized(const std::optional<otlp::AnyValue>& value) {
+  return value ? "value " + value->SerializeAsString() : "none";
+}
+
 void check_agree(const std::string& text) {
   const auto preview = normalize::chat_preview(text);
+  INFO("text: " << text);
+  CHECK(serialized(normalize::chat_or_json_value(text)) ==
+        serialized(preview ? preview : normalize::parse_json_value(text)));
   for (std::string_view role : {"user", "assistant", "system"}) {
     INFO("text: " << text << "\nrole: " << role);
     const normalize::ChatSummary summary = normalize::chat_summary(text, role);
