@@ -17,9 +17,9 @@
 // offered, by chat_summary, which reads GenAI messages as chat_preview does.
 //
 // Bounded by bytes (key, the candidates' bytes as stored, before conversion, and bookkeeping) and
-// by age; the oldest entries go first when a
-// new one does not fit, and every eviction is counted. Thread-safe (one mutex: the work under it
-// is a hash lookup and a string copy). The caller passes the time, so the stage has no clock.
+// by age; the oldest entries go first when a new one does not fit, and every eviction is counted.
+// Thread-safe (one mutex: the work under it is a hash lookup and a string copy; take() converts
+// after it). The caller passes the time, so the stage has no clock.
 //
 // Koog sends a trace's spans in concurrent requests, so its root (create_agent) can arrive before
 // the request with invoke_agent and its nodes. Such a root is held briefly (normalize.preview_hold,
@@ -58,8 +58,8 @@ enum class PreviewForm : std::uint8_t {
 };
 
 // One candidate for a trace's inputs or outputs, kept as its source value is (its text, or a
-// non-string value serialized) and put in the chat shape only when a root takes it: every Koog
-// span offers one, one per trace is shown.
+// non-string value serialized) and put in the chat shape only when a root takes it: Koog's
+// invoke_agent, chat and graph node spans all offer, one candidate per trace is shown.
 struct PreviewPart {
   PreviewPart() = default;
   // Serialized bytes that outlive the offer.
