@@ -1,8 +1,11 @@
 #include "normalize/json_value.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/json.hpp>
@@ -69,25 +72,155 @@ bool may_be_json(std::string_view text) {
   }
 }
 
-std::optional<boost::json::value> parse(std::string_view text) {
-  if (!may_be_json(text)) return std::nullopt;
-  boost::system::error_code error;
-  boost::json::value json = boost::json::parse(text, error);  // depth limited (32) by default
-  if (error) return std::nullopt;
-  return json;
-}
-
 std::string lower(std::string_view text) {
   std::string out(text);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
+
+// The text of a GenAI message's text parts, in order (other parts: tool calls and results, blobs).
+template <class OnText>
+void each_text_part(const boost::json::array& parts, OnText&& on_text) {
+  for (const boost::json::value& part : parts) {
+    if (!part.is_object()) continue;
+    const boost::json::value* type = part.get_object().if_contains("type");
+    const boost::json::value* text = part.get_object().if_contains("content");
+    if (type == nullptr || !type->is_string() || type->get_string() != "text" || text == nullptr ||
+        !text->is_string()) {
+      continue;
+    }
+    on_text(std::string_view(text->get_string()));
+  }
+}
+
+bool has_text(const boost::json::array& parts) {
+  bool any = false;
+  each_text_part(parts, [&](std::string_view text) { any = any || !text.empty(); });
+  return any;
+}
+
+// The one reading of OpenTelemetry GenAI messages, for chat_preview and chat_summary alike: a
+// non-empty array of objects, each with a string "role" and an array "parts". Calls
+// `on_message(role, parts)` for each message with text, in order; false when `json` is not such a
+// list or no message has text.
+template <class OnMessage>
+bool read_genai_messages(const boost::json::value& json, OnMessage&& on_message) {
+  if (!json.is_array() || json.get_array().empty()) return false;
+  for (const boost::json::value& message : json.get_array()) {
+    if (!message.is_object()) return false;
+    const boost::json::value* role = message.get_object().if_contains("role");
+    const boost::json::value* parts = message.get_object().if_contains("parts");
+    if (role == nullptr || !role->is_string() || parts == nullptr || !parts->is_array()) return false;
+  }
+  bool any_text = false;
+  for (const boost::json::value& message : json.get_array()) {
+    const boost::json::array& parts = message.get_object().at("parts").get_array();
+    if (!has_text(parts)) continue;  // tool calls and results: no text to preview
+    any_text = true;
+    on_message(std::string_view(message.get_object().at("role").get_string()), parts);
+  }
+  return any_text;
+}
+
+// Whether `text` lower-cased (as chat_preview writes roles) is `lowered`.
+bool equals_lower(std::string_view text, std::string_view lowered) {
+  return text.size() == lowered.size() &&
+         std::equal(text.begin(), text.end(), lowered.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == static_cast<unsigned char>(b);
+         });
+}
+
+// Whether the text may hold a "parts" key, which every GenAI message has: spelt out, or written
+// with \u escapes (no other escape makes a letter). Most candidates are not GenAI messages
+// (Koog's other values, masked text), and this spares parsing them.
+bool may_name_parts(std::string_view text) {
+  return text.find("parts") != std::string_view::npos || text.find("\\u") != std::string_view::npos;
+}
+
+// A thread's parser and buffer for JSON that is read and forgotten at once: a warm thread parses
+// without allocating, unless a document outgrows the buffer's cap.
+class ScratchJson {
+ public:
+  static ScratchJson& of_thread() {
+    thread_local ScratchJson scratch;
+    return scratch;
+  }
+  // A buffer for a document of `text_size` bytes (most documents' values take a few times their
+  // text; past kMaxBuffer the resource asks the heap for more); nullptr while another document
+  // holds it.
+  unsigned char* take_buffer(std::size_t text_size, std::size_t& size) {
+    if (in_use_) return nullptr;
+    const std::size_t wanted = std::min(kMaxBuffer, 4 * text_size + 1024);
+    if (wanted > size_) {
+      buffer_ = std::make_unique<unsigned char[]>(wanted);
+      size_ = wanted;
+    }
+    in_use_ = true;
+    size = size_;
+    return buffer_.get();
+  }
+  void give_back() { in_use_ = false; }
+  // The JSON (as boost::json::parse reads it, same options) in `resource`; null when it is not JSON.
+  boost::json::value parse(std::string_view text, boost::json::memory_resource* resource) {
+    boost::system::error_code error;
+    parser_.reset(boost::json::storage_ptr(resource));
+    parser_.write(text, error);  // depth limited (32) by default
+    boost::json::value json = error ? boost::json::value() : parser_.release();
+    parser_.reset();  // forgets `resource`, which dies before the next parse
+    return json;
+  }
+
+ private:
+  static constexpr std::size_t kMaxBuffer = std::size_t{1} << 20;
+  std::unique_ptr<unsigned char[]> buffer_;
+  std::size_t size_ = 0;
+  bool in_use_ = false;
+  boost::json::parser parser_;
+};
+
+// A JSON text parsed into the thread's scratch (or the heap, when a document there is still
+// alive), for as long as it lives.
+class ScratchDocument {
+ public:
+  explicit ScratchDocument(std::string_view text) : scratch_(ScratchJson::of_thread()) {
+    if (!may_be_json(text)) return;
+    std::size_t size = 0;
+    unsigned char* buffer = scratch_.take_buffer(text.size(), size);
+    owns_buffer_ = buffer != nullptr;
+    if (owns_buffer_) {
+      resource_.emplace(buffer, size);
+    } else {
+      resource_.emplace();
+    }
+    json_ = scratch_.parse(text, &*resource_);
+    valid_ = !json_.is_null();
+  }
+  ~ScratchDocument() {
+    json_ = nullptr;  // before its resource
+    resource_.reset();
+    if (owns_buffer_) scratch_.give_back();
+  }
+  ScratchDocument(const ScratchDocument&) = delete;
+  ScratchDocument& operator=(const ScratchDocument&) = delete;
+
+  // nullptr: not JSON, or JSON null.
+  const boost::json::value* json() const { return valid_ ? &json_ : nullptr; }
+
+ private:
+  ScratchJson& scratch_;
+  std::optional<boost::json::monotonic_resource> resource_;
+  boost::json::value json_;
+  bool owns_buffer_ = false;
+  bool valid_ = false;
+};
+
 }  // namespace
 
 std::optional<otlp::AnyValue> parse_json_value(std::string_view text) {
-  auto json = parse(text);
-  if (!json || json->is_null()) return std::nullopt;
+  const ScratchDocument document(text);
+  const boost::json::value* json = document.json();
+  if (json == nullptr) return std::nullopt;
   otlp::AnyValue value;
   from_json(*json, value);
   return value;
@@ -122,46 +255,62 @@ boost::json::value to_json(const otlp::AnyValue& value) {
   }
 }
 
-std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages) {
-  auto json = parse(genai_messages);
-  if (!json || !json->is_array() || json->get_array().empty()) return std::nullopt;
-  otlp::AnyValue out;
-  auto* messages = out.mutable_kvlist_value()->add_values();
-  messages->set_key("messages");
-  auto* list = messages->mutable_value()->mutable_array_value();
-  bool any_text = false;
-  for (const boost::json::value& message : json->get_array()) {
-    if (!message.is_object()) return std::nullopt;
-    const boost::json::object& object = message.get_object();
-    const boost::json::value* role = object.if_contains("role");
-    const boost::json::value* parts = object.if_contains("parts");
-    if (role == nullptr || !role->is_string() || parts == nullptr || !parts->is_array()) {
-      return std::nullopt;
+namespace {
+
+// GenAI messages (read by read_genai_messages) in the chat shape; nullopt when they are not.
+std::optional<otlp::AnyValue> chat_of(const boost::json::value& json) {
+  std::optional<otlp::AnyValue> out;  // built at the first message: most texts are not messages
+  opentelemetry::proto::common::v1::ArrayValue* list = nullptr;
+  const bool chat = read_genai_messages(json, [&](std::string_view role, const boost::json::array& parts) {
+    if (!out) {
+      auto* messages = out.emplace().mutable_kvlist_value()->add_values();
+      messages->set_key("messages");
+      list = messages->mutable_value()->mutable_array_value();
     }
     std::string content;
-    for (const boost::json::value& part : parts->get_array()) {
-      if (!part.is_object()) continue;
-      const boost::json::value* type = part.get_object().if_contains("type");
-      const boost::json::value* text = part.get_object().if_contains("content");
-      if (type == nullptr || !type->is_string() || type->get_string() != "text" || text == nullptr ||
-          !text->is_string()) {
-        continue;
-      }
+    each_text_part(parts, [&](std::string_view text) {
       if (!content.empty()) content += "\n";
-      content += text->get_string();
-    }
-    if (content.empty()) continue;  // tool calls and results: no text to preview
-    any_text = true;
+      content += text;
+    });
     auto* entry = list->add_values()->mutable_kvlist_value();
     auto* role_value = entry->add_values();
     role_value->set_key("role");
-    role_value->mutable_value()->set_string_value(lower(role->get_string()));
+    role_value->mutable_value()->set_string_value(lower(role));
     auto* content_value = entry->add_values();
     content_value->set_key("content");
     content_value->mutable_value()->set_string_value(std::move(content));
-  }
-  if (!any_text) return std::nullopt;
+  });
+  if (!chat) return std::nullopt;
   return out;
+}
+
+}  // namespace
+
+std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages) {
+  const ScratchDocument document(genai_messages);
+  if (document.json() == nullptr) return std::nullopt;
+  return chat_of(*document.json());
+}
+
+std::optional<otlp::AnyValue> chat_or_json_value(std::string_view text) {
+  const ScratchDocument document(text);
+  if (document.json() == nullptr) return std::nullopt;
+  if (auto chat = chat_of(*document.json())) return chat;
+  otlp::AnyValue value;
+  from_json(*document.json(), value);
+  return value;
+}
+
+ChatSummary chat_summary(std::string_view genai_messages, std::string_view role) {
+  ChatSummary summary;
+  if (!may_name_parts(genai_messages)) return summary;
+  const ScratchDocument document(genai_messages);
+  if (document.json() == nullptr) return summary;
+  summary.chat = read_genai_messages(*document.json(), [&](std::string_view message_role, const boost::json::array&) {
+    summary.has_role = summary.has_role || equals_lower(message_role, role);
+  });
+  summary.has_role = summary.chat && summary.has_role;
+  return summary;
 }
 
 }  // namespace proxy::normalize

@@ -25,4 +25,16 @@ boost::json::value to_json(const otlp::AnyValue& value);
 // nullopt when the text is not such a list or has no text part at all.
 std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages);
 
+// chat_preview's result when it accepts the text, else parse_json_value's: the text parsed once.
+std::optional<otlp::AnyValue> chat_or_json_value(std::string_view text);
+
+// What chat_preview would make of the text, read without building it (the preview cache ranks
+// every candidate by it, converts only the winner): whether it accepts the text, and whether the
+// result has a message of `role` (lower case).
+struct ChatSummary {
+  bool chat = false;
+  bool has_role = false;
+};
+ChatSummary chat_summary(std::string_view genai_messages, std::string_view role);
+
 }  // namespace proxy::normalize

@@ -12,6 +12,10 @@ namespace {
 // Per entry beyond its strings: the list node, the hash node and bucket, the strings' headers.
 constexpr std::size_t kEntryOverhead = 160;
 
+// The roles the inputs and the outputs are shown as.
+constexpr std::string_view kUser = "user";
+constexpr std::string_view kAssistant = "assistant";
+
 // One message in the chat shape: {"messages":[{"role":role,"content":text}]}.
 otlp::AnyValue one_message(std::string_view role, std::string text) {
   otlp::AnyValue out;
@@ -27,42 +31,28 @@ otlp::AnyValue one_message(std::string_view role, std::string text) {
   return out;
 }
 
-// True when the chat-shaped value has a message of that role.
-bool has_role(const otlp::AnyValue& chat, std::string_view role) {
-  for (const otlp::KeyValue& messages : chat.kvlist_value().values()) {
-    for (const otlp::AnyValue& message : messages.value().array_value().values()) {
-      for (const otlp::KeyValue& field : message.kvlist_value().values()) {
-        if (field.key() == "role" && field.value().string_value() == role) return true;
-      }
-    }
-  }
-  return false;
-}
-
 // What the root will show, in the chat shape MLflow previews best: GenAI messages as messages;
 // a JSON string, or text that is not JSON (masked, hashed, hidden: kept as it is), as one message
-// of `role`; other JSON (objects, arrays) as structure. `rank` is raised by `bonus` when the
-// GenAI messages hold a message of `role`.
-PreviewPart part_of(const otlp::AnyValue* value, std::string_view role, int rank, int bonus,
-                    std::uint64_t time) {
-  if (value == nullptr) return {};
-  if (value->value_case() != otlp::AnyValue::kStringValue) {
-    return {value->SerializeAsString(), rank, time};
-  }
-  const std::string& text = value->string_value();
-  if (auto chat = chat_preview(text)) {
-    return {chat->SerializeAsString(), has_role(*chat, role) ? rank + bonus : rank, time};
-  }
-  if (auto parsed = parse_json_value(text)) {
+// of `role`; other JSON (objects, arrays) as structure. A non-string value as it is.
+std::string converted(PreviewForm form, std::string text, std::string_view role) {
+  if (form == PreviewForm::serialized || text.empty()) return text;
+  if (auto parsed = chat_or_json_value(text)) {  // the chat shape, or other JSON
     if (parsed->value_case() == otlp::AnyValue::kStringValue) {
-      return {one_message(role, parsed->string_value()).SerializeAsString(), rank, time};
+      return one_message(role, parsed->string_value()).SerializeAsString();
     }
-    return {parsed->SerializeAsString(), rank, time};
+    return parsed->SerializeAsString();
   }
-  return {one_message(role, text).SerializeAsString(), rank, time};
+  return one_message(role, std::move(text)).SerializeAsString();
 }
 
-// A normalized span as collect_previews reads it: the view and its changes, values as messages.
+// A candidate's rank: raised by `bonus` when its text is GenAI messages holding a message of
+// `role` (chat_summary reads them as converted()'s chat_or_json_value does).
+int rank_of(const PreviewPart& part, std::string_view role, int rank, int bonus) {
+  if (bonus == 0 || part.form != PreviewForm::text) return rank;
+  return chat_summary(part.bytes(), role).has_role ? rank + bonus : rank;
+}
+
+// A normalized span as collect_previews reads it: the view and its changes.
 class ChangedSpan {
  public:
   ChangedSpan(const SpanView& span, const SpanChanges& changes) : span_(span), changes_(changes) {}
@@ -73,24 +63,57 @@ class ChangedSpan {
     const FoundValue found = find_changed(span_, changes_, key);
     return found.value == nullptr ? std::string_view{} : found.value->string();
   }
-  // The first present value of the keys, as MLflow would read the span's inputs/outputs; valid
-  // until the next call.
-  const otlp::AnyValue* first_present(std::initializer_list<std::string_view> keys) {
+  // The first present value of the keys, as MLflow would read the span's inputs/outputs, into
+  // `part` (left empty when none).
+  void first_present(std::initializer_list<std::string_view> keys, PreviewPart& part) {
     for (std::string_view key : keys) {
-      const otlp::AnyValue* value = as_message(find_changed(span_, changes_, key), scratch_);
-      if (value != nullptr && value->value_case() != otlp::AnyValue::VALUE_NOT_SET &&
-          !(value->value_case() == otlp::AnyValue::kStringValue && value->string_value().empty())) {
-        return value;
-      }
+      if (candidate(find_changed(span_, changes_, key), part)) return;
     }
-    return nullptr;
   }
 
  private:
+  // The value as the message path holds it after apply(), into `part`; false when absent or not
+  // present. Strings the span holds are viewed; what the changes made is copied.
+  bool candidate(const FoundValue& found, PreviewPart& part) {
+    if (found.value == nullptr || (found.addition == nullptr && found.value->type == ValueType::unset)) return false;
+    const NewValueKind kind = found.addition == nullptr ? NewValueKind::copy : found.addition->kind;
+    if (kind == NewValueKind::copy && found.value->type == ValueType::string) {
+      return text_part(found.value->text, false, part);
+    }
+    if (kind == NewValueKind::text) return text_part(found.value->text, true, part);
+    return built_part(as_message(found, scratch_), part);
+  }
+  static bool text_part(std::string_view text, bool copy, PreviewPart& part) {
+    if (text.empty()) return false;
+    part.form = PreviewForm::text;
+    part.owned = copy;
+    if (copy) part.copy.assign(text);
+    else part.source = text;
+    return true;
+  }
+  // Rare: a value that is not a string, or a Koog value as JSON; built as the message path has it.
+  static bool built_part(const otlp::AnyValue* value, PreviewPart& part) {
+    if (value == nullptr || value->value_case() == otlp::AnyValue::VALUE_NOT_SET) return false;
+    if (value->value_case() == otlp::AnyValue::kStringValue) return text_part(value->string_value(), true, part);
+    part.form = PreviewForm::serialized;
+    part.owned = true;
+    value->SerializeToString(&part.copy);
+    return true;
+  }
+
   const SpanView& span_;
   const SpanChanges& changes_;
   otlp::AnyValue scratch_;
 };
+
+// The span's candidate for inputs (outputs) among the keys, ranked; empty when none.
+void offer_part(ChangedSpan& span, std::initializer_list<std::string_view> keys, std::string_view role, int rank,
+                int bonus, std::uint64_t time, PreviewPart& part) {
+  span.first_present(keys, part);
+  if (part.empty()) return;
+  part.rank = rank_of(part, role, rank, bonus);
+  part.time = time;
+}
 
 // A model call (GenAI chat or text completion), whose messages are what the agent was asked.
 bool is_llm_call(std::string_view operation) {
@@ -101,34 +124,71 @@ bool is_llm_call(std::string_view operation) {
 // messages with a user message rank with invoke_agent's (which, starting earlier, still wins when
 // it has one); the last call's answer ranks with the graph's exit node (which ends later).
 void llm_call_offer(ChangedSpan& span, PreviewOffer& offer) {
-  offer.inputs = part_of(span.first_present({kSpanInputs, "gen_ai.input.messages"}), "user", 1, 2,
-                         span.view().start_time);
-  offer.outputs = part_of(span.first_present({kSpanOutputs, "gen_ai.output.messages"}), "assistant", 1, 1,
-                          span.view().end_time);
+  offer_part(span, {kSpanInputs, "gen_ai.input.messages"}, kUser, 1, 2, span.view().start_time, offer.inputs);
+  offer_part(span, {kSpanOutputs, "gen_ai.output.messages"}, kAssistant, 1, 1, span.view().end_time,
+             offer.outputs);
 }
 
 void agent_offer(ChangedSpan& span, PreviewOffer& offer) {
-  offer.inputs = part_of(span.first_present({kSpanInputs, "gen_ai.input.messages", "input.value"}), "user", 1,
-                         2, span.view().start_time);
-  offer.outputs = part_of(span.first_present({kSpanOutputs, "gen_ai.output.messages", "output.value"}),
-                          "assistant", 1, 2, span.view().end_time);
+  offer_part(span, {kSpanInputs, "gen_ai.input.messages", "input.value"}, kUser, 1, 2, span.view().start_time,
+             offer.inputs);
+  offer_part(span, {kSpanOutputs, "gen_ai.output.messages", "output.value"}, kAssistant, 1, 2,
+             span.view().end_time, offer.outputs);
   offer.from_agent = true;
 }
 
 bool better(const PreviewPart& candidate, const PreviewPart& current, bool earliest) {
-  if (candidate.value.empty()) return false;
-  if (current.value.empty()) return true;
+  if (candidate.empty()) return false;
+  if (current.empty()) return true;
   if (candidate.rank != current.rank) return candidate.rank > current.rank;
   return earliest ? candidate.time < current.time : candidate.time > current.time;
 }
 
 }  // namespace
 
+void PreviewPart::clear() {
+  source = {};
+  rank = 0;
+  time = 0;
+  form = PreviewForm::serialized;
+  owned = false;
+  copy.clear();
+}
+
+void PreviewPart::assign(const PreviewPart& other) {
+  copy.assign(other.bytes());
+  source = {};
+  owned = true;
+  rank = other.rank;
+  time = other.time;
+  form = other.form;
+}
+
+PreviewOffer& PreviewOffers::add() {
+  if (size_ == offers_.size()) offers_.emplace_back();
+  PreviewOffer& offer = offers_[size_++];
+  offer.trace_id = {};
+  offer.inputs.clear();
+  offer.outputs.clear();
+  offer.from_agent = false;
+  return offer;
+}
+
+void PreviewOffers::append(const PreviewOffers& other) {
+  for (const PreviewOffer& offer : other) {
+    PreviewOffer& copy = add();
+    copy.trace_id = offer.trace_id;
+    copy.inputs = offer.inputs;  // a copy assignment keeps `copy`'s capacity
+    copy.outputs = offer.outputs;
+    copy.from_agent = offer.from_agent;
+  }
+}
+
 PreviewCache::PreviewCache(const config::PreviewCacheConfig& config) : config_(config) {}
 
-std::string PreviewCache::key_of(std::string_view route, std::string_view trace_id) {
-  std::string key;
-  key.reserve(trace_id.size() + 1 + route.size());
+std::string_view PreviewCache::key_of(std::string_view route, std::string_view trace_id) {
+  thread_local std::string key;
+  key.clear();
   key += trace_id;
   key += '/';
   key += route;
@@ -172,16 +232,16 @@ config::PreviewCacheConfig PreviewCache::config() const {
   return config_;
 }
 
-void PreviewCache::offer(std::string_view route, std::string_view trace_id, PreviewPart inputs,
-                         PreviewPart outputs, bool from_agent, Clock::time_point now) {
-  if (inputs.value.empty() && outputs.value.empty() && !from_agent) return;
+void PreviewCache::offer(std::string_view route, std::string_view trace_id, const PreviewPart& inputs,
+                         const PreviewPart& outputs, bool from_agent, Clock::time_point now) {
+  if (inputs.empty() && outputs.empty() && !from_agent) return;
   std::lock_guard lock(mutex_);
   expire_locked(now);
-  std::string key = key_of(route, trace_id);
-  auto found = index_.find(std::string_view(key));
+  const std::string_view key = key_of(route, trace_id);
+  auto found = index_.find(key);
   std::list<Entry>::iterator entry;
   if (found == index_.end()) {
-    order_.push_back(Entry{std::move(key), {}, {}, now, 0, false});
+    order_.push_back(Entry{std::string(key), {}, {}, now, 0, false});
     entry = std::prev(order_.end());
     index_.emplace(std::string_view(entry->key), entry);
     stats_.stored.fetch_add(1, std::memory_order_relaxed);
@@ -189,10 +249,9 @@ void PreviewCache::offer(std::string_view route, std::string_view trace_id, Prev
     entry = found->second;
   }
   entry->agent_seen = entry->agent_seen || from_agent;
-  if (better(inputs, entry->inputs, true)) entry->inputs = std::move(inputs);
-  if (better(outputs, entry->outputs, false)) entry->outputs = std::move(outputs);
-  const std::size_t bytes =
-      entry_bytes(entry->key, entry->inputs.value.size() + entry->outputs.value.size());
+  if (better(inputs, entry->inputs, true)) entry->inputs.assign(inputs);
+  if (better(outputs, entry->outputs, false)) entry->outputs.assign(outputs);
+  const std::size_t bytes = entry_bytes(entry->key, entry->inputs.copy.size() + entry->outputs.copy.size());
   bytes_ = bytes_ - entry->bytes + bytes;
   entry->bytes = bytes;
   if (bytes > config_.max_bytes) {  // this trace alone does not fit
@@ -205,24 +264,31 @@ void PreviewCache::offer(std::string_view route, std::string_view trace_id, Prev
 
 std::optional<Preview> PreviewCache::take(std::string_view route, std::string_view trace_id,
                                           Clock::time_point now) {
-  std::lock_guard lock(mutex_);
-  expire_locked(now);
-  auto found = index_.empty() ? index_.end() : index_.find(std::string_view(key_of(route, trace_id)));
-  if (found == index_.end()) {
-    stats_.misses.fetch_add(1, std::memory_order_relaxed);
-    return std::nullopt;
+  PreviewPart inputs;
+  PreviewPart outputs;
+  {
+    std::lock_guard lock(mutex_);
+    expire_locked(now);
+    auto found = index_.empty() ? index_.end() : index_.find(key_of(route, trace_id));
+    if (found == index_.end()) {
+      stats_.misses.fetch_add(1, std::memory_order_relaxed);
+      return std::nullopt;
+    }
+    inputs = std::move(found->second->inputs);
+    outputs = std::move(found->second->outputs);
+    erase_locked(found->second);
+    stats_.hits.fetch_add(1, std::memory_order_relaxed);
   }
-  Preview preview{std::move(found->second->inputs.value), std::move(found->second->outputs.value)};
-  erase_locked(found->second);
-  stats_.hits.fetch_add(1, std::memory_order_relaxed);
-  return preview;
+  // Converted out of the lock: the one conversion of the trace's candidates.
+  return Preview{converted(inputs.form, std::move(inputs.copy), kUser),
+                 converted(outputs.form, std::move(outputs.copy), kAssistant)};
 }
 
 bool PreviewCache::agent_seen(std::string_view route, std::string_view trace_id,
                               Clock::time_point now) const {
   std::lock_guard lock(mutex_);
   if (index_.empty()) return false;
-  const auto found = index_.find(std::string_view(key_of(route, trace_id)));
+  const auto found = index_.find(key_of(route, trace_id));
   return found != index_.end() && found->second->agent_seen &&
          found->second->created + config_.ttl > now;
 }
@@ -240,8 +306,10 @@ std::size_t PreviewCache::entries() const {
 bool preview_offer(const SpanView& span, const SpanChanges& changes, PreviewOffer& offer) {
   if (span.root) return false;  // a root is filled, not a source
   ChangedSpan changed(span, changes);
-  offer = PreviewOffer{};
   offer.trace_id = span.trace_id;
+  offer.inputs.clear();
+  offer.outputs.clear();
+  offer.from_agent = false;
   const std::string_view operation = changed.string("gen_ai.operation.name");
   if (operation == "invoke_agent") {
     agent_offer(changed, offer);
@@ -253,11 +321,11 @@ bool preview_offer(const SpanView& span, const SpanChanges& changes, PreviewOffe
   }
   const std::string_view node = changed.string("koog.node.id");
   if (node == "__start__") {
-    offer.inputs = part_of(changed.first_present({"koog.node.input"}), "user", 2, 0, span.start_time);
+    offer_part(changed, {"koog.node.input"}, kUser, 2, 0, span.start_time, offer.inputs);
     return true;
   }
   if (node == "__finish__") {
-    offer.outputs = part_of(changed.first_present({"koog.node.output"}), "assistant", 2, 0, span.end_time);
+    offer_part(changed, {"koog.node.output"}, kAssistant, 2, 0, span.end_time, offer.outputs);
     return true;
   }
   return false;
@@ -268,12 +336,14 @@ void collect_previews(const Normalizer& normalizer, std::string_view route,
                       PreviewCache::Clock::time_point now) {
   if (!normalizer.enabled() || !normalizer.config().previews) return;
   thread_local std::vector<AttributeView> attributes;
+  thread_local PreviewOffers offers;  // one at a time, offered at once (its bytes view the span)
   const SpanChanges none;
-  PreviewOffer offer;
   for (const otlp::ScopeSpans& scope_spans : resource_spans.scope_spans()) {
     for (const otlp::Span& span : scope_spans.spans()) {
+      offers.clear();
+      PreviewOffer& offer = offers.add();
       if (!preview_offer(view_of_span(span, attributes), none, offer)) continue;
-      cache.offer(route, offer.trace_id, std::move(offer.inputs), std::move(offer.outputs), offer.from_agent, now);
+      cache.offer(route, offer.trace_id, offer.inputs, offer.outputs, offer.from_agent, now);
     }
   }
 }

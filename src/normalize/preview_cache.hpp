@@ -12,11 +12,14 @@
 //      system prompt, so this is what a Koog trace's preview shows);
 //   1. invoke_agent's messages anyway. Outputs: the last LLM call's answer ranks 2 when it has an
 //      assistant message (the exit node, ending later, still wins), 1 otherwise.
-// Values are stored in the chat shape MLflow previews ({"messages":[{"role","content"}]}).
+// A candidate is kept as its value was sent (PreviewPart) and converted to the chat shape MLflow
+// previews ({"messages":[{"role","content"}]}) only when a root takes it; its rank is decided when
+// offered, by chat_summary, which reads GenAI messages as chat_preview does.
 //
-// Bounded by bytes (key, values and bookkeeping) and by age; the oldest entries go first when a
-// new one does not fit, and every eviction is counted. Thread-safe (one mutex: the work under it
-// is a hash lookup and a string copy). The caller passes the time, so the stage has no clock.
+// Bounded by bytes (key, the candidates' bytes as stored, before conversion, and bookkeeping) and
+// by age; the oldest entries go first when a new one does not fit, and every eviction is counted.
+// Thread-safe (one mutex: the work under it is a hash lookup and a string copy; take() converts
+// after it). The caller passes the time, so the stage has no clock.
 //
 // Koog sends a trace's spans in concurrent requests, so its root (create_agent) can arrive before
 // the request with invoke_agent and its nodes. Such a root is held briefly (normalize.preview_hold,
@@ -48,11 +51,32 @@ struct Preview {
   std::string outputs;  // a serialized AnyValue; empty: none
 };
 
-// One candidate for a trace's inputs or outputs.
+// How a candidate's bytes become what the root shows.
+enum class PreviewForm : std::uint8_t {
+  serialized,  // a serialized AnyValue, shown as it is
+  text,        // a string value's text: GenAI messages, JSON or plain text, put in the chat shape
+};
+
+// One candidate for a trace's inputs or outputs, kept as its source value is (its text, or a
+// non-string value serialized) and put in the chat shape only when a root takes it: Koog's
+// invoke_agent, chat and graph node spans all offer, one candidate per trace is shown.
 struct PreviewPart {
-  std::string value;        // a serialized AnyValue
+  PreviewPart() = default;
+  // Serialized bytes that outlive the offer.
+  PreviewPart(std::string_view bytes, int rank_, std::uint64_t time_) : source(bytes), rank(rank_), time(time_) {}
+
+  std::string_view source;  // the bytes, when they outlive the offer (see `owned`); empty: none
   int rank = 0;             // higher wins
   std::uint64_t time = 0;   // equal ranks: inputs keep the earliest, outputs the latest
+  PreviewForm form = PreviewForm::serialized;
+  bool owned = false;       // the bytes are `copy` (made for the offer, or the cache's own)
+  std::string copy;         // kept with its capacity from offer to offer
+
+  std::string_view bytes() const { return owned ? std::string_view(copy) : source; }
+  bool empty() const { return bytes().empty(); }
+  void clear();
+  // Takes `other`'s candidate, its bytes copied into `copy` (its capacity reused).
+  void assign(const PreviewPart& other);
 };
 
 struct PreviewCacheStats {
@@ -87,10 +111,11 @@ class PreviewCache {
 
   // Keeps the better of the trace's known inputs (outputs) and these; an empty part is no
   // candidate. `from_agent`: they come from the trace's invoke_agent span.
-  void offer(std::string_view route, std::string_view trace_id, PreviewPart inputs,
-             PreviewPart outputs, bool from_agent, Clock::time_point now);
-  // The trace's preview, removed from the cache (a trace has one root); nullopt when unknown or
-  // expired. Counted as a hit or a miss.
+  // A losing candidate costs no allocation; a winning one is copied into the entry.
+  void offer(std::string_view route, std::string_view trace_id, const PreviewPart& inputs,
+             const PreviewPart& outputs, bool from_agent, Clock::time_point now);
+  // The trace's preview in the chat shape, removed from the cache (a trace has one root); nullopt
+  // when unknown or expired. Counted as a hit or a miss.
   std::optional<Preview> take(std::string_view route, std::string_view trace_id,
                               Clock::time_point now);
   // Whether the trace's invoke_agent has been offered (and not expired): a root need not wait.
@@ -101,7 +126,8 @@ class PreviewCache {
   const PreviewCacheStats& stats() const { return stats_; }
   PreviewCacheStats& stats() { return stats_; }
 
-  // What an entry costs against max_bytes: its key, its values and a fixed bookkeeping estimate.
+  // What an entry costs against max_bytes: its key, its candidates' bytes as stored (before their
+  // conversion to the chat shape) and a fixed bookkeeping estimate.
   static std::size_t entry_bytes(std::string_view key, std::size_t value_bytes);
 
  private:
@@ -116,7 +142,8 @@ class PreviewCache {
   void expire_locked(Clock::time_point now);
   void shrink_locked(std::list<Entry>::iterator keep);
   void erase_locked(std::list<Entry>::iterator it);
-  static std::string key_of(std::string_view route, std::string_view trace_id);
+  // The key, in a buffer of the calling thread's (valid until its next call).
+  static std::string_view key_of(std::string_view route, std::string_view trace_id);
 
   config::PreviewCacheConfig config_;
   mutable std::mutex mutex_;
@@ -134,8 +161,29 @@ struct PreviewOffer {
   bool from_agent = false;  // from the trace's invoke_agent span
 };
 
+// A request's offers, kept with their capacity from request to request: a warm list allocates
+// nothing.
+class PreviewOffers {
+ public:
+  // A cleared offer at the end.
+  PreviewOffer& add();
+  // Drops the last offer (one add() that offers nothing).
+  void drop_last() { --size_; }
+  void clear() { size_ = 0; }
+  // Appends copies of `other`'s offers.
+  void append(const PreviewOffers& other);
+  std::size_t size() const { return size_; }
+  const PreviewOffer* begin() const { return offers_.data(); }
+  const PreviewOffer* end() const { return offers_.data() + size_; }
+
+ private:
+  std::vector<PreviewOffer> offers_;
+  std::size_t size_ = 0;
+};
+
 // The candidates a non-root span, as its changes leave it, offers (see the ranks above); false
-// when it offers none. Shared by collect_previews and the wire path.
+// when it offers none. Shared by collect_previews and the wire path. Their bytes view the span's
+// values (which must outlive the offer) or are copied into the parts (values the changes made).
 bool preview_offer(const SpanView& span, const SpanChanges& changes, PreviewOffer& offer);
 
 // Offers the candidates among the resource spans' non-root spans (see the ranks above).

@@ -148,8 +148,7 @@ class Pass : public otlp::wire::Pass {
   }
 
   void offer_preview(const SpanView& view, const SpanChanges& changes) {
-    PreviewOffer offer;
-    if (preview_offer(view, changes, offer)) scratch_.offers.push_back(std::move(offer));
+    if (!preview_offer(view, changes, scratch_.offers.add())) scratch_.offers.drop_last();
   }
 
   // The span's fields the rules read (the last of each singular one, as protobuf keeps).
@@ -380,12 +379,12 @@ policy::WireResult WireNormalizer::finish(WireError error, std::string& out, con
   scratch_.writer.write(out);
   if (previews == nullptr) return result;
   if (previews->deferred != nullptr) {
-    for (PreviewOffer& offer : scratch_.offers) previews->deferred->push_back(std::move(offer));
+    previews->deferred->append(scratch_.offers);
     return result;
   }
-  for (PreviewOffer& offer : scratch_.offers) {
-    previews->cache->offer(previews->route, offer.trace_id, std::move(offer.inputs), std::move(offer.outputs),
-                           offer.from_agent, previews->now);
+  for (const PreviewOffer& offer : scratch_.offers) {
+    previews->cache->offer(previews->route, offer.trace_id, offer.inputs, offer.outputs, offer.from_agent,
+                           previews->now);
   }
   return result;
 }

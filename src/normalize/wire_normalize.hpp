@@ -28,8 +28,9 @@ struct PreviewTarget {
   PreviewCache* cache = nullptr;
   PreviewCache::Clock::time_point now;
   // Set: the offers are appended here instead, for the caller to make once it knows the request
-  // goes on (their trace ids view the normalized input, which must outlive them).
-  std::vector<PreviewOffer>* deferred = nullptr;
+  // goes on (their trace ids and most of their bytes view the normalized input, which must
+  // outlive them; bytes the rules made are copied into the offers).
+  PreviewOffers* deferred = nullptr;
 };
 
 // The view of an AnyValue's bytes that a wire pass already checked: the last oneof field, as
@@ -67,7 +68,7 @@ class WireNormalizer {
     Links links;
     SpanChanges changes;
     std::string content;  // a Koog value as structure, serialized
-    std::vector<PreviewOffer> offers;  // held until the request is known good
+    PreviewOffers offers;  // held until the request is known good
     std::size_t roots = 0;
   };
 

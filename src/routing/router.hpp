@@ -82,7 +82,7 @@ class Router {
   // route_wire()'s steps after the fused pass.
   struct WireNormalized {
     std::vector<std::string> payloads;  // per route, when `done`
-    std::vector<std::vector<normalize::PreviewOffer>> offers;  // made once the request goes on
+    std::vector<normalize::PreviewOffers> offers;  // made once the request goes on
     std::vector<char> done;
     std::vector<std::size_t> roots;  // per route: root spans in its payload (none: nothing to fill)
     normalize::NormalizeTally tally;

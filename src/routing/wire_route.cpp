@@ -175,9 +175,9 @@ void Router::deliver_wire(const std::vector<std::size_t>& route_of, std::optiona
     return;
   }
   for (std::size_t route = 0; route < out.spans.size(); ++route) {
-    for (normalize::PreviewOffer& offer : normalized.offers[route]) {
-      preview_cache_->offer(preview_keys_[route], offer.trace_id, std::move(offer.inputs), std::move(offer.outputs),
-                            offer.from_agent, normalized.now);
+    for (const normalize::PreviewOffer& offer : normalized.offers[route]) {
+      preview_cache_->offer(preview_keys_[route], offer.trace_id, offer.inputs, offer.outputs, offer.from_agent,
+                            normalized.now);
     }
   }
   for (std::size_t route = 0; route < out.spans.size(); ++route) {

@@ -141,6 +141,53 @@ TEST_CASE("a root without inputs/outputs takes its trace's invoke_agent ones", "
   CHECK(cache.entries() == 0);
 }
 
+TEST_CASE("candidates are stored as sent, counted by those bytes, converted once when taken", "[normalize][preview]") {
+  const normalize::Normalizer normalizer(config::NormalizeConfig{});
+  PreviewCache cache(config::PreviewCacheConfig{});
+  otlp::ResourceSpans spans;
+  invoke_agent(spans, trace('a'), kInput, kOutput);
+  normalize::collect_previews(normalizer, "r0", spans, cache, t0);
+  CHECK(cache.bytes() == PreviewCache::entry_bytes(trace('a') + "/r0", kInput.size() + kOutput.size()));
+
+  const auto preview = cache.take("r0", trace('a'), t0);
+  REQUIRE(preview);
+  REQUIRE(normalize::chat_preview(kInput));
+  CHECK(preview->inputs == normalize::chat_preview(kInput)->SerializeAsString());
+  CHECK(preview->outputs == normalize::chat_preview(kOutput)->SerializeAsString());
+  CHECK(cache.bytes() == 0);
+}
+
+TEST_CASE("a chat span's messages outrank the graph's entry only with a user message", "[normalize][preview]") {
+  const normalize::Normalizer normalizer(config::NormalizeConfig{});
+  PreviewCache cache(config::PreviewCacheConfig{});
+  otlp::ResourceSpans spans;
+  otlp::Span& start = add_span(spans, "node __start__", trace('a'), false);
+  set(start, "koog.node.id", "__start__");
+  set(start, "koog.node.input", "from the graph");
+  start.set_start_time_unix_nano(50);
+  const std::string system_only = R"([{"role":"System","parts":[{"type":"text","content":"Be brief."}]}])";
+  for (const std::string* messages : {&system_only, &kInput}) {
+    otlp::Span& chat = add_span(spans, "chat gpt-4o", messages == &kInput ? trace('b') : trace('a'), false);
+    set(chat, "gen_ai.operation.name", "chat");
+    set(chat, "gen_ai.input.messages", *messages);
+    chat.set_start_time_unix_nano(10);
+  }
+  otlp::Span& other_start = add_span(spans, "node __start__", trace('b'), false);
+  set(other_start, "koog.node.id", "__start__");
+  set(other_start, "koog.node.input", "from the graph");
+  normalize::collect_previews(normalizer, "r0", spans, cache, t0);
+
+  const auto graph = cache.take("r0", trace('a'), t0);  // rank 2 against the chat span's 1
+  REQUIRE(graph);
+  otlp::AnyValue value;
+  REQUIRE(value.ParseFromString(graph->inputs));
+  CHECK(normalize::to_json(value) ==
+        boost::json::parse(R"({"messages":[{"role":"user","content":"from the graph"}]})"));
+  const auto chat = cache.take("r0", trace('b'), t0);  // rank 3, despite the later-starting node
+  REQUIRE(chat);
+  CHECK(chat->inputs == normalize::chat_preview(kInput)->SerializeAsString());
+}
+
 TEST_CASE("previews: masked stays masked, roots with inputs keep theirs, off means off", "[normalize][preview]") {
   PreviewCache cache(config::PreviewCacheConfig{});
   normalize::NormalizeTally tally;
