@@ -78,7 +78,6 @@ std::string lower(std::string_view text) {
   return out;
 }
 
-
 // The text of a GenAI message's text parts, in order (other parts: tool calls and results, blobs).
 template <class OnText>
 void each_text_part(const boost::json::array& parts, OnText&& on_text) {

@@ -166,12 +166,13 @@ WireError scan_resource(std::string_view resource) {
   return WireError::none;
 }
 
-// The name of a ScopeSpans' scope (empty without one), and how many of its spans the checks keep.
+// A span's header, and whether the checks keep it (its ids are usable).
 ResourceSpansScan::ScannedSpan scan_span(std::string_view contents) {
   const SpanHeader header = read_span_header(contents);
   return {contents.data(), header, id_problem(header.trace_id, header.span_id, header.parent_span_id).empty()};
 }
 
+// The name of a ScopeSpans' scope (empty without one), and its spans' headers into `scan`.
 WireError scan_scope_spans(std::string_view contents, std::string_view& name, ResourceSpansScan& scan) {
   Reader reader(contents);
   Field field;
@@ -183,7 +184,6 @@ WireError scan_scope_spans(std::string_view contents, std::string_view& name, Re
       Field scope_field;
       while (scope.next(scope_field)) name = is_length(scope_field, 1) ? scope_field.payload : name;
     } else if (is_length(field, 2)) {
-      ++scan.spans;
       scan.scanned.push_back(scan_span(field.payload));
       scan.valid += scan.scanned.back().usable_ids ? 1 : 0;
     }
@@ -234,7 +234,6 @@ std::size_t count_request_spans(std::string_view request) {
 WireError ResourceSpansScan::read(std::string_view contents) {
   resource = {};
   scope_names.clear();
-  spans = 0;
   valid = 0;
   scanned.clear();
   Reader reader(contents);

@@ -72,9 +72,8 @@ struct ResourceSpansScan {
 
   std::string_view resource;                  // the Resource's fields
   std::vector<std::string_view> scope_names;  // of the ScopeSpans keeping a valid span
-  std::size_t spans = 0;
   std::size_t valid = 0;  // spans with usable ids: none, and the checks remove it
-  std::vector<ScannedSpan> scanned;  // in the record's order
+  std::vector<ScannedSpan> scanned;  // every span, in the record's order
 
   // The header of the record's `index`th span, whose contents are `span`: the scan's, or read
   // again when the scan did not reach it (it stops at malformed bytes, which the walk refuses).
