@@ -132,8 +132,20 @@ class Pass : public otlp::wire::Pass {
     decide_changes(normalizer_, view, scratch_.changes, tally_);
     const SpanChanges& changes = scratch_.changes;
     if (previews_) offer_preview(view, changes);
-    const Replacement* replacement = changes.replacements.data();
-    const Replacement* const last = replacement + changes.replacements.size();
+    write_fields(contents, changes.replacements);
+    for (const Addition& addition : changes.additions) add_attribute(addition);
+    return !changes.empty();
+  }
+
+  // The span's fields, `replacements` made. Checked input without any is one kept range: every
+  // field would be copied as it is, and a second walk over them costs more than the copy.
+  void write_fields(std::string_view contents, const std::vector<Replacement>& replacements) {
+    if (checked_input() && replacements.empty()) {
+      writer_.copy(contents);
+      return;
+    }
+    const Replacement* replacement = replacements.data();
+    const Replacement* const last = replacement + replacements.size();
     std::size_t index = 0;
     each_field(contents, [&](const Field& field) {
       if (!is_length(field, 9)) return keep(MessageKind::span, field, kSpanNesting);
@@ -143,8 +155,6 @@ class Pass : public otlp::wire::Pass {
       }
       return keep_scanned(field, scratch_.attributes[attribute].value);
     });
-    for (const Addition& addition : changes.additions) add_attribute(addition);
-    return !changes.empty();
   }
 
   void offer_preview(const SpanView& view, const SpanChanges& changes) {
