@@ -1,6 +1,7 @@
 #include "normalize/json_value.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <cstdint>
 #include <limits>
@@ -11,6 +12,7 @@
 #include <boost/json.hpp>
 
 #include "common/hex.hpp"
+#include "otlp/wire_writer.hpp"
 
 namespace proxy::normalize {
 namespace {
@@ -72,10 +74,10 @@ bool may_be_json(std::string_view text) {
   }
 }
 
-std::string lower(std::string_view text) {
-  std::string out(text);
+// `text` lower-cased into `out` (its capacity reused).
+void assign_lower(std::string& out, std::string_view text) {
+  out.assign(text);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 // The text of a GenAI message's text parts, in order (other parts: tool calls and results, blobs).
@@ -214,6 +216,175 @@ class ScratchDocument {
   bool valid_ = false;
 };
 
+
+using otlp::wire::Writer;
+
+// Field numbers of common.proto's AnyValue, ArrayValue, KeyValueList and KeyValue.
+constexpr std::uint32_t kStringValue = 1;
+constexpr std::uint32_t kBoolValue = 2;
+constexpr std::uint32_t kIntValue = 3;
+constexpr std::uint32_t kDoubleValue = 4;
+constexpr std::uint32_t kArrayValue = 5;
+constexpr std::uint32_t kKvlistValue = 6;
+constexpr std::uint32_t kValues = 1;  // ArrayValue.values, KeyValueList.values
+constexpr std::uint32_t kKey = 1;
+constexpr std::uint32_t kValue = 2;
+
+// A length-delimited field holding `bytes`, which must outlive the writer's write().
+void plan_bytes(Writer& writer, std::uint32_t number, std::string_view bytes) {
+  const Writer::Mark mark = writer.mark();
+  writer.open(number);
+  writer.copy(bytes);
+  writer.close(mark);
+}
+
+void plan_json(Writer& writer, const boost::json::value& json);
+
+void plan_array(Writer& writer, const boost::json::array& array) {
+  const Writer::Mark mark = writer.mark();
+  writer.open(kArrayValue);
+  for (const boost::json::value& item : array) {
+    const Writer::Mark value = writer.mark();
+    writer.open(kValues);
+    plan_json(writer, item);
+    writer.close(value);
+  }
+  writer.close(mark);
+}
+
+void plan_object(Writer& writer, const boost::json::object& object) {
+  const Writer::Mark mark = writer.mark();
+  writer.open(kKvlistValue);
+  for (const auto& [key, item] : object) {
+    const Writer::Mark entry = writer.mark();
+    writer.open(kValues);
+    if (!key.empty()) plan_bytes(writer, kKey, key);  // proto3: an empty key is not written
+    const Writer::Mark value = writer.mark();
+    writer.open(kValue);
+    plan_json(writer, item);
+    writer.close(value);
+    writer.close(entry);
+  }
+  writer.close(mark);
+}
+
+// from_json's AnyValue, planned as SerializeToString encodes it: fields in number order, a oneof
+// member written even when zero or empty (it has presence). Strings are copied from the document,
+// which must outlive the writer's write().
+void plan_json(Writer& writer, const boost::json::value& json) {
+  switch (json.kind()) {
+    case boost::json::kind::null:
+      break;
+    case boost::json::kind::bool_:
+      writer.varint_field(kBoolValue, json.get_bool() ? 1 : 0);
+      break;
+    case boost::json::kind::int64:
+      writer.varint_field(kIntValue, static_cast<std::uint64_t>(json.get_int64()));
+      break;
+    case boost::json::kind::uint64:
+      if (json.get_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        writer.varint_field(kIntValue, json.get_uint64());
+      } else {
+        writer.fixed64_field(kDoubleValue, std::bit_cast<std::uint64_t>(static_cast<double>(json.get_uint64())));
+      }
+      break;
+    case boost::json::kind::double_:
+      writer.fixed64_field(kDoubleValue, std::bit_cast<std::uint64_t>(json.get_double()));
+      break;
+    case boost::json::kind::string:
+      plan_bytes(writer, kStringValue, json.get_string());
+      break;
+    case boost::json::kind::array:
+      plan_array(writer, json.get_array());
+      break;
+    case boost::json::kind::object:
+      plan_object(writer, json.get_object());
+      break;
+  }
+}
+
+// A KeyValue of a kvlist whose value `plan_value` plans.
+template <class PlanValue>
+void plan_entry(Writer& writer, std::string_view key, PlanValue&& plan_value) {
+  const Writer::Mark entry = writer.mark();
+  writer.open(kValues);
+  plan_bytes(writer, kKey, key);
+  const Writer::Mark value = writer.mark();
+  writer.open(kValue);
+  plan_value();
+  writer.close(value);
+  writer.close(entry);
+}
+
+// One message of the chat shape: {"role":role,"content":...}, its content's string planned by
+// `plan_content`. The role is copied into the writer: it may be a scratch buffer.
+template <class PlanContent>
+void plan_chat_message(Writer& writer, std::string_view role, PlanContent&& plan_content) {
+  const Writer::Mark item = writer.mark();
+  writer.open(kValues);
+  const Writer::Mark kvlist = writer.mark();
+  writer.open(kKvlistValue);
+  plan_entry(writer, "role", [&] { writer.bytes_field(kStringValue, role); });
+  plan_entry(writer, "content", [&] {
+    const Writer::Mark content = writer.mark();
+    writer.open(kStringValue);
+    plan_content();
+    writer.close(content);
+  });
+  writer.close(kvlist);
+  writer.close(item);
+}
+
+// The chat shape {"messages":[...]} around the messages `plan_messages` plans; false (nothing
+// planned) when it returns false.
+template <class PlanMessages>
+bool plan_chat(Writer& writer, PlanMessages&& plan_messages) {
+  const Writer::Mark start = writer.mark();
+  writer.open(kKvlistValue);
+  bool planned = false;
+  plan_entry(writer, "messages", [&] {
+    const Writer::Mark array = writer.mark();
+    writer.open(kArrayValue);
+    planned = plan_messages();
+    writer.close(array);
+  });
+  writer.close(start);
+  if (!planned) writer.rewind(start);
+  return planned;
+}
+
+// A message's text parts joined by newlines, as chat_of joins them.
+void plan_joined_text(Writer& writer, const boost::json::array& parts) {
+  static constexpr std::string_view kNewline = "\n";
+  bool any = false;
+  each_text_part(parts, [&](std::string_view text) {
+    if (any) writer.copy(kNewline);
+    writer.copy(text);
+    any = any || !text.empty();
+  });
+}
+
+// chat_of's chat shape for GenAI messages; false (nothing planned) when they are not.
+bool plan_genai_chat(Writer& writer, const boost::json::value& json, std::string& role_buffer) {
+  return plan_chat(writer, [&] {
+    return read_genai_messages(json, [&](std::string_view role, const boost::json::array& parts) {
+      assign_lower(role_buffer, role);
+      plan_chat_message(writer, role_buffer, [&] { plan_joined_text(writer, parts); });
+    });
+  });
+}
+
+// A thread's writer and role buffer for the encoders: warm, they plan without allocating.
+struct ThreadEncoder {
+  Writer writer;
+  std::string role;
+  static ThreadEncoder& get() {
+    thread_local ThreadEncoder encoder;
+    encoder.writer.clear();
+    return encoder;
+  }
+};
+
 }  // namespace
 
 std::optional<otlp::AnyValue> parse_json_value(std::string_view text) {
@@ -274,7 +445,7 @@ std::optional<otlp::AnyValue> chat_of(const boost::json::value& json) {
     auto* entry = list->add_values()->mutable_kvlist_value();
     auto* role_value = entry->add_values();
     role_value->set_key("role");
-    role_value->mutable_value()->set_string_value(lower(role));
+    assign_lower(*role_value->mutable_value()->mutable_string_value(), role);
     auto* content_value = entry->add_values();
     content_value->set_key("content");
     content_value->mutable_value()->set_string_value(std::move(content));
@@ -298,6 +469,34 @@ std::optional<otlp::AnyValue> chat_or_json_value(std::string_view text) {
   otlp::AnyValue value;
   from_json(*document.json(), value);
   return value;
+}
+
+bool encode_json_value(std::string_view text, std::string& out) {
+  out.clear();
+  const ScratchDocument document(text);
+  if (document.json() == nullptr) return false;
+  Writer& writer = ThreadEncoder::get().writer;
+  plan_json(writer, *document.json());
+  writer.write(out);
+  return true;
+}
+
+void encode_preview_text(std::string_view text, std::string_view role, std::string& out) {
+  out.clear();
+  ThreadEncoder& encoder = ThreadEncoder::get();
+  Writer& writer = encoder.writer;
+  const ScratchDocument document(text);
+  const boost::json::value* json = document.json();
+  if (json == nullptr || json->is_string()) {
+    const std::string_view content = json == nullptr ? text : std::string_view(json->get_string());
+    plan_chat(writer, [&] {
+      plan_chat_message(writer, role, [&] { writer.copy(content); });
+      return true;
+    });
+  } else if (!plan_genai_chat(writer, *json, encoder.role)) {
+    plan_json(writer, *json);
+  }
+  writer.write(out);
 }
 
 ChatSummary chat_summary(std::string_view genai_messages, std::string_view role) {

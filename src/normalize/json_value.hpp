@@ -28,6 +28,17 @@ std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages);
 // chat_preview's result when it accepts the text, else parse_json_value's: the text parsed once.
 std::optional<otlp::AnyValue> chat_or_json_value(std::string_view text);
 
+// The wire path's forms of the above: the AnyValue's encoding (as SerializeToString writes it),
+// written into `out` (replaced) straight from the parsed JSON, without building the message.
+
+// parse_json_value's value, encoded; false (`out` empty) where it gives nullopt.
+bool encode_json_value(std::string_view text, std::string& out);
+
+// What a root's preview shows for a candidate's text, encoded: chat_or_json_value's value, except
+// that a JSON string, or text that is not JSON (or is JSON null: masked, hashed, plain text), is
+// one message of `role` ({"messages":[{"role":role,"content":text}]}).
+void encode_preview_text(std::string_view text, std::string_view role, std::string& out);
+
 // What chat_preview would make of the text, read without building it (the preview cache ranks
 // every candidate by it, converts only the winner): whether it accepts the text, and whether the
 // result has a message of `role` (lower case).
