@@ -16,37 +16,18 @@ constexpr std::size_t kEntryOverhead = 160;
 constexpr std::string_view kUser = "user";
 constexpr std::string_view kAssistant = "assistant";
 
-// One message in the chat shape: {"messages":[{"role":role,"content":text}]}.
-otlp::AnyValue one_message(std::string_view role, std::string text) {
-  otlp::AnyValue out;
-  auto* messages = out.mutable_kvlist_value()->add_values();
-  messages->set_key("messages");
-  auto* message = messages->mutable_value()->mutable_array_value()->add_values()->mutable_kvlist_value();
-  auto* role_value = message->add_values();
-  role_value->set_key("role");
-  role_value->mutable_value()->set_string_value(std::string(role));
-  auto* content = message->add_values();
-  content->set_key("content");
-  content->mutable_value()->set_string_value(std::move(text));
-  return out;
-}
-
 // What the root will show, in the chat shape MLflow previews best: GenAI messages as messages;
 // a JSON string, or text that is not JSON (masked, hashed, hidden: kept as it is), as one message
 // of `role`; other JSON (objects, arrays) as structure. A non-string value as it is.
 std::string converted(PreviewForm form, std::string text, std::string_view role) {
   if (form == PreviewForm::serialized || text.empty()) return text;
-  if (auto parsed = chat_or_json_value(text)) {  // the chat shape, or other JSON
-    if (parsed->value_case() == otlp::AnyValue::kStringValue) {
-      return one_message(role, parsed->string_value()).SerializeAsString();
-    }
-    return parsed->SerializeAsString();
-  }
-  return one_message(role, std::move(text)).SerializeAsString();
+  std::string out;
+  encode_preview_text(text, role, out);
+  return out;
 }
 
 // A candidate's rank: raised by `bonus` when its text is GenAI messages holding a message of
-// `role` (chat_summary reads them as converted()'s chat_or_json_value does).
+// `role` (chat_summary reads them as converted()'s encode_preview_text does).
 int rank_of(const PreviewPart& part, std::string_view role, int rank, int bonus) {
   if (bonus == 0 || part.form != PreviewForm::text) return rank;
   return chat_summary(part.bytes(), role).has_role ? rank + bonus : rank;

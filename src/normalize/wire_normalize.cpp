@@ -315,8 +315,7 @@ class Pass : public otlp::wire::Pass {
         return;
       }
       case NewValueKind::content:
-        if (auto parsed = parse_json_value(change.value.text)) {
-          parsed->SerializeToString(&scratch_.content);
+        if (encode_json_value(change.value.text, scratch_.content)) {
           writer_.bytes_field(2, scratch_.content);
           return;
         }
