@@ -1,6 +1,19 @@
 #include "otlp/wire_writer.hpp"
 
 namespace proxy::otlp::wire {
+namespace {
+
+// Writes `value` as a varint at `at` (room for 10 bytes); returns the end.
+char* put_varint(char* at, std::uint64_t value) {
+  while (value >= 0x80) {
+    *at++ = static_cast<char>((value & 0x7F) | 0x80);
+    value >>= 7;
+  }
+  *at++ = static_cast<char>(value);
+  return at;
+}
+
+}  // namespace
 
 void append_varint(std::string& out, std::uint64_t value) {
   while (value >= 0x80) {
@@ -75,10 +88,13 @@ void Writer::write(std::string& out) const {
     switch (piece.kind) {
       case Kind::input: out.append(piece.data, piece.size); break;
       case Kind::edit: out.append(edits_, piece.offset, piece.size); break;
-      case Kind::header:
-        append_varint(out, (std::uint64_t{piece.number} << 3) | static_cast<std::uint8_t>(WireType::length));
-        append_varint(out, piece.size);
+      case Kind::header: {  // one append, not one per byte: most pieces are headers
+        char header[20];
+        char* end = put_varint(header, (std::uint64_t{piece.number} << 3) | static_cast<std::uint8_t>(WireType::length));
+        end = put_varint(end, piece.size);
+        out.append(header, static_cast<std::size_t>(end - header));
         break;
+      }
     }
   }
 }
