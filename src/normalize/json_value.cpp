@@ -383,6 +383,13 @@ struct ThreadEncoder {
     encoder.writer.clear();
     return encoder;
   }
+  // Writes the plan into `out`. A huge document's plan is freed rather than kept for the
+  // thread's life (as ScratchJson caps its buffer).
+  void write(std::string& out) {
+    writer.write(out);
+    if (writer.planned_size() > kMaxKept) writer = Writer();
+  }
+  static constexpr std::size_t kMaxKept = std::size_t{1} << 20;
 };
 
 }  // namespace
@@ -475,9 +482,9 @@ bool encode_json_value(std::string_view text, std::string& out) {
   out.clear();
   const ScratchDocument document(text);
   if (document.json() == nullptr) return false;
-  Writer& writer = ThreadEncoder::get().writer;
-  plan_json(writer, *document.json());
-  writer.write(out);
+  ThreadEncoder& encoder = ThreadEncoder::get();
+  plan_json(encoder.writer, *document.json());
+  encoder.write(out);
   return true;
 }
 
@@ -496,7 +503,7 @@ void encode_preview_text(std::string_view text, std::string_view role, std::stri
   } else if (!plan_genai_chat(writer, *json, encoder.role)) {
     plan_json(writer, *json);
   }
-  writer.write(out);
+  encoder.write(out);
 }
 
 ChatSummary chat_summary(std::string_view genai_messages, std::string_view role) {
