@@ -216,7 +216,6 @@ class ScratchDocument {
   bool valid_ = false;
 };
 
-
 using otlp::wire::Writer;
 
 // Field numbers of common.proto's AnyValue, ArrayValue, KeyValueList and KeyValue.
@@ -230,42 +229,41 @@ constexpr std::uint32_t kValues = 1;  // ArrayValue.values, KeyValueList.values
 constexpr std::uint32_t kKey = 1;
 constexpr std::uint32_t kValue = 2;
 
-// A length-delimited field holding `bytes`, which must outlive the writer's write().
-void plan_bytes(Writer& writer, std::uint32_t number, std::string_view bytes) {
+// A length-delimited field whose contents `plan_contents` plans.
+template <class PlanContents>
+void plan_field(Writer& writer, std::uint32_t number, PlanContents&& plan_contents) {
   const Writer::Mark mark = writer.mark();
   writer.open(number);
-  writer.copy(bytes);
+  plan_contents();
   writer.close(mark);
+}
+
+// A string field; `text` must outlive the writer's write().
+void plan_string(Writer& writer, std::uint32_t number, std::string_view text) {
+  plan_field(writer, number, [&] { writer.copy(text); });
+}
+
+// A KeyValue of a kvlist, its value planned by `plan_value` (proto3: an empty key is not written).
+template <class PlanValue>
+void plan_entry(Writer& writer, std::string_view key, PlanValue&& plan_value) {
+  plan_field(writer, kValues, [&] {
+    if (!key.empty()) plan_string(writer, kKey, key);
+    plan_field(writer, kValue, plan_value);
+  });
 }
 
 void plan_json(Writer& writer, const boost::json::value& json);
 
 void plan_array(Writer& writer, const boost::json::array& array) {
-  const Writer::Mark mark = writer.mark();
-  writer.open(kArrayValue);
-  for (const boost::json::value& item : array) {
-    const Writer::Mark value = writer.mark();
-    writer.open(kValues);
-    plan_json(writer, item);
-    writer.close(value);
-  }
-  writer.close(mark);
+  plan_field(writer, kArrayValue, [&] {
+    for (const boost::json::value& item : array) plan_field(writer, kValues, [&] { plan_json(writer, item); });
+  });
 }
 
 void plan_object(Writer& writer, const boost::json::object& object) {
-  const Writer::Mark mark = writer.mark();
-  writer.open(kKvlistValue);
-  for (const auto& [key, item] : object) {
-    const Writer::Mark entry = writer.mark();
-    writer.open(kValues);
-    if (!key.empty()) plan_bytes(writer, kKey, key);  // proto3: an empty key is not written
-    const Writer::Mark value = writer.mark();
-    writer.open(kValue);
-    plan_json(writer, item);
-    writer.close(value);
-    writer.close(entry);
-  }
-  writer.close(mark);
+  plan_field(writer, kKvlistValue, [&] {
+    for (const auto& [key, item] : object) plan_entry(writer, key, [&] { plan_json(writer, item); });
+  });
 }
 
 // from_json's AnyValue, planned as SerializeToString encodes it: fields in number order, a oneof
@@ -292,7 +290,7 @@ void plan_json(Writer& writer, const boost::json::value& json) {
       writer.fixed64_field(kDoubleValue, std::bit_cast<std::uint64_t>(json.get_double()));
       break;
     case boost::json::kind::string:
-      plan_bytes(writer, kStringValue, json.get_string());
+      plan_string(writer, kStringValue, json.get_string());
       break;
     case boost::json::kind::array:
       plan_array(writer, json.get_array());
@@ -303,36 +301,16 @@ void plan_json(Writer& writer, const boost::json::value& json) {
   }
 }
 
-// A KeyValue of a kvlist whose value `plan_value` plans.
-template <class PlanValue>
-void plan_entry(Writer& writer, std::string_view key, PlanValue&& plan_value) {
-  const Writer::Mark entry = writer.mark();
-  writer.open(kValues);
-  plan_bytes(writer, kKey, key);
-  const Writer::Mark value = writer.mark();
-  writer.open(kValue);
-  plan_value();
-  writer.close(value);
-  writer.close(entry);
-}
-
 // One message of the chat shape: {"role":role,"content":...}, its content's string planned by
 // `plan_content`. The role is copied into the writer: it may be a scratch buffer.
 template <class PlanContent>
 void plan_chat_message(Writer& writer, std::string_view role, PlanContent&& plan_content) {
-  const Writer::Mark item = writer.mark();
-  writer.open(kValues);
-  const Writer::Mark kvlist = writer.mark();
-  writer.open(kKvlistValue);
-  plan_entry(writer, "role", [&] { writer.bytes_field(kStringValue, role); });
-  plan_entry(writer, "content", [&] {
-    const Writer::Mark content = writer.mark();
-    writer.open(kStringValue);
-    plan_content();
-    writer.close(content);
+  plan_field(writer, kValues, [&] {
+    plan_field(writer, kKvlistValue, [&] {
+      plan_entry(writer, "role", [&] { writer.bytes_field(kStringValue, role); });
+      plan_entry(writer, "content", [&] { plan_field(writer, kStringValue, plan_content); });
+    });
   });
-  writer.close(kvlist);
-  writer.close(item);
 }
 
 // The chat shape {"messages":[...]} around the messages `plan_messages` plans; false (nothing
@@ -340,15 +318,10 @@ void plan_chat_message(Writer& writer, std::string_view role, PlanContent&& plan
 template <class PlanMessages>
 bool plan_chat(Writer& writer, PlanMessages&& plan_messages) {
   const Writer::Mark start = writer.mark();
-  writer.open(kKvlistValue);
   bool planned = false;
-  plan_entry(writer, "messages", [&] {
-    const Writer::Mark array = writer.mark();
-    writer.open(kArrayValue);
-    planned = plan_messages();
-    writer.close(array);
+  plan_field(writer, kKvlistValue, [&] {
+    plan_entry(writer, "messages", [&] { plan_field(writer, kArrayValue, [&] { planned = plan_messages(); }); });
   });
-  writer.close(start);
   if (!planned) writer.rewind(start);
   return planned;
 }
