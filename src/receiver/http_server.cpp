@@ -93,10 +93,10 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   template <class Stream>
   net::awaitable<bool> read_body(Stream& stream, beast::flat_buffer& buffer, Parser& parser,
                                  const std::string& peer);
-  net::awaitable<Response> handle(const Parser& parser, const AcceptedHeader& header,
-                                  const std::string& peer);
+  net::awaitable<HttpAnswer> handle(const Parser& parser, const AcceptedHeader& header,
+                                    const std::string& peer);
   template <class Stream>
-  net::awaitable<bool> write_answer(Stream& stream, const Response& response);
+  net::awaitable<bool> write_answer(Stream& stream, const HttpAnswer& answer);
   template <class Stream>
   net::awaitable<void> close_connection(Stream& stream);
   net::awaitable<void> serve_tls(beast::tcp_stream stream, std::string peer);
@@ -124,27 +124,6 @@ Response bad_request_response(std::string message) {
   response.keep_alive(false);
   response.prepare_payload();
   return response;
-}
-
-// The answer nearly every export gets, 200 with an empty ExportTraceServiceResponse, as the bytes
-// Beast would write for it: its serializer costs more than the rest of a small request's answer.
-// Empty when `response` is anything else (an error, a partial success, HTTP/1.0, a close).
-std::string_view canned_success(const Response& response) {
-  static constexpr std::string_view kProtobuf =
-      "HTTP/1.1 200 OK\r\nServer: otlp-mlflow-proxy\r\nContent-Type: application/x-protobuf\r\n"
-      "Content-Length: 0\r\n\r\n";
-  static constexpr std::string_view kJson =
-      "HTTP/1.1 200 OK\r\nServer: otlp-mlflow-proxy\r\nContent-Type: application/json\r\n"
-      "Content-Length: 2\r\n\r\n{}";
-  if (response.result() != http::status::ok || response.version() != 11 || !response.keep_alive() ||
-      std::distance(response.begin(), response.end()) != 3 ||
-      response[http::field::server] != "otlp-mlflow-proxy") {
-    return {};
-  }
-  const std::string_view type = response[http::field::content_type];
-  if (response.body().empty() && type == "application/x-protobuf") return kProtobuf;
-  if (response.body() == "{}" && type == "application/json") return kJson;
-  return {};
 }
 
 }  // namespace
@@ -375,11 +354,11 @@ net::awaitable<bool> HttpServer::State::serve_request(Stream& stream, beast::fla
   }
   const bool body_read = co_await read_body(stream, buffer, parser, peer);
   if (!body_read) co_return false;
-  const Response response = co_await handle(parser, std::get<AcceptedHeader>(checked), peer);
+  const HttpAnswer answer = co_await handle(parser, std::get<AcceptedHeader>(checked), peer);
   // The body's buffer goes back to the connection (the other ways out close it).
   body = std::move(parser.get().body());
   if (body.capacity() > kKeptBodyBytes) std::string().swap(body);
-  const bool keep_alive = co_await write_answer(stream, response);
+  const bool keep_alive = co_await write_answer(stream, answer);
   co_return keep_alive;
 }
 
@@ -447,10 +426,10 @@ net::awaitable<bool> HttpServer::State::read_body(Stream& stream, beast::flat_bu
   co_return false;
 }
 
-net::awaitable<Response> HttpServer::State::handle(const Parser& parser, const AcceptedHeader& header,
-                                                   const std::string& peer) {
+net::awaitable<HttpAnswer> HttpServer::State::handle(const Parser& parser, const AcceptedHeader& header,
+                                                     const std::string& peer) {
   PendingCommit pending;
-  Response response = handler.handle(parser.get(), header, peer, &pending);
+  HttpAnswer answer = handler.respond(parser.get(), header, peer, &pending);
   if (pending.ticket) {
     // durability: disk: answer (and count) once the spool has the spans, without holding an
     // I/O thread.
@@ -463,20 +442,24 @@ net::awaitable<Response> HttpServer::State::handle(const Parser& parser, const A
                          "the proxy could not write the spans to its spool; retry later",
                          pending.outcome.rejected_spans};
       pending.outcome.spans = spans;
-      response = handler.answer(parser.get().base(), pending.outcome, peer);
+      answer = {{}, handler.answer(parser.get().base(), pending.outcome, peer)};
     }
     handler.count(ReceiverStats::kHttp, pending.encoding, pending.outcome);
   }
-  if (handler.draining()) response.keep_alive(false);
-  co_return response;
+  if (handler.draining()) {
+    Response closing = handler.built(parser.get().base(), std::move(answer), peer);
+    closing.keep_alive(false);
+    answer = {{}, std::move(closing)};
+  }
+  co_return answer;
 }
 
 template <class Stream>
-net::awaitable<bool> HttpServer::State::write_answer(Stream& stream, const Response& response) {
-  const std::string_view canned = canned_success(response);
+net::awaitable<bool> HttpServer::State::write_answer(Stream& stream, const HttpAnswer& answer) {
+  const std::string_view canned = answer.canned;
   if (canned.empty()) {
-    auto [write_ec, written] = co_await http::async_write(stream, response, kNoThrow);
-    co_return !write_ec && response.keep_alive();
+    auto [write_ec, written] = co_await http::async_write(stream, answer.response, kNoThrow);
+    co_return !write_ec && answer.response.keep_alive();
   }
   std::size_t sent = 0;
   if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
