@@ -50,6 +50,61 @@ std::shared_ptr<ssl::context> make_server_tls_context(const config::ReceiverTlsC
   return context;
 }
 
+namespace {
+
+using Clock = net::steady_timer::clock_type;
+
+// A connection's keep-alive idle timeout on one timer, armed when a wait starts while it is
+// idle and re-armed when it fires early: at most once per idle_timeout, where the stream's own
+// timeout would arm and cancel a timer (and a timerfd) for every request.
+class IdleWatch : public std::enable_shared_from_this<IdleWatch> {
+ public:
+  IdleWatch(net::any_io_executor executor, tcp::socket& socket, std::chrono::milliseconds timeout)
+      : timer_(std::move(executor)), socket_(&socket), timeout_(timeout) {}
+
+  void start_wait() {
+    deadline_ = Clock::now() + timeout_;
+    expired_ = false;
+    if (!armed_) arm(*deadline_);
+  }
+  void end_wait() { deadline_.reset(); }
+  // Whether the last wait ended because it timed out (the watch closed the socket).
+  bool expired() const { return expired_; }
+  // The connection is over: a late firing must not touch its socket.
+  void stop() {
+    socket_ = nullptr;
+    timer_.cancel();
+  }
+
+ private:
+  void arm(Clock::time_point at) {
+    armed_ = true;
+    timer_.expires_at(at);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) { self->fired(ec); });
+  }
+  void fired(boost::system::error_code ec) {
+    armed_ = false;
+    if (ec || socket_ == nullptr || !deadline_) return;  // no wait under way: the next one arms
+    if (Clock::now() < *deadline_) {
+      arm(*deadline_);
+      return;
+    }
+    // As the stream's timeout does: close, so the pending read ends.
+    expired_ = true;
+    boost::system::error_code ignored;
+    socket_->close(ignored);
+  }
+
+  net::steady_timer timer_;
+  tcp::socket* socket_;
+  const std::chrono::milliseconds timeout_;
+  std::optional<Clock::time_point> deadline_;  // of the wait under way
+  bool armed_ = false;
+  bool expired_ = false;
+};
+
+}  // namespace
+
 struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   State(net::io_context& io_context, const config::ReceiverConfig& receiver_config,
         ExportHandler& export_handler, ReceiverStats& receiver_stats, unsigned io_threads)
@@ -84,7 +139,8 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   // serve()'s steps for one request; each says whether the connection carries another.
   using Parser = http::request_parser<http::string_body>;
   template <class Stream>
-  net::awaitable<bool> await_request(Stream& stream, beast::flat_buffer& buffer, const std::string& peer);
+  net::awaitable<bool> await_request(Stream& stream, beast::flat_buffer& buffer, IdleWatch& watch,
+                                     const std::string& peer);
   template <class Stream>
   net::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, std::string& body,
                                      const std::string& peer);
@@ -106,6 +162,12 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
 };
 
 namespace {
+
+// Stops a connection's IdleWatch however serve() ends.
+struct StopWatchOnExit {
+  std::shared_ptr<IdleWatch> watch;
+  ~StopWatchOnExit() { watch->stop(); }
+};
 
 template <typename Socket>
 std::string describe(const Socket& socket) {
@@ -291,10 +353,12 @@ net::awaitable<void> HttpServer::State::serve(Stream stream, std::string peer) {
   bump(stats.connections_open);
   beast::flat_buffer buffer;
   std::string body;  // the request bodies' buffer, reused from request to request
+  const StopWatchOnExit watch{std::make_shared<IdleWatch>(
+      stream.get_executor(), beast::get_lowest_layer(stream).socket(), config.idle_timeout)};
   // Each co_await a statement of its own: with `while (co_await a && co_await b)`, GCC 12's
   // build went on serving a connection its client had closed.
   for (;;) {
-    const bool arrived = co_await await_request(stream, buffer, peer);
+    const bool arrived = co_await await_request(stream, buffer, *watch.watch, peer);
     if (!arrived) break;
     const bool keep_alive = co_await serve_request(stream, buffer, body, peer);
     if (!keep_alive) break;
@@ -306,11 +370,13 @@ net::awaitable<void> HttpServer::State::serve(Stream stream, std::string peer) {
 // Idle keep-alive wait: for the first byte of the next request, unless it is buffered already.
 template <class Stream>
 net::awaitable<bool> HttpServer::State::await_request(Stream& stream, beast::flat_buffer& buffer,
-                                                      const std::string& peer) {
+                                                      IdleWatch& watch, const std::string& peer) {
   if (buffer.size() != 0) co_return true;
-  beast::get_lowest_layer(stream).expires_after(config.idle_timeout);
+  beast::get_lowest_layer(stream).expires_never();  // the watch times this read
+  watch.start_wait();
   auto [ec, bytes] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kNoThrow);
-  if (ec == beast::error::timeout) {
+  watch.end_wait();
+  if (ec && watch.expired()) {
     bump(stats.idle_timeouts);
     spdlog::debug("closing connection from {}: idle for {} ms (receiver.idle_timeout)", peer,
                   config.idle_timeout.count());
