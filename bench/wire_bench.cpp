@@ -5,10 +5,11 @@
 // the receiver's whole data path before the queue under the default config (normalization and
 // previews included): decode_and_check and Router::route against Router::route_wire, one route.
 //
-//   wire_bench [seconds per measurement, default 2] [routed: only the data-path rows] [scenario 0-3]
+//   wire_bench [seconds per measurement, default 2] [routed: only the data-path rows] [scenario 0-4]
 #include <cstdio>
 #include <string_view>
 #include <cstdlib>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -115,13 +116,15 @@ int main(int argc, char** argv) {
       {50, bench::Content::long_text, "50 spans, ~1.5 KB content"},
       {512, bench::Content::short_text, "512 spans, short content"},
       {512, bench::Content::long_text, "512 spans, ~1.5 KB content"},
+      // One span per request (Koog before 1.0): the per-request fixed cost of the data path.
+      {1, bench::Content::long_text, "1 span, ~1.5 KB content"},
   };
   const bool routed_only = argc > 2 && std::string_view(argv[2]) == "routed";
   if (!routed_only) {
     for (const Scenario& scenario : scenarios) run(scenario, policy, seconds);
   }
   const int only = argc > 3 ? std::atoi(argv[3]) : -1;  // one scenario, e.g. for callgrind
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < static_cast<int>(std::size(scenarios)); ++i) {
     if (only < 0 || only == i) run_routed(scenarios[i], seconds);
   }
 }

@@ -718,8 +718,19 @@ Decision KeyDecisions::get(const CompiledPolicy& policy, std::string_view key) {
   }
 }
 
+// A route's buffer keeps its capacity for the next request (one that went into a queue item
+// left none), up to this size: an idle thread holds no more.
+constexpr std::size_t kKeptPayloadBytes = std::size_t{4} << 20;
+
 void RoutedOutput::reset(std::size_t routes) {
-  payloads.assign(routes, {});
+  payloads.resize(routes);
+  for (std::string& payload : payloads) {
+    if (payload.capacity() > kKeptPayloadBytes) {
+      std::string().swap(payload);
+    } else {
+      payload.clear();
+    }
+  }
   spans.assign(routes, 0);
 }
 

@@ -106,6 +106,14 @@ struct PendingCommit {
   IngestOutcome outcome;
 };
 
+// An HTTP export's answer: `canned`, when not empty, is the whole answer as bytes (the 200 with
+// an empty ExportTraceServiceResponse nearly every export gets: building and serializing a Beast
+// Response for it costs more than the rest of a one-span request's answer); else `response`.
+struct HttpAnswer {
+  std::string_view canned;
+  Response response;
+};
+
 class ExportHandler {
  public:
   ExportHandler(const config::ReceiverConfig& receiver, const config::QueueConfig& queue_config,
@@ -121,6 +129,11 @@ class ExportHandler {
   // request (protocol http) unless it is left pending.
   Response handle(const Request& request, const AcceptedHeader& accepted, std::string_view peer,
                   PendingCommit* pending = nullptr);
+  // handle() as HttpServer writes its answer: the common 200 as canned bytes, unbuilt.
+  HttpAnswer respond(const Request& request, const AcceptedHeader& accepted, std::string_view peer,
+                     PendingCommit* pending = nullptr);
+  // `answer` as a Response (the canned 200 built by Beast), e.g. to change its keep-alive.
+  Response built(const http::request_header<>& header, HttpAnswer&& answer, std::string_view peer);
   // check_header() and then the above: a whole request at once (tests, embedders).
   Response handle(const Request& request, std::string_view peer, PendingCommit* pending = nullptr);
 

@@ -50,6 +50,61 @@ std::shared_ptr<ssl::context> make_server_tls_context(const config::ReceiverTlsC
   return context;
 }
 
+namespace {
+
+using Clock = net::steady_timer::clock_type;
+
+// A connection's keep-alive idle timeout on one timer, armed when a wait starts while it is
+// idle and re-armed when it fires early: at most once per idle_timeout, where the stream's own
+// timeout would arm and cancel a timer (and a timerfd) for every request.
+class IdleWatch : public std::enable_shared_from_this<IdleWatch> {
+ public:
+  IdleWatch(net::any_io_executor executor, tcp::socket& socket, std::chrono::milliseconds timeout)
+      : timer_(std::move(executor)), socket_(&socket), timeout_(timeout) {}
+
+  void start_wait() {
+    deadline_ = Clock::now() + timeout_;
+    expired_ = false;
+    if (!armed_) arm(*deadline_);
+  }
+  void end_wait() { deadline_.reset(); }
+  // Whether the last wait ended because it timed out (the watch closed the socket).
+  bool expired() const { return expired_; }
+  // The connection is over: a late firing must not touch its socket.
+  void stop() {
+    socket_ = nullptr;
+    timer_.cancel();
+  }
+
+ private:
+  void arm(Clock::time_point at) {
+    armed_ = true;
+    timer_.expires_at(at);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) { self->fired(ec); });
+  }
+  void fired(boost::system::error_code ec) {
+    armed_ = false;
+    if (ec || socket_ == nullptr || !deadline_) return;  // no wait under way: the next one arms
+    if (Clock::now() < *deadline_) {
+      arm(*deadline_);
+      return;
+    }
+    // As the stream's timeout does: close, so the pending read ends.
+    expired_ = true;
+    boost::system::error_code ignored;
+    socket_->close(ignored);
+  }
+
+  net::steady_timer timer_;
+  tcp::socket* socket_;
+  const std::chrono::milliseconds timeout_;
+  std::optional<Clock::time_point> deadline_;  // of the wait under way
+  bool armed_ = false;
+  bool expired_ = false;
+};
+
+}  // namespace
+
 struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   State(net::io_context& io_context, const config::ReceiverConfig& receiver_config,
         ExportHandler& export_handler, ReceiverStats& receiver_stats, unsigned io_threads)
@@ -84,7 +139,8 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   // serve()'s steps for one request; each says whether the connection carries another.
   using Parser = http::request_parser<http::string_body>;
   template <class Stream>
-  net::awaitable<bool> await_request(Stream& stream, beast::flat_buffer& buffer, const std::string& peer);
+  net::awaitable<bool> await_request(Stream& stream, beast::flat_buffer& buffer, IdleWatch& watch,
+                                     const std::string& peer);
   template <class Stream>
   net::awaitable<bool> serve_request(Stream& stream, beast::flat_buffer& buffer, std::string& body,
                                      const std::string& peer);
@@ -93,10 +149,10 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   template <class Stream>
   net::awaitable<bool> read_body(Stream& stream, beast::flat_buffer& buffer, Parser& parser,
                                  const std::string& peer);
-  net::awaitable<Response> handle(const Parser& parser, const AcceptedHeader& header,
-                                  const std::string& peer);
+  net::awaitable<HttpAnswer> handle(const Parser& parser, const AcceptedHeader& header,
+                                    const std::string& peer);
   template <class Stream>
-  net::awaitable<bool> write_answer(Stream& stream, const Response& response);
+  net::awaitable<bool> write_answer(Stream& stream, const HttpAnswer& answer);
   template <class Stream>
   net::awaitable<void> close_connection(Stream& stream);
   net::awaitable<void> serve_tls(beast::tcp_stream stream, std::string peer);
@@ -106,6 +162,12 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
 };
 
 namespace {
+
+// Stops a connection's IdleWatch however serve() ends.
+struct StopWatchOnExit {
+  std::shared_ptr<IdleWatch> watch;
+  ~StopWatchOnExit() { watch->stop(); }
+};
 
 template <typename Socket>
 std::string describe(const Socket& socket) {
@@ -124,27 +186,6 @@ Response bad_request_response(std::string message) {
   response.keep_alive(false);
   response.prepare_payload();
   return response;
-}
-
-// The answer nearly every export gets, 200 with an empty ExportTraceServiceResponse, as the bytes
-// Beast would write for it: its serializer costs more than the rest of a small request's answer.
-// Empty when `response` is anything else (an error, a partial success, HTTP/1.0, a close).
-std::string_view canned_success(const Response& response) {
-  static constexpr std::string_view kProtobuf =
-      "HTTP/1.1 200 OK\r\nServer: otlp-mlflow-proxy\r\nContent-Type: application/x-protobuf\r\n"
-      "Content-Length: 0\r\n\r\n";
-  static constexpr std::string_view kJson =
-      "HTTP/1.1 200 OK\r\nServer: otlp-mlflow-proxy\r\nContent-Type: application/json\r\n"
-      "Content-Length: 2\r\n\r\n{}";
-  if (response.result() != http::status::ok || response.version() != 11 || !response.keep_alive() ||
-      std::distance(response.begin(), response.end()) != 3 ||
-      response[http::field::server] != "otlp-mlflow-proxy") {
-    return {};
-  }
-  const std::string_view type = response[http::field::content_type];
-  if (response.body().empty() && type == "application/x-protobuf") return kProtobuf;
-  if (response.body() == "{}" && type == "application/json") return kJson;
-  return {};
 }
 
 }  // namespace
@@ -312,10 +353,12 @@ net::awaitable<void> HttpServer::State::serve(Stream stream, std::string peer) {
   bump(stats.connections_open);
   beast::flat_buffer buffer;
   std::string body;  // the request bodies' buffer, reused from request to request
+  const StopWatchOnExit watch{std::make_shared<IdleWatch>(
+      stream.get_executor(), beast::get_lowest_layer(stream).socket(), config.idle_timeout)};
   // Each co_await a statement of its own: with `while (co_await a && co_await b)`, GCC 12's
   // build went on serving a connection its client had closed.
   for (;;) {
-    const bool arrived = co_await await_request(stream, buffer, peer);
+    const bool arrived = co_await await_request(stream, buffer, *watch.watch, peer);
     if (!arrived) break;
     const bool keep_alive = co_await serve_request(stream, buffer, body, peer);
     if (!keep_alive) break;
@@ -327,11 +370,13 @@ net::awaitable<void> HttpServer::State::serve(Stream stream, std::string peer) {
 // Idle keep-alive wait: for the first byte of the next request, unless it is buffered already.
 template <class Stream>
 net::awaitable<bool> HttpServer::State::await_request(Stream& stream, beast::flat_buffer& buffer,
-                                                      const std::string& peer) {
+                                                      IdleWatch& watch, const std::string& peer) {
   if (buffer.size() != 0) co_return true;
-  beast::get_lowest_layer(stream).expires_after(config.idle_timeout);
+  beast::get_lowest_layer(stream).expires_never();  // the watch times this read
+  watch.start_wait();
   auto [ec, bytes] = co_await stream.async_read_some(buffer.prepare(16 * 1024), kNoThrow);
-  if (ec == beast::error::timeout) {
+  watch.end_wait();
+  if (ec && watch.expired()) {
     bump(stats.idle_timeouts);
     spdlog::debug("closing connection from {}: idle for {} ms (receiver.idle_timeout)", peer,
                   config.idle_timeout.count());
@@ -375,11 +420,11 @@ net::awaitable<bool> HttpServer::State::serve_request(Stream& stream, beast::fla
   }
   const bool body_read = co_await read_body(stream, buffer, parser, peer);
   if (!body_read) co_return false;
-  const Response response = co_await handle(parser, std::get<AcceptedHeader>(checked), peer);
+  const HttpAnswer answer = co_await handle(parser, std::get<AcceptedHeader>(checked), peer);
   // The body's buffer goes back to the connection (the other ways out close it).
   body = std::move(parser.get().body());
   if (body.capacity() > kKeptBodyBytes) std::string().swap(body);
-  const bool keep_alive = co_await write_answer(stream, response);
+  const bool keep_alive = co_await write_answer(stream, answer);
   co_return keep_alive;
 }
 
@@ -447,10 +492,10 @@ net::awaitable<bool> HttpServer::State::read_body(Stream& stream, beast::flat_bu
   co_return false;
 }
 
-net::awaitable<Response> HttpServer::State::handle(const Parser& parser, const AcceptedHeader& header,
-                                                   const std::string& peer) {
+net::awaitable<HttpAnswer> HttpServer::State::handle(const Parser& parser, const AcceptedHeader& header,
+                                                     const std::string& peer) {
   PendingCommit pending;
-  Response response = handler.handle(parser.get(), header, peer, &pending);
+  HttpAnswer answer = handler.respond(parser.get(), header, peer, &pending);
   if (pending.ticket) {
     // durability: disk: answer (and count) once the spool has the spans, without holding an
     // I/O thread.
@@ -463,20 +508,24 @@ net::awaitable<Response> HttpServer::State::handle(const Parser& parser, const A
                          "the proxy could not write the spans to its spool; retry later",
                          pending.outcome.rejected_spans};
       pending.outcome.spans = spans;
-      response = handler.answer(parser.get().base(), pending.outcome, peer);
+      answer = {{}, handler.answer(parser.get().base(), pending.outcome, peer)};
     }
     handler.count(ReceiverStats::kHttp, pending.encoding, pending.outcome);
   }
-  if (handler.draining()) response.keep_alive(false);
-  co_return response;
+  if (handler.draining()) {
+    Response closing = handler.built(parser.get().base(), std::move(answer), peer);
+    closing.keep_alive(false);
+    answer = {{}, std::move(closing)};
+  }
+  co_return answer;
 }
 
 template <class Stream>
-net::awaitable<bool> HttpServer::State::write_answer(Stream& stream, const Response& response) {
-  const std::string_view canned = canned_success(response);
+net::awaitable<bool> HttpServer::State::write_answer(Stream& stream, const HttpAnswer& answer) {
+  const std::string_view canned = answer.canned;
   if (canned.empty()) {
-    auto [write_ec, written] = co_await http::async_write(stream, response, kNoThrow);
-    co_return !write_ec && response.keep_alive();
+    auto [write_ec, written] = co_await http::async_write(stream, answer.response, kNoThrow);
+    co_return !write_ec && answer.response.keep_alive();
   }
   std::size_t sent = 0;
   if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <sstream>
 #include <string>
+#include <variant>
 
 #include <zlib.h>
 
@@ -93,6 +95,41 @@ TEST_CASE("a valid protobuf export is queued and answered 200 with an empty resp
   otlp::ExportRequest queued;
   REQUIRE(queued.ParseFromString(batch[0].payload));
   CHECK(queued.resource_spans(0).scope_spans(0).spans(0).name() == "chat gpt-4o");
+}
+
+// The bytes Beast writes for `response`.
+std::string serialized(const receiver::Response& response) {
+  std::ostringstream out;
+  out << response;
+  return out.str();
+}
+
+receiver::HttpAnswer respond(Fixture& f, const receiver::Request& request) {
+  auto checked = f.handler.check_header(request.base(), "test");
+  REQUIRE(std::holds_alternative<receiver::AcceptedHeader>(checked));
+  return f.handler.respond(request, std::get<receiver::AcceptedHeader>(checked), "test");
+}
+
+TEST_CASE("a plain 200 is canned as the bytes Beast writes for it; other answers are built",
+          "[handler]") {
+  Fixture f;
+  const std::string body = one_span_request().SerializeAsString();
+  const auto protobuf = respond(f, post(body));
+  CHECK(protobuf.canned == serialized(f.handler.built(post(body).base(), receiver::HttpAnswer(protobuf), "test")));
+  CHECK(protobuf.canned == serialized(f.handler.handle(post(body), "test")));
+  const auto json = respond(f, post(R"({"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"01010101010101010101010101010101","spanId":"0202020202020202","name":"x"}]}]}]})", "application/json"));
+  CHECK_THAT(std::string(json.canned), Catch::EndsWith("\r\n\r\n{}"));
+  CHECK(json.canned == serialized(f.handler.built(post("", "application/json").base(), receiver::HttpAnswer(json), "test")));
+
+  auto closing = post(body);
+  closing.keep_alive(false);
+  CHECK(respond(f, closing).canned.empty());
+  auto old = post(body);
+  old.version(10);
+  CHECK(respond(f, old).canned.empty());
+  const auto warned = respond(f, post(otlp::ExportRequest().SerializeAsString()));  // no spans: a warning
+  CHECK(warned.canned.empty());
+  CHECK(warned.response.result() == http::status::ok);
 }
 
 TEST_CASE("the client's experiment header routes the spans", "[handler]") {
