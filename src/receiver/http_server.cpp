@@ -68,7 +68,7 @@ class IdleWatch : public std::enable_shared_from_this<IdleWatch> {
     if (!armed_) arm(*deadline_);
   }
   void end_wait() { deadline_.reset(); }
-  // Whether the last wait ended because it timed out (the watch closed the socket).
+  // Whether the last wait ended because it timed out (the watch cancelled its read).
   bool expired() const { return expired_; }
   // The connection is over: a late firing must not touch its socket.
   void stop() {
@@ -89,10 +89,11 @@ class IdleWatch : public std::enable_shared_from_this<IdleWatch> {
       arm(*deadline_);
       return;
     }
-    // As the stream's timeout does: close, so the pending read ends.
+    // Cancel, not close: a read that completed in this same turn keeps its bytes and its request
+    // is served; a pending one ends with operation_aborted, and the caller closes.
     expired_ = true;
     boost::system::error_code ignored;
-    socket_->close(ignored);
+    socket_->cancel(ignored);
   }
 
   net::steady_timer timer_;

@@ -16,11 +16,13 @@ from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest, ExportTraceServiceResponse)
 
+from support.admin import scrape
 from support.fake_mlflow import FakeMlflow, ScriptedAnswer
 from support.net import wait_until
 from support.proxy_process import ProxyProcess
 
 SANITIZED = os.environ.get("PROXY_SANITIZED") == "1"
+IDLE_TIMEOUTS = "otlp_mlflow_proxy_receiver_idle_timeouts_total"
 
 
 @pytest.fixture
@@ -480,13 +482,16 @@ def test_an_idle_keep_alive_connection_is_closed_after_idle_timeout(proxy_factor
         started = time.monotonic()
         assert sock.recv(1) == b"", "the proxy sent something to an idle connection"
         assert 0.8 < time.monotonic() - started < 5
-    # A connection that keeps sending requests is not idle, however long it lives.
+    assert scrape(proxy).value(IDLE_TIMEOUTS) == 1
+    # A connection that keeps sending requests is not idle, however long it lives: the idle
+    # timer armed by its first wait fires while later waits are under way and is re-armed.
     conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=10)
-    for _ in range(4):
+    for _ in range(6):
         response, _ = post(proxy, make_request().SerializeToString(), conn=conn)
         assert response.status == 200
-        time.sleep(0.5)
+        time.sleep(0.6)
     conn.close()
+    assert scrape(proxy).value(IDLE_TIMEOUTS) == 1
 
 
 def test_too_many_spans_in_one_request_is_413_and_nothing_is_forwarded(proxy_factory, fake_mlflow):
