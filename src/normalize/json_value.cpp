@@ -12,6 +12,7 @@
 #include <boost/json.hpp>
 
 #include "common/hex.hpp"
+#include "otlp/wire_schema.hpp"
 #include "otlp/wire_writer.hpp"
 
 namespace proxy::normalize {
@@ -218,13 +219,9 @@ class ScratchDocument {
 
 using otlp::wire::Writer;
 
-// Field numbers of common.proto's AnyValue, ArrayValue, KeyValueList and KeyValue.
-constexpr std::uint32_t kStringValue = 1;
-constexpr std::uint32_t kBoolValue = 2;
-constexpr std::uint32_t kIntValue = 3;
-constexpr std::uint32_t kDoubleValue = 4;
-constexpr std::uint32_t kArrayValue = 5;
-constexpr std::uint32_t kKvlistValue = 6;
+// Field numbers of common.proto's ArrayValue, KeyValueList and KeyValue (AnyValue's are
+// otlp::wire::ValueCase).
+using enum otlp::wire::ValueCase;
 constexpr std::uint32_t kValues = 1;  // ArrayValue.values, KeyValueList.values
 constexpr std::uint32_t kKey = 1;
 constexpr std::uint32_t kValue = 2;
@@ -255,13 +252,13 @@ void plan_entry(Writer& writer, std::string_view key, PlanValue&& plan_value) {
 void plan_json(Writer& writer, const boost::json::value& json);
 
 void plan_array(Writer& writer, const boost::json::array& array) {
-  plan_field(writer, kArrayValue, [&] {
+  plan_field(writer, kArray, [&] {
     for (const boost::json::value& item : array) plan_field(writer, kValues, [&] { plan_json(writer, item); });
   });
 }
 
 void plan_object(Writer& writer, const boost::json::object& object) {
-  plan_field(writer, kKvlistValue, [&] {
+  plan_field(writer, kKvlist, [&] {
     for (const auto& [key, item] : object) plan_entry(writer, key, [&] { plan_json(writer, item); });
   });
 }
@@ -274,23 +271,23 @@ void plan_json(Writer& writer, const boost::json::value& json) {
     case boost::json::kind::null:
       break;
     case boost::json::kind::bool_:
-      writer.varint_field(kBoolValue, json.get_bool() ? 1 : 0);
+      writer.varint_field(kBool, json.get_bool() ? 1 : 0);
       break;
     case boost::json::kind::int64:
-      writer.varint_field(kIntValue, static_cast<std::uint64_t>(json.get_int64()));
+      writer.varint_field(kInt, static_cast<std::uint64_t>(json.get_int64()));
       break;
     case boost::json::kind::uint64:
       if (json.get_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-        writer.varint_field(kIntValue, json.get_uint64());
+        writer.varint_field(kInt, json.get_uint64());
       } else {
-        writer.fixed64_field(kDoubleValue, std::bit_cast<std::uint64_t>(static_cast<double>(json.get_uint64())));
+        writer.fixed64_field(kDouble, std::bit_cast<std::uint64_t>(static_cast<double>(json.get_uint64())));
       }
       break;
     case boost::json::kind::double_:
-      writer.fixed64_field(kDoubleValue, std::bit_cast<std::uint64_t>(json.get_double()));
+      writer.fixed64_field(kDouble, std::bit_cast<std::uint64_t>(json.get_double()));
       break;
     case boost::json::kind::string:
-      plan_string(writer, kStringValue, json.get_string());
+      plan_string(writer, kString, json.get_string());
       break;
     case boost::json::kind::array:
       plan_array(writer, json.get_array());
@@ -306,9 +303,9 @@ void plan_json(Writer& writer, const boost::json::value& json) {
 template <class PlanContent>
 void plan_chat_message(Writer& writer, std::string_view role, PlanContent&& plan_content) {
   plan_field(writer, kValues, [&] {
-    plan_field(writer, kKvlistValue, [&] {
-      plan_entry(writer, "role", [&] { writer.bytes_field(kStringValue, role); });
-      plan_entry(writer, "content", [&] { plan_field(writer, kStringValue, plan_content); });
+    plan_field(writer, kKvlist, [&] {
+      plan_entry(writer, "role", [&] { writer.bytes_field(kString, role); });
+      plan_entry(writer, "content", [&] { plan_field(writer, kString, plan_content); });
     });
   });
 }
@@ -319,8 +316,8 @@ template <class PlanMessages>
 bool plan_chat(Writer& writer, PlanMessages&& plan_messages) {
   const Writer::Mark start = writer.mark();
   bool planned = false;
-  plan_field(writer, kKvlistValue, [&] {
-    plan_entry(writer, "messages", [&] { plan_field(writer, kArrayValue, [&] { planned = plan_messages(); }); });
+  plan_field(writer, kKvlist, [&] {
+    plan_entry(writer, "messages", [&] { plan_field(writer, kArray, [&] { planned = plan_messages(); }); });
   });
   if (!planned) writer.rewind(start);
   return planned;
