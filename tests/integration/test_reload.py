@@ -66,11 +66,12 @@ def wait_for_log(proxy: ProxyProcess, text: str, count: int = 1, timeout: float 
 
 
 @pytest.fixture
-def proxy(fake_mlflow, tmp_path, proxy_binary):
+def proxy(fake_mlflow, tmp_path, proxy_binary, proxy_log_report):
     config = tmp_path / "proxy.yaml"
     config.write_text(json.dumps(routing_config("11", "verbose")))
     process = ProxyProcess(tmp_path, binary=proxy_binary, mlflow_url=fake_mlflow.url, config=config)
     process.config_path = config
+    proxy_log_report([process])  # its log's tail goes into a failing test's report
     process.start()
     yield process
     if process.running():
