@@ -26,10 +26,13 @@ boost::json::value to_json(const otlp::AnyValue& value);
 std::optional<otlp::AnyValue> chat_preview(std::string_view genai_messages);
 
 // chat_preview's result when it accepts the text, else parse_json_value's: the text parsed once.
+// The daemon converts previews with encode_preview_text; this message-built form is the
+// reference its tests compare the encoding with.
 std::optional<otlp::AnyValue> chat_or_json_value(std::string_view text);
 
-// The wire path's forms of the above: the AnyValue's encoding (as SerializeToString writes it),
-// written into `out` (replaced) straight from the parsed JSON, without building the message.
+// The encoded forms of the above, which the daemon uses (the preview cache's take(), the wire
+// normalizer's content values): the AnyValue's encoding (as SerializeToString writes it), written
+// into `out` (replaced) straight from the parsed JSON, without building the message.
 
 // parse_json_value's value, encoded; false (`out` empty) where it gives nullopt.
 bool encode_json_value(std::string_view text, std::string& out);

@@ -725,11 +725,8 @@ constexpr std::size_t kKeptPayloadBytes = std::size_t{4} << 20;
 void RoutedOutput::reset(std::size_t routes) {
   payloads.resize(routes);
   for (std::string& payload : payloads) {
-    if (payload.capacity() > kKeptPayloadBytes) {
-      std::string().swap(payload);
-    } else {
-      payload.clear();
-    }
+    payload.clear();
+    if (payload.capacity() > kKeptPayloadBytes) std::string().swap(payload);
   }
   spans.assign(routes, 0);
 }

@@ -1,7 +1,7 @@
 // chat_summary against chat_preview: the preview cache ranks candidates by the first and converts
-// the winner with the second (chat_or_json_value), so the two must never disagree on whether a
-// text is GenAI messages and which roles it holds. And the wire path's encoders against the
-// message path: their bytes must be what SerializeToString makes of the messages.
+// the winner into the second's chat shape (encode_preview_text), so the two must never disagree
+// on whether a text is GenAI messages and which roles it holds. And the encoders against the
+// message-built values: their bytes must be what SerializeToString makes of the messages.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
