@@ -195,11 +195,13 @@ class ScratchDocument {
     } else {
       resource_.emplace();
     }
-    json_ = scratch_.parse(text, &*resource_);
-    valid_ = !json_.is_null();
+    // Constructed in place: move-assigning into a value of another storage would copy it out
+    // of the scratch buffer onto the heap.
+    json_.emplace(scratch_.parse(text, &*resource_));
+    valid_ = !json_->is_null();
   }
   ~ScratchDocument() {
-    json_ = nullptr;  // before its resource
+    json_.reset();  // before its resource
     resource_.reset();
     if (owns_buffer_) scratch_.give_back();
   }
@@ -207,12 +209,12 @@ class ScratchDocument {
   ScratchDocument& operator=(const ScratchDocument&) = delete;
 
   // nullptr: not JSON, or JSON null.
-  const boost::json::value* json() const { return valid_ ? &json_ : nullptr; }
+  const boost::json::value* json() const { return valid_ ? &*json_ : nullptr; }
 
  private:
   ScratchJson& scratch_;
   std::optional<boost::json::monotonic_resource> resource_;
-  boost::json::value json_;
+  std::optional<boost::json::value> json_;
   bool owns_buffer_ = false;
   bool valid_ = false;
 };
