@@ -204,6 +204,7 @@ SpanHeader read_span_header(std::string_view contents) {
       case 2: header.span_id = field.payload; break;
       case 4: header.parent_span_id = field.payload; break;
       case 5: header.name = field.payload; break;
+      case 9: ++header.attributes; break;
       default: break;
     }
   }

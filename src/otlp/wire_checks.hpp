@@ -41,6 +41,7 @@ struct SpanHeader {
   std::string_view span_id;
   std::string_view parent_span_id;
   std::string_view name;
+  std::size_t attributes = 0;  // its attributes fields, which the walk's limit check needs
 };
 SpanHeader read_span_header(std::string_view contents);
 

@@ -186,6 +186,7 @@ class PolicyPass : public otlp::wire::Pass {
     const otlp::wire::ResourceSpansScan::ScannedSpan scanned = scan_->span_at(span_in_record_++, field.payload);
     const otlp::wire::SpanHeader& header = scanned.header;
     place_.name = header.name;
+    span_attributes_ = header.attributes;
     place_.cut = false;
     const std::string problem =
         scanned.usable_ids ? std::string() : otlp::id_problem(header.trace_id, header.span_id, header.parent_span_id);
@@ -225,8 +226,12 @@ class PolicyPass : public otlp::wire::Pass {
   std::size_t cut(std::string_view contents, std::uint32_t attributes, std::size_t limit, std::string_view part,
                   std::size_t index) {
     if (checks_ == nullptr) return 0;
-    const std::size_t count = otlp::wire::count_fields(contents, attributes);
-    if (count <= limit) return 0;
+    return cut_past(otlp::wire::count_fields(contents, attributes), limit, part, index);
+  }
+
+  // cut() of a message holding `count` attributes.
+  std::size_t cut_past(std::size_t count, std::size_t limit, std::string_view part, std::size_t index) {
+    if (checks_ == nullptr || count <= limit) return 0;
     const std::size_t excess = count - limit;
     place_.cut = true;
     checks_->trimmed.attributes += excess;
@@ -285,7 +290,7 @@ class PolicyPass : public otlp::wire::Pass {
       return policy_->decide_among(decisions_.get(*policy_, key), key, role_of);
     };
     DroppedCount dropped;
-    dropped.added = cut(contents, 9, limit, "", 0);
+    dropped.added = cut_past(span_attributes_, limit, "", 0);  // counted by the checks' scan
     std::size_t seen = 0;
     std::size_t events = 0;
     std::size_t links = 0;
@@ -673,6 +678,7 @@ class PolicyPass : public otlp::wire::Pass {
   otlp::wire::SpanPlace place_;
   otlp::wire::ResourceSpansScan* scan_ = nullptr;  // the WireRewriter's, so it keeps its capacity
   std::size_t span_in_record_ = 0;                 // the next span's index in scan_->scanned
+  std::size_t span_attributes_ = 0;                // the walked span's, as the scan counted them
   // Values the policy rewrote (apply_value's "changed"); the bytes may also change without one,
   // when an empty value is written for a missing one.
   std::uint64_t rewritten_ = 0;
