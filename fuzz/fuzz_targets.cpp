@@ -84,7 +84,7 @@ struct HandlerHarness {
 
 void http_request(const std::uint8_t* data, std::size_t size) {
   static HandlerHarness harness;
-  http::request_parser<http::string_body> parser;
+  http::request_parser<receiver::ReceivedBody> parser;  // as the receiver reads requests
   parser.header_limit(static_cast<std::uint32_t>(harness.receiver.max_header_bytes));
   parser.body_limit(harness.receiver.max_body_bytes);
   parser.eager(true);

@@ -26,6 +26,7 @@
 #include "queue/span_queue.hpp"
 #include "queue/spool.hpp"
 #include "receiver/decompress.hpp"
+#include "receiver/received_body.hpp"
 #include "receiver/stats.hpp"
 #include "routing/experiment_selector.hpp"
 #include "routing/router.hpp"
@@ -34,7 +35,7 @@ namespace proxy::receiver {
 
 namespace http = boost::beast::http;
 
-using Request = http::request<http::string_body>;
+using Request = http::request<ReceivedBody>;
 using Response = http::response<http::string_body>;
 
 inline constexpr std::string_view kTracesPath = "/v1/traces";

@@ -138,7 +138,7 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   template <class Stream>
   net::awaitable<void> serve(Stream stream, std::string peer);
   // serve()'s steps for one request; each says whether the connection carries another.
-  using Parser = http::request_parser<http::string_body>;
+  using Parser = http::request_parser<ReceivedBody>;
   template <class Stream>
   net::awaitable<bool> await_request(Stream& stream, beast::flat_buffer& buffer, IdleWatch& watch,
                                      const std::string& peer);
