@@ -523,20 +523,27 @@ class PolicyPass : public otlp::wire::Pass {
     return decided_entry(field, decision, 1, nesting);
   }
 
-  // A KeyValue whose value gets `decision` at `depth` (counted when the value changed).
+  // A KeyValue (scanned by scan_key_value) whose value gets `decision` at `depth` (counted when
+  // the value changed).
   bool decided_entry(const Field& field, const Decision& decision, unsigned depth, unsigned nesting) {
     const std::uint64_t before = rewritten_;
     const bool changed = message(field, nesting, [&](std::string_view c) {
-      return key_value_fields(c, nesting, [&](std::string_view v) { return any_value(v, decision, depth, nesting + 1); });
+      return key_value_fields(c, nesting, [&](std::string_view v) {
+        return any_value(v, decision, depth, nesting + 1, Scanned::yes);
+      });
     });
     if (rewritten_ != before && ok()) count_change(tally_, decision);
     return changed;
   }
 
+  // Whether scan_value already checked an AnyValue (as scan_key_value does a KeyValue's).
+  enum class Scanned : bool { no, yes };
+
   // apply_value over an AnyValue's contents (nested `nesting` deep); true when it changed.
-  bool any_value(std::string_view contents, const Decision& decision, unsigned depth, unsigned nesting) {
+  bool any_value(std::string_view contents, const Decision& decision, unsigned depth, unsigned nesting,
+                 Scanned scanned = Scanned::no) {
     ValueView view;
-    if (!scan_value(contents, nesting, view)) return false;
+    if (scanned == Scanned::no && !scan_value(contents, nesting, view)) return false;
     if (depth > policy_->config().max_depth) return too_deep(contents, nesting);
     return each_field(contents, [&](const Field& field) {
       if (!is_value_case(field)) return copy_checked(field);
@@ -601,7 +608,7 @@ class PolicyPass : public otlp::wire::Pass {
       if (keeps_structural_entry(*policy_, view.key, view.any.container())) return keep_scanned(field, view, nesting + 1);
       return message(field, nesting + 1, [&](std::string_view c) {
         return key_value_fields(c, nesting + 1, [&](std::string_view v) {
-          return any_value(v, decision, depth + 1, nesting + 2);
+          return any_value(v, decision, depth + 1, nesting + 2, Scanned::yes);
         });
       });
     });
