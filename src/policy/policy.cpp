@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <memory>
 
 #include <openssl/evp.h>
@@ -33,13 +34,18 @@ void append_number(std::string& out, std::uint64_t number) {
   out.append(digits, result.ptr);
 }
 
-// "<prefix><number><suffix>" in one append: written once per masked leaf.
-void append_marker(std::string& out, std::string_view prefix, std::uint64_t number, std::string_view suffix) {
-  char marker[64];
-  char* end = std::copy(prefix.begin(), prefix.end(), marker);
-  end = std::to_chars(end, end + 24, number).ptr;
-  end = std::copy(suffix.begin(), suffix.end(), end);
-  out.append(marker, end);
+// "<prefix><number><suffix>" in one append: written once per masked leaf. The literals' sizes
+// are constants, so their copies are a few stores; append(pointer, size) is std::string's plain
+// append (an iterator pair went through its general replace).
+template <std::size_t Prefix, std::size_t Suffix>
+void append_marker(std::string& out, const char (&prefix)[Prefix], std::uint64_t number,
+                   const char (&suffix)[Suffix]) {
+  char marker[Prefix + Suffix + 24];
+  std::memcpy(marker, prefix, Prefix - 1);
+  char* end = std::to_chars(marker + Prefix - 1, marker + Prefix + 23, number).ptr;
+  std::memcpy(end, suffix, Suffix - 1);
+  end += Suffix - 1;
+  out.append(marker, static_cast<std::size_t>(end - marker));
 }
 
 // SHA-256 with the algorithm fetched once and a context reused per thread: EVP_Digest with
