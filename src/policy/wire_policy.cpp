@@ -37,6 +37,52 @@ struct KeyValueView {
   ValueView any;
 };
 
+// The length-delimited field whose one-byte tag is `tag` at `pos`, read as Reader reads it; on
+// success `pos` moves past it. False, with nothing read, for anything else (another field, a
+// length Reader would refuse): the caller then reads with Reader, which decides.
+bool length_field_at(std::string_view bytes, std::size_t& pos, char tag, Field& field) {
+  std::size_t at = pos;
+  if (at >= bytes.size() || bytes[at] != tag) return false;
+  ++at;
+  std::uint64_t length = 0;
+  for (unsigned shift = 0;; shift += 7) {
+    if (at == bytes.size() || shift > 28) return false;
+    const auto byte = static_cast<std::uint8_t>(bytes[at++]);
+    length |= std::uint64_t{byte & 0x7Fu} << shift;
+    if ((byte & 0x80) == 0) break;
+  }
+  if (length > 0x7FFFFFFF || length > bytes.size() - at) return false;
+  field.number = static_cast<std::uint32_t>(static_cast<std::uint8_t>(tag) >> 3);
+  field.type = WireType::length;
+  field.value = 0;
+  field.payload = bytes.substr(at, static_cast<std::size_t>(length));
+  field.raw = bytes.substr(pos, at + static_cast<std::size_t>(length) - pos);
+  pos = at + static_cast<std::size_t>(length);
+  return true;
+}
+
+// The usual KeyValue, its key then its value and nothing else, read without the general field
+// loop; false for any other layout.
+bool key_then_value(std::string_view contents, KeyValueView& view) {
+  std::size_t pos = 0;
+  Field key;
+  if (!length_field_at(contents, pos, 0x0A, key) || !length_field_at(contents, pos, 0x12, view.value) ||
+      pos != contents.size()) {
+    return false;
+  }
+  view.key = key.payload;
+  view.has_value = true;
+  return true;
+}
+
+// The usual AnyValue, a string alone; false for any other.
+bool string_alone(std::string_view contents, ValueView& view) {
+  std::size_t pos = 0;
+  if (!length_field_at(contents, pos, 0x0A, view.value) || pos != contents.size()) return false;
+  view.set = true;
+  return true;
+}
+
 // A dropped_attributes_count field: the last one read (protobuf keeps the last) and what the
 // policy dropped; every one read is left out and a single one written at the end.
 struct DroppedCount {
@@ -415,6 +461,7 @@ class PolicyPass : public otlp::wire::Pass {
   // Finds an AnyValue's (nested `nesting` deep) oneof field and checks all but a container's
   // contents, so a scalar value scanned needs no second look before it is copied.
   bool scan_value(std::string_view contents, unsigned nesting, ValueView& view) {
+    if (string_alone(contents, view)) return otlp::wire::is_utf8(view.value.payload) || fail(WireError::not_utf8);
     Reader reader(contents);
     Field field;
     while (reader.next(field)) {
@@ -436,6 +483,8 @@ class PolicyPass : public otlp::wire::Pass {
   // A KeyValue's (nested `nesting` deep) key and value, checked as scan_value checks.
   bool scan_key_value(std::string_view contents, unsigned nesting, KeyValueView& view) {
     if (nesting + 1 > otlp::wire::kMaxNesting) return fail(WireError::too_deep);
+    if (key_then_value(contents, view)) return checked_key_value(view, nesting);
+    view = {};
     Reader reader(contents);
     Field field;
     bool has_key = false;
@@ -454,6 +503,10 @@ class PolicyPass : public otlp::wire::Pass {
       }
     }
     if (reader.error() != WireError::none) return fail(reader.error());
+    return checked_key_value(view, nesting);
+  }
+
+  bool checked_key_value(KeyValueView& view, unsigned nesting) {
     if (!otlp::wire::is_utf8(view.key)) return fail(WireError::not_utf8);
     return !view.has_value || scan_value(view.value.payload, nesting + 1, view.any);
   }
