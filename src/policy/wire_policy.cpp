@@ -32,6 +32,7 @@ struct ValueView {
 // A KeyValue's key and value.
 struct KeyValueView {
   std::string_view key;
+  std::string_view key_raw;  // the key field, set when the key and the value are all there is
   Field value;
   bool has_value = false;
   ValueView any;
@@ -71,6 +72,7 @@ bool key_then_value(std::string_view contents, KeyValueView& view) {
     return false;
   }
   view.key = key.payload;
+  view.key_raw = key.raw;
   view.has_value = true;
   return true;
 }
@@ -573,31 +575,34 @@ class PolicyPass : public otlp::wire::Pass {
         return key_value_fields(c, nesting, [&](std::string_view v) { return walk_verbose(v, 1, nesting + 1, decide); });
       });
     }
-    return decided_entry(field, decision, 1, nesting);
+    return decided_entry(field, view, decision, 1, nesting);
   }
 
-  // A KeyValue (scanned by scan_key_value) whose value gets `decision` at `depth` (counted when
-  // the value changed).
-  bool decided_entry(const Field& field, const Decision& decision, unsigned depth, unsigned nesting) {
+  // A KeyValue (`view`, from scan_key_value) whose value gets `decision` at `depth` (counted when
+  // the value changed). When the key and the value are all it holds, they are not read again.
+  bool decided_entry(const Field& field, const KeyValueView& view, const Decision& decision, unsigned depth,
+                     unsigned nesting) {
     const std::uint64_t before = rewritten_;
+    const auto value = [&](std::string_view v) { return any_value(v, decision, depth, nesting + 1, &view.any); };
     const bool changed = message(field, nesting, [&](std::string_view c) {
-      return key_value_fields(c, nesting, [&](std::string_view v) {
-        return any_value(v, decision, depth, nesting + 1, Scanned::yes);
-      });
+      if (view.key_raw.empty()) return key_value_fields(c, nesting, value);
+      writer_.copy(view.key_raw);
+      return message(view.value, nesting + 1, value);
     });
     if (rewritten_ != before && ok()) count_change(tally_, decision);
     return changed;
   }
 
-  // Whether scan_value already checked an AnyValue (as scan_key_value does a KeyValue's).
-  enum class Scanned : bool { no, yes };
-
   // apply_value over an AnyValue's contents (nested `nesting` deep); true when it changed.
+  // `scanned`: scan_value's view of these contents, already checked.
   bool any_value(std::string_view contents, const Decision& decision, unsigned depth, unsigned nesting,
-                 Scanned scanned = Scanned::no) {
+                 const ValueView* scanned = nullptr) {
     ValueView view;
-    if (scanned == Scanned::no && !scan_value(contents, nesting, view)) return false;
+    if (scanned == nullptr && !scan_value(contents, nesting, view)) return false;
     if (depth > policy_->config().max_depth) return too_deep(contents, nesting);
+    if (scanned != nullptr && scanned->set && scanned->value.raw.size() == contents.size()) {
+      return value_case(scanned->value, decision, depth, nesting);  // its one field
+    }
     return each_field(contents, [&](const Field& field) {
       if (!is_value_case(field)) return copy_checked(field);
       return value_case(field, decision, depth, nesting);
@@ -661,7 +666,7 @@ class PolicyPass : public otlp::wire::Pass {
       if (keeps_structural_entry(*policy_, view.key, view.any.container())) return keep_scanned(field, view, nesting + 1);
       return message(field, nesting + 1, [&](std::string_view c) {
         return key_value_fields(c, nesting + 1, [&](std::string_view v) {
-          return any_value(v, decision, depth + 1, nesting + 2, Scanned::yes);
+          return any_value(v, decision, depth + 1, nesting + 2, &view.any);
         });
       });
     });
@@ -720,7 +725,7 @@ class PolicyPass : public otlp::wire::Pass {
         return key_value_fields(c, nesting, [&](std::string_view v) { return walk_verbose(v, depth + 1, nesting + 1, decide); });
       });
     } else {
-      changed = decided_entry(field, decision, depth + 1, nesting);
+      changed = decided_entry(field, view, decision, depth + 1, nesting);
     }
     path_.resize(parent);
     return changed;
