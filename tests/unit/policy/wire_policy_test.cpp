@@ -117,6 +117,53 @@ TEST_CASE("the wire path leaves duplicated singular fields and groups to the mes
   CHECK(out.empty());
 }
 
+// A length-delimited field: a one-byte tag and the payload's length as a varint.
+std::string length_field(char tag, const std::string& payload) {
+  std::string field(1, tag);
+  for (std::size_t n = payload.size(); ; n >>= 7) {
+    field += static_cast<char>((n & 0x7F) | (n >= 0x80 ? 0x80 : 0));
+    if (n < 0x80) break;
+  }
+  return field + payload;
+}
+
+// A request holding one span whose one attribute is `key_value` (a KeyValue's bytes).
+std::string span_with_attribute(const std::string& key_value) {
+  return length_field('\x0a', length_field('\x12', length_field('\x12', length_field('\x4a', key_value))));
+}
+
+TEST_CASE("the wire path reads KeyValues and AnyValues of any field layout as the message path does", "[wire]") {
+  config::PolicyConfig config;
+  config.content = PolicyMode::mask;
+  const CompiledPolicy policy(config);
+  const std::string key = length_field('\x0a', "gen_ai.prompt");
+  const std::string text = length_field('\x0a', "a prompt to mask");
+  const std::string value = length_field('\x12', text);
+  const std::string long_value = length_field('\x12', length_field('\x0a', std::string(300, 'x')));
+  const std::string unknown_varint("\x18\x05", 2);  // field 3, a newer sender's
+  const std::string not_utf8 = length_field('\x12', length_field('\x0a', "bad \xff byte"));
+  const std::string layouts[] = {
+      key + value,                                                     // the usual one
+      key + long_value,                                                // a two-byte length
+      value + key,                                                     // the value first
+      key + unknown_varint + value,                                    // an unknown field between
+      key + value + unknown_varint,                                    // and after
+      value,                                                           // no key
+      key,                                                             // no value
+      key + length_field('\x12', text + unknown_varint),               // an AnyValue with more than its value
+      key + length_field('\x12', unknown_varint + text),               // the same, before it
+      key + not_utf8,                                                  // refused: not UTF-8
+      length_field('\x0a', "bad \xff key") + value,                   // refused: the key not UTF-8
+      key + std::string("\x12\x80\x80\x80\x80\x80\x01", 7) + text,        // refused: a length past 5 bytes
+  };
+  for (std::size_t i = 0; i < std::size(layouts); ++i) {
+    INFO("layout " << i);
+    const fuzz::WireComparison comparison = fuzz::compare_wire_paths(policy, span_with_attribute(layouts[i]));
+    CHECK(comparison.mismatch == "");
+    CHECK(comparison.message_accepted == (i < 9));
+  }
+}
+
 TEST_CASE("both paths read a flattened message's role alike: OpenInference's first, as sent", "[wire][selectors]") {
   config::PolicyConfig config;
   config.messages = {{"system", PolicyMode::verbose}, {"user", PolicyMode::hash}};
