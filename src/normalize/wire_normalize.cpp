@@ -296,40 +296,32 @@ class Pass : public otlp::wire::Pass {
     return true;
   }
 
+  // Each addition is one edit, its sizes known up front: the writer merges the span's
+  // additions into one piece, with no headers to fix later.
   void add_attribute(const Addition& addition) {
-    const Writer::Mark mark = writer_.mark();
-    writer_.open(9);
-    writer_.bytes_field(1, addition.key);
-    add_value(addition.value);
-    writer_.close(mark);
-  }
-
-  // Writes a new value as set_value() does on the message path.
-  void add_value(const NewValue& change) {
+    const NewValue& change = addition.value;
     switch (change.kind) {
-      case NewValueKind::text: {
+      case NewValueKind::text:
+        writer_.key_string_field(9, addition.key, change.value.text);
+        return;
+      case NewValueKind::content:
+        // Written as set_value() does on the message path: a copy when the text is no JSON.
+        writer_.key_value_field(9, addition.key, encode_json_value(change.value.text, scratch_.content)
+                                                     ? std::string_view(scratch_.content)
+                                                     : change.value.encoded);
+        return;
+      case NewValueKind::integer_of: {
         const Writer::Mark mark = writer_.mark();
-        writer_.open(2);
-        writer_.bytes_field(kString, change.value.text);
+        writer_.open(9);
+        writer_.bytes_field(1, addition.key);
+        integer_value(change.value.encoded, change.value.integer);
         writer_.close(mark);
         return;
       }
-      case NewValueKind::content:
-        if (encode_json_value(change.value.text, scratch_.content)) {
-          writer_.bytes_field(2, scratch_.content);
-          return;
-        }
-        break;
-      case NewValueKind::integer_of:
-        integer_value(change.value.encoded, change.value.integer);
-        return;
       case NewValueKind::copy:
-        break;
+        writer_.key_value_field(9, addition.key, change.value.encoded);
+        return;
     }
-    const Writer::Mark mark = writer_.mark();
-    writer_.open(2);
-    writer_.copy(change.value.encoded);
-    writer_.close(mark);
   }
 
   const Normalizer& normalizer_;

@@ -1,5 +1,7 @@
 #include "otlp/wire_writer.hpp"
 
+#include <cstring>
+
 namespace proxy::otlp::wire {
 namespace {
 
@@ -11,6 +13,25 @@ char* put_varint(char* at, std::uint64_t value) {
   }
   *at++ = static_cast<char>(value);
   return at;
+}
+
+// KeyValue's and AnyValue's field numbers.
+constexpr std::uint32_t kKeyField = 1;
+constexpr std::uint32_t kValueField = 2;
+constexpr std::uint32_t kStringField = 1;
+
+std::size_t length_field_size(std::uint32_t number, std::size_t contents) {
+  return varint_size(std::uint64_t{number} << 3) + varint_size(contents) + contents;
+}
+
+char* put_header(char* at, std::uint32_t number, std::size_t contents) {
+  at = put_varint(at, (std::uint64_t{number} << 3) | static_cast<std::uint8_t>(WireType::length));
+  return put_varint(at, contents);
+}
+
+char* put_bytes(char* at, std::string_view bytes) {
+  if (!bytes.empty()) std::memcpy(at, bytes.data(), bytes.size());
+  return at + bytes.size();
 }
 
 }  // namespace
@@ -31,6 +52,7 @@ void Writer::clear() {
 
 void Writer::rewind(const Mark& mark) {
   pieces_.resize(mark.pieces);
+  if (!pieces_.empty()) pieces_.back().size = mark.last;
   edits_.resize(mark.edits);
   planned_ = mark.size;
 }
@@ -79,6 +101,30 @@ void Writer::bytes_field(std::uint32_t number, std::string_view bytes) {
   tag(number, WireType::length);
   append_varint(edits_, bytes.size());
   edits_.append(bytes);
+  edit_piece(start);
+}
+
+// Sizes the whole field in edits_ at once and writes it up to the value's bytes, which go at the
+// pointer returned: one resize instead of an append per tag, length and string.
+char* Writer::key_value_head(std::uint32_t number, std::string_view key, std::size_t value_size) {
+  const std::size_t contents = length_field_size(kKeyField, key.size()) + length_field_size(kValueField, value_size);
+  const std::size_t start = edits_.size();
+  edits_.resize(start + length_field_size(number, contents));
+  char* at = put_header(edits_.data() + start, number, contents);
+  at = put_bytes(put_header(at, kKeyField, key.size()), key);
+  return put_header(at, kValueField, value_size);
+}
+
+void Writer::key_value_field(std::uint32_t number, std::string_view key, std::string_view value) {
+  const std::size_t start = edits_.size();
+  put_bytes(key_value_head(number, key, value.size()), value);
+  edit_piece(start);
+}
+
+void Writer::key_string_field(std::uint32_t number, std::string_view key, std::string_view text) {
+  const std::size_t start = edits_.size();
+  char* at = key_value_head(number, key, length_field_size(kStringField, text.size()));
+  put_bytes(put_header(at, kStringField, text.size()), text);
   edit_piece(start);
 }
 

@@ -23,10 +23,11 @@ class Writer {
     std::size_t pieces = 0;
     std::size_t edits = 0;
     std::size_t size = 0;
+    std::size_t last = 0;  // the last piece's size: a copy or an edit after the mark may grow it
   };
 
   void clear();
-  Mark mark() const { return {pieces_.size(), edits_.size(), planned_}; }
+  Mark mark() const { return {pieces_.size(), edits_.size(), planned_, pieces_.empty() ? 0 : pieces_.back().size}; }
   // Drops everything planned since `mark`.
   void rewind(const Mark& mark);
 
@@ -39,6 +40,11 @@ class Writer {
   void varint_field(std::uint32_t number, std::uint64_t value);
   void fixed64_field(std::uint32_t number, std::uint64_t value);
   void bytes_field(std::uint32_t number, std::string_view bytes);
+  // A KeyValue message field {key, value} as one edit (no header pieces): `value` is the
+  // AnyValue's encoding. Its bytes are copied, so they may be reused once this returns.
+  void key_value_field(std::uint32_t number, std::string_view key, std::string_view value);
+  // The same with the value AnyValue{string_value: text}.
+  void key_string_field(std::uint32_t number, std::string_view key, std::string_view text);
 
   std::size_t planned_size() const { return planned_; }
   // Appends the planned encoding to `out`.
@@ -57,6 +63,7 @@ class Writer {
   void tag(std::uint32_t number, WireType type);
   void varint(std::uint64_t value);
   void edit_piece(std::size_t start);
+  char* key_value_head(std::uint32_t number, std::string_view key, std::size_t value_size);
 
   std::vector<Piece> pieces_;
   std::string edits_;  // re-emitted fields, encoded

@@ -156,4 +156,63 @@ TEST_CASE("the wire writer copies adjacent kept ranges as one and forgets a rewo
   CHECK(writer.planned_size() == 6);
 }
 
+TEST_CASE("the wire writer plans a whole key-value field as one edit among kept ranges and headers", "[wire]") {
+  // span { name "n" } kept, then attributes added whole, one inside a rewound plan.
+  Span original;
+  original.set_name("n");
+  const std::string input = original.SerializeAsString();
+  AnyValue number;
+  number.set_int_value(42);
+  const std::string encoded = number.SerializeAsString();
+  const std::string long_text(300, 'x');  // past 127 bytes: two-byte lengths at both levels
+
+  Writer writer;
+  writer.copy(input);
+  writer.key_string_field(9, "kind", "LLM");
+  const Writer::Mark dropped = writer.mark();
+  writer.key_string_field(9, "dropped", "d");
+  writer.key_value_field(9, "dropped too", encoded);
+  writer.rewind(dropped);
+  std::string reused = encoded;  // the writer copies a value's bytes: reusing them is safe
+  writer.key_value_field(9, "count", reused);
+  reused.assign("garbage");
+  const Writer::Mark opened = writer.mark();
+  writer.open(9);
+  writer.bytes_field(1, "opened");
+  writer.close(opened);
+  writer.key_string_field(9, "long", long_text);
+  writer.key_value_field(9, "e", "");  // an unset value
+
+  std::string out;
+  writer.write(out);
+  CHECK(out.size() == writer.planned_size());
+  Span expected = original;
+  auto add = [&](const std::string& key) -> KeyValue& {
+    KeyValue& kv = *expected.add_attributes();
+    kv.set_key(key);
+    return kv;
+  };
+  add("kind").mutable_value()->set_string_value("LLM");
+  *add("count").mutable_value() = number;
+  add("opened");
+  add("long").mutable_value()->set_string_value(long_text);
+  add("e").mutable_value();
+  CHECK(out == expected.SerializeAsString());
+}
+
+TEST_CASE("the wire writer forgets bytes merged into the range before a rewound mark", "[wire]") {
+  const std::string input = "abcd";
+  Writer writer;
+  writer.copy(std::string_view(input).substr(0, 2));
+  writer.varint_field(1, 7);
+  const Writer::Mark mark = writer.mark();
+  writer.varint_field(2, 8);  // merges into the edit planned before the mark
+  writer.rewind(mark);
+  writer.copy(std::string_view(input).substr(2, 2));
+  std::string out;
+  writer.write(out);
+  CHECK(out == "ab" + bytes({0x08, 7}) + "cd");
+  CHECK(writer.planned_size() == out.size());
+}
+
 }  // namespace proxy::otlp::wire
