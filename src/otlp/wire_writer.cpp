@@ -133,7 +133,7 @@ void Writer::write(std::string& out) const {
   for (const Piece& piece : pieces_) {
     switch (piece.kind) {
       case Kind::input: out.append(piece.data, piece.size); break;
-      case Kind::edit: out.append(edits_, piece.offset, piece.size); break;
+      case Kind::edit: out.append(edits_.data() + piece.offset, piece.size); break;
       case Kind::header: {  // one append, not one per byte: most pieces are headers
         char header[20];
         char* end = put_varint(header, (std::uint64_t{piece.number} << 3) | static_cast<std::uint8_t>(WireType::length));
