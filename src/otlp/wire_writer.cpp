@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "otlp/wire_schema.hpp"
+
 namespace proxy::otlp::wire {
 namespace {
 
@@ -15,10 +17,9 @@ char* put_varint(char* at, std::uint64_t value) {
   return at;
 }
 
-// KeyValue's and AnyValue's field numbers.
+// KeyValue's field numbers (AnyValue's are ValueCase).
 constexpr std::uint32_t kKeyField = 1;
 constexpr std::uint32_t kValueField = 2;
-constexpr std::uint32_t kStringField = 1;
 
 std::size_t length_field_size(std::uint32_t number, std::size_t contents) {
   return varint_size(std::uint64_t{number} << 3) + varint_size(contents) + contents;
@@ -123,8 +124,8 @@ void Writer::key_value_field(std::uint32_t number, std::string_view key, std::st
 
 void Writer::key_string_field(std::uint32_t number, std::string_view key, std::string_view text) {
   const std::size_t start = edits_.size();
-  char* at = key_value_head(number, key, length_field_size(kStringField, text.size()));
-  put_bytes(put_header(at, kStringField, text.size()), text);
+  char* at = key_value_head(number, key, length_field_size(ValueCase::kString, text.size()));
+  put_bytes(put_header(at, ValueCase::kString, text.size()), text);
   edit_piece(start);
 }
 
